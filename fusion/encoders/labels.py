@@ -1,0 +1,96 @@
+"""Class labels of the pretrained encoders, shipped in ``fusion/assets``.
+
+* ImageNet-1k (1000 classes): the order of SoundNet's ``conv8`` object head and of every
+  ImageNet CNN's logits. Each label keeps its WordNet 3.0 noun id (``n02123045``) because
+  the audio-noun verifier maps caption nouns onto WordNet synsets.
+* Places2 (401 scenes): the order of SoundNet's ``conv8_2`` place head.
+
+Both files come from cvondrick/soundnet (MIT); see ``fusion/assets/README.md``.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from importlib import resources
+
+IMAGENET_FILE = "categories_imagenet.txt"
+PLACES_FILE = "categories_places2.txt"
+NUM_IMAGENET_CLASSES = 1000
+NUM_PLACES_CLASSES = 401
+
+
+@dataclass(frozen=True)
+class ImageNetLabel:
+    """One ImageNet class.
+
+    Attributes:
+        wnid: WordNet 3.0 noun id, e.g. ``"n02123045"``.
+        name: the first (most common) synonym, e.g. ``"tabby"`` or ``"great white shark"``.
+        synonyms: every synonym of the line, ``name`` first.
+    """
+
+    wnid: str
+    name: str
+    synonyms: tuple[str, ...] = ()
+
+    @property
+    def slug(self) -> str:
+        """The plain class name as one token (spaces -> ``_``), e.g. ``"great_white_shark"``."""
+        return plain_name(self.name)
+
+    @property
+    def offset(self) -> int:
+        """The WordNet noun offset as an int (``n02123045`` -> 2123045)."""
+        return int(self.wnid[1:])
+
+
+def plain_name(name: str) -> str:
+    """One-token class name: lower-case words joined by ``_`` (``"Great white shark"`` -> ``great_white_shark``)."""
+    return "_".join(name.strip().lower().split())
+
+
+def _read_asset(filename: str) -> list[str]:
+    text = resources.files("fusion").joinpath("assets", filename).read_text(encoding="utf-8")
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+@functools.lru_cache(maxsize=1)
+def imagenet_labels() -> tuple[ImageNetLabel, ...]:
+    """The 1000 ImageNet classes in logit order (== SoundNet conv8 order).
+
+    Returns:
+        1000 :class:`ImageNetLabel`, index i = logit i.
+    """
+    labels = []
+    for line in _read_asset(IMAGENET_FILE):
+        wnid, _, names = line.partition(" ")
+        synonyms = tuple(s.strip() for s in names.split(",") if s.strip())
+        labels.append(ImageNetLabel(wnid=wnid, name=synonyms[0], synonyms=synonyms))
+    if len(labels) != NUM_IMAGENET_CLASSES:  # the shipped file is fixed; guard against a bad install
+        raise RuntimeError(f"{IMAGENET_FILE}: expected {NUM_IMAGENET_CLASSES} classes, found {len(labels)}")
+    return tuple(labels)
+
+
+@functools.lru_cache(maxsize=1)
+def places_labels() -> tuple[str, ...]:
+    """The 401 Places2 scenes in SoundNet conv8_2 order, as plain names.
+
+    ``/r/railroad_track`` -> ``railroad_track``; ``/t/train_station/platform`` ->
+    ``train_station_platform`` (the letter folder dropped, the qualifier joined by ``_``).
+
+    Returns:
+        401 plain scene names, index i = conv8_2 output i.
+    """
+    names = []
+    for line in _read_asset(PLACES_FILE):
+        parts = [p for p in line.split("/") if p]
+        names.append("_".join(parts[1:]) if len(parts) > 1 else parts[0])
+    if len(names) != NUM_PLACES_CLASSES:
+        raise RuntimeError(f"{PLACES_FILE}: expected {NUM_PLACES_CLASSES} classes, found {len(names)}")
+    return tuple(names)
+
+
+def imagenet_names() -> tuple[str, ...]:
+    """The 1000 ImageNet classes as plain one-token names (``tabby``, ``great_white_shark``)."""
+    return tuple(label.slug for label in imagenet_labels())

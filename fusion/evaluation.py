@@ -1,0 +1,319 @@
+"""Caption metrics: coco-caption (BLEU-1..4, METEOR, ROUGE-L, CIDEr), benchmark judgements,
+and caption diagnostics.
+
+``coco_metrics`` follows pycocoevalcap's ``COCOEvalCap.evaluate`` in memory: PTB
+tokenization, then each scorer's ``compute_score(gts, res)``, on pycocoevalcap's scale
+(0-1; CIDEr 0-10). METEOR runs in one JVM per process (``fusion.coco.get_meteor``).
+SPICE is left out: it downloads Stanford CoreNLP models at first use, which cannot work
+offline. Per-video scores are kept for paired significance tests.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from fusion.errors import DataError
+
+logger = logging.getLogger(__name__)
+
+METRICS: tuple[str, ...] = ("Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4", "METEOR", "ROUGE_L", "CIDEr")
+SPICE_NOTE = "SPICE omitted: it downloads Stanford CoreNLP models at first use and cannot run offline"
+# Stands in for an empty caption after tokenization: pycocoevalcap's ROUGE divides by the
+# hypothesis length. It matches no reference word, so every metric scores it ~0.
+EMPTY_CAPTION = "emptycaption"
+
+
+@dataclass
+class EvalResult:
+    """Corpus metrics and per-video scores.
+
+    Attributes:
+        metrics: metric name (``METRICS``) -> corpus score.
+        per_video: video id -> metric name -> that video's score.
+        n_videos: number of scored videos.
+        notes: caveats worth showing a user (SPICE left out, empty captions).
+    """
+
+    metrics: dict[str, float]
+    per_video: dict[str, dict[str, float]]
+    n_videos: int
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"Bleu_1": f, ..., "CIDEr": f, "n_videos": n, "notes": [...]}``."""
+        return {**self.metrics, "n_videos": self.n_videos, "notes": list(self.notes)}
+
+
+def _describe(ids: Sequence[str], limit: int = 5) -> str:
+    shown = ", ".join(repr(i) for i in list(ids)[:limit])
+    return f"{len(ids)} id(s): {shown}{', ...' if len(ids) > limit else ''}"
+
+
+def check_ids(predictions: Mapping[str, str], references: Mapping[str, Sequence[str]]) -> None:
+    """DataError unless predictions and references cover the same ids, each with a reference."""
+    if not predictions:
+        raise DataError("no predictions to score: give at least one (id, caption)")
+    extra = [i for i in predictions if i not in references]
+    if extra:
+        raise DataError(f"predictions without references, {_describe(extra)}; check the ids or the references file")
+    missing = [i for i in references if i not in predictions]
+    if missing:
+        raise DataError(f"references without predictions, {_describe(missing)}; caption every video "
+                        "or score only the predicted ids (fusion score --ignore-missing)")
+    empty = [i for i, refs in references.items() if not refs]
+    if empty:
+        raise DataError(f"videos without reference captions, {_describe(empty)}; give each at least one")
+
+
+def coco_metrics(predictions: Mapping[str, str], references: Mapping[str, Sequence[str]]) -> EvalResult:
+    """BLEU-1..4, METEOR, ROUGE-L and CIDEr of one caption per video against its references.
+
+    Args:
+        predictions: video id -> predicted caption.
+        references: video id -> reference captions; the same ids as ``predictions``.
+
+    Returns:
+        The corpus metrics and per-video scores. Raises DataError for mismatched ids and
+        JavaError when Java is missing (PTB tokenizer, METEOR).
+    """
+    from pycocoevalcap.bleu.bleu import Bleu
+    from pycocoevalcap.cider.cider import Cider
+    from pycocoevalcap.rouge.rouge import Rouge
+
+    from fusion.coco import get_meteor, ptb_tokenize
+
+    check_ids(predictions, references)
+    ids = list(predictions)
+    gts = ptb_tokenize({i: list(references[i]) for i in ids})
+    res = ptb_tokenize({i: [predictions[i]] for i in ids})
+    notes = [SPICE_NOTE]
+    empty = [i for i in ids if not res[i][0]]
+    if empty:
+        notes.append(f"{len(empty)} empty caption(s) scored as a word matching nothing")
+        for i in empty:
+            res[i] = [EMPTY_CAPTION]
+    gts = {i: [r if r else EMPTY_CAPTION for r in gts[i]] for i in ids}
+
+    metrics: dict[str, float] = {}
+    per_video: dict[str, dict[str, float]] = {i: {} for i in ids}
+    bleu, bleu_per = Bleu(4).compute_score(gts, res, verbose=0)
+    for n in range(4):
+        metrics[f"Bleu_{n + 1}"] = float(bleu[n])
+        for i, s in zip(ids, bleu_per[n]):
+            per_video[i][f"Bleu_{n + 1}"] = float(s)
+    for name, scorer in (("METEOR", get_meteor()), ("ROUGE_L", Rouge()), ("CIDEr", Cider())):
+        corpus, per = scorer.compute_score(gts, res)
+        metrics[name] = float(corpus)
+        for i, s in zip(ids, per):
+            per_video[i][name] = float(s)
+    logger.info("scored %d videos: %s", len(ids), {k: round(v, 4) for k, v in metrics.items()})
+    return EvalResult(metrics=metrics, per_video=per_video, n_videos=len(ids), notes=notes)
+
+
+def is_benchmark(entries: Iterable[Any]) -> bool:
+    """Whether the entries carry the audio-visual benchmark's meta (objects + audio kind)."""
+    entries = list(entries)
+    return bool(entries) and all("objects" in e.meta and "audio_kind" in e.meta for e in entries)
+
+
+def benchmark_metrics(predictions: Mapping[str, str], entries: Sequence[Any]) -> dict[str, Any]:
+    """The benchmark's judgements (``fusion.benchmark.judge_caption``) over the predicted clips.
+
+    Args:
+        predictions: video id -> caption.
+        entries: ManifestEntry objects of those videos (``meta`` names objects and sound).
+
+    Returns:
+        ``{}`` when the entries are not benchmark clips, else ``sound_accuracy`` (clips with
+        a sound source whose caption names it), ``visual_accuracy`` (shape, colour and action
+        right), ``false_sound_rate`` (captions naming a source that is not there, over all
+        clips), ``false_sound_rate_no_source`` (the same over silent and soundless clips) and
+        the counts behind them.
+    """
+    from fusion.benchmark import judge_caption
+
+    scored = [e for e in entries if e.id in predictions]
+    if not is_benchmark(scored):
+        return {}
+    judged = [(e, judge_caption(predictions[e.id], e.meta)) for e in scored]
+    with_source = [j for _, j in judged if j.sound_named is not None]
+    no_source = [j for _, j in judged if j.sound_named is None]
+
+    def share(flags: Sequence[bool]) -> float | None:
+        return sum(flags) / len(flags) if flags else None
+
+    return {
+        "sound_accuracy": share([bool(j.sound_named) for j in with_source]),
+        "visual_accuracy": share([j.visual_correct for _, j in judged]),
+        "false_sound_rate": share([j.false_sound for _, j in judged]),
+        "false_sound_rate_no_source": share([j.false_sound for j in no_source]),
+        "n_with_sound_source": len(with_source),
+        "n_without_sound_source": len(no_source),
+    }
+
+
+def benchmark_per_video(predictions: Mapping[str, str], entries: Sequence[Any]) -> dict[str, dict[str, float]]:
+    """Per benchmark clip: sound_named (1/0, absent without a source), visual_correct, false_sound."""
+    from fusion.benchmark import judge_caption
+
+    scored = [e for e in entries if e.id in predictions]
+    if not is_benchmark(scored):
+        return {}
+    out: dict[str, dict[str, float]] = {}
+    for e in scored:
+        j = judge_caption(predictions[e.id], e.meta)
+        row = {"visual_correct": float(j.visual_correct), "false_sound": float(j.false_sound)}
+        if j.sound_named is not None:
+            row["sound_named"] = float(j.sound_named)
+        out[e.id] = row
+    return out
+
+
+def caption_diagnostics(predictions: Mapping[str, str], train_captions: Iterable[str]) -> dict[str, Any]:
+    """How varied and how novel the captions are (ImageCaptioning.pytorch-style diagnostics).
+
+    Args:
+        predictions: video id -> caption.
+        train_captions: the training captions (compared after ``fusion.text.normalize``).
+
+    Returns:
+        ``vocab_used`` (distinct words), ``novel_share`` (captions not found verbatim among
+        the training captions), ``unique_share`` (distinct captions / captions),
+        ``mean_length`` (words), ``n_captions``.
+    """
+    from fusion.text import normalize
+
+    norm = [normalize(c) for c in predictions.values()]
+    train = {normalize(c) for c in train_captions}
+    words = [w for c in norm for w in c.split()]
+    n = len(norm)
+    return {
+        "vocab_used": len(set(words)),
+        "novel_share": (sum(c not in train for c in norm) / n) if n else 0.0,
+        "unique_share": (len(set(norm)) / n) if n else 0.0,
+        "mean_length": (len(words) / n) if n else 0.0,
+        "n_captions": n,
+    }
+
+
+# ---------------------------------------------------------------- caption files
+ID_KEYS = ("id", "video_id", "image_id", "vid")
+CAPTION_KEYS = ("caption", "sentence", "text", "captions")
+
+
+def _pick(record: Mapping[str, Any], keys: Sequence[str], path: Any, where: str) -> Any:
+    for key in keys:
+        if key in record:
+            return record[key]
+    raise DataError(f"{path}: {where} has no {'/'.join(keys)} field; give each record an id and a caption")
+
+
+def _add(out: dict[str, list[str]], vid: Any, caption: Any, path: Any, where: str) -> None:
+    captions = caption if isinstance(caption, list) else [caption]
+    if not all(isinstance(c, str) for c in captions):
+        raise DataError(f"{path}: {where}: captions must be strings, got {caption!r}")
+    out.setdefault(str(vid), []).extend(captions)
+
+
+def _read_json(path: Any, text: str) -> dict[str, list[str]]:
+    import json
+
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise DataError(f"{path}: not valid JSON ({err}); give JSON, JSON Lines, CSV or id<TAB>caption text") from err
+    if isinstance(data, dict) and isinstance(data.get("annotations"), list):
+        data = data["annotations"]  # COCO annotation file
+    out: dict[str, list[str]] = {}
+    if isinstance(data, dict):  # {id: caption | [captions]}
+        for vid, caption in data.items():
+            _add(out, vid, caption, path, f"id {vid!r}")
+    elif isinstance(data, list):  # [{"id": .., "caption": ..}, ...] (COCO results)
+        for n, rec in enumerate(data):
+            if not isinstance(rec, dict):
+                raise DataError(f"{path}: item {n} is not an object; give {{\"id\": ..., \"caption\": ...}}")
+            _add(out, _pick(rec, ID_KEYS, path, f"item {n}"), _pick(rec, CAPTION_KEYS, path, f"item {n}"), path,
+                 f"item {n}")
+    else:
+        raise DataError(f"{path}: expected an object {{id: caption}} or a list of records")
+    return out
+
+
+def _read_jsonl(path: Any, text: str) -> dict[str, list[str]]:
+    import json
+
+    out: dict[str, list[str]] = {}
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise DataError(f"{path}:{n}: not valid JSON ({err}); one {{\"id\", \"caption\"}} object per line") from err
+        if not isinstance(rec, dict):
+            raise DataError(f"{path}:{n}: expected an object with id and caption")
+        _add(out, _pick(rec, ID_KEYS, path, f"line {n}"), _pick(rec, CAPTION_KEYS, path, f"line {n}"), path, f"line {n}")
+    return out
+
+
+def _read_csv(path: Any, text: str) -> dict[str, list[str]]:
+    import csv
+    import io
+
+    reader = csv.DictReader(io.StringIO(text))
+    header = reader.fieldnames or []
+    id_key = next((k for k in ID_KEYS if k in header), None)
+    cap_key = next((k for k in CAPTION_KEYS if k in header), None)
+    if id_key is None or cap_key is None:
+        raise DataError(f"{path}: CSV header {header} needs an id column ({'/'.join(ID_KEYS)}) "
+                        f"and a caption column ({'/'.join(CAPTION_KEYS)})")
+    out: dict[str, list[str]] = {}
+    for row in reader:
+        _add(out, row[id_key], row[cap_key] or "", path, f"row {reader.line_num}")
+    return out
+
+
+def _read_tsv(path: Any, text: str) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        if "\t" not in line:
+            raise DataError(f"{path}:{n}: no tab; write `id<TAB>caption` lines (or use .json/.jsonl/.csv)")
+        vid, caption = line.split("\t", 1)
+        _add(out, vid.strip(), caption.strip(), path, f"line {n}")
+    return out
+
+
+def read_captions(path: Any) -> dict[str, list[str]]:
+    """Captions per id from JSON, JSON Lines, CSV or ``id<TAB>caption`` text (by extension).
+
+    JSON: ``{id: caption or [captions]}``, a list of ``{"id"|"video_id"|"image_id", "caption"}``
+    records (COCO results), or a COCO annotation file. JSON Lines: one such record per line.
+    CSV: a header with an id and a caption column. Anything else: ``id<TAB>caption`` lines,
+    e.g. the S2VT release's ``sents_test_lc_nopunc.txt``. An id may repeat (several references).
+    """
+    from pathlib import Path
+
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"{p}: no such file; give a captions file (JSON, JSON Lines, CSV or id<TAB>caption text)")
+    text = p.read_text(encoding="utf-8-sig")
+    suffix = p.suffix.lower()
+    reader = {".json": _read_json, ".jsonl": _read_jsonl, ".csv": _read_csv}.get(suffix, _read_tsv)
+    captions = reader(p, text)
+    if not captions:
+        raise DataError(f"{p}: no captions found; check the file format")
+    return captions
+
+
+def read_predictions(path: Any) -> dict[str, str]:
+    """One caption per id (see :func:`read_captions`); DataError naming ids with several."""
+    captions = read_captions(path)
+    several = [i for i, c in captions.items() if len(c) != 1]
+    if several:
+        raise DataError(f"{path}: predictions need one caption per id, {_describe(several)} have several")
+    return {i: c[0] for i, c in captions.items()}

@@ -1,0 +1,185 @@
+"""Extract many videos into a store: resumable, shardable, decode overlapped with the CNN.
+
+While the frame CNN and SoundNet run on clip i (torch ops release the GIL), a background
+thread decodes clips i+1..i+k with av (ffmpeg also releases the GIL), so on a machine with
+few cores decode time hides behind network time instead of adding to it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from fusion.errors import DataError, FusionError
+from fusion.features.config import ExtractConfig, ExtractSummary
+from fusion.features.extractor import FeatureExtractor
+from fusion.features.inputs import select_shard
+from fusion.features.store import FeatureStore
+
+logger = logging.getLogger(__name__)
+
+
+def _error_text(err: BaseException) -> str:
+    """One line for failures.jsonl and the summary; project errors already are one line."""
+    if isinstance(err, FusionError):
+        return str(err)
+    return f"{type(err).__name__}: {err}".splitlines()[0]
+
+
+class _Prefetcher:
+    """Decode up to ``depth`` clips ahead in ``workers`` threads (inline when workers == 0)."""
+
+    def __init__(self, extractor: FeatureExtractor, todo: list[tuple[str, str]], workers: int) -> None:
+        self.extractor = extractor
+        self.todo = todo
+        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decode") if workers > 0 else None
+        self.depth = workers + 1
+        self.queue: deque[tuple[str, str, Future[Any]]] = deque()
+        self.next_index = 0
+
+    def _fill(self) -> None:
+        assert self.pool is not None
+        while len(self.queue) < self.depth and self.next_index < len(self.todo):
+            video_id, path = self.todo[self.next_index]
+            self.queue.append((video_id, path, self.pool.submit(self.extractor.decode, path)))
+            self.next_index += 1
+
+    def __iter__(self):  # yields (id, path, media or the exception decoding raised)
+        if self.pool is None:
+            for video_id, path in self.todo:
+                try:
+                    yield video_id, path, self.extractor.decode(path)
+                except Exception as err:  # noqa: BLE001 (recorded as a failure by the caller)
+                    yield video_id, path, err
+            return
+        self._fill()
+        while self.queue:
+            video_id, path, future = self.queue.popleft()
+            try:
+                media: Any = future.result()
+            except Exception as err:  # noqa: BLE001
+                media = err
+            self._fill()  # start the next decode before the networks take the cores
+            yield video_id, path, media
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+def extract_to_store(
+    inputs: list[tuple[str, str]],
+    store: FeatureStore | str | Path,
+    config: ExtractConfig,
+    shard: tuple[int, int] = (0, 1),
+    overwrite: bool = False,
+    progress: bool = True,
+    extractor: FeatureExtractor | None = None,
+) -> ExtractSummary:
+    """Extract this shard's inputs into ``store``; finished ids are skipped unless ``overwrite``.
+
+    Args:
+        inputs: ``(id, path)`` pairs (see :func:`fusion.features.inputs.collect_inputs`).
+        store: a store, or the folder of one (created with ``config`` if new).
+        config: the extraction config; must match the store's unless ``overwrite``.
+        shard: ``(I, N)``: only ids whose stable hash falls in shard I of N.
+        overwrite: re-extract finished ids too (and adopt ``config`` if it changed).
+        progress: show a tqdm bar (clips/s).
+        extractor: reuse loaded encoders (else built here, only when there is work).
+
+    Returns:
+        The run's :class:`ExtractSummary`. Files that fail are logged to the store's
+        ``failures.jsonl`` and listed in ``failed``; the others complete.
+
+    Raises:
+        DataError: bad shard, config mismatch. WeightsError: pretrained weights missing.
+    """
+    start = time.perf_counter()
+    if not isinstance(store, FeatureStore):
+        store = FeatureStore(store, config, overwrite=overwrite)
+    elif overwrite and store.config != config:
+        store = FeatureStore(store.path, config, overwrite=True)
+    mine = select_shard(inputs, shard)
+    todo = mine if overwrite else [(i, p) for i, p in mine if i not in store]
+    summary = ExtractSummary(skipped=len(mine) - len(todo), store=str(store.path))
+    if not todo:
+        summary.elapsed_s = time.perf_counter() - start
+        return summary
+    extractor = extractor or FeatureExtractor(config)
+    store.set_encoders(extractor.encoders_info(), extractor.dims())
+    prefetch = _Prefetcher(extractor, todo, config.decode_workers)
+    bar = tqdm(total=len(todo), unit="clip", desc=f"extract {shard[0]}/{shard[1]}", disable=None if progress else True)
+    try:
+        for video_id, path, media in prefetch:
+            try:
+                if isinstance(media, BaseException):
+                    raise media
+                record = extractor.describe(media, video_id)
+                t0 = time.perf_counter()
+                store.write(record)
+                extractor.timings["write"] += time.perf_counter() - t0
+                summary.done += 1
+            except Exception as err:  # noqa: BLE001 (one bad file must not stop the others)
+                text = _error_text(err)
+                if not isinstance(err, FusionError):
+                    logger.error("%s: unexpected error", path, exc_info=err)
+                store.log_failure(path, video_id, text)
+                summary.failed.append({"file": path, "error": text})
+            bar.update(1)
+    finally:
+        bar.close()
+        prefetch.close()
+    summary.elapsed_s = time.perf_counter() - start
+    logger.info(
+        "%s: %d done, %d skipped, %d failed in %.1f s", store.path, summary.done, summary.skipped,
+        len(summary.failed), summary.elapsed_s,
+    )
+    return summary
+
+
+def ensure_features(
+    entries: list[Any],
+    store_path: str | Path,
+    config: ExtractConfig,
+    *,
+    progress: bool = True,
+    allow_failures: bool = False,
+) -> FeatureStore:
+    """Make sure every manifest entry has a record in the store; extract the missing ones.
+
+    Args:
+        entries: :class:`fusion.manifest.ManifestEntry` list (``id`` and absolute ``video``).
+        store_path: the store folder (created if new).
+        config: the extraction config (must match an existing store's).
+        progress: tqdm bar while extracting.
+        allow_failures: only warn when some videos cannot be read (their ids stay missing).
+
+    Returns:
+        The opened :class:`FeatureStore`.
+
+    Raises:
+        DataError: config mismatch, or (unless ``allow_failures``) videos that failed.
+    """
+    store = FeatureStore(store_path, config)
+    pairs = sorted({(e.id, str(e.video)) for e in entries})
+    missing = [(i, p) for i, p in pairs if i not in store]
+    if not missing:
+        return store
+    logger.info("%s: extracting %d of %d videos", store.path, len(missing), len(pairs))
+    summary = extract_to_store(missing, store, config, progress=progress)
+    if summary.failed:
+        first = summary.failed[0]
+        message = (
+            f"{len(summary.failed)} of {len(pairs)} videos could not be read (first: {first['file']}: "
+            f"{first['error']}); see {store.failures_path}"
+        )
+        if not allow_failures:
+            raise DataError(message + "; fix or drop them from the manifest")
+        logger.warning("%s", message)
+    return store

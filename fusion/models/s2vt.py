@@ -1,0 +1,293 @@
+"""S2VT: sequence to sequence video to text, with an optional audio input.
+
+Venugopalan et al., "Sequence to Sequence -- Video to Text", ICCV 2015. Two stacked LSTMs
+share one timeline. In the *encoding* phase the first LSTM reads the (projected) frame
+features while the second reads the first's output next to an empty word slot; in the
+*decoding* phase the first LSTM reads padding and the second reads the first's output
+concatenated with the embedding of the previous word; a linear layer and a softmax over the
+vocabulary follow the second LSTM.
+
+Audio (SoundNet features), chosen by ``S2VTConfig.audio_mode``:
+
+* ``"none"``: the paper's video-only model.
+* ``"early"``: the audio steps are resampled (linear interpolation over time) to the frame
+  steps, projected to ``audio_embed_size`` and concatenated to every frame step.
+* ``"stream"``: a separate audio input stream. The first LSTM reads the frame steps, then the
+  audio steps at their own rate (~0.37 s per SoundNet pool5 step) through their own
+  projection, so the sound is the last thing the encoder hears before it starts to speak.
+
+An absent audio modality (a video without an audio stream, e.g. every MSVD clip) is never fed
+as zeros pretending to be sound: it is replaced by a *learned* ``absent`` vector (one per
+frame step in ``early`` mode, one single step in ``stream`` mode). With
+``modality_dropout = p`` training replaces present audio by the absent input with
+probability ``p`` per video, so the model also learns to caption without sound.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
+
+if TYPE_CHECKING:
+    from fusion.data import Batch
+
+AudioMode = Literal["none", "early", "stream"]
+
+
+@dataclass
+class S2VTConfig:
+    """Hyper-parameters of :class:`S2VT` (input and vocabulary sizes come from the data).
+
+    Defaults follow the released S2VT Caffe model: 1000 hidden units per LSTM, frame
+    features and words embedded to 500 dimensions, dropout 0.5.
+    """
+
+    hidden_size: int = 1000
+    frame_embed_size: int = 500
+    word_embed_size: int = 500
+    audio_mode: AudioMode = "none"
+    audio_embed_size: int = 128  # "early": width of the audio part of every frame step
+    dropout: float = 0.5
+    modality_dropout: float = 0.0  # training only: P(present audio -> learned absent input)
+    input_norm: bool = True  # LayerNorm on raw features: CNN / SoundNet scales differ a lot
+
+    def __post_init__(self) -> None:
+        for name in ("hidden_size", "frame_embed_size", "word_embed_size", "audio_embed_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"model.{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("dropout", "modality_dropout"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ValueError(f"model.{name} must be in [0, 1), got {getattr(self, name)}")
+
+    @property
+    def uses_audio(self) -> bool:
+        """Whether the model reads the audio features at all."""
+        return self.audio_mode != "none"
+
+
+@dataclass
+class DecoderState:
+    """Recurrent state of both LSTMs for ``N`` decoding rows.
+
+    Attributes:
+        h1, c1: float32 (1, N, H) first LSTM hidden / cell state.
+        h2, c2: float32 (1, N, H) second LSTM hidden / cell state.
+    """
+
+    h1: Tensor
+    c1: Tensor
+    h2: Tensor
+    c2: Tensor
+
+    def index_select(self, idx: Tensor) -> DecoderState:
+        """Rows ``idx`` (long (N',)) of every tensor, in that order."""
+        return DecoderState(*(t.index_select(1, idx) for t in (self.h1, self.c1, self.h2, self.c2)))
+
+    @property
+    def num_rows(self) -> int:
+        return self.h1.shape[1]
+
+
+def resample_steps(audio: Tensor, audio_lengths: Tensor, frame_lengths: Tensor, num_steps: int) -> Tensor:
+    """Linearly resample each video's audio steps onto its frame steps.
+
+    Frames and audio both cover the whole clip uniformly, so frame step ``t`` of ``T_b``
+    sits at relative time ``(t + 0.5) / T_b``; the audio is interpolated there.
+
+    Args:
+        audio: float32 (B, A, D) audio step features, padded at the end.
+        audio_lengths: long (B,) valid audio steps per video (>= 1).
+        frame_lengths: long (B,) valid frame steps per video (>= 1).
+        num_steps: T, the padded number of frame steps.
+
+    Returns:
+        float32 (B, T, D); steps beyond a video's frame length repeat its last value.
+    """
+    a_len = audio_lengths.clamp(min=1).to(audio.dtype)[:, None]  # (B, 1)
+    t_len = frame_lengths.clamp(min=1).to(audio.dtype)[:, None]  # (B, 1)
+    t = torch.arange(num_steps, device=audio.device, dtype=audio.dtype)[None]  # (1, T)
+    pos = ((t + 0.5) * a_len / t_len - 0.5).clamp(min=0.0)  # (B, T)
+    pos = torch.minimum(pos, a_len - 1)
+    lo = pos.floor().long()  # (B, T)
+    hi = torch.minimum(lo + 1, (a_len - 1).long())  # (B, T)
+    w = (pos - lo.to(pos.dtype))[..., None]  # (B, T, 1)
+    d = audio.shape[-1]
+    a_lo = audio.gather(1, lo[..., None].expand(-1, -1, d))  # (B, T, D)
+    a_hi = audio.gather(1, hi[..., None].expand(-1, -1, d))  # (B, T, D)
+    return a_lo * (1 - w) + a_hi * w
+
+
+class S2VT(nn.Module):
+    """The S2VT captioner; see the module docstring.
+
+    Args:
+        config: hyper-parameters.
+        vocab_size: V, output classes (the vocabulary, specials included).
+        frame_dim: Dv, raw frame feature width (EfficientNet-Lite0: 1280, VGG16 fc7: 4096).
+        audio_dim: Da, raw audio feature width (SoundNet pool5: 256); ignored for "none".
+    """
+
+    def __init__(self, config: S2VTConfig, vocab_size: int, frame_dim: int, audio_dim: int = 0) -> None:
+        super().__init__()
+        self.config = config
+        self.vocab_size, self.frame_dim, self.audio_dim = vocab_size, frame_dim, audio_dim
+        c = config
+        self.frame_norm = nn.LayerNorm(frame_dim, elementwise_affine=False) if c.input_norm else nn.Identity()
+        self.frame_proj = nn.Linear(frame_dim, c.frame_embed_size)
+        # A video with no video stream (audio-only file) reads one learned step.
+        self.absent_frames = nn.Parameter(torch.zeros(c.frame_embed_size))
+        self.input_size = c.frame_embed_size
+        if c.uses_audio:
+            if audio_dim < 1:
+                raise ValueError(f"audio_mode {c.audio_mode!r} needs audio_dim >= 1, got {audio_dim}")
+            width = c.audio_embed_size if c.audio_mode == "early" else c.frame_embed_size
+            self.audio_norm = nn.LayerNorm(audio_dim, elementwise_affine=False) if c.input_norm else nn.Identity()
+            self.audio_proj = nn.Linear(audio_dim, width)
+            self.absent_audio = nn.Parameter(torch.randn(width) * 0.1)  # learned "no sound" input
+            if c.audio_mode == "early":
+                self.input_size += width
+        self.embed = nn.Embedding(vocab_size, c.word_embed_size)
+        self.lstm1 = nn.LSTM(self.input_size, c.hidden_size, batch_first=True)
+        self.lstm2 = nn.LSTM(c.hidden_size + c.word_embed_size, c.hidden_size, batch_first=True)
+        self.drop = nn.Dropout(c.dropout)
+        self.out = nn.Linear(c.hidden_size, vocab_size)
+
+    # ------------------------------------------------------------------ encoding inputs
+    def _frame_inputs(self, batch: Batch) -> tuple[Tensor, Tensor]:
+        """Projected frame steps (B, T, E) and their lengths long (B,)."""
+        x = self.drop(self.frame_proj(self.frame_norm(batch.frames)))  # (B, T, E)
+        x = x * batch.frame_mask[..., None]
+        lengths = batch.frame_mask.sum(1)  # (B,)
+        no_frames = ~batch.frame_present  # (B,)
+        if no_frames.any():
+            x = x.clone()
+            x[no_frames, 0] = self.absent_frames
+            lengths = torch.where(no_frames, torch.ones_like(lengths), lengths)
+        return x, lengths
+
+    def _audio_present(self, batch: Batch) -> Tensor:
+        """bool (B,): audio present and, in training, not dropped by modality dropout."""
+        present = batch.audio_present.clone()
+        p = self.config.modality_dropout
+        if self.training and p > 0:
+            present &= torch.rand(present.shape, device=present.device) >= p
+        return present
+
+    def encoder_inputs(self, batch: Batch) -> tuple[Tensor, Tensor]:
+        """The first LSTM's encoding-phase input sequence.
+
+        Returns:
+            inputs: float32 (B, S, input_size), padded at the end.
+            lengths: long (B,) valid steps per video.
+        """
+        x, lengths = self._frame_inputs(batch)  # (B, T, E), (B,)
+        mode = self.config.audio_mode
+        if mode == "none":
+            return x, lengths
+        present = self._audio_present(batch)  # (B,)
+        a = self.drop(self.audio_proj(self.audio_norm(batch.audio)))  # (B, A, Ea)
+        a_len = batch.audio_mask.sum(1)  # (B,)
+        if mode == "early":
+            a = resample_steps(a, a_len, lengths, x.shape[1])  # (B, T, Ea)
+            a = torch.where(present[:, None, None], a, self.absent_audio.expand_as(a))
+            return torch.cat([x, a], -1), lengths  # steps past a video's length are never read
+        # "stream": frames, then the audio steps (or one learned absent step).
+        a_mask = batch.audio_mask & present[:, None]  # (B, A)
+        a_mask[:, 0] |= ~present
+        a = torch.where(present[:, None, None], a, self.absent_audio.expand_as(a))
+        a_len = a_mask.sum(1)  # (B,)
+        num_a = a.shape[1]
+        seq = torch.cat([x, x.new_zeros(x.shape[0], num_a, x.shape[2])], 1)  # (B, T + A, E)
+        pos = lengths[:, None] + torch.arange(num_a, device=x.device)[None]  # (B, A)
+        seq = seq.scatter_add(1, pos[..., None].expand_as(a), a * a_mask[..., None])
+        return seq, lengths + a_len
+
+    # ------------------------------------------------------------------ public API
+    def encode(self, batch: Batch) -> DecoderState:
+        """Run the encoding phase; returns the state the decoding phase starts from (N = B)."""
+        inputs, lengths = self.encoder_inputs(batch)  # (B, S, D), (B,)
+        packed = pack_padded_sequence(inputs, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        out1, (h1, c1) = self.lstm1(packed)
+        pad_words = out1.data.new_zeros(out1.data.shape[0], self.config.word_embed_size)
+        in2 = PackedSequence(
+            torch.cat([out1.data, pad_words], 1), out1.batch_sizes, out1.sorted_indices, out1.unsorted_indices
+        )
+        _, (h2, c2) = self.lstm2(in2)
+        return DecoderState(h1, c1, h2, c2)
+
+    def _decode(self, words: Tensor, state: DecoderState) -> tuple[Tensor, DecoderState]:
+        """Decoding phase over given previous words.
+
+        Args:
+            words: long (N, L) previous words (BOS first).
+            state: state for N rows.
+
+        Returns:
+            logits float32 (N, L, V) and the state after the L steps.
+        """
+        n, steps = words.shape
+        pad = words.new_zeros((n, steps, self.input_size), dtype=state.h1.dtype)  # (N, L, D)
+        o1, (h1, c1) = self.lstm1(pad, (state.h1, state.c1))  # (N, L, H)
+        e = self.drop(self.embed(words))  # (N, L, W)
+        o2, (h2, c2) = self.lstm2(torch.cat([o1, e], -1), (state.h2, state.c2))  # (N, L, H)
+        return self.out(self.drop(o2)), DecoderState(h1, c1, h2, c2)
+
+    def forward(self, batch: Batch) -> Tensor:
+        """Teacher-forced logits.
+
+        Args:
+            batch: ``batch.tokens`` long (B, L) = BOS w1 ... EOS PAD...
+
+        Returns:
+            float32 (B, L-1, V) logits; position t predicts ``batch.tokens[:, t + 1]``.
+        """
+        logits, _ = self._decode(batch.tokens[:, :-1], self.encode(batch))
+        return logits
+
+    def step(self, tokens: Tensor, state: DecoderState) -> tuple[Tensor, DecoderState]:
+        """One decoding step.
+
+        Args:
+            tokens: long (N,) the previous word of each row (BOS at the start).
+            state: the rows' state.
+
+        Returns:
+            log_probs float32 (N, V) over the next word, and the new state.
+        """
+        logits, state = self._decode(tokens[:, None], state)  # (N, 1, V)
+        return F.log_softmax(logits[:, 0], -1), state
+
+    @staticmethod
+    def select_state(state: DecoderState, idx: Tensor) -> DecoderState:
+        """Reorder / select rows after beam pruning (``idx`` long (N',) into the N rows)."""
+        return state.index_select(idx)
+
+    @staticmethod
+    def expand_state(state: DecoderState, beam_size: int) -> DecoderState:
+        """Repeat each row ``beam_size`` times: row ``b * beam_size + k`` is video b's beam k."""
+        idx = torch.arange(state.num_rows, device=state.h1.device).repeat_interleave(beam_size)
+        return state.index_select(idx)
+
+    @torch.no_grad()
+    def greedy(self, batch: Batch, bos_id: int, eos_id: int, max_len: int = 20) -> list[list[int]]:
+        """Greedy decoding (argmax each step); returns the word ids per video, EOS excluded."""
+        state = self.encode(batch)
+        n = state.num_rows
+        tokens = torch.full((n,), bos_id, dtype=torch.long, device=state.h1.device)
+        out: list[list[int]] = [[] for _ in range(n)]
+        done = torch.zeros(n, dtype=torch.bool, device=tokens.device)
+        for _ in range(max_len):
+            log_probs, state = self.step(tokens, state)
+            tokens = log_probs.argmax(-1)  # (N,)
+            for i in (~done).nonzero()[:, 0].tolist():
+                if tokens[i].item() != eos_id:
+                    out[i].append(int(tokens[i]))
+            done |= tokens == eos_id
+            if bool(done.all()):
+                break
+        return out

@@ -1,0 +1,70 @@
+"""Training hyper-parameters (:class:`TrainConfig`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+ValMetric = Literal["METEOR", "CIDEr", "Bleu_4", "ROUGE_L", "loss"]
+
+
+@dataclass
+class TrainConfig:
+    """How a captioner is trained.
+
+    Attributes:
+        seed: seeds the weights, dropout and the data order (epoch e shuffles with (seed, e)).
+        batch_size: (video, caption) pairs per step.
+        max_epochs: passes over all training pairs.
+        max_steps: stop after this many optimizer steps (None = no limit).
+        lr: Adam learning rate.
+        weight_decay: Adam L2 penalty.
+        grad_clip: clip the global gradient norm to this (0 = off).
+        val_every_steps: validate every this many steps; None = at the end of every epoch.
+        val_metric: model-selection metric: a coco-caption metric on greedy / beam captions
+            of the validation videos (higher is better), or "loss" (validation
+            cross-entropy, lower is better; needs no Java).
+        val_beam: beam size for validation captions (1 = greedy).
+        patience: stop after this many validations without improvement (0 = never).
+        checkpoint_every_steps: also save the resumable "last" checkpoint this often
+            (validations and the end of training always save it).
+        device: "auto" (CUDA when available), "cpu", "cuda", "cuda:1", ...
+        num_threads: torch CPU threads (None = torch's default).
+        tensorboard: write TensorBoard event files under ``<run>/tb``.
+    """
+
+    seed: int = 0
+    batch_size: int = 64
+    max_epochs: int = 30
+    max_steps: int | None = None
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    grad_clip: float = 5.0
+    val_every_steps: int | None = None
+    val_metric: ValMetric = "METEOR"
+    val_beam: int = 1
+    patience: int = 5
+    checkpoint_every_steps: int = 200
+    device: str = "auto"
+    num_threads: int | None = None
+    tensorboard: bool = True
+
+    def __post_init__(self) -> None:
+        positive = {"batch_size": self.batch_size, "max_epochs": self.max_epochs, "val_beam": self.val_beam,
+                    "checkpoint_every_steps": self.checkpoint_every_steps}
+        for name, value in positive.items():
+            if value < 1:
+                raise ValueError(f"train.{name} must be >= 1, got {value}")
+        for name in ("max_steps", "val_every_steps", "num_threads"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"train.{name} must be >= 1 or null, got {value}")
+        if self.lr <= 0:
+            raise ValueError(f"train.lr must be > 0, got {self.lr}")
+        if self.grad_clip < 0 or self.patience < 0 or self.weight_decay < 0:
+            raise ValueError("train.grad_clip, train.patience and train.weight_decay must be >= 0")
+
+    @property
+    def higher_is_better(self) -> bool:
+        """Whether a larger validation value is an improvement."""
+        return self.val_metric != "loss"

@@ -1,0 +1,110 @@
+"""Captions and scores on a held-out split, for model selection during training."""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import TYPE_CHECKING, Any
+
+import torch
+import torch.nn.functional as F
+
+from fusion.data import CaptionDataset
+from fusion.models.s2vt import S2VT
+
+if TYPE_CHECKING:
+    from fusion.text import Vocabulary
+
+log = logging.getLogger(__name__)
+
+
+@torch.no_grad()
+def predict_captions(
+    model: S2VT,
+    dataset: CaptionDataset,
+    vocab: Vocabulary,
+    *,
+    beam_size: int = 1,
+    max_len: int = 20,
+    batch_size: int = 64,
+    limit: int | None = None,
+    device: torch.device | str = "cpu",
+) -> dict[str, str]:
+    """One caption per video of ``dataset`` (greedy for beam 1, else the batched beam search).
+
+    Returns:
+        video id -> caption text.
+    """
+    was_training = model.training
+    model.eval()
+    out: dict[str, str] = {}
+    for batch in dataset.video_batches(batch_size, model.frame_dim, model.audio_dim, limit):
+        batch = batch.to(device)
+        if beam_size == 1:
+            seqs = model.greedy(batch, vocab.bos_id, vocab.eos_id, max_len)
+            out.update({vid: vocab.decode(seq) for vid, seq in zip(batch.ids, seqs)})
+            continue
+        from fusion.decoding.beam_search import beam_search
+        from fusion.decoding.scorer import INPUT_BATCH, DecodeContext
+        from fusion.decoding.scorers import CaptionScorer
+
+        ctx = DecodeContext(batch_size=len(batch), beam_size=beam_size, device=device, inputs={INPUT_BATCH: batch})
+        hyps = beam_search({"caption": CaptionScorer(model)}, {"caption": 1.0}, ctx, bos_id=vocab.bos_id,
+                           eos_id=vocab.eos_id, max_len=max_len, decode_words=vocab.decode)
+        out.update({vid: vocab.decode(h[0].tokens) for vid, h in zip(batch.ids, hyps)})
+    model.train(was_training)
+    return out
+
+
+@torch.no_grad()
+def dataset_loss(model: S2VT, dataset: CaptionDataset, batch_size: int = 64, device: torch.device | str = "cpu") -> float:
+    """Mean teacher-forced cross-entropy per target token over every (video, caption) pair."""
+    was_training = model.training
+    model.eval()
+    total, count = 0.0, 0
+    for start in range(0, len(dataset), batch_size):
+        batch = dataset.pair_batch(range(start, min(len(dataset), start + batch_size)), model.frame_dim,
+                                   model.audio_dim).to(device)
+        logits = model(batch)  # (B, L-1, V)
+        targets = batch.tokens[:, 1:]  # (B, L-1)
+        loss = F.cross_entropy(logits.transpose(1, 2), targets, ignore_index=dataset.vocab.pad_id, reduction="sum")
+        total += float(loss)
+        count += int((targets != dataset.vocab.pad_id).sum())
+    model.train(was_training)
+    return total / max(count, 1)
+
+
+def validate(
+    model: S2VT,
+    dataset: CaptionDataset,
+    vocab: Vocabulary,
+    metric: str,
+    *,
+    beam_size: int = 1,
+    max_len: int = 20,
+    batch_size: int = 64,
+    limit: int | None = None,
+    device: torch.device | str = "cpu",
+) -> dict[str, Any]:
+    """Validation scores: always ``val_loss``; for a coco metric also all coco metrics.
+
+    Returns:
+        ``{"val_loss": float, "value": <the selection metric>, ...coco metrics, "sample": caption}``.
+    """
+    result: dict[str, Any] = {"val_loss": dataset_loss(model, dataset, batch_size, device)}
+    if metric == "loss":
+        result["value"] = result["val_loss"]
+        return result
+    from fusion.evaluation import coco_metrics
+
+    preds = predict_captions(model, dataset, vocab, beam_size=beam_size, max_len=max_len, batch_size=batch_size,
+                             limit=limit, device=device)
+    refs = dataset.references()
+    scores = coco_metrics(preds, {vid: refs[vid] for vid in preds})
+    result.update({k: float(v) for k, v in scores.metrics.items()})
+    result["value"] = result[metric]
+    first = next(iter(preds))
+    result["sample"] = f"{first}: {preds[first]}"
+    if not math.isfinite(result["value"]):
+        log.warning("validation %s is %s", metric, result["value"])
+    return result

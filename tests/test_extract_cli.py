@@ -1,0 +1,145 @@
+"""`fusion extract` as a user runs it: subprocesses, SIGKILL mid-run, concurrent shards.
+
+Every run uses seeded random-weight encoders (``--set random_weights=true``), so records of
+separate processes are comparable bit for bit.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fusion.features import FeatureRecord, FeatureStore
+from tests.test_features import make_clip
+
+pytest.importorskip("fusion.media")
+
+REPO = Path(__file__).resolve().parent.parent
+NUM_CLIPS = 12
+SETTINGS = ["--set", "random_weights=true", "--set", "frames_per_clip=6", "--set", "batch_size=6"]
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}  # one thread: same sums in every process
+
+
+def extract_cmd(*args: str | Path) -> list[str]:
+    return [sys.executable, "-m", "fusion", "extract", *SETTINGS, *map(str, args)]  # later --set wins
+
+
+def run_extract(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(extract_cmd(*args), capture_output=True, text=True, env=ENV, cwd=REPO, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def clip_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("videos")
+    for i in range(NUM_CLIPS):
+        make_clip(folder / f"clip{i:02d}.mp4", audio="tone" if i % 3 else None, seconds=1.0 + 0.1 * i)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def reference(clip_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> FeatureStore:
+    """An uninterrupted single-process run over all clips."""
+    out = tmp_path_factory.mktemp("ref") / "store"
+    proc = run_extract(clip_dir, "--out", out, "--json")
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert summary == {"done": NUM_CLIPS, "skipped": 0, "failed": [], "store": str(out)}
+    return FeatureStore(out)
+
+
+def assert_same_records(store: FeatureStore, reference: FeatureStore) -> None:
+    assert store.ids() == reference.ids()
+    for video_id in reference.ids():
+        got, want = store[video_id], reference[video_id]
+        for name in FeatureRecord.ARRAYS:
+            a, b = getattr(got, name), getattr(want, name)
+            assert (a is None) == (b is None), (video_id, name)
+            if a is not None:
+                np.testing.assert_array_equal(a, b, err_msg=f"{video_id}.{name}")
+        assert got.meta == want.meta
+
+
+def test_resume_after_sigkill_gives_the_same_records(clip_dir: Path, reference: FeatureStore, tmp_path: Path) -> None:
+    out = tmp_path / "store"
+    proc = subprocess.Popen(extract_cmd(clip_dir, "--out", out), env=ENV, cwd=REPO,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    finished = 0
+    while time.monotonic() < deadline and proc.poll() is None:
+        records = out / "records"
+        finished = len([p for p in records.glob("*.npz")]) if records.is_dir() else 0
+        if finished >= 3:
+            break
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    killed_with = len(FeatureStore(out).ids())
+    assert 3 <= killed_with < NUM_CLIPS
+    for video_id in FeatureStore(out).ids():  # every record there is whole
+        assert FeatureStore(out)[video_id].frames.shape == (6, 1280)
+    again = run_extract(clip_dir, "--out", out, "--json")
+    assert again.returncode == 0, again.stderr
+    summary = json.loads(again.stdout)
+    assert (summary["done"], summary["skipped"], summary["failed"]) == (NUM_CLIPS - killed_with, killed_with, [])
+    assert_same_records(FeatureStore(out), reference)
+
+
+def test_concurrent_shards_fill_one_store_exactly(clip_dir: Path, reference: FeatureStore, tmp_path: Path) -> None:
+    out = tmp_path / "store"
+    procs = [subprocess.Popen(extract_cmd(clip_dir, "--out", out, "--shard", f"{i}/2", "--json"), env=ENV, cwd=REPO,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
+    outputs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [err for _, err in outputs]
+    done = [json.loads(stdout)["done"] for stdout, _ in outputs]
+    assert sum(done) == NUM_CLIPS and min(done) > 0
+    assert_same_records(FeatureStore(out), reference)
+
+
+def test_json_summary_lists_bad_files_and_exits_nonzero(clip_dir: Path, reference: FeatureStore, tmp_path: Path) -> None:
+    bad = tmp_path / "broken.mp4"
+    bad.write_bytes(b"\x00\x00\x00\x18ftypmp42 truncated")
+    proc = run_extract(clip_dir / "clip00.mp4", clip_dir / "clip01.mp4", bad, "--out", tmp_path / "s", "--json")
+    assert proc.returncode == 1
+    summary = json.loads(proc.stdout)
+    assert list(summary) == ["done", "skipped", "failed", "store"]
+    assert summary["done"] == 2 and summary["skipped"] == 0 and summary["store"] == str(tmp_path / "s")
+    assert [f["file"] for f in summary["failed"]] == [str(bad)] and summary["failed"][0]["error"]
+    assert "Traceback" not in proc.stderr
+    logged = [json.loads(line) for line in (tmp_path / "s" / "failures.jsonl").read_text().splitlines()]
+    assert [entry["file"] for entry in logged] == [str(bad)]
+
+
+@pytest.mark.parametrize(
+    "extra, expected",
+    [
+        (["--shard", "2/2"], "shard"),
+        (["--set", "frames_per_clipp=3"], "frames_per_clipp"),
+        (["--set", "frames_per_clip=0"], "frames_per_clip"),
+        (["--config", "missing.yaml"], "missing.yaml"),
+    ],
+)
+def test_user_errors_are_one_line_without_traceback(
+    clip_dir: Path, tmp_path: Path, extra: list[str], expected: str
+) -> None:
+    proc = run_extract(clip_dir / "clip00.mp4", "--out", tmp_path / "s", *extra)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1 and expected in lines[0], proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_missing_input_and_config_mismatch_are_one_line(clip_dir: Path, reference: FeatureStore, tmp_path: Path) -> None:
+    proc = run_extract(tmp_path / "nope.mp4", "--out", tmp_path / "s")
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "nope.mp4" in proc.stderr
+    cmd = extract_cmd(clip_dir / "clip00.mp4", "--out", reference.path) + ["--set", "frames_per_clip=3"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=ENV, cwd=REPO, timeout=300)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert "frames_per_clip=6" in proc.stderr and "--overwrite" in proc.stderr and "Traceback" not in proc.stderr

@@ -1,0 +1,151 @@
+"""S2VT: teacher forcing equals step-by-step decoding, batching, absent audio, state ops."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from fusion.data import collate
+from fusion.features.config import FeatureRecord
+from fusion.models.s2vt import S2VT, S2VTConfig, resample_steps
+
+V, DV, DA, H = 11, 6, 4, 8
+
+
+def _records(seed: int = 0) -> list[FeatureRecord]:
+    rng = np.random.default_rng(seed)
+    # Variable frame / audio lengths, one video without audio, one audio-only file.
+    spec = [(5, 3), (3, None), (4, 7), (None, 2)]
+    return [
+        FeatureRecord(
+            id=f"v{i}",
+            frames=None if t is None else rng.normal(size=(t, DV)).astype(np.float32),
+            audio=None if a is None else rng.normal(size=(a, DA)).astype(np.float32),
+        )
+        for i, (t, a) in enumerate(spec)
+    ]
+
+
+def _batch(records=None, tokens=True):
+    records = records if records is not None else _records()
+    rng = np.random.default_rng(1)
+    toks = [[1, *rng.integers(4, V, size=n).tolist(), 2] for n in (3, 5, 1, 4)][: len(records)] if tokens else None
+    return collate(records, DV, DA, toks, pad_id=0)
+
+
+def _model(mode: str, seed: int = 0) -> S2VT:
+    torch.manual_seed(seed)
+    cfg = S2VTConfig(hidden_size=H, frame_embed_size=5, word_embed_size=3, audio_mode=mode, audio_embed_size=2)
+    return S2VT(cfg, V, DV, DA).eval()
+
+
+@pytest.mark.parametrize("mode", ["none", "early", "stream"])
+def test_forward_equals_stepwise_decoding(mode: str) -> None:
+    model, batch = _model(mode), _batch()
+    with torch.no_grad():
+        logits = model(batch)  # (B, L-1, V)
+        state = model.encode(batch)
+        steps = []
+        for t in range(batch.tokens.shape[1] - 1):
+            log_probs, state = model.step(batch.tokens[:, t], state)
+            steps.append(log_probs)
+    stepwise = torch.stack(steps, 1)  # (B, L-1, V)
+    assert logits.shape == (4, batch.tokens.shape[1] - 1, V)
+    torch.testing.assert_close(torch.log_softmax(logits, -1), stepwise, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("mode", ["none", "early", "stream"])
+def test_batched_equals_one_video_at_a_time(mode: str) -> None:
+    model, records = _model(mode), _records()
+    with torch.no_grad():
+        batch = _batch(records)
+        full = model(batch)
+        for i, rec in enumerate(records):
+            single = model(collate([rec], DV, DA, [batch.tokens[i].tolist()]))
+            torch.testing.assert_close(full[i], single[0], atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("mode", ["early", "stream"])
+def test_absent_audio_uses_the_learned_input(mode: str) -> None:
+    model, batch = _model(mode), _batch()
+    assert not batch.audio_present[1] and batch.audio_present[0]
+    with torch.no_grad():
+        before = model(batch)
+        model.absent_audio.add_(1.0)
+        after = model(batch)
+    # Only the video without audio depends on the learned absent vector.
+    assert not torch.allclose(before[1], after[1])
+    torch.testing.assert_close(before[0], after[0])
+    torch.testing.assert_close(before[2], after[2])
+    assert model.absent_audio.requires_grad
+
+
+@pytest.mark.parametrize("mode", ["early", "stream"])
+def test_modality_dropout_replaces_present_audio_in_training(mode: str) -> None:
+    model, batch = _model(mode), _batch()
+    model.config.modality_dropout = 0.999
+    model.config.dropout = 0.0
+    model.drop.p = 0.0
+    torch.manual_seed(0)
+    model.train()
+    dropped, dropped_len = model.encoder_inputs(batch)
+    model.eval()
+    kept, _ = model.encoder_inputs(batch)
+    no_audio = collate([FeatureRecord(id=r.id, frames=r.frames, audio=None) for r in _records()], DV, DA)
+    absent, absent_len = model.encoder_inputs(no_audio)
+    assert dropped_len.tolist() == absent_len.tolist()
+    for i, n in enumerate(absent_len.tolist()):
+        torch.testing.assert_close(dropped[i, :n], absent[i, :n])
+    n0 = int(absent_len[0])
+    assert not torch.allclose(kept[0, :n0], absent[0, :n0])
+
+
+def test_none_mode_ignores_audio() -> None:
+    model, batch = _model("none"), _batch()
+    with torch.no_grad():
+        a = model(batch)
+        batch.audio.normal_()
+        torch.testing.assert_close(a, model(batch))
+    assert not hasattr(model, "absent_audio")
+
+
+def test_stream_sequence_layout() -> None:
+    model = _model("stream")
+    batch = _batch()
+    inputs, lengths = model.encoder_inputs(batch)
+    # frames then audio steps; absent audio = one step; audio-only file = one absent frame step.
+    assert lengths.tolist() == [5 + 3, 3 + 1, 4 + 7, 1 + 2]
+    torch.testing.assert_close(inputs[1, 3], model.absent_audio.detach())
+    torch.testing.assert_close(inputs[3, 0], model.absent_frames.detach())
+
+
+def test_resample_steps_interpolates_over_relative_time() -> None:
+    audio = torch.tensor([[0.0, 10.0, 20.0, 30.0]])[..., None]  # (1, 4, 1)
+    out = resample_steps(audio, torch.tensor([4]), torch.tensor([2]), 2)  # 2 frames -> t=0.25, 0.75
+    torch.testing.assert_close(out[0, :, 0], torch.tensor([5.0, 25.0]))
+    same = resample_steps(audio, torch.tensor([4]), torch.tensor([4]), 4)
+    torch.testing.assert_close(same, audio)
+
+
+def test_select_and_expand_state() -> None:
+    model, batch = _model("early"), _batch()
+    state = model.encode(batch)
+    expanded = model.expand_state(state, 3)
+    assert expanded.num_rows == 12
+    torch.testing.assert_close(expanded.h2[0, 3:6], state.h2[0, 1:2].expand(3, -1))
+    picked = model.select_state(expanded, torch.tensor([11, 0]))
+    torch.testing.assert_close(picked.c1[0], torch.stack([state.c1[0, 3], state.c1[0, 0]]))
+
+
+def test_greedy_matches_argmax_of_steps() -> None:
+    model, batch = _model("stream"), _batch(tokens=False)
+    out = model.greedy(batch, bos_id=1, eos_id=2, max_len=6)
+    assert len(out) == 4 and all(len(o) <= 6 and 2 not in o for o in out)
+    state = model.encode(batch)
+    tok = torch.full((4,), 1)
+    with torch.no_grad():
+        lp, _ = model.step(tok, state)
+    for i, o in enumerate(out):
+        first = int(lp[i].argmax())
+        assert (o[:1] == [first]) or (first == 2 and o == [])
