@@ -7,7 +7,7 @@ from :mod:`fusion.benchmark`, and any ``--vocab`` file) the table records:
 
 * ``objects``: SoundNet ``conv8`` outputs (ImageNet order) whose WordNet 3.0 synset lies
   under one of the noun's primary senses (hypernym closure: ``dog`` covers every breed),
-  or under one of their part meronyms (``train`` -> locomotive -> steam locomotive);
+  or under one of their part or member meronyms (``train`` -> locomotive -> steam locomotive);
 * ``places``: SoundNet ``conv8_2`` scenes (Places2 order) whose name contains the noun
   (``train`` -> train_station/platform), whose WordNet synonyms occur in the noun's gloss
   (``train``: "... railway cars ..." -> railroad_track), or whose gloss names the noun
@@ -54,6 +54,7 @@ LEXNAMES_MAN_PAGE = Path("/usr/share/man/man5/lexnames.5WN.gz")
 DEFAULT_OUT = Path(__file__).with_name("audible_nouns.json")
 WORDNET_FILES = ("data.noun", "data.verb", "data.adj", "data.adv", "index.noun", "index.verb",
                  "index.adj", "index.adv", "noun.exc", "verb.exc", "adj.exc", "adv.exc")
+MAX_NAMING_HYPONYMS = 12  # a direct hypernym names an ESC-10 class only if it is this specific
 PRIMARY_SENSE_SHARE = 0.25  # a sense is primary if first, or >= 25% of the word's tagged noun uses
 
 # Anchors are (lemma, lexicographer file): the lemma's first noun sense in that file. They
@@ -101,6 +102,7 @@ FUNCTION_WORDS = frozenset(
     "in on at of to for with from by into onto over under up down out off about as than then "
     "while who what which where when how not no some any all each other another one two three "
     "s t very too also just can will would could should may might must".split())
+DETERMINERS = frozenset("a an the his her their its some another two".split())
 _WORD_RE = re.compile(r"[a-z][a-z\-]*")
 
 
@@ -177,20 +179,28 @@ def _tag_count(wn: Any, lemma: str, pos: str) -> tuple[int, int]:
     return uses, len(synsets)
 
 
-def noun_lemma(wn: Any, word: str) -> str | None:
-    """The noun lemma of a caption word (``dogs`` -> ``dog``), or None when it is not a noun."""
+def noun_lemma(wn: Any, word: str, used_as_noun: bool = False) -> str | None:
+    """The noun lemma of a caption word (``dogs`` -> ``dog``), or None when it is not a noun.
+
+    Args:
+        wn: the WordNet reader.
+        word: a lower-case caption word.
+        used_as_noun: the captions use it as a noun (after a determiner), which overrides
+            WordNet's tag counts ("a train" although "train" is mostly a verb there).
+    """
     if word in FUNCTION_WORDS or len(word) < 2 or not _WORD_RE.fullmatch(word):
         return None
-    lemma = wn.morphy(word, "n")
-    if lemma is None:
+    candidates = wn._morphy(word, "n")  # the word itself first, then its singular ("fields", "field")
+    if not candidates:
         return None
+    lemma = max(candidates, key=lambda c: (_tag_count(wn, c, "n")[0], c != word))
     noun_uses, noun_senses = _tag_count(wn, lemma, "n")
     other_uses = 0
     for pos in ("v", "a", "r"):
         other = wn.morphy(word, pos)
         if other is not None:
             other_uses += _tag_count(wn, other, pos)[0]
-    return lemma if noun_senses and noun_uses >= other_uses else None
+    return lemma if noun_senses and (used_as_noun or noun_uses >= other_uses) else None
 
 
 def primary_senses(wn: Any, lemma: str) -> list[Any]:
@@ -217,11 +227,11 @@ def _closure(synset: Any) -> set[Any]:
 
 
 def _names_anchor(sense: Any, sense_closure: set[Any], anchor: Any) -> bool:
-    """The sense is the anchor, under it (``puppy`` -> dog), or at most two levels above it
-    (``chicken`` -> rooster) -- but not a distant hypernym such as ``animal`` or ``object``."""
+    """The sense is the anchor, under it (``puppy`` -> dog), or its direct hypernym with few
+    hyponyms (``chicken`` -> rooster) -- not a broad one (``motion`` -> wave, ``animal`` -> dog)."""
     if anchor in sense_closure:
         return True
-    return any(sense in path[-3:] for path in anchor.hypernym_paths())
+    return sense in anchor.hypernyms() and len(sense.hyponyms()) <= MAX_NAMING_HYPONYMS
 
 
 def _gloss_nouns(wn: Any, synsets: Iterable[Any]) -> set[str]:
@@ -280,16 +290,16 @@ class TableBuilder:
                       if cls not in esc and any(_names_anchor(s, c, a) for s, c in zip(senses, closures)
                                                 for a in anchors))
         why = f"names ESC-10 {esc[0]}" if esc else None
-        for closure in closures:
-            hit = next((a for a in self.audible if a in closure), None)
-            muted = any(m in closure for m in self.mute) and not (self.insect and self.insect in closure)
-            if hit is not None and not muted and why is None:
-                why = f"under {hit.name()}"
+        first = closures[0]  # audibility follows the dominant sense ("pole" is not a Pole)
+        hit = next((a for a in self.audible if a in first), None)
+        muted = any(m in first for m in self.mute) and not (self.insect and self.insect in first)
+        if why is None and hit is not None and not muted:
+            why = f"under {hit.name()}"
         entry: dict[str, Any] = {"audible": why is not None, "why": why or "no audible anchor",
                                  "synsets": [s.name() for s in senses]}
         if why is None:
             return entry
-        targets = set(senses) | {m for s in senses for m in s.part_meronyms()}
+        targets = set(senses) | {m for s in senses for m in s.part_meronyms() + s.member_meronyms()}
         entry["objects"] = [i for i, c in enumerate(self.class_closures) if targets & c]
         synonyms = {lem.name().lower() for s in senses for lem in s.lemmas()} | {lemma}
         gloss = _gloss_nouns(self.wn, senses)
@@ -299,14 +309,25 @@ class TableBuilder:
         return entry
 
 
-def read_caption_words(path: Path, min_count: int) -> list[str]:
-    """Words occurring >= ``min_count`` times in a caption file (``id<TAB>sentence`` or plain lines)."""
+def read_caption_words(path: Path, min_count: int) -> tuple[list[str], set[str]]:
+    """Words of a caption file (``id<TAB>sentence`` or plain lines).
+
+    Returns:
+        The words occurring >= ``min_count`` times, and those of them that end a
+        determiner phrase ("a train is") in >= 30% of their occurrences (used as nouns).
+    """
     if not path.is_file():
         raise DataError(f"{path}: caption file not found; pass --captions FILE or set FUSION_DATA_DIR")
     counts: Counter[str] = Counter()
+    after_determiner: Counter[str] = Counter()
     for line in path.read_text(encoding="utf-8").splitlines():
-        counts.update(line.split("\t")[-1].lower().split())
-    return sorted(w for w, c in counts.items() if c >= min_count)
+        words = line.split("\t")[-1].lower().split()
+        counts.update(words)
+        ends = [*words[2:], "."]  # "a train is", "the dog ." (not "a white dog")
+        after_determiner.update(w for prev, w, nxt in zip(words, words[1:], ends)
+                                if prev in DETERMINERS and (nxt == "." or nxt in FUNCTION_WORDS))
+    words = sorted(w for w, c in counts.items() if c >= min_count)
+    return words, {w for w in words if after_determiner[w] >= 0.3 * counts[w]}
 
 
 def read_vocab_file(path: Path) -> list[str]:
@@ -345,14 +366,23 @@ def _plural(lemma: str) -> str:
     return lemma + "s"
 
 
-def build_table(wn: Any, words: Sequence[str], sources: Sources) -> dict[str, Any]:
-    """The audible-noun table of ``words`` (see the module docstring for its fields)."""
+def build_table(wn: Any, words: Sequence[str], sources: Sources,
+                nouns_in_use: Iterable[str] = ()) -> dict[str, Any]:
+    """The audible-noun table of ``words`` (see the module docstring for its fields).
+
+    Args:
+        wn: the WordNet 3.0 reader (:func:`open_wordnet`).
+        words: the vocabulary.
+        sources: SoundNet label lists and ESC-10 classes.
+        nouns_in_use: words known to be used as nouns (see :func:`noun_lemma`).
+    """
+    in_use = set(nouns_in_use)
     from tqdm import tqdm
 
     builder = TableBuilder(wn, sources)
     forms: dict[str, set[str]] = {}
     for word in sorted(set(words)):
-        lemma = noun_lemma(wn, word)
+        lemma = noun_lemma(wn, word, word in in_use)
         if lemma is not None:
             forms.setdefault(lemma, {lemma, _plural(lemma)}).add(word)
     nouns: dict[str, Any] = {}
@@ -409,11 +439,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             places = tuple(ln.strip() for ln in args.places.read_text(encoding="utf-8").splitlines() if ln.strip())
             sources = Sources(sources.imagenet_wnids, places, sources.esc10)
         captions = args.captions or data_dir() / "msvd" / "captions" / "sents_train_lc_nopunc.txt"
-        words = read_caption_words(captions, args.min_count) + bench_words
+        words, in_use = read_caption_words(captions, args.min_count)
+        words += bench_words
         for path in args.vocab:
             words += read_vocab_file(path)
         with open_wordnet(args.wordnet) as wn:
-            table = build_table(wn, words, sources)
+            table = build_table(wn, words, sources, in_use | set(bench_words))
         atomic_write_text(args.out, dump_table(table))
     except FusionError as err:
         print(f"error: {err}", file=__import__("sys").stderr)

@@ -44,6 +44,8 @@ class SoundSource:
         cues: Other words that identify the source (verbs such as ``"barking"``).
         clauses: Finite clauses, e.g. ``"a dog barks"``.
         nominals: Noun phrases, e.g. ``"a barking dog"`` (used in "to the sound of ...").
+            Every clause and nominal contains one of ``synonyms`` as a word, so each
+            reference caption of a clip with a sound names the source by a listed noun.
     """
 
     esc_class: str
@@ -67,7 +69,7 @@ SOUND_SOURCES: dict[str, SoundSource] = {
                     ("a dog barks", "a dog is barking", "a puppy barks", "a dog can be heard barking"),
                     ("a barking dog", "a dog barking", "a dog")),
         SoundSource("Rain", "rain", ("rain", "rainfall"), ("raining", "rains", "downpour"),
-                    ("it is raining", "rain is pouring", "it rains", "rain can be heard"),
+                    ("rain is pouring", "the rain pours", "rain is pattering", "rain can be heard"),
                     ("rain", "heavy rain", "rainfall")),
         SoundSource("Sea waves", "waves", ("waves", "sea", "ocean", "surf"), ("crash", "crashing"),
                     ("waves crash", "the sea roars", "ocean waves are crashing", "waves can be heard"),
@@ -81,7 +83,7 @@ SOUND_SOURCES: dict[str, SoundSource] = {
         SoundSource("Person sneeze", "person", ("person", "someone"), ("sneezes", "sneezing", "sneeze"),
                     ("a person sneezes", "someone sneezes", "someone is sneezing",
                      "a person can be heard sneezing"),
-                    ("a person sneezing", "someone sneezing", "a sneeze")),
+                    ("a person sneezing", "someone sneezing", "a person sneezing loudly")),
         SoundSource("Helicopter", "helicopter", ("helicopter", "chopper"), ("hovers", "hovering", "flies"),
                     ("a helicopter flies overhead", "a helicopter is hovering", "a chopper hovers",
                      "a helicopter can be heard"),

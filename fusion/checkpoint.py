@@ -20,6 +20,7 @@ checkpoint behind. Folders no pointer names are deleted.
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
@@ -33,7 +34,7 @@ from safetensors.torch import load_file, save_file
 
 from fusion.config import from_dict, to_dict
 from fusion.errors import CheckpointError, ConfigError
-from fusion.io import atomic_write_json
+from fusion.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +119,12 @@ def save_checkpoint(
         if trainer_state is not None:
             torch.save(trainer_state, tmp / TRAINER_FILE)
         os.rename(tmp, final)
+    else:  # same step again (e.g. the end of training after its last validation): same weights
+        atomic_write_text(final / META_FILE, json.dumps({"format": CHECKPOINT_FORMAT, "step": step, **meta}, indent=1) + "\n")
+        if trainer_state is not None:
+            buf = io.BytesIO()
+            torch.save(trainer_state, buf)
+            atomic_write_bytes(final / TRAINER_FILE, buf.getvalue())
     if best is not None:
         atomic_write_json(root / "best.json", {"name": name, **best})
     if last:

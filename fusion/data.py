@@ -247,7 +247,11 @@ def default_store_path(manifest_path: str | Path, extract: ExtractConfig) -> Pat
 
 
 def open_features(
-    entries: Sequence[ManifestEntry], manifest_path: str | Path, extract: ExtractConfig, features: str | Path | None
+    entries: Sequence[ManifestEntry],
+    manifest_path: str | Path,
+    extract: ExtractConfig,
+    features: str | Path | None,
+    progress: bool = True,
 ) -> FeatureStore:
     """The feature store for ``entries``, extracting the videos it lacks.
 
@@ -256,12 +260,13 @@ def open_features(
         manifest_path: the manifest (the default store lives beside it).
         extract: extraction config (encoders, frames per clip).
         features: explicit store folder, or None for :func:`default_store_path`.
+        progress: tqdm bar while extracting.
     """
     from fusion.features import ensure_features
 
     path = Path(features) if features is not None else default_store_path(manifest_path, extract)
     log.info("feature store %s (%d videos needed)", path, len(entries))
-    return ensure_features(list(entries), path, extract)
+    return ensure_features(list(entries), path, extract, progress=progress)
 
 
 def split_entries(entries: Sequence[ManifestEntry], split: str) -> list[ManifestEntry]:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from fractions import Fraction
@@ -63,9 +63,8 @@ def _container_for(path: Path) -> str:
 def _atomic_output(path: Path) -> Iterator[Path]:
     """Yield a temp path beside ``path`` (same extension); move it into place on success."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
+    # A unique name (not mkstemp) so FFmpeg creates the file with the usual umask permissions.
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp{path.suffix}")
     try:
         yield tmp
         os.replace(tmp, path)
@@ -106,12 +105,13 @@ def _add_audio_stream(container: av.container.OutputContainer, codec_name: str, 
     return stream, layout
 
 
-def _encode_audio(container: av.container.OutputContainer, stream: av.audio.stream.AudioStream,
-                  layout: str, audio: np.ndarray, sample_rate_hz: int) -> None:
+def _encode_audio(stream: av.audio.stream.AudioStream, layout: str, audio: np.ndarray,
+                  sample_rate_hz: int) -> list[av.Packet]:
     """Encode (C, S) float32 audio; PyAV resamples to the stream's format/rate/frame size."""
     want = 2 if layout == "stereo" else 1
     if audio.shape[0] != want:
         audio = np.repeat(audio.mean(axis=0, keepdims=True), want, axis=0)  # (want, S)
+    packets: list[av.Packet] = []
     chunk = 8192  # samples per input frame; the encoder re-chunks to its frame size
     for start in range(0, audio.shape[1], chunk):
         part = np.ascontiguousarray(audio[:, start:start + chunk])  # (C, <=chunk) float32
@@ -119,9 +119,16 @@ def _encode_audio(container: av.container.OutputContainer, stream: av.audio.stre
         frame.sample_rate = sample_rate_hz
         frame.time_base = Fraction(1, sample_rate_hz)
         frame.pts = start
-        for packet in stream.encode(frame):
-            container.mux(packet)
-    for packet in stream.encode(None):
+        packets.extend(stream.encode(frame))
+    packets.extend(stream.encode(None))
+    return packets
+
+
+def _mux_interleaved(container: av.container.OutputContainer, *streams: list[av.Packet]) -> None:
+    """Mux packets of several streams in time order (AVI readers rely on real interleaving)."""
+    merged = [p for packets in streams for p in packets]
+    merged.sort(key=lambda p: float((p.dts if p.dts is not None else p.pts or 0) * p.time_base))
+    for packet in merged:
         container.mux(packet)
 
 
@@ -141,12 +148,12 @@ def write_audio(path: str | Path, audio: np.ndarray, sample_rate_hz: int, codec:
     data = _as_channels(audio)  # (C, S)
     with _atomic_output(path) as tmp, av.open(str(tmp), "w", format=fmt) as container:
         stream, layout = _add_audio_stream(container, codec, data.shape[0], sample_rate_hz)
-        _encode_audio(container, stream, layout, data, sample_rate_hz)
+        _mux_interleaved(container, _encode_audio(stream, layout, data, sample_rate_hz))
 
 
 def _video_stream(container: av.container.OutputContainer, codec_name: str, fps: float,
                   width: int, height: int, time_base: Fraction, gop: int, preset: str,
-                  rotation_deg: int) -> av.video.stream.VideoStream:
+                  rotation_deg: int, hflip: bool) -> av.video.stream.VideoStream:
     encoder = VIDEO_ENCODERS.get(codec_name, codec_name)
     options = dict(_VIDEO_OPTIONS.get(encoder, {}))
     if encoder == "libx264":
@@ -163,14 +170,14 @@ def _video_stream(container: av.container.OutputContainer, codec_name: str, fps:
     stream.codec_context.gop_size = gop
     if encoder == "mpeg4":
         stream.codec_context.bit_rate = max(400_000, int(width * height * fps * 0.2))
-    if rotation_deg:
-        stream.set_display_rotation(rotation_deg)
+    if rotation_deg or hflip:
+        stream.set_display_rotation(rotation_deg, hflip=hflip)
     return stream
 
 
 def write_video(path: str | Path, frames: np.ndarray, fps: float, audio: np.ndarray | None = None,
                 sample_rate_hz: int = 44100, video_codec: str = "h264", audio_codec: str = "aac", *,
-                frame_times_s: np.ndarray | None = None, rotation_deg: int = 0,
+                frame_times_s: np.ndarray | None = None, rotation_deg: int = 0, hflip: bool = False,
                 preset: str = "veryfast", gop_s: float = 1.0) -> None:
     """Write a video file (container by extension: .mp4 .mov .mkv .webm .avi), atomically.
 
@@ -186,6 +193,7 @@ def write_video(path: str | Path, frames: np.ndarray, fps: float, audio: np.ndar
         frame_times_s: Optional (T,) float64 increasing presentation times for variable frame rate.
         rotation_deg: Counter-clockwise display rotation stored in the display matrix
             (phone video); the pixels are written as given.
+        hflip: Also store a horizontal mirror in the display matrix (after the rotation).
         preset: libx264 speed preset ("ultrafast", "veryfast", ...).
         gop_s: Keyframe interval in seconds (short GOPs make seeking cheap).
     """
@@ -207,19 +215,21 @@ def write_video(path: str | Path, frames: np.ndarray, fps: float, audio: np.ndar
         time_base = Fraction(1, 1000)  # millisecond timestamps, as in Matroska/WebM
         pts = np.round((times - times[0]) * 1000).astype(np.int64)  # (T,)
     data = _as_channels(audio) if audio is not None else None  # (C, S)
-    with _atomic_output(path) as tmp, av.open(str(tmp), "w", format=fmt) as container:
+    # AVI has no negative timestamps: shifting for the audio codec's priming delay would
+    # make the muxer insert an empty video frame, so keep timestamps as encoded.
+    options = {"avoid_negative_ts": "disabled"} if fmt == "avi" else {}
+    with _atomic_output(path) as tmp, av.open(str(tmp), "w", format=fmt, options=options) as container:
         stream = _video_stream(container, video_codec, fps, width, height, time_base,
-                               max(1, round(gop_s * fps)), preset, rotation_deg)
+                               max(1, round(gop_s * fps)), preset, rotation_deg, hflip)
         astream = _add_audio_stream(container, audio_codec, data.shape[0], sample_rate_hz) if data is not None else None
+        video_packets: list[av.Packet] = []
         for i in range(num_frames):
             frame = av.VideoFrame.from_ndarray(frames[i], format="rgb24")
             frame.pts = int(pts[i])
             frame.time_base = time_base
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode(None):
-            container.mux(packet)
-        if astream is not None and data is not None:
-            _encode_audio(container, astream[0], astream[1], data, sample_rate_hz)
+            video_packets.extend(stream.encode(frame))
+        video_packets.extend(stream.encode(None))
+        audio_packets = _encode_audio(astream[0], astream[1], data, sample_rate_hz) if astream else []
+        _mux_interleaved(container, video_packets, audio_packets)
     logger.debug("wrote %s: %d frames %dx%d, audio %s", path, num_frames, width, height,
                  "none" if data is None else f"{data.shape}")

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fusion.features import FeatureRecord, FeatureStore
+from fusion.features import ExtractConfig, FeatureRecord, FeatureStore
 from tests.test_features import make_clip
 
 pytest.importorskip("fusion.media")
@@ -67,6 +67,7 @@ def assert_same_records(store: FeatureStore, reference: FeatureStore) -> None:
         assert got.meta == want.meta
 
 
+@pytest.mark.slow
 def test_resume_after_sigkill_gives_the_same_records(clip_dir: Path, reference: FeatureStore, tmp_path: Path) -> None:
     out = tmp_path / "store"
     proc = subprocess.Popen(extract_cmd(clip_dir, "--out", out), env=ENV, cwd=REPO,
@@ -93,6 +94,7 @@ def test_resume_after_sigkill_gives_the_same_records(clip_dir: Path, reference: 
     assert_same_records(FeatureStore(out), reference)
 
 
+@pytest.mark.slow
 def test_concurrent_shards_fill_one_store_exactly(clip_dir: Path, reference: FeatureStore, tmp_path: Path) -> None:
     out = tmp_path / "store"
     procs = [subprocess.Popen(extract_cmd(clip_dir, "--out", out, "--shard", f"{i}/2", "--json"), env=ENV, cwd=REPO,
@@ -104,18 +106,30 @@ def test_concurrent_shards_fill_one_store_exactly(clip_dir: Path, reference: Fea
     assert_same_records(FeatureStore(out), reference)
 
 
-def test_json_summary_lists_bad_files_and_exits_nonzero(clip_dir: Path, reference: FeatureStore, tmp_path: Path) -> None:
+def cli(capsys: pytest.CaptureFixture[str], *args: str | Path) -> tuple[int, str, str]:
+    """Run ``fusion extract`` in this process (same dispatcher as the console script)."""
+    from fusion.cli import main
+
+    code = main(["extract", *SETTINGS, *map(str, args)])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_json_summary_lists_bad_files_and_exits_nonzero(
+    clip_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     bad = tmp_path / "broken.mp4"
     bad.write_bytes(b"\x00\x00\x00\x18ftypmp42 truncated")
-    proc = run_extract(clip_dir / "clip00.mp4", clip_dir / "clip01.mp4", bad, "--out", tmp_path / "s", "--json")
-    assert proc.returncode == 1
-    summary = json.loads(proc.stdout)
+    code, out, err = cli(capsys, clip_dir / "clip00.mp4", clip_dir / "clip01.mp4", bad, "--out", tmp_path / "s", "--json")
+    assert code == 1
+    summary = json.loads(out)
     assert list(summary) == ["done", "skipped", "failed", "store"]
     assert summary["done"] == 2 and summary["skipped"] == 0 and summary["store"] == str(tmp_path / "s")
     assert [f["file"] for f in summary["failed"]] == [str(bad)] and summary["failed"][0]["error"]
-    assert "Traceback" not in proc.stderr
     logged = [json.loads(line) for line in (tmp_path / "s" / "failures.jsonl").read_text().splitlines()]
     assert [entry["file"] for entry in logged] == [str(bad)]
+    code, out, err = cli(capsys, clip_dir / "clip00.mp4", "--out", tmp_path / "s")  # human summary
+    assert code == 0 and "0 extracted, 1 already there, 0 failed" in out
 
 
 @pytest.mark.parametrize(
@@ -125,21 +139,28 @@ def test_json_summary_lists_bad_files_and_exits_nonzero(clip_dir: Path, referenc
         (["--set", "frames_per_clipp=3"], "frames_per_clipp"),
         (["--set", "frames_per_clip=0"], "frames_per_clip"),
         (["--config", "missing.yaml"], "missing.yaml"),
+        (["--set", "audio_layer=conv9"], "audio_layer"),
     ],
 )
-def test_user_errors_are_one_line_without_traceback(
-    clip_dir: Path, tmp_path: Path, extra: list[str], expected: str
+def test_user_errors_are_one_line(
+    clip_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str], expected: str
 ) -> None:
-    proc = run_extract(clip_dir / "clip00.mp4", "--out", tmp_path / "s", *extra)
-    lines = proc.stderr.strip().splitlines()
-    assert proc.returncode == 2 and len(lines) == 1 and expected in lines[0], proc.stderr
-    assert "Traceback" not in proc.stderr
+    code, _, err = cli(capsys, clip_dir / "clip00.mp4", "--out", tmp_path / "s", *extra)
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and expected in lines[0], err
 
 
-def test_missing_input_and_config_mismatch_are_one_line(clip_dir: Path, reference: FeatureStore, tmp_path: Path) -> None:
-    proc = run_extract(tmp_path / "nope.mp4", "--out", tmp_path / "s")
-    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "nope.mp4" in proc.stderr
-    cmd = extract_cmd(clip_dir / "clip00.mp4", "--out", reference.path) + ["--set", "frames_per_clip=3"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=ENV, cwd=REPO, timeout=300)
-    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
-    assert "frames_per_clip=6" in proc.stderr and "--overwrite" in proc.stderr and "Traceback" not in proc.stderr
+def test_missing_input_and_config_mismatch_are_one_line(
+    clip_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = cli(capsys, tmp_path / "nope.mp4", "--out", tmp_path / "s")
+    assert code == 2 and err.count("\n") == 1 and "nope.mp4" in err
+    existing = FeatureStore(tmp_path / "old", ExtractConfig(frames_per_clip=6, random_weights=True))
+    code, _, err = cli(capsys, clip_dir / "clip00.mp4", "--out", existing.path, "--set", "frames_per_clip=3")
+    assert code == 2 and err.count("\n") == 1 and "frames_per_clip=6" in err and "--overwrite" in err, err
+
+
+def test_console_script_shows_no_traceback(tmp_path: Path) -> None:
+    proc = subprocess.run(extract_cmd(tmp_path / "nope.mp4", "--out", tmp_path / "s"), capture_output=True,
+                          text=True, env=ENV, cwd=REPO, timeout=300)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr

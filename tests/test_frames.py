@@ -182,15 +182,8 @@ def test_torchvision_backbones(name: str, dim: int) -> None:
 
 
 def _msvd_frames(path: Path, count: int = 8) -> np.ndarray:
-    try:
-        from fusion.media import decode
-    except ModuleNotFoundError:  # TEMPORARY until fusion.media lands: plain av decoding
-        import av
+    from fusion.media import decode
 
-        with av.open(str(path)) as container:
-            all_frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
-        idx = np.linspace(0, len(all_frames) - 1, count).round().astype(int)
-        return np.stack([all_frames[i] for i in idx])
     return decode(path, num_frames=count, audio=False).frames
 
 

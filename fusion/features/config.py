@@ -59,6 +59,10 @@ class ExtractConfig:
             raise ValueError(f"frames_per_clip must be >= 1, got {self.frames_per_clip}")
         if self.frame_rate_hz is not None and self.frame_rate_hz <= 0:
             raise ValueError(f"frame_rate_hz must be > 0 or null, got {self.frame_rate_hz}")
+        from fusion.encoders.soundnet import SOUNDNET_LAYERS
+
+        if self.audio_layer not in SOUNDNET_LAYERS:
+            raise ValueError(f"audio_layer {self.audio_layer!r} is not a SoundNet layer; use one of {', '.join(SOUNDNET_LAYERS)}")
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
         if self.decode_workers < 0:

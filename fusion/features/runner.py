@@ -17,7 +17,7 @@ from typing import Any
 from tqdm import tqdm
 
 from fusion.errors import DataError, FusionError
-from fusion.features.config import ExtractConfig, ExtractSummary
+from fusion.features.config import ExtractConfig, ExtractSummary, config_difference
 from fusion.features.extractor import FeatureExtractor
 from fusion.features.inputs import select_shard
 from fusion.features.store import FeatureStore
@@ -101,10 +101,9 @@ def extract_to_store(
         DataError: bad shard, config mismatch. WeightsError: pretrained weights missing.
     """
     start = time.perf_counter()
-    if not isinstance(store, FeatureStore):
-        store = FeatureStore(store, config, overwrite=overwrite)
-    elif overwrite and store.config != config:
-        store = FeatureStore(store.path, config, overwrite=True)
+    if not isinstance(store, FeatureStore) or config_difference(store.info.get("config", {}), config) is not None:
+        # (re)open with this config: a mismatch is a DataError, or adopted under overwrite
+        store = FeatureStore(store.path if isinstance(store, FeatureStore) else store, config, overwrite=overwrite)
     mine = select_shard(inputs, shard)
     todo = mine if overwrite else [(i, p) for i, p in mine if i not in store]
     summary = ExtractSummary(skipped=len(mine) - len(todo), store=str(store.path))

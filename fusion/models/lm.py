@@ -145,9 +145,21 @@ class LSTMLanguageModel(nn.Module):
             hidden: (B, L, H) float32 top-layer LSTM outputs (before dropout).
             state: final (h, c).
         """
-        emb = self.drop(self.embedding(tokens))  # (B, L, E)
-        hidden, state = self.lstm(emb, state)  # (B, L, H)
+        hidden, state = self.hidden_states(tokens, state)  # (B, L, H)
         return self.log_probs(hidden), hidden, state
+
+    def hidden_states(self, tokens: Tensor, state: LSTMState | None = None) -> tuple[Tensor, LSTMState]:
+        """Top-layer LSTM outputs without the softmax (what deep fusion reads).
+
+        Args:
+            tokens: (B, L) long LM token ids.
+            state: optional initial (h, c), each (num_layers, B, H).
+
+        Returns:
+            hidden (B, L, H) float32 and the final (h, c).
+        """
+        emb = self.drop(self.embedding(tokens))  # (B, L, E)
+        return self.lstm(emb, state)
 
     def log_probs(self, hidden: Tensor) -> Tensor:
         """Next-token log-probabilities from top-layer outputs.
@@ -232,6 +244,22 @@ class WordLM:
             raise CheckpointError(f"{path}: weights do not fit the config ({str(err).splitlines()[0]})") from None
         model.to(device).eval()
         return cls(model=model, vocab=vocab, config=config, history=history)
+
+
+def vocab_map(caption_vocab: Vocabulary, lm_vocab: Vocabulary) -> Tensor:
+    """LM id of every caption-vocabulary id.
+
+    Specials map by role (pad, bos, eos, unk); a caption word unknown to the LM maps to the
+    LM's ``<unk>``.
+
+    Returns:
+        (V_caption,) long tensor of LM ids.
+    """
+    ids = [lm_vocab.index(w) for w in caption_vocab.words]  # unknown -> lm unk
+    for cap_id, lm_id in ((caption_vocab.pad_id, lm_vocab.pad_id), (caption_vocab.bos_id, lm_vocab.bos_id),
+                          (caption_vocab.eos_id, lm_vocab.eos_id), (caption_vocab.unk_id, lm_vocab.unk_id)):
+        ids[cap_id] = lm_id
+    return torch.tensor(ids, dtype=torch.long)
 
 
 def read_corpus(path: str | Path) -> list[str]:

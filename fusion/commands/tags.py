@@ -1,0 +1,50 @@
+"""``fusion tags MEDIA... [--top K] [--frames N] [--json]``: what SoundNet hears, what the frame CNN sees."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from fusion.errors import MediaError
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``tags`` sub-command."""
+    parser = subparsers.add_parser(
+        "tags",
+        help="top sound places/objects (SoundNet) and picture objects (frame CNN) of media files",
+        description="For each video or audio file: the Places2 scenes and ImageNet objects SoundNet hears "
+        "and the ImageNet objects the frame CNN sees (posteriors averaged over time / sampled frames). "
+        "A file that cannot be read is reported on stderr and skipped; the exit status is then 1.",
+    )
+    parser.add_argument("media", nargs="+", metavar="MEDIA", help="video or audio files")
+    parser.add_argument("--top", type=int, default=5, metavar="K", help="labels per list (default 5)")
+    parser.add_argument("--frames", type=int, default=16, metavar="N", help="frames sampled per video (default 16)")
+    parser.add_argument("--json", action="store_true", help="one JSON object per file, one per line")
+    parser.add_argument("--frame-encoder", default="efficientnet_lite0", metavar="NAME",
+                        help="efficientnet_lite0 (default), vgg16_fc7, resnet50 or timm:<arch>")
+    parser.add_argument("--frame-weights", metavar="FILE", help="weights of the frame CNN (default: packaged)")
+    parser.add_argument("--soundnet-weights", metavar="FILE", help="sound8.npy (default: the soundnet package's)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Tag every file; bad files become one stderr line each. Returns 1 if any failed."""
+    from fusion.tags import Tagger, format_tags
+
+    tagger = Tagger(top_k=args.top, num_frames=args.frames, soundnet_weights=args.soundnet_weights,
+                    frame_encoder=args.frame_encoder, frame_weights=args.frame_weights)
+    failed = 0
+    for index, path in enumerate(args.media):
+        try:
+            result = tagger.tag(path)
+        except MediaError as err:
+            failed += 1
+            print(f"fusion tags: error: {err}", file=sys.stderr)
+            continue
+        if args.json:
+            print(json.dumps(result), flush=True)
+        else:
+            print(("\n" if index else "") + format_tags(result), flush=True)
+    return 1 if failed else 0

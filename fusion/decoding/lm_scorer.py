@@ -1,0 +1,231 @@
+"""The language model as a beam-search scorer: late fusion, log-linear and linear.
+
+Late fusion (Venugopalan et al., EMNLP 2016, sec. 3.2) combines the caption model and a
+language model trained on text at every decoding step. Two forms:
+
+- **log-linear** (shallow fusion, Gulcehre et al. 2015): the scorer ``"lm"`` returns
+  ``log p_LM(w | prefix)`` and the beam search adds ``alpha * log p_LM`` to the caption
+  model's ``log p_cap`` (``weights["lm"] = alpha``). :class:`LMScorer`.
+- **linear** (the paper's form): ``p(w) = alpha * p_LM(w) + (1 - alpha) * p_cap(w)``. A
+  weighted *sum of log scores* cannot express a sum of probabilities directly, so the
+  scorer ``"lm"`` returns the correction that turns the caption score into the mixture:
+  ``log((1 - alpha) + alpha * p_LM / p_cap)``, with weight 1, beside ``"caption"`` with
+  weight 1. ``caption + lm`` is then exactly ``log p(w)`` of the mixture, and the
+  hypothesis breakdown still shows the caption model's own score and how much the LM moved
+  it. :class:`LinearInterpolationScorer` (it steps its own copy of the caption scorer).
+
+:func:`lm_fusion` builds the scorers and weights of either form. An LM is bound to the
+caption model's vocabulary (``DecodeContext.inputs["vocab"]``): every caption word id is
+mapped to the LM's vocabulary, words the LM does not know to its ``<unk>``
+(:func:`fusion.models.lm.vocab_map`); the Hugging Face adapter scores each caption word as the sum of its
+subword log-probabilities (:mod:`fusion.models.hf_lm`).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import torch
+from torch import Tensor
+
+from fusion.decoding.scorer import INPUT_VOCAB, DecodeContext, Scorer
+from fusion.errors import CheckpointError, ConfigError
+from fusion.models.lm import LSTMState, WordLM, vocab_map
+from fusion.text import Vocabulary
+
+# Log score of a token the LM can never produce (<pad>, <bos>). Finite so that weighted
+# sums and differences never make NaN; exp(-1e4) is 0 in float32 anyway.
+LOG_ZERO = -1.0e4
+LM_FUSION_MODES: tuple[str, ...] = ("loglinear", "linear")
+FusionMode = Literal["loglinear", "linear"]
+
+
+class BoundLM(Protocol):
+    """A language model bound to a caption vocabulary (V caption words)."""
+
+    def init_state(self, num_rows: int, device: torch.device | str) -> Any:
+        """State of ``num_rows`` empty prefixes (before ``<bos>``)."""
+        ...
+
+    def step(self, prev: Tensor, state: Any) -> tuple[Tensor, Any]:
+        """Consume caption ids ``prev`` (N,) long; return (N, V) float32 log-probs of the next caption word."""
+        ...
+
+    def select_state(self, state: Any, idx: Tensor) -> Any:
+        """Reorder rows: new row i is old row ``idx[i]`` (idx (N,) long)."""
+        ...
+
+
+class BoundLSTM:
+    """A :class:`~fusion.models.lm.WordLM` scoring a caption vocabulary.
+
+    Args:
+        lm: the trained LSTM LM (its own vocabulary).
+        vocab: the caption model's vocabulary.
+    """
+
+    def __init__(self, lm: WordLM, vocab: Vocabulary) -> None:
+        self.lm = lm
+        self.vocab = vocab
+        self.device = next(lm.model.parameters()).device
+        self.to_lm = vocab_map(vocab, lm.vocab).to(self.device)  # (V,)
+        self.impossible = torch.tensor([vocab.pad_id, vocab.bos_id], device=self.device)
+
+    def init_state(self, num_rows: int, device: torch.device | str = "cpu") -> LSTMState:
+        """Zero LSTM state, (h, c) each (layers, N, H)."""
+        return self.lm.model.init_state(num_rows, self.device)
+
+    @torch.no_grad()
+    def step(self, prev: Tensor, state: LSTMState) -> tuple[Tensor, LSTMState]:
+        """See :class:`BoundLM`. Returns log-probs (N, V) on ``prev``'s device."""
+        lm_log_probs, _, state = self.lm.model.step(self.to_lm[prev.to(self.device)], state)  # (N, V_lm)
+        scores = lm_log_probs[:, self.to_lm].clamp_min(LOG_ZERO)  # (N, V)
+        scores[:, self.impossible] = LOG_ZERO
+        return scores.to(prev.device), state
+
+    def select_state(self, state: LSTMState, idx: Tensor) -> LSTMState:
+        """Reorder the rows of (h, c)."""
+        idx = idx.to(self.device)
+        return state[0][:, idx], state[1][:, idx]
+
+
+class LMScorer:
+    """Scorer ``"lm"`` for log-linear (shallow) fusion: ``log p_LM(next word | prefix)``.
+
+    Args:
+        lm: a :class:`WordLM`, a :class:`~fusion.models.hf_lm.HFWordLM`, or anything with
+            ``bind(vocab) -> BoundLM``.
+        vocab: the caption vocabulary; default ``ctx.inputs["vocab"]`` at ``init_state``.
+    """
+
+    def __init__(self, lm: Any, vocab: Vocabulary | None = None) -> None:
+        self.lm = lm
+        self.vocab = vocab
+        self._bound: tuple[Vocabulary, BoundLM] | None = None
+
+    def bind(self, vocab: Vocabulary) -> BoundLM:
+        """The LM bound to ``vocab`` (cached for the last vocabulary)."""
+        if self._bound is None or self._bound[0] != vocab:
+            bound = BoundLSTM(self.lm, vocab) if isinstance(self.lm, WordLM) else self.lm.bind(vocab)
+            self._bound = (vocab, bound)
+        return self._bound[1]
+
+    def init_state(self, ctx: DecodeContext) -> Any:
+        """Empty prefixes for N = batch * beam rows (reads ``ctx.inputs["vocab"]`` if no vocab was given)."""
+        vocab = self.vocab if self.vocab is not None else ctx.inputs.get(INPUT_VOCAB)
+        if vocab is None:
+            raise ConfigError("the 'lm' scorer needs the caption vocabulary: pass vocab= or DecodeContext.inputs['vocab']")
+        bound = self.bind(vocab)
+        return bound, bound.init_state(ctx.num_rows, ctx.device)
+
+    def score(self, tokens: Tensor, state: Any) -> tuple[Tensor, Any]:
+        """Log-probs (N, V) of the next caption word after ``tokens`` (N, t) long."""
+        bound, lm_state = state
+        scores, lm_state = bound.step(tokens[:, -1], lm_state)  # (N, V)
+        return scores, (bound, lm_state)
+
+    def select_state(self, state: Any, idx: Tensor) -> Any:
+        """Reorder rows after pruning."""
+        bound, lm_state = state
+        return bound, bound.select_state(lm_state, idx)
+
+
+def interpolation_correction(caption_scores: Tensor, lm_scores: Tensor, lm_weight: float) -> Tensor:
+    """``log((1 - a) + a * p_lm / p_cap)``: added to ``log p_cap`` gives ``log(a p_lm + (1 - a) p_cap)``.
+
+    Args:
+        caption_scores: (N, V) float caption-model log-probs.
+        lm_scores: (N, V) float LM log-probs.
+        lm_weight: a in [0, 1].
+
+    Returns:
+        (N, V) float; 0 everywhere when a = 0.
+    """
+    if not 0.0 <= lm_weight <= 1.0:
+        raise ConfigError(f"lm_weight {lm_weight} must be in [0, 1] for linear interpolation; pick alpha in [0, 1]")
+    if lm_weight == 0.0:
+        return torch.zeros_like(caption_scores)
+    cap = caption_scores.clamp_min(LOG_ZERO)
+    ratio = math.log(lm_weight) + lm_scores.clamp_min(LOG_ZERO) - cap  # log(a p_lm / p_cap)
+    if lm_weight == 1.0:
+        return ratio
+    return torch.logaddexp(torch.full_like(ratio, math.log1p(-lm_weight)), ratio)
+
+
+class LinearInterpolationScorer:
+    """Scorer ``"lm"`` (weight 1) for the paper's linear interpolation of probabilities.
+
+    Adds :func:`interpolation_correction` to the ``"caption"`` scorer's log-probs, so that
+    ``caption + lm = log(alpha p_LM + (1 - alpha) p_cap)``. It steps a caption scorer of its
+    own (the same model as ``"caption"``; one extra caption step per decoding step).
+
+    Args:
+        caption: the caption-model scorer (``init_state`` reads the same ``DecodeContext``).
+        lm: the LM scorer (:class:`LMScorer`).
+        lm_weight: alpha in [0, 1].
+    """
+
+    def __init__(self, caption: Scorer, lm: Scorer, lm_weight: float) -> None:
+        interpolation_correction(torch.zeros(1, 1), torch.zeros(1, 1), lm_weight)  # validates alpha
+        self.caption = caption
+        self.lm = lm
+        self.lm_weight = lm_weight
+
+    def init_state(self, ctx: DecodeContext) -> tuple[Any, Any]:
+        """Both scorers' states."""
+        return self.caption.init_state(ctx), self.lm.init_state(ctx)
+
+    def score(self, tokens: Tensor, state: tuple[Any, Any]) -> tuple[Tensor, tuple[Any, Any]]:
+        """The correction (N, V) for the next word after ``tokens`` (N, t) long."""
+        cap_scores, cap_state = self.caption.score(tokens, state[0])  # (N, V)
+        lm_scores, lm_state = self.lm.score(tokens, state[1])  # (N, V)
+        return interpolation_correction(cap_scores, lm_scores.to(cap_scores.device), self.lm_weight), (cap_state, lm_state)
+
+    def select_state(self, state: tuple[Any, Any], idx: Tensor) -> tuple[Any, Any]:
+        """Reorder both states."""
+        return self.caption.select_state(state[0], idx), self.lm.select_state(state[1], idx)
+
+
+def lm_fusion(
+    caption: Scorer, lm: Any | None, lm_weight: float, mode: FusionMode = "loglinear"
+) -> tuple[dict[str, Scorer], dict[str, float]]:
+    """Scorers and weights for decoding with late fusion.
+
+    Args:
+        caption: the ``"caption"`` scorer.
+        lm: a language model (:class:`WordLM`, ``HFWordLM``) or an LM scorer; None = no LM.
+        lm_weight: alpha (log-linear: weight of ``log p_LM``, >= 0; linear: mixture weight in [0, 1]).
+        mode: ``"loglinear"`` (shallow fusion) or ``"linear"`` (interpolation of probabilities).
+
+    Returns:
+        ``(scorers, weights)`` for ``beam_search``; with no LM or alpha 0, the caption scorer alone.
+    """
+    if mode not in LM_FUSION_MODES:
+        raise ConfigError(f"lm fusion mode {mode!r} is not one of {list(LM_FUSION_MODES)}")
+    if lm_weight < 0:
+        raise ConfigError(f"lm weight {lm_weight} must be >= 0")
+    if lm is None or lm_weight == 0:
+        return {"caption": caption}, {"caption": 1.0}
+    lm_scorer = lm if hasattr(lm, "select_state") and hasattr(lm, "score") else LMScorer(lm)
+    if mode == "loglinear":
+        return {"caption": caption, "lm": lm_scorer}, {"caption": 1.0, "lm": float(lm_weight)}
+    return {"caption": caption, "lm": LinearInterpolationScorer(caption, lm_scorer, lm_weight)}, {"caption": 1.0, "lm": 1.0}
+
+
+def load_language_model(spec: str | Path, device: torch.device | str = "cpu") -> Any:
+    """Load an LM for fusion: a ``fusion lm train`` folder, a Hugging Face folder, or a hub id.
+
+    Raises:
+        CheckpointError / WeightsError: nothing loadable at ``spec``.
+    """
+    path = Path(spec)
+    if (path / "lm.json").is_file():
+        return WordLM.load(path, device=device)
+    if path.exists() and not (path / "config.json").is_file():
+        raise CheckpointError(f"{path}: neither an LM folder (lm.json) nor a Hugging Face model folder (config.json); "
+                              "train one with `fusion lm train CORPUS --out DIR`")
+    from fusion.models.hf_lm import HFWordLM
+
+    return HFWordLM.from_pretrained(str(spec), device=device)

@@ -1,0 +1,250 @@
+"""``train(config, run_dir)``: teacher forcing, Adam, validation, checkpoints, exact resume.
+
+Re-running the same command on the same run folder continues a killed run where its last
+checkpoint left it: the weights, Adam's moments, the torch RNG (dropout, modality dropout)
+and the loop position are restored, the data order is a pure function of (seed, epoch), and
+``metrics.jsonl`` is cut back to the checkpoint's step, so the loss log of a killed and
+resumed run equals the uninterrupted run's.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from fusion.checkpoint import checkpoint_meta, load_trainer_state, read_pointer, save_checkpoint
+from fusion.training.metrics_log import MetricsLog
+from fusion.training.setup import (
+    TrainingData,
+    check_run_config,
+    check_run_vocab,
+    prepare_data,
+    resolve_data_paths,
+    resolve_device,
+)
+from fusion.training.validation import validate
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` did.
+
+    Attributes:
+        run_dir: the run folder.
+        steps: optimizer steps taken in total (resumed steps included).
+        epochs: full epochs completed.
+        best: ``{"name", "metric", "value", "step"}`` of the best checkpoint, or None.
+        stop_reason: "max_epochs", "max_steps", "early_stopping" or "already_finished".
+        last_validation: the last validation's scores.
+    """
+
+    run_dir: Path
+    steps: int
+    epochs: int
+    best: dict[str, Any] | None
+    stop_reason: str
+    last_validation: dict[str, Any] | None
+
+
+class Trainer:
+    """One training run (see :func:`train`)."""
+
+    def __init__(self, config: Any, run_dir: str | Path, data: TrainingData, progress: bool = True) -> None:
+        from fusion.models.s2vt import S2VT
+
+        self.cfg, self.tc, self.data = config, config.train, data
+        self.run_dir = Path(run_dir)
+        self.progress = progress
+        self.device = resolve_device(self.tc.device)
+        if self.tc.num_threads:
+            torch.set_num_threads(self.tc.num_threads)
+        torch.manual_seed(self.tc.seed)
+        self.model = S2VT(config.model, len(data.vocab), data.frame_dim, data.audio_dim).to(self.device)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=self.tc.lr, weight_decay=self.tc.weight_decay)
+        self.state: dict[str, Any] = {"step": 0, "epoch": 0, "batch": 0, "best_value": None, "bad_validations": 0,
+                                      "finished": None, "last_validation": None, "last_val_step": -1}
+        self.log = MetricsLog(self.run_dir / "metrics.jsonl")
+        self.writer = None
+
+    # ------------------------------------------------------------------ checkpoints
+    def _trainer_state(self) -> dict[str, Any]:
+        rng = {"cpu": torch.get_rng_state()}
+        if torch.cuda.is_available():
+            rng["cuda"] = torch.cuda.get_rng_state_all()
+        return {"optimizer": self.optimizer.state_dict(), "rng": rng, "loop": dict(self.state)}
+
+    def _save(self, best: bool = False) -> None:
+        meta = checkpoint_meta(self.cfg, self.data.vocab, self.data.dims, epoch=self.state["epoch"],
+                               validation=self.state["last_validation"], finished=self.state["finished"])
+        info = None
+        if best:
+            value = self.state["best_value"]
+            info = {"metric": self.tc.val_metric, "value": value, "step": self.state["step"]}
+        save_checkpoint(self.run_dir, self.state["step"], self.model, meta, self._trainer_state(), best=info)
+
+    def resume(self) -> bool:
+        """Restore the ``last`` checkpoint if the run folder has one. Returns whether it did."""
+        from safetensors.torch import load_file
+
+        pointer = read_pointer(self.run_dir, "last")
+        if pointer is None:
+            return False
+        ckpt = self.run_dir / "checkpoints" / pointer["name"]
+        self.model.load_state_dict(load_file(str(ckpt / "model.safetensors"), device=str(self.device)))
+        saved = load_trainer_state(ckpt)
+        self.optimizer.load_state_dict(saved["optimizer"])
+        torch.set_rng_state(saved["rng"]["cpu"])
+        if "cuda" in saved["rng"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(saved["rng"]["cuda"])
+        self.state.update(saved["loop"])
+        self.log.truncate_after(self.state["step"])
+        log.info("resumed %s at step %d (epoch %d, batch %d)", self.run_dir, self.state["step"],
+                 self.state["epoch"], self.state["batch"])
+        return True
+
+    # ------------------------------------------------------------------ steps
+    def _train_step(self, indices: Any) -> tuple[float, float]:
+        """One teacher-forced optimizer step. Returns (loss, grad norm)."""
+        batch = self.data.train.pair_batch(indices, self.data.frame_dim, self.data.audio_dim).to(self.device)
+        self.model.train()
+        logits = self.model(batch)  # (B, L-1, V)
+        targets = batch.tokens[:, 1:]  # (B, L-1)
+        loss = F.cross_entropy(logits.transpose(1, 2), targets, ignore_index=self.data.vocab.pad_id)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        clip = self.tc.grad_clip if self.tc.grad_clip > 0 else float("inf")
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip)
+        self.optimizer.step()
+        return float(loss.detach()), float(grad_norm)
+
+    def _validate(self) -> None:
+        """Validate, log, keep the best checkpoint, count validations without improvement."""
+        dc = self.cfg.decode
+        scores = validate(self.model, self.data.val, self.data.vocab, self.tc.val_metric, beam_size=self.tc.val_beam,
+                          max_len=dc.max_len, batch_size=self.tc.batch_size, limit=self.cfg.data.max_val_videos,
+                          device=self.device)
+        value, best = scores["value"], self.state["best_value"]
+        improved = best is None or (value > best if self.tc.higher_is_better else value < best)
+        self.state["bad_validations"] = 0 if improved else self.state["bad_validations"] + 1
+        if improved:
+            self.state["best_value"] = value
+        self.state["last_validation"] = scores
+        self.state["last_val_step"] = self.state["step"]
+        self.log.append({"type": "val", "step": self.state["step"], "epoch": self.state["epoch"], **scores})
+        if self.writer is not None:
+            for key, v in scores.items():
+                if isinstance(v, float):
+                    self.writer.add_scalar(f"val/{key}", v, self.state["step"])
+        log.info("step %d validation %s=%.4f (best %.4f)%s", self.state["step"], self.tc.val_metric, value,
+                 self.state["best_value"], f" | {scores['sample']}" if "sample" in scores else "")
+        self._save(best=improved)
+
+    def _stop_reason(self) -> str | None:
+        if self.tc.patience and self.state["bad_validations"] >= self.tc.patience:
+            return "early_stopping"
+        if self.tc.max_steps is not None and self.state["step"] >= self.tc.max_steps:
+            return "max_steps"
+        if self.state["epoch"] >= self.tc.max_epochs:
+            return "max_epochs"
+        return None
+
+    # ------------------------------------------------------------------ main loop
+    def fit(self, on_step: Callable[[int, float], None] | None = None) -> TrainResult:
+        """Train until max_epochs / max_steps / early stopping; returns the result."""
+        if self.state["finished"]:
+            return self._result("already_finished")
+        if self.tc.tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(str(self.run_dir / "tb"), purge_step=self.state["step"] + 1)
+        sampler, tc = self.data.sampler, self.tc
+        total = len(sampler) * tc.max_epochs if tc.max_steps is None else min(tc.max_steps, len(sampler) * tc.max_epochs)
+        bar = tqdm(total=total, initial=self.state["step"], desc=f"train {self.run_dir.name}", unit="step",
+                   disable=not self.progress, dynamic_ncols=True)
+        reason = self._stop_reason()
+        try:
+            while reason is None:
+                batches = sampler.epoch_batches(self.state["epoch"])
+                while self.state["batch"] < len(batches) and reason is None:
+                    t0 = time.perf_counter()
+                    indices = batches[self.state["batch"]]
+                    loss, grad_norm = self._train_step(indices)
+                    speed = len(indices) / max(time.perf_counter() - t0, 1e-9)
+                    self.state["step"] += 1
+                    self.state["batch"] += 1
+                    step = self.state["step"]
+                    self.log.append({"type": "train", "step": step, "epoch": self.state["epoch"], "loss": loss,
+                                     "grad_norm": grad_norm, "samples_per_s": round(speed, 1)})
+                    if self.writer is not None:
+                        self.writer.add_scalar("train/loss", loss, step)
+                        self.writer.add_scalar("train/samples_per_s", speed, step)
+                    bar.update(1)
+                    bar.set_postfix(epoch=self.state["epoch"], loss=f"{loss:.3f}", samples_s=f"{speed:.0f}")
+                    if on_step is not None:
+                        on_step(step, loss)
+                    if tc.val_every_steps and step % tc.val_every_steps == 0:
+                        self._validate()
+                    elif step % tc.checkpoint_every_steps == 0:
+                        self._save()
+                    reason = self._stop_reason()
+                if self.state["batch"] >= len(batches):
+                    self.state["epoch"] += 1
+                    self.state["batch"] = 0
+                    if not tc.val_every_steps:
+                        self._validate()
+                    reason = self._stop_reason()
+            if self.state["last_val_step"] != self.state["step"]:
+                self._validate()  # every run ends with a validated checkpoint
+            self.state["finished"] = reason
+            self._save()
+        finally:
+            bar.close()
+            if self.writer is not None:
+                self.writer.close()
+        return self._result(reason)
+
+    def _result(self, reason: str) -> TrainResult:
+        return TrainResult(self.run_dir, self.state["step"], self.state["epoch"], read_pointer(self.run_dir, "best"),
+                           reason, self.state["last_validation"])
+
+
+def train(
+    config: Any,
+    run_dir: str | Path,
+    *,
+    manifest: str | Path | None = None,
+    features: str | Path | None = None,
+    progress: bool = True,
+    on_step: Callable[[int, float], None] | None = None,
+) -> TrainResult:
+    """Train an S2VT captioner; resume if ``run_dir`` holds a checkpoint of the same config.
+
+    Args:
+        config: the ExperimentConfig.
+        run_dir: output folder (created); re-running on it continues the run.
+        manifest: overrides ``config.data.manifest``.
+        features: overrides ``config.data.features`` (feature store folder).
+        progress: show a tqdm bar (loss, samples/s).
+        on_step: called after every optimizer step with (step, loss).
+
+    Raises:
+        ConfigError: no manifest, or the run folder holds a run of another config.
+        DataError: unusable manifest / features.
+    """
+    resolve_data_paths(config, manifest, features)
+    check_run_config(config, run_dir)  # before the (possibly long) feature extraction
+    data = prepare_data(config, progress=progress)
+    check_run_vocab(run_dir, data.vocab)
+    trainer = Trainer(config, run_dir, data, progress=progress)
+    trainer.resume()
+    return trainer.fit(on_step)

@@ -1,0 +1,166 @@
+"""The audio-noun verifier: how much a clip's sound supports each audible noun.
+
+Two sources of evidence, both in the log domain (a log likelihood ratio: 0 = the sound
+says nothing, > 0 supports the noun, < 0 contradicts it), clipped to ``[-clip, clip]``:
+
+* learned (:mod:`fusion.verifier.classifier`), for the nouns it was trained on;
+* zero-shot, for every other audible noun with links in the table: SoundNet's object
+  (ImageNet) and place (Places2) posteriors summed over the noun's linked classes,
+  ``log-odds(mass) - log-odds(prior mass)``, averaged over the two heads. The prior mass is
+  the mean over the training clips when the verifier was trained, else the share of
+  linked classes (a uniform head).
+
+A record without audio (``record.audio is None``: no audio stream, every MSVD clip) has no
+evidence at all (``None``), so the ``"audio"`` scorer adds exactly 0. A silent track is
+present audio and gets the classifier's "none of these sounds" verdict.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fusion.errors import CheckpointError
+from fusion.io import atomic_write_bytes
+from fusion.verifier.classifier import NounClassifier, pool_audio
+from fusion.verifier.table import NounTable, default_table
+
+log = logging.getLogger(__name__)
+
+VERIFIER_FORMAT = "fusion.verifier/1"
+DEFAULT_CLIP = 3.0  # |evidence| cap: one noun can never outweigh a whole caption's log-prob
+_EPS = 1e-6
+
+Evidence = dict[str, float]  # audible noun -> clipped log likelihood ratio
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, _EPS, 1 - _EPS)
+    return np.log(p) - np.log1p(-p)
+
+
+class AudioNounVerifier:
+    """Audio evidence for audible nouns.
+
+    Args:
+        table: the audible-noun table (default: the committed one).
+        classifier: learned per-noun classifiers, or None for zero-shot only.
+        zero_shot: use SoundNet posteriors for nouns the classifier does not cover.
+        clip: evidence is clipped to ``[-clip, clip]``.
+        zero_shot_scale: multiplies zero-shot evidence (uncalibrated, so damped by default).
+        zero_shot_prior: noun -> (object prior mass, place prior mass) measured on data.
+    """
+
+    def __init__(self, table: NounTable | None = None, classifier: NounClassifier | None = None,
+                 zero_shot: bool = True, clip: float = DEFAULT_CLIP, zero_shot_scale: float = 0.5,
+                 zero_shot_prior: dict[str, tuple[float, float]] | None = None) -> None:
+        self.table = table if table is not None else default_table()
+        self.classifier = classifier
+        self.zero_shot = zero_shot
+        self.clip = float(clip)
+        self.zero_shot_scale = float(zero_shot_scale)
+        self.zero_shot_prior = dict(zero_shot_prior or {})
+        self.linked = [n for n in self.table.nouns if self.table.entries[n].objects or self.table.entries[n].places]
+        k = len(self.linked)
+        self._objects = np.zeros((k, self.table.num_objects), dtype=np.float32)  # (K, 1000) 0/1 links
+        self._places = np.zeros((k, self.table.num_places), dtype=np.float32)  # (K, 401)
+        for i, noun in enumerate(self.linked):
+            self._objects[i, list(self.table.entries[noun].objects)] = 1.0
+            self._places[i, list(self.table.entries[noun].places)] = 1.0
+
+    # -- evidence ---------------------------------------------------------------------------
+    def zero_shot_mass(self, audio_objects: np.ndarray, audio_places: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Posterior mass (K,), (K,) on each linked noun's object and place classes."""
+        return self._objects @ np.asarray(audio_objects, np.float32), self._places @ np.asarray(audio_places, np.float32)
+
+    def _zero_shot(self, record: Any) -> Evidence:
+        if record.audio_objects is None or record.audio_places is None or not self.linked:
+            return {}
+        obj_mass, place_mass = self.zero_shot_mass(record.audio_objects, record.audio_places)  # (K,), (K,)
+        n_obj, n_place = self._objects.sum(1), self._places.sum(1)  # linked classes per noun
+        default = np.stack([n_obj / self.table.num_objects, n_place / self.table.num_places], axis=1)  # (K, 2)
+        prior = np.array([self.zero_shot_prior.get(n, tuple(default[i])) for i, n in enumerate(self.linked)])
+        parts = np.stack([_logit(obj_mass) - _logit(prior[:, 0]), _logit(place_mass) - _logit(prior[:, 1])], 1)
+        has = np.stack([n_obj > 0, n_place > 0], axis=1)  # (K, 2) which heads link the noun
+        score = (parts * has).sum(1) / np.maximum(has.sum(1), 1) * self.zero_shot_scale  # (K,)
+        return {n: float(v) for n, v in zip(self.linked, score)}
+
+    def evidence(self, record: Any) -> Evidence | None:
+        """Per audible noun, the clip's audio evidence.
+
+        Args:
+            record: a ``FeatureRecord`` (``.audio`` (A, Da), ``.audio_objects`` (1000,),
+                ``.audio_places`` (401,)), or None.
+
+        Returns:
+            None when the clip has no audio (no evidence at all); else noun -> evidence in
+            ``[-clip, clip]`` for every noun with a source of evidence.
+        """
+        if record is None or record.audio is None:
+            return None
+        out: Evidence = self._zero_shot(record) if self.zero_shot else {}
+        if self.classifier is not None:
+            learned = self.classifier.evidence(pool_audio(record.audio)[None])[0]  # (K,)
+            out.update({n: float(v) for n, v in zip(self.classifier.nouns, learned)})
+        return {n: float(np.clip(v, -self.clip, self.clip)) for n, v in out.items()}
+
+    def evidence_batch(self, records: Sequence[Any]) -> list[Evidence | None]:
+        """:meth:`evidence` of each record (None entries stay None)."""
+        return [self.evidence(r) for r in records]
+
+    def vocab_nouns(self, words: Sequence[str]) -> dict[int, str]:
+        """Vocabulary id -> audible noun, for the ids whose word names one (plurals, synonyms' forms)."""
+        out = {}
+        for i, word in enumerate(words):
+            noun = self.table.audible_noun(word)
+            if noun is not None:
+                out[i] = noun
+        return out
+
+    # -- persistence ------------------------------------------------------------------------
+    def save(self, path: str | Path, extra: dict[str, Any] | None = None) -> None:
+        """One safetensors file: classifier arrays; table, settings and priors as metadata."""
+        from safetensors.numpy import save
+
+        arrays = self.classifier.to_arrays() if self.classifier is not None else {}
+        arrays = arrays or {"none": np.zeros(1, np.float32)}  # safetensors wants >= 1 tensor
+        table = {"format": "fusion.audible_nouns/1", "num_objects": self.table.num_objects,
+                 "num_places": self.table.num_places,
+                 "nouns": {n: {"forms": list(e.forms), "synonyms": list(e.synonyms), "objects": list(e.objects),
+                               "places": list(e.places), "esc10": list(e.esc10), "why": e.why}
+                           for n, e in self.table.entries.items()},
+                 "not_audible": {}}
+        meta = {"format": VERIFIER_FORMAT, "table": json.dumps(table),
+                "settings": json.dumps({"zero_shot": self.zero_shot, "clip": self.clip,
+                                        "zero_shot_scale": self.zero_shot_scale}),
+                "zero_shot_prior": json.dumps(self.zero_shot_prior), "extra": json.dumps(extra or {}),
+                "classifier": json.dumps(self.classifier.to_meta() if self.classifier is not None else None)}
+        atomic_write_bytes(path, save(arrays, metadata=meta))
+
+    @classmethod
+    def load(cls, path: str | Path) -> AudioNounVerifier:
+        """Read a verifier file written by :meth:`save` (CheckpointError if unusable)."""
+        from safetensors import safe_open
+
+        path = Path(path)
+        if not path.is_file():
+            raise CheckpointError(f"{path}: verifier file not found; train one with "
+                                  f"`python -m fusion.verifier train --manifest M --features STORE --out {path}`")
+        try:
+            with safe_open(str(path), framework="numpy") as fh:
+                meta = fh.metadata() or {}
+                arrays = {k: fh.get_tensor(k) for k in fh.keys()}  # noqa: SIM118 (safe_open API)
+        except Exception as err:  # safetensors raises SafetensorError / OSError
+            raise CheckpointError(f"{path}: not a verifier file ({err}); retrain it") from err
+        if meta.get("format") != VERIFIER_FORMAT:
+            raise CheckpointError(f"{path}: not a verifier file (format {meta.get('format')!r}); retrain it")
+        table = NounTable.from_dict(json.loads(meta["table"]), str(path))
+        cmeta = json.loads(meta.get("classifier", "null"))
+        classifier = NounClassifier.from_parts(arrays, cmeta, str(path)) if cmeta else None
+        prior = {k: (float(v[0]), float(v[1])) for k, v in json.loads(meta.get("zero_shot_prior", "{}")).items()}
+        return cls(table=table, classifier=classifier, zero_shot_prior=prior, **json.loads(meta["settings"]))

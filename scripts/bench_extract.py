@@ -1,0 +1,231 @@
+"""Benchmark `fusion extract`: end-to-end throughput against decode alone + frame CNN alone.
+
+Usage::
+
+    .venv/bin/python -m scripts.bench_extract [--json] [--out results/bench_extract.json]
+
+Two corpora: generated 10-s 320x240 30-fps H.264 clips with an AAC track (textured,
+moving pictures so the decoder has real work), and the real MSVD clips in
+``$FUSION_DATA_DIR/msvd/clips`` (no audio streams). Pretrained weights. For each corpus,
+in one process: decode alone (every clip, sequentially), the frame CNN alone on the same
+decoded frames (preprocess + forward, and the forward alone in channels-last and NCHW),
+SoundNet alone on the same audio, then the end-to-end store extraction for each
+``--decode-workers`` value. Reports clips/s, frames/s, real-time factor, the per-stage
+breakdown, peak RSS, and ratio = end-to-end / (CNN alone + decode alone).
+Writes ``<out>.json`` and ``<out>.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import resource
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from fusion.features import ExtractConfig, FeatureExtractor, collect_inputs, extract_to_store
+from fusion.io import atomic_write_json, atomic_write_text
+from fusion.paths import REPO_ROOT, data_dir
+
+logger = logging.getLogger("bench_extract")
+
+
+def make_clips(folder: Path, count: int, seconds: float, size: tuple[int, int] = (320, 240), fps: int = 30) -> list[Path]:
+    """``count`` H.264/AAC mp4 clips: a scrolling random texture plus a moving square, tone + noise audio."""
+    from fusion.mediawrite import write_video
+
+    width, height = size
+    rng = np.random.default_rng(0)
+    paths = []
+    for i in range(count):
+        texture = rng.integers(0, 256, (height, width * 2, 3), dtype=np.uint8)
+        texture = ((texture.astype(np.uint16) + np.roll(texture, 1, axis=1)) // 2).astype(np.uint8)  # (H, 2W, 3)
+        n = int(seconds * fps)
+        frames = np.empty((n, height, width, 3), np.uint8)  # (T, H, W, 3)
+        for t in range(n):
+            shift = (t * 4) % width
+            frames[t] = texture[:, shift : shift + width]
+            y, x = (t * 3) % (height - 40), (t * 5 + i * 30) % (width - 40)
+            frames[t, y : y + 40, x : x + 40] = (255, 64 * (i % 4), 0)
+        sr = 22050
+        k = np.arange(int(seconds * sr))
+        audio = (0.3 * np.sin(2 * np.pi * (220 + 110 * i) * k / sr) + 0.05 * rng.standard_normal(k.size)).astype(np.float32)
+        path = folder / f"gen{i:02d}.mp4"
+        write_video(path, frames, fps, audio=audio, sample_rate_hz=sr)
+        paths.append(path)
+    return paths
+
+
+def _timed(fn: Any, *args: Any) -> tuple[float, Any]:
+    start = time.perf_counter()
+    out = fn(*args)
+    return time.perf_counter() - start, out
+
+
+def bench_corpus(name: str, paths: list[Path], extractor: FeatureExtractor, workers_list: list[int],
+                 work: Path) -> dict[str, Any]:
+    """All measurements of one corpus, in this process."""
+    from fusion.encoders.frames import describe_frames
+    from fusion.encoders.soundnet import describe_audio
+
+    cfg = extractor.config
+    extractor.extract(paths[0])  # warm-up: allocator, oneDNN kernels, file cache
+    decode_s, medias = 0.0, []
+    for path in paths:
+        seconds, media = _timed(extractor.decode, path)
+        decode_s += seconds
+        medias.append(media)
+    cnn_s = forward_cl_s = forward_nchw_s = soundnet_s = 0.0
+    model, bundle = extractor.frame_model, extractor.frame_bundle
+    with torch.inference_mode():
+        for media in medias:
+            if media.frames is not None:
+                cnn_s += _timed(describe_frames, model, bundle, media.frames, cfg.batch_size)[0]
+                x = bundle.preprocess(torch.from_numpy(media.frames))  # (T, 3, 224, 224)
+                forward_cl_s += _timed(model, x.contiguous(memory_format=torch.channels_last))[0]
+                forward_nchw_s += _timed(model, x.contiguous())[0]  # same weights, NCHW input
+            if media.audio is not None:
+                soundnet_s += _timed(describe_audio, extractor.audio_model, media.audio, cfg.audio_layer)[0]
+    frames_total = sum(0 if m.frames is None else m.frames.shape[0] for m in medias)
+    media_s = sum(m.duration_s for m in medias)
+    result: dict[str, Any] = {
+        "clips": len(paths),
+        "frames": frames_total,
+        "media_seconds": round(media_s, 2),
+        "with_audio": sum(m.audio is not None for m in medias),
+        "decode_alone_s": round(decode_s, 3),
+        "frame_cnn_alone_s": round(cnn_s, 3),
+        "cnn_forward_channels_last_s": round(forward_cl_s, 3),
+        "cnn_forward_nchw_s": round(forward_nchw_s, 3),
+        "soundnet_alone_s": round(soundnet_s, 3),
+        "end_to_end": {},
+    }
+    del medias
+    for workers in workers_list:
+        extractor.config = ExtractConfig(**{**cfg.__dict__, "decode_workers": workers})
+        extractor.timings.clear()
+        store = work / f"{name}-w{workers}"
+        summary = extract_to_store([(p.stem, str(p)) for p in paths], store, extractor.config, progress=False,
+                                   extractor=extractor)
+        assert summary.done == len(paths) and not summary.failed, summary.failed
+        e2e = summary.elapsed_s
+        result["end_to_end"][str(workers)] = {
+            "seconds": round(e2e, 3),
+            "clips_per_s": round(len(paths) / e2e, 3),
+            "frames_per_s": round(frames_total / e2e, 1),
+            "real_time_factor": round(media_s / e2e, 2),
+            "breakdown_s": {k: round(v, 3) for k, v in sorted(extractor.timings.items())},
+            "ratio_vs_cnn_plus_decode": round(e2e / (cnn_s + decode_s), 3),
+            "ratio_vs_cnn_plus_decode_plus_soundnet": round(e2e / (cnn_s + decode_s + soundnet_s), 3),
+        }
+        shutil.rmtree(store)
+    extractor.config = cfg
+    return result
+
+
+def machine_info() -> dict[str, Any]:
+    model = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpu": model,
+        "cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "load_avg_before": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+def to_markdown(report: dict[str, Any]) -> str:
+    m = report["machine"]
+    lines = [
+        "# fusion extract benchmark",
+        "",
+        f"Command: `{report['command']}`",
+        "",
+        f"Machine: {m['cpu']}, {m['cores']} cores, torch {m['torch']} with {m['torch_threads']} threads; "
+        f"load average before {m['load_avg_before']}, after {m['load_avg_after']}. "
+        f"Config: {report['config']['frames_per_clip']} frames/clip at 224 px, {report['config']['frame_encoder']}, "
+        f"SoundNet {report['config']['audio_layer']}. Peak RSS {report['peak_rss_mb']} MB.",
+        "",
+        "| corpus | decode workers | clips | clips/s | frames/s | x real time | end-to-end s | decode alone s "
+        "| CNN alone s | SoundNet alone s | ratio e2e/(CNN+decode) | breakdown s (in the e2e run) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, r in report["corpora"].items():
+        for workers, e in r["end_to_end"].items():
+            parts = ", ".join(f"{k} {v}" for k, v in e["breakdown_s"].items())
+            lines.append(
+                f"| {name} | {workers} | {r['clips']} | {e['clips_per_s']} | {e['frames_per_s']} | "
+                f"{e['real_time_factor']} | {e['seconds']} | {r['decode_alone_s']} | {r['frame_cnn_alone_s']} | "
+                f"{r['soundnet_alone_s']} | {e['ratio_vs_cnn_plus_decode']} | {parts} |"
+            )
+    lines += ["", "CNN forward alone (after preprocessing), channels-last vs NCHW input:", ""]
+    for name, r in report["corpora"].items():
+        lines.append(f"- {name}: {r['cnn_forward_channels_last_s']} s vs {r['cnn_forward_nchw_s']} s")
+    lines += ["", "Goal: ratio <= 1.2 and >= 1.5 clips/s (32 frames at 224 px, 2 cores)."]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.add_argument("--out", default=str(REPO_ROOT / "results" / "bench_extract.json"),
+                        help="JSON report path (the .md goes beside it)")
+    parser.add_argument("--clips", type=int, default=8, help="generated clips (default 8)")
+    parser.add_argument("--seconds", type=float, default=10.0, help="length of a generated clip")
+    parser.add_argument("--frames", type=int, default=32, help="frames per clip")
+    parser.add_argument("--decode-workers", default="0,1", help="comma list of decode_workers to compare")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    parser.add_argument("--no-real", action="store_true", help="skip the MSVD clips")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    info = machine_info()
+    config = ExtractConfig(frames_per_clip=args.frames)
+    extractor = FeatureExtractor(config)
+    workers_list = [int(w) for w in args.decode_workers.split(",")]
+    report: dict[str, Any] = {
+        "command": "python -m scripts.bench_extract " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "machine": info, "config": config.feature_dict(), "corpora": {},
+    }
+    with tempfile.TemporaryDirectory(prefix="bench_extract_") as tmp:
+        work = Path(tmp)
+        (work / "gen").mkdir()
+        logger.info("generating %d clips of %.0f s", args.clips, args.seconds)
+        generated = make_clips(work / "gen", args.clips, args.seconds)
+        report["corpora"]["generated_320x240_10s_audio"] = bench_corpus("gen", generated, extractor, workers_list, work)
+        msvd = data_dir() / "msvd" / "clips"
+        if not args.no_real and msvd.is_dir():
+            real = [Path(p) for _, p in collect_inputs([msvd])]
+            report["corpora"]["msvd_real"] = bench_corpus("msvd", real, extractor, workers_list, work)
+        elif not args.no_real:
+            logger.warning("no MSVD clips at %s; set FUSION_DATA_DIR", msvd)
+    info["load_avg_after"] = [round(x, 2) for x in os.getloadavg()]
+    report["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    out = Path(args.out)
+    atomic_write_json(out, report)
+    atomic_write_text(out.with_suffix(".md"), to_markdown(report))
+    print(json.dumps(report, indent=2) if args.json else to_markdown(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

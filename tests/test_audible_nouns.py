@@ -1,0 +1,113 @@
+"""The audible-noun table: generator on a tiny real-format WordNet, and the committed table."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import pytest
+
+from data_prep import audible_nouns as gen
+from fusion.errors import DataError
+from fusion.verifier.table import NounTable
+
+FIXTURE = Path(__file__).parent / "fixtures" / "wordnet_tiny"
+CAPTIONS = (
+    "vid1\ta dog is barking at a man\nvid1\tthe puppy barks\nvid2\ta train is passing by\n"
+    "vid2\tthe train goes by\nvid3\ta man sets the table\nvid3\ta goldfish swims\n"
+    "vid4\tit rains on the sea\nvid4\ta rooster crows\n"
+)
+
+
+def _sources() -> gen.Sources:
+    wnids = tuple(ln.split()[0] for ln in (FIXTURE / "categories_imagenet.txt").read_text().splitlines())
+    places = tuple((FIXTURE / "categories_places2.txt").read_text().split())
+    return gen.Sources(wnids, places, {"Dog bark": ("dog",), "Rooster": ("rooster",)})
+
+
+@pytest.fixture(scope="module")
+def tiny_table() -> dict:
+    with gen.open_wordnet(FIXTURE, man_page=FIXTURE / "absent.gz") as wn:
+        words = "dog dogs puppy man men table train sea rain rooster goldfish barks the a".split()
+        return gen.build_table(wn, words, _sources(), nouns_in_use={"train"})
+
+
+def test_audible_nouns_and_rule(tiny_table: dict) -> None:
+    nouns = tiny_table["nouns"]
+    assert {"dog", "puppy", "man", "train", "sea", "rain", "rooster"} <= set(nouns)
+    assert nouns["dog"]["why"] == "names ESC-10 Dog bark"
+    assert nouns["man"]["why"] == "under person.n.01"
+    assert nouns["train"]["why"] == "under train.n.01"
+    # A table is no sound source; a goldfish is a fish (MUTE anchor); function words are no nouns.
+    assert "table" in tiny_table["not_audible"] and "goldfish" in tiny_table["not_audible"]
+    assert "the" not in nouns and "a" not in nouns and "barks" not in nouns
+
+
+def test_links_through_hypernym_closure_meronyms_and_places(tiny_table: dict) -> None:
+    nouns = tiny_table["nouns"]
+    assert nouns["dog"]["objects"] == [0]  # toy poodle: dog covers every breed
+    assert nouns["train"]["objects"] == [1]  # steam locomotive, a member meronym's hyponym
+    assert nouns["puppy"]["objects"] == []  # a puppy is a dog, not every dog is a puppy
+    assert nouns["train"]["places"] == [1, 2]  # railroad_track (gloss "railway"), train_station/platform
+    assert nouns["sea"]["places"] == [0]  # beach: "... the water of a sea or lake"
+    assert nouns["dog"]["esc10"] == ["Dog bark"] and nouns["puppy"]["esc10"] == ["Dog bark"]
+    assert nouns["rooster"]["esc10"] == ["Rooster"] and nouns["man"]["esc10"] == []
+
+
+def test_forms_cover_plurals_and_irregulars(tiny_table: dict) -> None:
+    nouns = tiny_table["nouns"]
+    assert {"dog", "dogs"} <= set(nouns["dog"]["forms"])
+    assert "men" in nouns["man"]["forms"]  # noun.exc
+    assert "puppies" in nouns["puppy"]["forms"]
+
+
+def test_cli_writes_a_loadable_table(tmp_path: Path) -> None:
+    captions = tmp_path / "caps.txt"
+    captions.write_text(CAPTIONS)
+    out = tmp_path / "table.json"
+    code = gen.main(["--wordnet", str(FIXTURE), "--captions", str(captions), "--min-count", "1",
+                     "--imagenet", str(FIXTURE / "categories_imagenet.txt"),
+                     "--places", str(FIXTURE / "categories_places2.txt"), "--no-benchmark", "--out", str(out)])
+    assert code == 0
+    data = json.loads(out.read_text())
+    assert data["format"] == gen.TABLE_FORMAT and data["num_objects"] == 4 and data["num_places"] == 4
+    table = NounTable.load(out)
+    assert table.audible_noun("dogs") == "dog" and table.audible_noun("trains") == "train"
+    assert table.audible_noun("table") is None and table.lemma("tables") == "table"
+
+
+def test_cli_missing_wordnet_is_one_line_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    captions = tmp_path / "caps.txt"
+    captions.write_text(CAPTIONS)
+    code = gen.main(["--wordnet", str(tmp_path), "--captions", str(captions), "--out", str(tmp_path / "t.json")])
+    err = capsys.readouterr().err
+    assert code == 2 and "wordnet-base" in err and len(err.strip().splitlines()) == 1
+
+
+def test_lexnames_from_man_page_matches_real_format(tmp_path: Path) -> None:
+    rows = (FIXTURE / "lexnames").read_text().splitlines()
+    page = ".TS\n" + "".join(f"{r.split()[0]}\t{r.split()[1]}\tsome contents  \n" for r in rows) + ".TE\n"
+    man = tmp_path / "lexnames.5WN.gz"
+    man.write_bytes(gzip.compress(page.encode()))
+    assert gen.lexnames_from_man_page(man) == (FIXTURE / "lexnames").read_text()
+    man.write_bytes(gzip.compress(b"nothing here\n"))
+    with pytest.raises(DataError, match="45 lexicographer files"):
+        gen.lexnames_from_man_page(man)
+
+
+def test_committed_table_matches_soundnet_and_benchmark() -> None:
+    from fusion.benchmark import SOUND_SOURCES
+    from fusion.encoders.labels import imagenet_labels
+
+    table = NounTable.load()
+    assert table.num_objects == 1000 and table.num_places == 401
+    poodle = next(i for i, lab in enumerate(imagenet_labels()) if lab.name == "toy poodle")
+    assert poodle in table.entries["dog"].objects
+    for cls, source in SOUND_SOURCES.items():  # every benchmark sound noun is audible and names its class
+        for word in source.synonyms:
+            noun = table.audible_noun(word)
+            assert noun is not None, word
+            assert cls in table.entries[noun].esc10, (word, cls)
+    for shape_word in ("circle", "square", "triangle", "box"):
+        assert table.audible_noun(shape_word) is None

@@ -1,0 +1,156 @@
+"""``fusion caption`` / ``fusion evaluate`` / CaptionPipeline on real small videos and a tiny random run."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from fusion.checkpoint import checkpoint_meta, save_checkpoint
+from fusion.decoding.decoder import CaptionDecoder, DecodeOptions
+from fusion.errors import ConfigError
+from fusion.experiment import ExperimentConfig
+from fusion.features import ExtractConfig
+from fusion.manifest import ManifestEntry, write_manifest
+from fusion.pipeline import CaptionPipeline, evaluate_run
+from fusion.text import Vocabulary
+from tests.mediafactory import make_video
+
+EXTRACT = ExtractConfig(frames_per_clip=4, random_weights=True, decode_workers=0)
+CAPTIONS = ["a red ball moves left while a dog barks", "a blue box spins", "a green star grows and rain pours"]
+# (name, audio kind, split); the test split has both a video with sound and one without an audio stream
+CLIPS = [("c0", "tone", "train"), ("c1", None, "train"), ("c2", "noise", "val"),
+         ("c3", "tone", "test"), ("c4", None, "test"), ("c5", "noise", "test")]
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """Six real clips, a manifest, and a checkpoint of a tiny random S2VT ("early" audio)."""
+    from fusion.models.s2vt import S2VT
+
+    root = tmp_path_factory.mktemp("run")
+    entries = []
+    for i, (name, audio, split) in enumerate(CLIPS):
+        path = make_video(root / f"{name}.mp4", seconds=1.5, fps=8, audio=audio, tone_hz=300 + 100 * i)
+        entries.append(ManifestEntry(name, str(path), split, [CAPTIONS[i % 3], CAPTIONS[(i + 1) % 3]], {}))
+    write_manifest(entries, root / "manifest.jsonl")
+    cfg = ExperimentConfig()
+    cfg.data.manifest = str(root / "manifest.jsonl")
+    cfg.extract = EXTRACT
+    cfg.model.hidden_size, cfg.model.frame_embed_size, cfg.model.word_embed_size = 16, 8, 8
+    cfg.model.audio_embed_size, cfg.model.audio_mode = 4, "early"
+    cfg.decode.beam_size, cfg.decode.max_len = 3, 8
+    vocab = Vocabulary.build(CAPTIONS)
+    torch.manual_seed(0)
+    model = S2VT(cfg.model, len(vocab), frame_dim=1280, audio_dim=256)
+    dims = {"vocab_size": len(vocab), "frame_dim": 1280, "audio_dim": 256}
+    save_checkpoint(root / "run", 1, model, checkpoint_meta(cfg, vocab, dims), None, best={"metric": "loss", "value": 1.0})
+    broken = root / "broken.mp4"
+    broken.write_text("not a video\n")
+    return {"root": root, "run": root / "run", "manifest": root / "manifest.jsonl", "broken": broken}
+
+
+def _fusion(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "fusion", *args], capture_output=True, text=True, timeout=timeout)
+
+
+def test_pipeline_captions_files_and_reports_broken_ones(tiny_run: dict) -> None:
+    root = tiny_run["root"]
+    pipe = CaptionPipeline(tiny_run["run"], nbest=2)
+    results = pipe.caption([root / "c3.mp4", tiny_run["broken"], root / "c4.mp4"])
+    assert [r.id for r in results] == ["c3", "broken", "c4"]
+    ok, bad, silent = results
+    assert bad.error and "broken.mp4" in bad.error and bad.hypotheses == [] and "\n" not in bad.error
+    assert ok.audio_present is True and silent.audio_present is False
+    for res in (ok, silent):
+        assert len(res.hypotheses) == 2 and res.caption == res.hypotheses[0].words
+        assert res.hypotheses[0].score >= res.hypotheses[1].score
+        for h in res.hypotheses:
+            assert set(h.scores) == {"caption"} and h.total == pytest.approx(h.scores["caption"])
+            assert 1 <= len(h.tokens) <= 8 and pipe.run.vocab.unk_id not in h.tokens
+            assert h.words == pipe.run.vocab.decode(h.tokens)
+    # the same files decoded one at a time give the same captions (batching changes nothing)
+    alone = [pipe.caption([root / name])[0].caption for name in ("c3.mp4", "c4.mp4")]
+    assert alone == [ok.caption, silent.caption]
+
+
+def test_decoder_weights_and_options(tiny_run: dict) -> None:
+    from fusion.checkpoint import load_run
+
+    run = load_run(tiny_run["run"])
+    opts = DecodeOptions.for_run(run, beam_size=2, length_weight=0.5)
+    assert (opts.beam_size, opts.max_len, opts.length_weight) == (2, 8, 0.5)
+    decoder = CaptionDecoder(run, opts)
+    assert decoder.weights == {"caption": 1.0, "length": 0.5}
+    with pytest.raises(ConfigError, match="--lm-weight 0.3 given without --lm"):
+        DecodeOptions(lm_weight=0.3)
+    with pytest.raises(ConfigError, match="--lm given without a weight"):
+        DecodeOptions(lm="some/lm")
+    with pytest.raises(ConfigError, match="--nbest 4"):
+        DecodeOptions(beam_size=3, nbest=4)
+
+
+@pytest.mark.java
+def test_evaluate_writes_outputs_and_matches_caption(tiny_run: dict, java_available: bool, tmp_path: Path) -> None:
+    metrics = evaluate_run(tiny_run["run"], split="test", out_dir=tmp_path / "eval")
+    for name in ("Bleu_1", "Bleu_4", "METEOR", "ROUGE_L", "CIDEr"):
+        assert 0.0 <= metrics[name] <= 10.0
+    assert metrics["n_videos"] == 3 and metrics["n_audio_absent"] == 1
+    assert metrics["weights"] == {"caption": 1.0} and metrics["beam_size"] == 3
+    assert set(metrics["diagnostics"]) >= {"vocab_used", "novel_share", "mean_length"}
+    preds = json.loads((tmp_path / "eval" / "predictions.json").read_text())
+    per_video = json.loads((tmp_path / "eval" / "per_video.json").read_text())
+    assert set(preds) == set(per_video) == {"c3", "c4", "c5"}
+    assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["METEOR"] == metrics["METEOR"]
+    assert len((tmp_path / "eval" / "nbest.jsonl").read_text().splitlines()) == 3
+    # features from the store (evaluate) and on the fly (caption) give the same captions
+    root = tiny_run["root"]
+    captions = [r.caption for r in CaptionPipeline(tiny_run["run"]).caption([root / f"{v}.mp4" for v in preds])]
+    assert captions == list(preds.values())
+
+
+def test_caption_cli_json_and_broken_file(tiny_run: dict) -> None:
+    root = tiny_run["root"]
+    proc = _fusion("caption", str(root / "c3.mp4"), str(tiny_run["broken"]), "--model", str(tiny_run["run"]),
+                   "--json", "--beam", "2", "--nbest", "2", "--length-weight", "0.1")
+    assert proc.returncode == 1
+    errors = proc.stderr.strip().splitlines()
+    assert len(errors) == 1 and errors[0].startswith("fusion caption: error: ") and "broken.mp4" in errors[0]
+    lines = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [d["id"] for d in lines] == ["c3", "broken"] and "error" in lines[1]
+    good = lines[0]
+    assert good["audio_present"] is True and len(good["nbest"]) == 2 and good["caption"] == good["nbest"][0]["caption"]
+    for hyp in good["nbest"]:
+        assert set(hyp["scores"]) == {"caption", "length"}
+        assert sum(hyp["weighted"].values()) == pytest.approx(hyp["total"], abs=1e-6)
+
+
+def test_caption_cli_explain_and_user_errors(tiny_run: dict) -> None:
+    root = tiny_run["root"]
+    proc = _fusion("caption", str(root / "c4.mp4"), "--model", str(tiny_run["run"]), "--explain")
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout.splitlines()
+    assert out[0].startswith(f"{root / 'c4.mp4'}: ")
+    assert sum(line.lstrip().startswith(("1.", "2.", "3.")) for line in out) == 3  # winner + runner-ups
+    assert "caption" in out[1] and "no audio stream" in proc.stdout
+    proc = _fusion("caption", str(root / "c4.mp4"), "--model", str(tiny_run["run"]), "--lm-weight", "0.5")
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines() == [
+        "fusion caption: error: --lm-weight 0.5 given without --lm: name the language model (--lm PATH)"]
+    proc = _fusion("caption", str(root / "c4.mp4"), "--model", str(root / "no_such_run"))
+    assert proc.returncode == 2 and "no such run" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.java
+def test_evaluate_cli_json(tiny_run: dict, java_available: bool, tmp_path: Path) -> None:
+    proc = _fusion("evaluate", str(tiny_run["run"]), "--manifest", str(tiny_run["manifest"]), "--split", "val",
+                   "--beam", "2", "--json", "--out", str(tmp_path / "ev"))
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["n_videos"] == 1 and out["beam_size"] == 2 and "CIDEr" in out
+    assert (tmp_path / "ev" / "predictions.json").is_file()
+    proc = _fusion("evaluate", str(tiny_run["run"]), "--split", "val", "--lm-weight", "1")
+    assert proc.returncode == 2 and "without --lm" in proc.stderr

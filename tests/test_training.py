@@ -1,0 +1,204 @@
+"""Training: data pipeline, run folder, load_run, exact resume after a crash, CLI, learning."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from fusion.checkpoint import load_run, resolve_checkpoint
+from fusion.cli import main as cli_main
+from fusion.data import CaptionDataset, EpochSampler, collate
+from fusion.errors import CheckpointError, ConfigError
+from fusion.experiment import ExperimentConfig, load_experiment
+from fusion.features import ExtractConfig, FeatureRecord, FeatureStore
+from fusion.manifest import ManifestEntry, load_manifest, write_manifest
+from fusion.text import Vocabulary
+from fusion.training import train
+from fusion.training.metrics_log import MetricsLog
+from fusion.training.validation import predict_captions
+
+COLORS, SOUNDS = ("red", "green", "blue"), ("dog", "rain", "clock")
+DV, DA, T = 12, 6, 4
+EXTRACT = ExtractConfig(frames_per_clip=T, random_weights=True)
+
+
+def make_toy(root: Path, n_train: int = 36, n_val: int = 9, seed: int = 0) -> Path:
+    """A manifest + feature store where the colour is in the frames and the sound in the audio."""
+    rng = np.random.default_rng(seed)
+    store = FeatureStore(root / "store", EXTRACT)
+    entries = []
+    for i in range(n_train + n_val):
+        color, sound = i % 3, (i // 3) % 4  # sound 3 = no audio stream
+        frames = rng.normal(0, 0.3, (T, DV)).astype(np.float32)
+        frames[:, color] += 2.0
+        audio = None
+        if sound < 3:
+            audio = rng.normal(0, 0.3, (5 + i % 3, DA)).astype(np.float32)
+            audio[:, sound] += 2.0
+        vid = f"toy{i:03d}"
+        store.write(FeatureRecord(id=vid, frames=frames, audio=audio))
+        tail = f" and a {SOUNDS[sound]}" if sound < 3 else ""
+        captions = [f"a {COLORS[color]} ball{tail}", f"the {COLORS[color]} ball{tail}"]
+        entries.append(ManifestEntry(vid, f"{vid}.mp4", "train" if i < n_train else "val", captions,
+                                     {"sound": SOUNDS[sound] if sound < 3 else None}))
+    write_manifest(entries, root / "manifest.jsonl")
+    return root / "manifest.jsonl"
+
+
+def toy_config(root: Path, **train_over) -> ExperimentConfig:
+    cfg = ExperimentConfig()
+    cfg.data.manifest = str(root / "manifest.jsonl")
+    cfg.data.features = str(root / "store")
+    cfg.extract = EXTRACT
+    cfg.model.hidden_size, cfg.model.frame_embed_size, cfg.model.word_embed_size = 16, 8, 8
+    cfg.model.audio_embed_size, cfg.model.dropout = 4, 0.2
+    cfg.model.audio_mode, cfg.model.modality_dropout = "early", 0.2
+    cfg.train.batch_size, cfg.train.max_epochs, cfg.train.val_metric = 8, 3, "loss"
+    cfg.train.checkpoint_every_steps, cfg.train.num_threads, cfg.train.device = 4, 1, "cpu"
+    for k, v in train_over.items():
+        setattr(cfg.train, k, v)
+    return cfg
+
+
+@pytest.fixture()
+def toy(tmp_path: Path) -> Path:
+    make_toy(tmp_path)
+    return tmp_path
+
+
+def test_sampler_is_a_deterministic_function_of_seed_and_epoch() -> None:
+    s = EpochSampler(10, 4, seed=3)
+    assert len(s) == 3
+    a, b = s.epoch_batches(1), EpochSampler(10, 4, seed=3).epoch_batches(1)
+    assert all((x == y).all() for x, y in zip(a, b))
+    assert sorted(np.concatenate(a).tolist()) == list(range(10))
+    assert not all((x == y).all() for x, y in zip(a, s.epoch_batches(2)))
+
+
+def test_dataset_pairs_and_collate_masks(toy: Path) -> None:
+    entries = [e for e in load_manifest(toy / "manifest.jsonl") if e.split == "train"]
+    vocab = Vocabulary.build([c for e in entries for c in e.captions])
+    ds = CaptionDataset(entries, FeatureStore(toy / "store"), vocab, max_words=3)
+    assert len(ds) == 2 * len(entries) and (ds.frame_dim, ds.audio_dim) == (DV, DA)
+    batch = ds.pair_batch([0, 1, 18, 19], DV, DA)  # videos 0 (dog), 9 (no audio stream)
+    assert batch.tokens[0].tolist()[:1] == [vocab.bos_id] and len(batch.tokens[0]) <= 5
+    assert batch.audio_present.tolist() == [True, True, False, False]
+    assert not batch.audio_mask[2].any() and batch.audio[2].abs().sum() == 0
+    assert batch.frame_mask.all() and batch.audio_mask[0].sum() == 5
+    single = collate([ds.records[9]], DV, DA)
+    assert single.audio.shape == (1, 1, DA) and not single.audio_present.any()
+
+
+def test_train_writes_run_and_load_run_restores_it(toy: Path) -> None:
+    cfg = toy_config(toy)
+    result = train(cfg, toy / "run", progress=False)
+    run = toy / "run"
+    assert result.stop_reason == "max_epochs" and result.epochs == 3
+    assert result.steps == 3 * 9  # 72 pairs / batch 8
+    assert {"config.yaml", "vocab.json", "metrics.jsonl", "tb", "checkpoints"} <= {p.name for p in run.iterdir()}
+    records = MetricsLog(run / "metrics.jsonl").read()
+    assert [r["step"] for r in records if r["type"] == "val"] == [9, 18, 27]
+    losses = [loss for _, loss in MetricsLog(run / "metrics.jsonl").losses()]
+    assert len(losses) == 27 and np.mean(losses[-5:]) < np.mean(losses[:5])
+    best = json.loads((run / "checkpoints" / "best.json").read_text())
+    assert best["metric"] == "loss" and best["step"] in (9, 18, 27)
+    loaded = load_run(run)
+    assert loaded.checkpoint_dir == resolve_checkpoint(run) and loaded.meta["step"] == best["step"]
+    assert loaded.config.model.audio_mode == "early" and loaded.vocab == Vocabulary.load(run / "vocab.json")
+    assert loaded.meta["encoders"]["audio_layer"] == "pool5" and not loaded.model.training
+    last = load_run(run, which="last")
+    entries = [e for e in load_manifest(toy / "manifest.jsonl") if e.split == "val"]
+    val = CaptionDataset(entries, FeatureStore(toy / "store"), loaded.vocab)
+    caps = predict_captions(last.model, val, last.vocab, beam_size=1)
+    assert set(caps) == {e.id for e in entries} and all(isinstance(c, str) for c in caps.values())
+    # Re-running a finished run does nothing more.
+    again = train(toy_config(toy), run, progress=False)
+    assert again.stop_reason == "already_finished" and again.steps == 27
+
+
+class Crash(RuntimeError):
+    pass
+
+
+def test_resume_after_crash_gives_the_same_losses(toy: Path) -> None:
+    train(toy_config(toy), toy / "full", progress=False)
+    full = MetricsLog(toy / "full" / "metrics.jsonl").read()
+
+    def crash_at_13(step: int, loss: float) -> None:
+        if step == 13:  # last checkpoint at step 12 (every 4 steps), validation at 9
+            raise Crash()
+
+    with pytest.raises(Crash):
+        train(toy_config(toy), toy / "killed", progress=False, on_step=crash_at_13)
+    assert len(MetricsLog(toy / "killed" / "metrics.jsonl").losses()) == 13
+    train(toy_config(toy), toy / "killed", progress=False)
+    resumed = MetricsLog(toy / "killed" / "metrics.jsonl").read()
+    assert [(r["type"], r["step"], r.get("loss")) for r in resumed] == [(r["type"], r["step"], r.get("loss")) for r in full]
+    assert [r.get("val_loss") for r in resumed] == [r.get("val_loss") for r in full]
+
+
+def test_resume_refuses_another_config(toy: Path) -> None:
+    train(toy_config(toy, max_steps=2), toy / "run", progress=False)
+    with pytest.raises(ConfigError, match="train.lr"):
+        train(toy_config(toy, max_steps=2, lr=0.5), toy / "run", progress=False)
+
+
+def test_load_run_errors_are_one_line(tmp_path: Path) -> None:
+    with pytest.raises(CheckpointError, match="no such run"):
+        load_run(tmp_path / "nope")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(CheckpointError, match="not a run folder"):
+        load_run(tmp_path / "empty")
+
+
+def test_cli_train_with_overrides_and_errors(toy: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg_path = toy / "exp.yaml"
+    cfg_path.write_text(yaml.safe_dump({
+        "extract": {"frames_per_clip": T, "random_weights": True},
+        "model": {"hidden_size": 8, "frame_embed_size": 4, "word_embed_size": 4, "audio_mode": "stream"},
+        "train": {"batch_size": 16, "max_epochs": 1, "val_metric": "loss", "device": "cpu"},
+    }))
+    code = cli_main(["train", str(cfg_path), "--manifest", str(toy / "manifest.jsonl"), "--features",
+                     str(toy / "store"), "--out", str(toy / "cli_run"), "--set", "train.max_steps=2",
+                     "--no-progress", "--json"])
+    assert code == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["steps"] == 2 and out["stop_reason"] == "max_steps" and out["best_metric"] == "loss"
+    assert load_run(toy / "cli_run").config.model.audio_mode == "stream"
+    assert cli_main(["train", str(cfg_path), "--set", "model.hiden_size=3"]) == 2
+    err = capsys.readouterr().err
+    assert "model.hiden_size" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert cli_main(["train", str(cfg_path), "--out", str(toy / "x")]) == 2
+    assert "data.manifest is not set" in capsys.readouterr().err
+
+
+def test_configs_in_repo_load_strictly() -> None:
+    root = Path(__file__).resolve().parent.parent / "configs"
+    names = ["avsynth/base", "avsynth/video_only", "avsynth/audio_early", "avsynth/audio_stream",
+             "avsynth/demo", "msvd/s2vt", "msvd/s2vt_vgg16"]
+    paths = [root / f"{name}.yaml" for name in names]
+    for path in paths:
+        load_experiment(path)
+
+
+def test_audio_model_learns_the_sound_that_video_alone_cannot(toy: Path) -> None:
+    def sound_accuracy(mode: str) -> float:
+        cfg = toy_config(toy, max_epochs=25, lr=0.01, val_every_steps=1000)
+        cfg.model.audio_mode, cfg.model.modality_dropout, cfg.model.dropout = mode, 0.0, 0.0
+        cfg.train.tensorboard = False
+        run = train(cfg, toy / f"run_{mode}", progress=False)
+        loaded = load_run(run.run_dir, which="last")
+        entries = load_manifest(toy / "manifest.jsonl")
+        ds = CaptionDataset(entries, FeatureStore(toy / "store"), loaded.vocab)
+        caps = predict_captions(loaded.model, ds, loaded.vocab)
+        with_sound = [e for e in entries if e.meta["sound"]]
+        return float(np.mean([e.meta["sound"] in caps[e.id] for e in with_sound]))
+
+    torch.manual_seed(0)
+    assert sound_accuracy("early") >= 0.9
+    assert sound_accuracy("none") <= 0.6

@@ -1,0 +1,199 @@
+"""The audio-noun verifier, its "audio" scorer, re-ranker, explanation and learned classifier."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from fusion.decoding.audio_scorer import RERANK_KEY, AudioScorer, caption_audio_score, rerank
+from fusion.decoding.beam_search import beam_search
+from fusion.decoding.scorer import DecodeContext
+from fusion.errors import CheckpointError, ConfigError
+from fusion.features import ExtractConfig, FeatureRecord, FeatureStore
+from fusion.manifest import ManifestEntry
+from fusion.verifier import (AudioNounVerifier, NounEntry, NounTable, explain, fit_classifier, format_explanation,
+                             train_verifier)
+
+WORDS = ["<pad>", "<bos>", "<eos>", "<unk>", "a", "dog", "dogs", "man", "barks", "table", "clock", "ticks"]
+DOG, DOGS, MAN, CLOCK = 5, 6, 7, 10
+
+
+@pytest.fixture()
+def table() -> NounTable:
+    entries = [NounEntry("dog", ("dog", "dogs"), objects=(0, 1), places=(0,), esc10=("Dog bark",)),
+               NounEntry("man", ("man", "men"), objects=(2,)),
+               NounEntry("clock", ("clock", "clocks"), objects=(3,), esc10=("Clock tick",))]
+    return NounTable(entries, {"table": ["tables"]}, num_objects=6, num_places=3)
+
+
+class BigramScorer:
+    """A tiny random caption model: log-softmax of a fixed (V, V) bigram table."""
+
+    def __init__(self, vocab_size: int, seed: int = 0) -> None:
+        gen = torch.Generator().manual_seed(seed)
+        self.table = torch.log_softmax(torch.randn(vocab_size, vocab_size, generator=gen) * 2, dim=-1)
+
+    def init_state(self, ctx: DecodeContext) -> None:
+        return None
+
+    def score(self, tokens: torch.Tensor, state: None) -> tuple[torch.Tensor, None]:
+        return self.table[tokens[:, -1]], None  # (N, V)
+
+    def select_state(self, state: None, idx: torch.Tensor) -> None:
+        return None
+
+
+def _search(scorers: dict, weights: dict, evidence: list, beam: int = 3) -> list:
+    ctx = DecodeContext(batch_size=len(evidence), beam_size=beam, inputs={"audio_evidence": evidence})
+    return beam_search(scorers, weights, ctx, bos_id=1, eos_id=2, max_len=6, nbest=beam,
+                       decode_words=lambda ids: " ".join(WORDS[i] for i in ids))
+
+
+def test_scorer_adds_exactly_the_evidence_at_noun_ids(table: NounTable) -> None:
+    scorer = AudioScorer(WORDS, AudioNounVerifier(table))
+    evidence = [{"dog": 1.5, "man": -2.0}, None]
+    state = scorer.init_state(DecodeContext(batch_size=2, beam_size=3, inputs={"audio_evidence": evidence}))
+    expected = torch.zeros(len(WORDS))
+    expected[[DOG, DOGS]] = 1.5
+    expected[MAN] = -2.0
+    scores, _ = scorer.score(torch.ones(6, 1, dtype=torch.long), state)
+    assert scores.shape == (6, len(WORDS))
+    assert torch.equal(scores[:3], expected.expand(3, -1))  # video 0's beams
+    assert torch.equal(scores[3:], torch.zeros(3, len(WORDS)))  # video 1 has no audio
+    assert torch.equal(scorer.select_state(state, torch.tensor([3, 0, 0, 4, 5, 1])),
+                       torch.stack([state[3], state[0], state[0], state[4], state[5], state[1]]))
+
+
+def test_beam_search_adds_weight_times_evidence(table: NounTable) -> None:
+    scorer = AudioScorer(WORDS, AudioNounVerifier(table))
+    evidence = [{"dog": 2.0, "man": -1.0, "clock": 0.5}]
+    beta = 0.7
+    hyps = _search({"caption": BigramScorer(len(WORDS)), "audio": scorer}, {"caption": 1.0, "audio": beta}, evidence)
+    for hyp in hyps[0]:
+        audio = sum(evidence[0].get(table.audible_noun(WORDS[t]) or "", 0.0) for t in hyp.tokens)
+        assert hyp.scores["audio"] == pytest.approx(audio)
+        assert hyp.total == pytest.approx(hyp.scores["caption"] + beta * audio)
+
+
+def test_weight_zero_and_absent_audio_equal_off(table: NounTable) -> None:
+    caption = BigramScorer(len(WORDS), seed=3)
+    scorer = AudioScorer(WORDS, AudioNounVerifier(table))
+    off = _search({"caption": caption}, {"caption": 1.0}, [{"dog": 3.0}, None])
+    zero = _search({"caption": caption, "audio": scorer}, {"caption": 1.0, "audio": 0.0}, [{"dog": 3.0}, None])
+    absent = _search({"caption": caption, "audio": scorer}, {"caption": 1.0, "audio": 2.0}, [None, None])
+    for a, b, c in zip(off, zero, absent):
+        assert [h.tokens for h in a] == [h.tokens for h in b] == [h.tokens for h in c]
+        assert [h.total for h in a] == [h.total for h in b] == [h.total for h in c]
+        assert all(h.scores.get("audio", 0.0) == 0.0 for h in c)
+
+
+def test_evidence_steers_the_noun(table: NounTable) -> None:
+    caption = BigramScorer(len(WORDS), seed=1)
+    caption.table[:] = -10.0
+    caption.table[1, 4] = 0.0  # <bos> -> a
+    caption.table[4, MAN], caption.table[4, DOG] = -0.5, -1.0  # the model prefers "a man"
+    caption.table[MAN, 2] = caption.table[DOG, 2] = 0.0  # -> <eos>
+    scorer = AudioScorer(WORDS, AudioNounVerifier(table))
+    plain = _search({"caption": caption, "audio": scorer}, {"caption": 1.0, "audio": 1.0}, [None])
+    heard = _search({"caption": caption, "audio": scorer}, {"caption": 1.0, "audio": 1.0}, [{"dog": 1.0, "man": -1.0}])
+    assert plain[0][0].words == "a man" and heard[0][0].words == "a dog"
+
+
+def test_scorer_rejects_wrong_batch(table: NounTable) -> None:
+    scorer = AudioScorer(WORDS, AudioNounVerifier(table))
+    with pytest.raises(ConfigError, match="one per video"):
+        scorer.init_state(DecodeContext(batch_size=2, beam_size=1, inputs={"audio_evidence": [None]}))
+
+
+def test_rerank_and_explain(table: NounTable) -> None:
+    caption = BigramScorer(len(WORDS), seed=5)
+    hyps = _search({"caption": caption}, {"caption": 1.0}, [None], beam=4)[0]
+    assert rerank(hyps, None, 5.0) == hyps and rerank(hyps, {"dog": 3.0}, 0.0) == hyps
+    evidence = {"dog": 3.0, "man": -3.0, "clock": 0.0}
+    ranked = rerank(hyps, evidence, 2.0, table)
+    for h in ranked:
+        assert h.scores[RERANK_KEY] == pytest.approx(caption_audio_score(h.words, evidence, table))
+        assert h.weights[RERANK_KEY] == 2.0
+    assert [h.score for h in ranked] == sorted((h.score for h in ranked), reverse=True)
+    report = explain([*ranked], evidence, table)
+    assert report["audio"] == "present" and report["caption"] == ranked[0].words
+    assert len(report["runners_up"]) == len(ranked) - 1
+    assert all(n["evidence"] == evidence[n["noun"]] for n in report["nouns"])
+    text = format_explanation(explain(ranked, None, table))
+    assert "absent" in text and ranked[0].words in text
+
+
+def _record(vid: str, audio: np.ndarray | None, objects: np.ndarray | None = None) -> FeatureRecord:
+    places = None if audio is None else np.full(3, 1 / 3, np.float32)
+    if audio is not None and objects is None:
+        objects = np.full(6, 1 / 6, np.float32)
+    return FeatureRecord(id=vid, frames=np.zeros((2, 4), np.float32), audio=audio,
+                         audio_objects=objects, audio_places=places)
+
+
+def test_absent_audio_has_no_evidence_and_silence_is_present(table: NounTable) -> None:
+    verifier = AudioNounVerifier(table)
+    assert verifier.evidence(_record("v", None)) is None
+    silent = verifier.evidence(_record("s", np.zeros((5, 8), np.float32)))
+    assert silent is not None and set(silent) == {"dog", "man", "clock"}
+    barking = verifier.evidence(_record("d", np.ones((5, 8), np.float32),
+                                        objects=np.array([0.45, 0.45, 0.02, 0.02, 0.03, 0.03], np.float32)))
+    assert barking["dog"] > 0 > barking["clock"]  # zero-shot: mass on the dog classes
+    assert all(abs(v) <= verifier.clip for v in barking.values())
+
+
+def _synthetic(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Separable pooled features (n, 16) and labels (n, 2): noun k shifts feature k."""
+    labels = rng.random((n, 2)) < np.array([0.3, 0.15])
+    x = rng.normal(size=(n, 16)).astype(np.float32)
+    x[:, :2] += 3.0 * labels
+    return x, labels
+
+
+def test_classifier_is_calibrated_on_separable_features() -> None:
+    rng = np.random.default_rng(0)
+    (x, y), (xv, yv), (xt, yt) = _synthetic(400, rng), _synthetic(300, rng), _synthetic(2000, rng)
+    clf = fit_classifier(x, y, xv, yv, ["dog", "clock"], min_positives=3)
+    assert clf.nouns == ["dog", "clock"]
+    prob = 1 / (1 + np.exp(-clf.calibrated_logits(xt)))  # (2000, 2)
+    ev = clf.evidence(xt)
+    for k in range(2):
+        assert abs(prob[:, k].mean() - yt[:, k].mean()) < 0.03  # calibrated base rate
+        bins = np.digitize(prob[:, k], np.linspace(0, 1, 11)[1:-1])
+        ece = sum(abs(prob[bins == b, k].mean() - yt[bins == b, k].mean()) * (bins == b).mean()
+                  for b in range(10) if (bins == b).any())
+        assert ece < 0.05
+        assert ev[yt[:, k], k].mean() > 2.0 and ev[~yt[:, k], k].mean() < -1.0
+
+
+def test_train_save_load_roundtrip(table: NounTable, tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    store = FeatureStore(tmp_path / "feats", ExtractConfig(random_weights=True))
+    entries = []
+    for i in range(60):
+        kind = ["dog", "clock", "silent"][i % 3]
+        split = "train" if i < 40 else "val"
+        audio = rng.normal(size=(4, 8)).astype(np.float32)
+        audio[:, 0 if kind == "dog" else 1] += 3.0 if kind != "silent" else 0.0
+        store.write(_record(f"v{i}", audio))
+        caps = {"dog": ["a dog barks", "dogs bark"], "clock": ["a clock ticks", "the clock ticks"],
+                "silent": ["a table", "a red table"]}[kind]
+        entries.append(ManifestEntry(id=f"v{i}", video=f"/x/v{i}.mp4", split=split, captions=caps))
+    store.write(_record("mute", None))
+    entries.append(ManifestEntry(id="mute", video="/x/mute.mp4", split="train", captions=["a dog barks"]))
+    verifier, report = train_verifier(entries, store, table)
+    assert report["nouns"] == ["clock", "dog"] and report["skipped_without_audio"] == 1
+    assert report["val"]["dog"]["auc"] > 0.95 and report["val"]["clock"]["auc"] > 0.95
+    path = tmp_path / "verifier.safetensors"
+    verifier.save(path)
+    loaded = AudioNounVerifier.load(path)
+    for vid in ("v40", "v41", "v42"):
+        assert loaded.evidence(store[vid]) == pytest.approx(verifier.evidence(store[vid]))
+    dog_clip, clock_clip = loaded.evidence(store["v42"]), loaded.evidence(store["v43"])
+    assert dog_clip["dog"] > 1.0 > -1.0 > dog_clip["clock"] and clock_clip["clock"] > 1.0
+    assert loaded.evidence(store["mute"]) is None
+    with pytest.raises(CheckpointError, match="not found"):
+        AudioNounVerifier.load(tmp_path / "missing.safetensors")
