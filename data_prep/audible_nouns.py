@@ -2,27 +2,20 @@
 
 ``python -m data_prep.audible_nouns --out data_prep/audible_nouns.json [--vocab FILE ...]``
 
-For every noun of the vocabulary (MSVD train captions, the audio-visual benchmark's words
-from :mod:`fusion.benchmark`, and any ``--vocab`` file) the table records:
+For every noun of the vocabulary (MSVD train captions, :mod:`fusion.benchmark`'s words, any
+``--vocab`` file) the table records whether it is audible (:data:`RULE`) and, for audible ones:
+``objects``, SoundNet conv8 (ImageNet) classes under a primary sense or its part/member
+meronyms (``dog`` covers every breed; ``train`` -> locomotive -> steam locomotive);
+``places``, conv8_2 (Places2) scenes whose name contains the noun (``train`` ->
+train_station), whose synonyms occur in the noun's gloss (``train``: "railway" ->
+railroad_track) or whose gloss names it (``sea`` -> beach, coast); ``esc10``, the ESC-10
+classes it names (benchmark synonyms, hyponyms: ``puppy`` -> Dog bark, specific direct
+hypernyms: ``chicken`` -> Rooster). Other nouns keep only their surface forms, so the runtime
+maps plurals and labels captions without WordNet.
 
-* ``objects``: SoundNet ``conv8`` outputs (ImageNet order) whose WordNet 3.0 synset lies
-  under one of the noun's primary senses (hypernym closure: ``dog`` covers every breed),
-  or under one of their part or member meronyms (``train`` -> locomotive -> steam locomotive);
-* ``places``: SoundNet ``conv8_2`` scenes (Places2 order) whose name contains the noun
-  (``train`` -> train_station/platform), whose WordNet synonyms occur in the noun's gloss
-  (``train``: "... railway cars ..." -> railroad_track), or whose gloss names the noun
-  (``sea`` -> beach, coast: "the shore of a sea or ocean");
-* ``esc10``: ESC-10 classes (:data:`fusion.benchmark.SOUND_SOURCES`) that the noun names
-  (the benchmark's own synonyms) or that lie under one of its primary senses
-  (``puppy`` -> Dog bark, ``chicken`` -> Rooster);
-* ``audible`` and ``why``: the audibility rule, see :data:`RULE`.
-
-Only audible nouns carry links; the others are listed with their surface forms, so the
-runtime can map plurals and label captions without WordNet.
-
-WordNet comes from Debian's ``wordnet-base`` (``/usr/share/wordnet``). nltk's reader needs
-the files copied under an allowed nltk data root plus a ``lexnames`` file, which Debian omits;
-it is generated here from the ``lexnames(5WN)`` man page. ``nltk.download`` is never used.
+WordNet comes from Debian's ``wordnet-base``; nltk reads it once copied under an nltk data
+root with a ``lexnames`` file, which Debian omits and which is generated here from the
+``lexnames(5WN)`` man page. ``nltk.download`` is never used.
 """
 
 from __future__ import annotations
@@ -33,6 +26,7 @@ import json
 import logging
 import re
 import shutil
+import sys
 import tempfile
 import warnings
 from collections import Counter
@@ -52,6 +46,7 @@ TABLE_FORMAT = "fusion.audible_nouns/1"
 DEFAULT_WORDNET_DIR = Path("/usr/share/wordnet")
 LEXNAMES_MAN_PAGE = Path("/usr/share/man/man5/lexnames.5WN.gz")
 DEFAULT_OUT = Path(__file__).with_name("audible_nouns.json")
+ASSETS = Path(__file__).resolve().parent.parent / "fusion" / "assets"  # SoundNet label files
 WORDNET_FILES = ("data.noun", "data.verb", "data.adj", "data.adv", "index.noun", "index.verb",
                  "index.adj", "index.adv", "noun.exc", "verb.exc", "adj.exc", "adv.exc")
 MAX_NAMING_HYPONYMS = 12  # a direct hypernym names an ESC-10 class only if it is this specific
@@ -73,48 +68,41 @@ AUDIBLE_ANCHORS: tuple[tuple[str, str], ...] = (
     ("atmospheric_phenomenon", "noun.phenomenon"),             # rain, wind, storms
     ("fire", "noun.event"), ("explosion", "noun.event"), ("sound", "noun.event"),  # sound.n.04: noises, cries
     ("sea", "noun.object"), ("ocean", "noun.object"), ("stream", "noun.object"),
-    ("waterfall", "noun.object"), ("wave", "noun.event"), ("surf", "noun.object"),
+    ("waterfall", "noun.object"), ("wave", "noun.event"), ("surf", "noun.event"),
     ("music", "noun.communication"), ("speech", "noun.communication"), ("sneeze", "noun.state"),
 )
-MUTE_ANCHORS: tuple[tuple[str, str], ...] = (
-    ("fish", "noun.animal"), ("invertebrate", "noun.animal"),  # no audible calls (insects excepted)
-)
-INSECT_ANCHOR = ("insect", "noun.animal")  # buzzing: kept audible despite MUTE invertebrate
+MUTE_ANCHORS: tuple[tuple[str, str], ...] = (  # animals without audible calls (insects do buzz)
+    ("fish", "noun.animal"), ("mollusk", "noun.animal"), ("worm", "noun.animal"), ("crustacean", "noun.animal"),
+    ("coelenterate", "noun.animal"), ("echinoderm", "noun.animal"), ("sponge", "noun.animal"))
 ESC10_ANCHORS: dict[str, tuple[tuple[str, str], ...]] = {
     "Dog bark": (("dog", "noun.animal"),), "Rain": (("rain", "noun.phenomenon"),),
-    "Sea waves": (("sea", "noun.object"), ("ocean", "noun.object"), ("wave", "noun.event"),
-                  ("surf", "noun.object")),
+    "Sea waves": (("sea", "noun.object"), ("ocean", "noun.object"), ("wave", "noun.event"), ("surf", "noun.event")),
     "Baby cry": (("baby", "noun.person"),), "Clock tick": (("clock", "noun.artifact"),),
     "Person sneeze": (("sneeze", "noun.state"),), "Helicopter": (("helicopter", "noun.artifact"),),
     "Chainsaw": (("chain_saw", "noun.artifact"),), "Rooster": (("rooster", "noun.animal"),),
-    "Fire crackling": (("fire", "noun.event"), ("campfire", "noun.artifact"), ("flame", "noun.process")),
+    "Fire crackling": (("fire", "noun.event"), ("campfire", "noun.event"), ("flame", "noun.process")),
 }
-RULE = ("A vocabulary word is a noun when WordNet 3.0 knows it as a noun, it is not a function word, and "
-        "its tagged noun uses are at least its tagged verb/adjective/adverb uses. Its primary senses are "
-        f"the first sense and every sense with >= {PRIMARY_SENSE_SHARE:.0%} of its tagged noun uses. "
-        "It is audible when it names an ESC-10 sound source, or a primary sense lies under an AUDIBLE "
-        "anchor (animals, people, motor vehicles/aircraft/trains/vessels, musical and acoustic devices, "
-        "clocks, power tools, engines, guns, phones, weather, fire, explosions, sounds, sea/waves/streams, "
-        "music, speech, sneezes) and not under a MUTE anchor (fish, invertebrates except insects).")
+RULE = ("A vocabulary word is a noun when WordNet 3.0 knows it as a noun, it is no function word, and its "
+        "tagged noun uses are at least its verb/adjective/adverb uses (or the captions use it as a noun: "
+        "'a train is'). Primary senses: the first, and any with >= 25% of the tagged noun uses. A noun is "
+        "audible when it names an ESC-10 sound source, or its first sense lies under an AUDIBLE anchor "
+        "(animals, people, motor vehicles/aircraft/trains/vessels, musical and acoustic devices, clocks, "
+        "power tools, engines, guns, phones, weather, fire, explosions, sounds, sea/waves/streams, music, "
+        "speech, sneezes) and not under a MUTE one (fish, mollusks, worms, crustaceans, jellyfish, starfish, sponges).")
 FUNCTION_WORDS = frozenset(
-    "a an the and or but is are was were be been being am do does did has have had it its it s "
-    "this that these those there here he she they we you i me him her them his their our your my "
-    "in on at of to for with from by into onto over under up down out off about as than then "
-    "while who what which where when how not no some any all each other another one two three "
-    "s t very too also just can will would could should may might must".split())
+    "a an the and or but is are was were be been being am do does did has have had it its s t this that these "
+    "those there here he she they we you i me him her them his their our your my in on at of to for with from by "
+    "into onto over under up down out off about as than then while who what which where when how not no some any "
+    "all each other another one two three very too also just can will would could should may might must".split())
 DETERMINERS = frozenset("a an the his her their its some another two".split())
 _WORD_RE = re.compile(r"[a-z][a-z\-]*")
 
 
 @dataclass(frozen=True)
 class Sources:
-    """The label lists the table indexes into: SoundNet's heads and the ESC-10 classes.
-
-    Attributes:
-        imagenet_wnids: 1000 WordNet 3.0 noun ids ("n02084071") in conv8 order.
-        places: 401 Places2 names ("/t/train_station/platform") in conv8_2 order.
-        esc10: ESC-10 class name -> benchmark nouns that name it (may be empty).
-    """
+    """What the table indexes into: ``imagenet_wnids`` (1000 "n02084071" ids, conv8 order),
+    ``places`` (401 "/t/train_station/platform" names, conv8_2 order) and ``esc10`` (class ->
+    benchmark nouns naming it)."""
 
     imagenet_wnids: tuple[str, ...]
     places: tuple[str, ...]
@@ -126,22 +114,19 @@ def lexnames_from_man_page(man_page: Path) -> str:
     categories = {"adj": 3, "adv": 4, "noun": 1, "verb": 2}
     text = gzip.open(man_page, "rt", encoding="utf-8").read()
     rows = re.findall(r"^(\d\d)\t(\w+\.\w+)\s*\t", text, flags=re.MULTILINE)
-    if len(rows) != 45:
+    if len(rows) != 45:  # lexnames(5WN) lists files 00-44
         raise DataError(f"{man_page}: expected 45 lexicographer files, found {len(rows)}; reinstall wordnet-base")
     return "".join(f"{num}\t{name}\t{categories[name.split('.')[0]]}\n" for num, name in rows)
 
 
 @contextmanager
 def open_wordnet(wordnet_dir: Path, man_page: Path = LEXNAMES_MAN_PAGE) -> Iterator[Any]:
-    """A WordNet 3.0 reader over a copy of ``wordnet_dir`` (a Debian-style database folder).
-
-    nltk only reads corpora under its data path, so the files are copied into a private
-    ``<tmp>/corpora/wordnet`` added to ``nltk.data.path`` for the duration of the block.
-    """
+    """A WordNet 3.0 reader over a copy of ``wordnet_dir``: nltk only reads corpora under its data
+    path, so the files go to a private ``<tmp>/corpora/wordnet`` on ``nltk.data.path`` meanwhile."""
     missing = [f for f in WORDNET_FILES if not (wordnet_dir / f).is_file()]
     if missing:
-        raise DataError(f"{wordnet_dir}: WordNet database files missing ({', '.join(missing[:3])}); "
-                        "run `apt-get install wordnet-base` or pass --wordnet DIR")
+        raise DataError(f"{wordnet_dir}: WordNet database files missing ({', '.join(missing[:3])}); run "
+                        "`apt-get install wordnet-base` or pass --wordnet DIR")
     import nltk
     from nltk.corpus.reader.wordnet import WordNetCorpusReader
 
@@ -153,6 +138,7 @@ def open_wordnet(wordnet_dir: Path, man_page: Path = LEXNAMES_MAN_PAGE) -> Itera
     corpus = root / "corpora" / "wordnet"
     corpus.mkdir(parents=True)
     try:
+        (corpus / "cntlist.rev").write_text("", encoding="utf-8")  # tag counts: optional
         for name in (*WORDNET_FILES, "cntlist.rev", "lexnames"):
             if (wordnet_dir / name).is_file():
                 shutil.copyfile(wordnet_dir / name, corpus / name)
@@ -160,8 +146,6 @@ def open_wordnet(wordnet_dir: Path, man_page: Path = LEXNAMES_MAN_PAGE) -> Itera
             if not man_page.is_file():
                 raise DataError(f"{wordnet_dir}: no lexnames file and no {man_page}; install wordnet-base")
             (corpus / "lexnames").write_text(lexnames_from_man_page(man_page), encoding="utf-8")
-        if not (corpus / "cntlist.rev").is_file():
-            (corpus / "cntlist.rev").write_text("", encoding="utf-8")
         nltk.data.path.append(str(root))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # "multilingual functions are not available"
@@ -181,13 +165,7 @@ def _tag_count(wn: Any, lemma: str, pos: str) -> tuple[int, int]:
 
 def noun_lemma(wn: Any, word: str, used_as_noun: bool = False) -> str | None:
     """The noun lemma of a caption word (``dogs`` -> ``dog``), or None when it is not a noun.
-
-    Args:
-        wn: the WordNet reader.
-        word: a lower-case caption word.
-        used_as_noun: the captions use it as a noun (after a determiner), which overrides
-            WordNet's tag counts ("a train" although "train" is mostly a verb there).
-    """
+    ``used_as_noun`` (the captions say "a train is") overrides WordNet's tag counts."""
     if word in FUNCTION_WORDS or len(word) < 2 or not _WORD_RE.fullmatch(word):
         return None
     candidates = wn._morphy(word, "n")  # the word itself first, then its singular ("fields", "field")
@@ -195,11 +173,7 @@ def noun_lemma(wn: Any, word: str, used_as_noun: bool = False) -> str | None:
         return None
     lemma = max(candidates, key=lambda c: (_tag_count(wn, c, "n")[0], c != word))
     noun_uses, noun_senses = _tag_count(wn, lemma, "n")
-    other_uses = 0
-    for pos in ("v", "a", "r"):
-        other = wn.morphy(word, pos)
-        if other is not None:
-            other_uses += _tag_count(wn, other, pos)[0]
+    other_uses = sum(_tag_count(wn, other, pos)[0] for pos in "var" if (other := wn.morphy(word, pos)))
     return lemma if noun_senses and (used_as_noun or noun_uses >= other_uses) else None
 
 
@@ -236,18 +210,8 @@ def _names_anchor(sense: Any, sense_closure: set[Any], anchor: Any) -> bool:
 
 def _gloss_nouns(wn: Any, synsets: Iterable[Any]) -> set[str]:
     """Noun lemmas of the content words of the synsets' definitions."""
-    words = set()
-    for synset in synsets:
-        for token in _WORD_RE.findall(synset.definition().lower()):
-            lemma = wn.morphy(token, "n") if token not in FUNCTION_WORDS else None
-            if lemma:
-                words.add(lemma)
-    return words
-
-
-def _place_parts(name: str) -> list[str]:
-    """``/t/train_station/platform`` -> ``["train_station", "platform"]``."""
-    return [p for p in name.strip("/").split("/")[1:] if p]
+    return {lemma for synset in synsets for token in _WORD_RE.findall(synset.definition().lower())
+            if token not in FUNCTION_WORDS and (lemma := wn.morphy(token, "n"))}
 
 
 class TableBuilder:
@@ -256,23 +220,23 @@ class TableBuilder:
     def __init__(self, wn: Any, sources: Sources) -> None:
         self.wn = wn
         self.sources = sources
-        self.audible = [s for a in AUDIBLE_ANCHORS if (s := resolve_anchor(wn, a)) is not None]
-        self.mute = [s for a in MUTE_ANCHORS if (s := resolve_anchor(wn, a)) is not None]
-        self.insect = resolve_anchor(wn, INSECT_ANCHOR)
+        self.audible, self.mute = ([s for a in anchors if (s := resolve_anchor(wn, a)) is not None]
+                                   for anchors in (AUDIBLE_ANCHORS, MUTE_ANCHORS))
         self.esc_anchors = {cls: [s for a in anchors if (s := resolve_anchor(wn, a)) is not None]
                             for cls, anchors in ESC10_ANCHORS.items() if cls in sources.esc10}
-        self.class_closures: list[set[Any]] = []
-        for wnid in sources.imagenet_wnids:
-            try:
-                self.class_closures.append(_closure(wn.synset_from_pos_and_offset("n", int(wnid[1:]))))
-            except Exception:  # nltk raises WordNetError / KeyError / ValueError for unknown offsets
-                log.warning("ImageNet class %s is not a WordNet 3.0 noun offset here; unlinked", wnid)
-                self.class_closures.append(set())
+        self.class_closures = [self._class_closure(wnid) for wnid in sources.imagenet_wnids]
         self.place_terms = [self._place_terms(name) for name in sources.places]
+
+    def _class_closure(self, wnid: str) -> set[Any]:
+        try:
+            return _closure(self.wn.synset_from_pos_and_offset("n", int(wnid[1:])))
+        except Exception:  # nltk raises WordNetError / KeyError / ValueError for unknown offsets
+            log.warning("ImageNet class %s is not a WordNet 3.0 noun offset here; unlinked", wnid)
+            return set()
 
     def _place_terms(self, name: str) -> tuple[set[str], set[str], set[str]]:
         """(name tokens, synonyms of its head synset, gloss nouns of its head synset)."""
-        parts = _place_parts(name)
+        parts = [p for p in name.strip("/").split("/")[1:] if p]  # /t/train_station/platform
         tokens = {self.wn.morphy(t, "n") or t for p in parts for t in p.split("_") if t}
         head = self.wn.synsets(parts[0], "n") if parts else []
         if not head and parts:
@@ -292,8 +256,7 @@ class TableBuilder:
         why = f"names ESC-10 {esc[0]}" if esc else None
         first = closures[0]  # audibility follows the dominant sense ("pole" is not a Pole)
         hit = next((a for a in self.audible if a in first), None)
-        muted = any(m in first for m in self.mute) and not (self.insect and self.insect in first)
-        if why is None and hit is not None and not muted:
+        if why is None and hit is not None and not any(m in first for m in self.mute):
             why = f"under {hit.name()}"
         entry: dict[str, Any] = {"audible": why is not None, "why": why or "no audible anchor",
                                  "synsets": [s.name() for s in senses]}
@@ -310,12 +273,8 @@ class TableBuilder:
 
 
 def read_caption_words(path: Path, min_count: int) -> tuple[list[str], set[str]]:
-    """Words of a caption file (``id<TAB>sentence`` or plain lines).
-
-    Returns:
-        The words occurring >= ``min_count`` times, and those of them that end a
-        determiner phrase ("a train is") in >= 30% of their occurrences (used as nouns).
-    """
+    """Words of a caption file (``id<TAB>sentence`` lines) seen >= ``min_count`` times, and those
+    of them that end a determiner phrase ("a train is") in >= 30% of their uses (used as nouns)."""
     if not path.is_file():
         raise DataError(f"{path}: caption file not found; pass --captions FILE or set FUSION_DATA_DIR")
     counts: Counter[str] = Counter()
@@ -331,31 +290,34 @@ def read_caption_words(path: Path, min_count: int) -> tuple[list[str], set[str]]
 
 
 def read_vocab_file(path: Path) -> list[str]:
-    """Words of a ``--vocab`` file: a fusion Vocabulary / JSON word list, or text lines."""
+    """Words of a ``--vocab`` file: a fusion Vocabulary JSON / JSON list, or text (``id<TAB>``caption lines)."""
     if not path.is_file():
         raise DataError(f"{path}: vocabulary file not found; fix --vocab")
+    text = path.read_text(encoding="utf-8")
     if path.suffix == ".json":
-        data = json.loads(path.read_text(encoding="utf-8"))
-        words = data.get("words", data.get("itos", list(data))) if isinstance(data, dict) else data
-        return [str(w) for w in words]
-    return [w for line in path.read_text(encoding="utf-8").splitlines() for w in line.split("\t")[-1].split()]
+        data = json.loads(text)
+        return [str(w) for w in (data.get("words", list(data)) if isinstance(data, dict) else data)]
+    return [w for line in text.splitlines() for w in line.split("\t")[-1].split()]
 
 
-def default_sources() -> tuple[Sources, list[str]]:
-    """SoundNet labels from ``fusion.encoders.labels`` and ESC-10 nouns from ``fusion.benchmark``.
+def load_sources(imagenet: Path = ASSETS / "categories_imagenet.txt", places: Path = ASSETS / "categories_places2.txt",
+                 benchmark: bool = True) -> tuple[Sources, list[str]]:
+    """SoundNet's label files and, with ``benchmark``, :mod:`fusion.benchmark`'s ESC-10 classes;
+    also returns the benchmark's vocabulary words (sound nouns, shapes)."""
+    lines = []
+    for path in (imagenet, places):
+        if not path.is_file():
+            raise DataError(f"{path}: label file not found; fix --imagenet / --places")
+        lines.append([ln.strip() for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()])
+    esc: dict[str, tuple[str, ...]] = {}
+    words: list[str] = []
+    if benchmark:
+        from fusion.benchmark import SHAPES, SOUND_SOURCES
 
-    Returns:
-        The sources and the benchmark's vocabulary words (sound nouns, shapes).
-    """
-    from fusion.benchmark import SHAPES, SOUND_SOURCES
-    from fusion.encoders.labels import imagenet_labels
-
-    places_file = Path(__file__).resolve().parent.parent / "fusion" / "assets" / "categories_places2.txt"
-    places = tuple(line.strip() for line in places_file.read_text(encoding="utf-8").splitlines() if line.strip())
-    esc = {cls: tuple(src.synonyms) for cls, src in SOUND_SOURCES.items()}
-    words = [w for src in SOUND_SOURCES.values() for w in src.synonyms]
-    words += [w for names in SHAPES.values() for w in names]
-    return Sources(tuple(lab.wnid for lab in imagenet_labels()), places, esc), words
+        esc = {cls: tuple(src.synonyms) for cls, src in SOUND_SOURCES.items()}
+        words = [w for src in SOUND_SOURCES.values() for w in src.synonyms]
+        words += [w for names in SHAPES.values() for w in names]
+    return Sources(tuple(ln.split()[0] for ln in lines[0]), tuple(lines[1]), esc), words
 
 
 def _plural(lemma: str) -> str:
@@ -368,17 +330,11 @@ def _plural(lemma: str) -> str:
 
 def build_table(wn: Any, words: Sequence[str], sources: Sources,
                 nouns_in_use: Iterable[str] = ()) -> dict[str, Any]:
-    """The audible-noun table of ``words`` (see the module docstring for its fields).
-
-    Args:
-        wn: the WordNet 3.0 reader (:func:`open_wordnet`).
-        words: the vocabulary.
-        sources: SoundNet label lists and ESC-10 classes.
-        nouns_in_use: words known to be used as nouns (see :func:`noun_lemma`).
-    """
-    in_use = set(nouns_in_use)
+    """The audible-noun table of ``words`` (fields: module docstring) through WordNet reader ``wn``;
+    ``nouns_in_use`` are words the captions use as nouns (see :func:`noun_lemma`)."""
     from tqdm import tqdm
 
+    in_use = set(nouns_in_use)
     builder = TableBuilder(wn, sources)
     forms: dict[str, set[str]] = {}
     for word in sorted(set(words)):
@@ -404,14 +360,10 @@ def build_table(wn: Any, words: Sequence[str], sources: Sources,
 
 
 def dump_table(table: dict[str, Any]) -> str:
-    """Compact, diff-friendly JSON: one line per noun."""
-    head = {k: v for k, v in table.items() if k not in ("nouns", "not_audible")}
-    lines = [json.dumps(head, ensure_ascii=False)[:-1] + ', "nouns": {']
-    items = list(table["nouns"].items())
-    lines += [f"  {json.dumps(k)}: {json.dumps(v, ensure_ascii=False)}" + ("," if i < len(items) - 1 else "")
-              for i, (k, v) in enumerate(items)]
-    lines.append('}, "not_audible": ' + json.dumps(table["not_audible"], ensure_ascii=False) + "}")
-    return "\n".join(lines) + "\n"
+    """Compact, diff-friendly JSON: one line per audible noun."""
+    head = json.dumps({k: v for k, v in table.items() if k not in ("nouns", "not_audible")}, ensure_ascii=False)
+    nouns = ",\n".join(f"  {json.dumps(k)}: {json.dumps(v, ensure_ascii=False)}" for k, v in table["nouns"].items())
+    return f'{head[:-1]}, "nouns": {{\n{nouns}\n}}, "not_audible": {json.dumps(table["not_audible"])}}}\n'
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -419,25 +371,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m data_prep.audible_nouns", description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="table to write (JSON)")
     parser.add_argument("--vocab", type=Path, nargs="*", default=[], help="extra vocabulary files")
-    parser.add_argument("--captions", type=Path, default=None,
-                        help="caption file (default: $FUSION_DATA_DIR/msvd/captions/sents_train_lc_nopunc.txt)")
+    parser.add_argument("--captions", type=Path, help="default: $FUSION_DATA_DIR/msvd/captions/sents_train_lc_nopunc.txt")
     parser.add_argument("--min-count", type=int, default=2, help="caption words rarer than this are skipped")
     parser.add_argument("--wordnet", type=Path, default=DEFAULT_WORDNET_DIR, help="WordNet 3.0 database folder")
-    parser.add_argument("--imagenet", type=Path, default=None, help="categories_imagenet.txt (default: fusion assets)")
-    parser.add_argument("--places", type=Path, default=None, help="categories_places2.txt (default: fusion assets)")
+    parser.add_argument("--imagenet", type=Path, default=ASSETS / "categories_imagenet.txt", help="SoundNet objects")
+    parser.add_argument("--places", type=Path, default=ASSETS / "categories_places2.txt", help="SoundNet places")
     parser.add_argument("--no-benchmark", action="store_true", help="leave out fusion.benchmark's ESC-10 words")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
-        sources, bench_words = default_sources()
-        if args.no_benchmark:
-            sources, bench_words = Sources(sources.imagenet_wnids, sources.places, {}), []
-        if args.imagenet is not None:
-            wnids = tuple(ln.split()[0] for ln in args.imagenet.read_text(encoding="utf-8").splitlines() if ln.strip())
-            sources = Sources(wnids, sources.places, sources.esc10)
-        if args.places is not None:
-            places = tuple(ln.strip() for ln in args.places.read_text(encoding="utf-8").splitlines() if ln.strip())
-            sources = Sources(sources.imagenet_wnids, places, sources.esc10)
+        sources, bench_words = load_sources(args.imagenet, args.places, benchmark=not args.no_benchmark)
         captions = args.captions or data_dir() / "msvd" / "captions" / "sents_train_lc_nopunc.txt"
         words, in_use = read_caption_words(captions, args.min_count)
         words += bench_words
@@ -447,7 +390,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             table = build_table(wn, words, sources, in_use | set(bench_words))
         atomic_write_text(args.out, dump_table(table))
     except FusionError as err:
-        print(f"error: {err}", file=__import__("sys").stderr)
+        print(f"error: {err}", file=sys.stderr)
         return err.exit_code
     log.info("%d audible nouns, %d other nouns -> %s", len(table["nouns"]), len(table["not_audible"]), args.out)
     return 0

@@ -155,15 +155,16 @@ def probe(path: str | Path) -> MediaInfo:
     with _open(path) as container:
         video = _video_stream(container)
         audio = container.streams.audio[0] if container.streams.audio else None
-        vc = video.codec_context if video is not None else None
-        rate = (video.average_rate or video.guessed_rate) if video is not None else None
+        has_v, has_a = video is not None, audio is not None
+        rate = (video.average_rate or video.guessed_rate) if has_v else None
         return MediaInfo(
             path=str(path), format_name=container.format.name,
             duration_s=container.duration / av.time_base if container.duration else None,
-            has_video_stream=vc is not None, has_audio_stream=audio is not None, fps=float(rate) if rate else None,
-            width=vc and vc.width, height=vc and vc.height, video_codec=vc and vc.name,
-            audio_codec=audio and audio.codec_context.name, audio_sample_rate_hz=audio and audio.rate,
-            audio_channels=audio and audio.channels)
+            has_video_stream=has_v, has_audio_stream=has_a, fps=float(rate) if rate else None,
+            width=video.codec_context.width if has_v else None, height=video.codec_context.height if has_v else None,
+            video_codec=video.codec_context.name if has_v else None,
+            audio_codec=audio.codec_context.name if has_a else None,
+            audio_sample_rate_hz=audio.rate if has_a else None, audio_channels=audio.channels if has_a else None)
 
 
 @dataclass

@@ -132,6 +132,26 @@ def make_audio(path: str | Path, seconds: float = 2.0, sample_rate_hz: int = 441
     return path
 
 
+def make_mp3_with_cover_art(path: str | Path, seconds: float = 1.0) -> Path:
+    """An MP3 whose ID3 tag holds a cover picture: FFmpeg shows it as an attached-picture video stream."""
+    import av  # local: only this helper writes with av directly
+
+    path = Path(path)
+    with av.open(str(path), "w") as container:
+        audio = container.add_stream("libmp3lame", rate=44100)
+        audio.layout = "mono"
+        cover = container.add_stream("mjpeg", rate=1)
+        cover.width, cover.height, cover.pix_fmt = 32, 32, "yuvj420p"
+        cover.disposition = av.stream.Disposition.attached_pic
+        picture = av.VideoFrame.from_ndarray(make_frames(1, (32, 32))[0], format="rgb24")
+        picture.pts = 0
+        frame = av.AudioFrame.from_ndarray(make_tone(seconds)[None], format="fltp", layout="mono")
+        frame.sample_rate, frame.pts = 44100, 0
+        for packet in [*cover.encode(picture), *cover.encode(None), *audio.encode(frame), *audio.encode(None)]:
+            container.mux(packet)
+    return path
+
+
 def _truncate(src: Path, dst: Path, fraction: float) -> Path:
     data = src.read_bytes()
     dst.write_bytes(data[: int(len(data) * fraction)])
@@ -163,9 +183,9 @@ def make_broken_corpus(folder: str | Path) -> dict[str, Path]:
     data[:64] = np.random.default_rng(1).bytes(64)  # ftyp box and the start of the rest
     corpus["corrupt_header"] = folder / "corrupt_header.mp4"
     corpus["corrupt_header"].write_bytes(bytes(data))
-    corpus["truncated_mp4"] = _truncate(good, folder / "truncated.mp4", 0.5)
-    corpus["truncated_mkv"] = _truncate(make_video(folder / "full.mkv", seconds=4), folder / "truncated.mkv", 0.5)
-    corpus["truncated_mp3"] = _truncate(make_audio(folder / "full.mp3", seconds=4), folder / "truncated.mp3", 0.4)
+    corpus["truncated_mp4"] = _truncate(good, folder / "truncated_mp4.mp4", 0.5)
+    corpus["truncated_mkv"] = _truncate(make_video(folder / "full.mkv", seconds=4), folder / "truncated_mkv.mkv", 0.5)
+    corpus["truncated_mp3"] = _truncate(make_audio(folder / "full.mp3", seconds=4), folder / "truncated_mp3.mp3", 0.4)
     corpus["no_streams"] = folder / "metadata.mp4"
     corpus["no_streams"].write_text(";FFMETADATA1\ntitle=not a video\n", encoding="utf-8")
     corpus["subtitles_only"] = folder / "subtitles.mkv"

@@ -213,3 +213,67 @@ def test_bad_arguments_are_config_errors() -> None:
         search(scorer, {"caption": 1.0}, [0], beam=2, nbest=3)
     with pytest.raises(ConfigError, match="beam"):
         search(scorer, {"caption": 1.0}, [0], beam=0)
+
+
+# ---------------------------------------------------------------- a tiny random S2VT as scorer
+def tiny_s2vt(seed: int, audio_mode: str = "early"):
+    from fusion.models.s2vt import S2VT, S2VTConfig
+
+    torch.manual_seed(seed)
+    cfg = S2VTConfig(hidden_size=8, frame_embed_size=6, word_embed_size=5, audio_mode=audio_mode,
+                     audio_embed_size=3, dropout=0.0)
+    return S2VT(cfg, vocab_size=10, frame_dim=7, audio_dim=4).eval()
+
+
+def tiny_batch(num_videos: int, seed: int = 0):
+    """Feature records of varied lengths (some without audio) collated into a model batch."""
+    import numpy as np
+
+    from fusion.data import collate
+    from fusion.features import FeatureRecord
+
+    rng = np.random.default_rng(seed)
+    records = [FeatureRecord(id=f"v{i}", frames=rng.normal(size=(3 + i % 3, 7)).astype(np.float32),
+                             audio=None if i % 4 == 3 else rng.normal(size=(2 + i % 2, 4)).astype(np.float32))
+               for i in range(num_videos)]
+    return records, collate(records, frame_dim=7, audio_dim=4)
+
+
+def s2vt_search(scorers, weights, batch, beam, **kw):
+    ctx = DecodeContext(batch_size=len(batch), beam_size=beam, inputs={"batch": batch})
+    kw.setdefault("max_len", 6)
+    return beam_search(scorers, weights, ctx, bos_id=BOS, eos_id=EOS, **kw)
+
+
+def test_s2vt_batched_equals_one_video_at_a_time() -> None:
+    from fusion.data import collate
+
+    model, other = tiny_s2vt(0), tiny_s2vt(1)
+    records, batch = tiny_batch(8)
+    scorers = {"caption": CaptionScorer(model), "lm": CaptionScorer(other), "length": LengthScorer(10)}
+    weights = {"caption": 1.0, "lm": 0.4, "length": 0.3}
+    batched = s2vt_search(scorers, weights, batch, beam=3, nbest=2)
+    for i, rec in enumerate(records):
+        single = s2vt_search(scorers, weights, collate([rec], 7, 4), beam=3, nbest=2)[0]
+        assert [h.tokens for h in batched[i]] == [h.tokens for h in single]
+        assert [h.score for h in batched[i]] == pytest.approx([h.score for h in single], abs=1e-5)
+        for h in batched[i]:
+            assert sum(weights[n] * s for n, s in h.scores.items()) == pytest.approx(h.total, abs=1e-6)
+
+
+def test_s2vt_beam_one_equals_model_greedy() -> None:
+    model = tiny_s2vt(2, audio_mode="stream")
+    _, batch = tiny_batch(6, seed=1)
+    greedy_ids = model.greedy(batch, BOS, EOS, max_len=6)
+    hyps = s2vt_search({"caption": CaptionScorer(model)}, {"caption": 1.0}, batch, beam=1, min_len=0)
+    assert [h[0].tokens for h in hyps] == greedy_ids
+
+
+def test_s2vt_weight_zero_equals_absent() -> None:
+    model, other = tiny_s2vt(3), tiny_s2vt(4)
+    _, batch = tiny_batch(5, seed=2)
+    a = s2vt_search({"caption": CaptionScorer(model), "lm": CaptionScorer(other)}, {"caption": 1.0, "lm": 0.0},
+                    batch, beam=4, nbest=4)
+    b = s2vt_search({"caption": CaptionScorer(model)}, {"caption": 1.0}, batch, beam=4, nbest=4)
+    assert [[h.tokens for h in v] for v in a] == [[h.tokens for h in v] for v in b]
+    assert [[h.score for h in v] for v in a] == [[h.score for h in v] for v in b]

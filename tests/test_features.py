@@ -15,6 +15,7 @@ import pytest
 from fusion.errors import DataError
 from fusion.features import (
     ExtractConfig,
+    FeatureExtractor,
     FeatureRecord,
     FeatureStore,
     collect_inputs,
@@ -167,10 +168,18 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     }
 
 
-def test_extract_records_modalities_and_failures_then_resumes(tmp_path: Path, clips: dict[str, Path]) -> None:
+@pytest.fixture(scope="module")
+def extractor() -> FeatureExtractor:
+    """Seeded random-weight encoders, built once for the module."""
     pytest.importorskip("fusion.media")
+    return FeatureExtractor(TINY)
+
+
+def test_extract_records_modalities_and_failures_then_resumes(
+    tmp_path: Path, clips: dict[str, Path], extractor: FeatureExtractor
+) -> None:
     inputs = collect_inputs(list(clips.values()))
-    summary = extract_to_store(inputs, tmp_path / "s", TINY, progress=False)
+    summary = extract_to_store(inputs, tmp_path / "s", TINY, progress=False, extractor=extractor)
     assert summary.done == 3 and summary.skipped == 0
     assert [f["file"] for f in summary.failed] == [str(clips["broken"].resolve())]
     store = FeatureStore(tmp_path / "s")
@@ -189,22 +198,20 @@ def test_extract_records_modalities_and_failures_then_resumes(tmp_path: Path, cl
     assert tone.meta["frames_sampled"] == 4 and abs(tone.meta["duration_s"] - 1.0) < 0.2
     failures = store.failures()
     assert len(failures) == 1 and failures[0]["file"] == str(clips["broken"].resolve()) and failures[0]["error"]
-    again = extract_to_store(inputs, tmp_path / "s", TINY, progress=False)
+    again = extract_to_store(inputs, tmp_path / "s", TINY, progress=False, extractor=extractor)
     assert (again.done, again.skipped, len(again.failed)) == (0, 3, 1)
     forced = extract_to_store([p for p in inputs if p[0] == "tone"], tmp_path / "s", TINY, overwrite=True,
-                              progress=False)
+                              progress=False, extractor=extractor)
     assert forced.done == 1 and forced.skipped == 0
 
 
-def test_prefetching_and_inline_decoding_give_identical_records(tmp_path: Path, clips: dict[str, Path]) -> None:
-    pytest.importorskip("fusion.media")
-    from fusion.features import FeatureExtractor
-
+def test_prefetching_and_inline_decoding_give_identical_records(
+    tmp_path: Path, clips: dict[str, Path], extractor: FeatureExtractor
+) -> None:
     inputs = collect_inputs([clips["tone"], clips["mute"]])
-    extractor = FeatureExtractor(TINY)
     extract_to_store(inputs, tmp_path / "a", TINY, progress=False, extractor=extractor)
     inline = ExtractConfig(frames_per_clip=4, batch_size=4, decode_workers=0, random_weights=True)
-    extract_to_store(inputs, tmp_path / "b", inline, progress=False)
+    extract_to_store(inputs, tmp_path / "b", inline, progress=False, extractor=extractor)
     direct = extractor.extract(clips["tone"])
     for video_id, _ in inputs:
         a, b = FeatureStore(tmp_path / "a")[video_id], FeatureStore(tmp_path / "b")[video_id]
@@ -213,20 +220,25 @@ def test_prefetching_and_inline_decoding_give_identical_records(tmp_path: Path, 
     np.testing.assert_array_equal(direct.frames, FeatureStore(tmp_path / "a")["tone"].frames)
 
 
-def test_ensure_features_extracts_only_missing_entries(tmp_path: Path, clips: dict[str, Path]) -> None:
-    pytest.importorskip("fusion.media")
+def test_ensure_features_extracts_only_missing_entries(
+    tmp_path: Path, clips: dict[str, Path], extractor: FeatureExtractor
+) -> None:
     from fusion.manifest import ManifestEntry
 
     entries = [ManifestEntry(id="v1", video=str(clips["tone"]), split="train"),
                ManifestEntry(id="v2", video=str(clips["mute"]), split="test")]
-    store = ensure_features(entries[:1], tmp_path / "s", TINY, progress=False)
+    store = ensure_features(entries[:1], tmp_path / "s", TINY, progress=False, extractor=extractor)
     first = store.record_path("v1").stat().st_mtime_ns
-    store = ensure_features(entries, tmp_path / "s", TINY, progress=False)
+    store = ensure_features(entries, tmp_path / "s", TINY, progress=False, extractor=extractor)
     assert store.ids() == ["v1", "v2"] and store.record_path("v1").stat().st_mtime_ns == first
     bad = [ManifestEntry(id="v3", video=str(clips["broken"]), split="test")]
     with pytest.raises(DataError, match="1 of 1 videos could not be read.*failures.jsonl"):
-        ensure_features(bad, tmp_path / "s", TINY, progress=False)
-    assert ensure_features(bad, tmp_path / "s", TINY, progress=False, allow_failures=True).ids() == ["v1", "v2"]
+        ensure_features(bad, tmp_path / "s", TINY, progress=False, extractor=extractor)
+    kept = ensure_features(bad, tmp_path / "s", TINY, progress=False, allow_failures=True, extractor=extractor)
+    assert kept.ids() == ["v1", "v2"]
+    with pytest.raises(DataError, match="another config"):
+        extract_to_store([("v3", str(clips["tone"]))], tmp_path / "t", ExtractConfig(frames_per_clip=5, random_weights=True),
+                         extractor=extractor)
 
 
 @pytest.mark.real_data

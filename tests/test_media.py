@@ -12,7 +12,8 @@ import pytest
 from fusion.errors import ConfigError, MediaError
 from fusion.media import AUDIO_SAMPLE_RATE_HZ, _open, _plan, _scan, _video_stream, decode, probe
 from fusion.mediawrite import write_audio, write_video
-from tests.mediafactory import frame_index_of, make_audio, make_broken_corpus, make_frames, make_video
+from tests.mediafactory import (frame_index_of, make_audio, make_broken_corpus, make_frames,
+                                make_mp3_with_cover_art, make_video)
 
 SR = AUDIO_SAMPLE_RATE_HZ
 
@@ -77,6 +78,13 @@ def test_audio_files_resample_to_22050_mono(tmp_path: Path, name: str, codec: st
     assert dominant_hz(media.audio) == pytest.approx(1000.0, abs=2.0)
     assert rms_amplitude(media.audio) == pytest.approx(0.5, abs=0.05)  # mean of equal channels
     assert float(np.abs(media.audio).max()) <= 1.0
+    assert not probe(path).has_video_stream
+
+
+def test_cover_art_is_not_video(tmp_path: Path) -> None:
+    path = make_mp3_with_cover_art(tmp_path / "song.mp3")
+    media = decode(path)
+    assert media.frames is None and len(media.audio) == pytest.approx(SR, abs=0.03 * SR)
     assert not probe(path).has_video_stream
 
 

@@ -202,3 +202,36 @@ def test_audio_model_learns_the_sound_that_video_alone_cannot(toy: Path) -> None
     torch.manual_seed(0)
     assert sound_accuracy("early") >= 0.9
     assert sound_accuracy("none") <= 0.6
+
+
+@pytest.mark.slow
+def test_sigkill_then_same_command_continues_exactly(toy: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    cfg_path = toy / "exp.yaml"
+    cfg = toy_config(toy, max_epochs=40, checkpoint_every_steps=7)
+    cfg.train.tensorboard = False
+    from fusion.config import to_dict
+
+    cfg_path.write_text(yaml.safe_dump(to_dict(cfg)))
+
+    def command(out: str) -> list[str]:
+        return [sys.executable, "-m", "fusion", "train", str(cfg_path), "--out", str(toy / out), "--no-progress"]
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    subprocess.run(command("full"), check=True, env=env, capture_output=True, timeout=300)
+    proc = subprocess.Popen(command("killed"), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = MetricsLog(toy / "killed" / "metrics.jsonl")
+    deadline = time.time() + 120
+    while time.time() < deadline and len(log.losses()) < 60 and proc.poll() is None:
+        time.sleep(0.01)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    total = len(MetricsLog(toy / "full" / "metrics.jsonl").losses())
+    assert 0 < len(log.losses()) < total, "the run was not killed mid-way"
+    subprocess.run(command("killed"), check=True, env=env, capture_output=True, timeout=300)
+    assert log.losses() == MetricsLog(toy / "full" / "metrics.jsonl").losses()

@@ -197,3 +197,16 @@ def test_train_save_load_roundtrip(table: NounTable, tmp_path: Path) -> None:
     assert loaded.evidence(store["mute"]) is None
     with pytest.raises(CheckpointError, match="not found"):
         AudioNounVerifier.load(tmp_path / "missing.safetensors")
+
+
+@pytest.mark.real_data
+@pytest.mark.real_weights
+def test_zero_shot_evidence_hears_the_real_train(data_dir: Path) -> None:
+    """SoundNet on the real railroad recording: the committed table makes 'train' the best-supported noun."""
+    from fusion.features import FeatureExtractor
+
+    record = FeatureExtractor(ExtractConfig()).extract(data_dir / "soundnet" / "railroad_audio.wav")
+    evidence = AudioNounVerifier().evidence(record)
+    assert evidence is not None
+    assert max(evidence, key=evidence.get) == "train" and evidence["train"] > 1.0
+    assert evidence["dog"] < 0 and evidence["baby"] < 0  # contradicted nouns are penalised

@@ -110,6 +110,8 @@ def extract_to_store(
     if not todo:
         summary.elapsed_s = time.perf_counter() - start
         return summary
+    if extractor is not None and extractor.config.feature_dict() != config.feature_dict():
+        raise DataError("extract_to_store: the extractor was built with another config; build one from this config")
     extractor = extractor or FeatureExtractor(config)
     store.set_encoders(extractor.encoders_info(), extractor.dims())
     prefetch = _Prefetcher(extractor, todo, config.decode_workers)
@@ -149,6 +151,7 @@ def ensure_features(
     *,
     progress: bool = True,
     allow_failures: bool = False,
+    extractor: FeatureExtractor | None = None,
 ) -> FeatureStore:
     """Make sure every manifest entry has a record in the store; extract the missing ones.
 
@@ -158,6 +161,7 @@ def ensure_features(
         config: the extraction config (must match an existing store's).
         progress: tqdm bar while extracting.
         allow_failures: only warn when some videos cannot be read (their ids stay missing).
+        extractor: reuse loaded encoders (else built only when something is missing).
 
     Returns:
         The opened :class:`FeatureStore`.
@@ -171,7 +175,7 @@ def ensure_features(
     if not missing:
         return store
     logger.info("%s: extracting %d of %d videos", store.path, len(missing), len(pairs))
-    summary = extract_to_store(missing, store, config, progress=progress)
+    summary = extract_to_store(missing, store, config, progress=progress, extractor=extractor)
     if summary.failed:
         first = summary.failed[0]
         message = (

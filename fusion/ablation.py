@@ -1,0 +1,320 @@
+"""Ablations of one trained run: what each input and scorer is worth, with paired intervals.
+
+``run_ablation`` decodes one test set under named conditions and compares each against
+``full`` with paired bootstrap 95% intervals over videos:
+
+- ``full``: the run as it is, with the decoding options given (LM, verifier weights).
+- ``audio_absent``: every clip treated as having no audio stream (the learned "absent" input).
+- ``audio_zero``: present audio replaced by all-zero SoundNet features, posteriors uniform:
+  "zeros pretending to be sound", the thing the absent mask exists to avoid.
+- ``audio_shuffled``: each clip gets another clip's sound (a seeded derangement).
+- ``audio_noise``: present audio replaced by Gaussian noise with the test set's per-dimension
+  feature mean and std; posteriors a random distribution.
+- ``verifier_off``: the audio-noun verifier's weight set to 0.
+- ``lm_off``: the late-fusion language model removed.
+- ``video_only_model``: a second run trained without audio, decoded with the same options.
+
+A condition that cannot differ from ``full`` (audio conditions where no clip has audio, as on
+MSVD; ``verifier_off`` when the verifier is not in use) is still evaluated and is marked
+``identical_to_full`` with the reason, so a report never presents noise as an effect.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from fusion.errors import ConfigError
+
+logger = logging.getLogger(__name__)
+
+CONDITIONS: tuple[str, ...] = (
+    "full", "audio_absent", "audio_zero", "audio_shuffled", "audio_noise", "verifier_off", "lm_off",
+    "video_only_model",
+)
+AUDIO_CONDITIONS = ("audio_absent", "audio_zero", "audio_shuffled", "audio_noise")
+# Metrics compared with paired bootstrap intervals (per-video scores exist for these).
+PAIRED_METRICS = ("METEOR", "CIDEr", "sound_accuracy")
+HEADLINE_METRICS = ("Bleu_4", "METEOR", "ROUGE_L", "CIDEr", "sound_accuracy", "visual_accuracy", "false_sound_rate")
+
+
+@dataclass
+class AblationConfig:
+    """What to ablate and how.
+
+    Attributes:
+        conditions: names from ``CONDITIONS`` (``video_only_model`` needs ``video_only_run``).
+        split: manifest split to evaluate.
+        bootstrap_samples: paired bootstrap resamples for the 95% intervals.
+        seed: seeds the shuffling, the noise and the bootstrap.
+    """
+
+    conditions: tuple[str, ...] = CONDITIONS
+    split: str = "test"
+    bootstrap_samples: int = 1000
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        unknown = [c for c in self.conditions if c not in CONDITIONS]
+        if unknown:
+            raise ConfigError(f"unknown ablation condition {unknown[0]!r}; choose from {', '.join(CONDITIONS)}")
+        if "full" not in self.conditions:
+            self.conditions = ("full",) + tuple(self.conditions)
+        if self.bootstrap_samples < 100:
+            raise ConfigError(f"bootstrap_samples={self.bootstrap_samples} is too few for 95% intervals: use >= 100")
+
+
+# ----------------------------------------------------------------- record transforms
+def _without_audio(record: Any) -> Any:
+    meta = dict(record.meta, has_audio_stream=False, ablation="audio_absent")
+    return dataclasses.replace(record, audio=None, audio_objects=None, audio_places=None, meta=meta)
+
+
+def _uniform(n: int) -> np.ndarray:
+    return np.full((n,), 1.0 / n, dtype=np.float32)
+
+
+def _audio_zero(records: Sequence[Any], rng: np.random.Generator) -> list[Any]:
+    out = []
+    for r in records:
+        if r.audio is None:
+            out.append(r)
+            continue
+        out.append(dataclasses.replace(
+            r, audio=np.zeros_like(r.audio),
+            audio_objects=None if r.audio_objects is None else _uniform(len(r.audio_objects)),
+            audio_places=None if r.audio_places is None else _uniform(len(r.audio_places)),
+        ))
+    return out
+
+
+def derangement(n: int, rng: np.random.Generator) -> np.ndarray:
+    """A permutation of ``range(n)`` with no fixed point (n >= 2), seeded by ``rng``."""
+    if n < 2:
+        return np.arange(n)
+    while True:
+        perm = rng.permutation(n)
+        if not np.any(perm == np.arange(n)):
+            return perm
+
+
+def _audio_shuffled(records: Sequence[Any], rng: np.random.Generator) -> list[Any]:
+    with_audio = [i for i, r in enumerate(records) if r.audio is not None]
+    out = list(records)
+    for dst, src in zip(with_audio, np.asarray(with_audio)[derangement(len(with_audio), rng)]):
+        donor = records[int(src)]
+        out[dst] = dataclasses.replace(records[dst], audio=donor.audio, audio_objects=donor.audio_objects,
+                                       audio_places=donor.audio_places)
+    return out
+
+
+def _random_posterior(n: int, rng: np.random.Generator) -> np.ndarray:
+    return rng.dirichlet(np.ones(n)).astype(np.float32)
+
+
+def _audio_noise(records: Sequence[Any], rng: np.random.Generator) -> list[Any]:
+    present = [r.audio for r in records if r.audio is not None]
+    if not present:
+        return list(records)
+    stacked = np.concatenate(present, axis=0)  # (sum A, Da)
+    mean, std = stacked.mean(axis=0), stacked.std(axis=0) + 1e-6
+    out = []
+    for r in records:
+        if r.audio is None:
+            out.append(r)
+            continue
+        noise = (mean + std * rng.standard_normal(r.audio.shape)).astype(np.float32)  # (A, Da)
+        out.append(dataclasses.replace(
+            r, audio=noise,
+            audio_objects=None if r.audio_objects is None else _random_posterior(len(r.audio_objects), rng),
+            audio_places=None if r.audio_places is None else _random_posterior(len(r.audio_places), rng),
+        ))
+    return out
+
+
+RECORD_TRANSFORMS: dict[str, Callable[[Sequence[Any], np.random.Generator], list[Any]]] = {
+    "audio_absent": lambda records, rng: [_without_audio(r) for r in records],
+    "audio_zero": _audio_zero,
+    "audio_shuffled": _audio_shuffled,
+    "audio_noise": _audio_noise,
+}
+
+
+# ----------------------------------------------------------------- statistics
+def paired_bootstrap(deltas: np.ndarray, samples: int, rng: np.random.Generator) -> tuple[float, float]:
+    """95% percentile interval of the mean of paired per-video differences.
+
+    Args:
+        deltas: (n,) float, condition minus full, one per video.
+        samples: bootstrap resamples.
+        rng: random generator.
+
+    Returns:
+        (low, high) of the 2.5% and 97.5% percentiles of the resampled means.
+    """
+    n = len(deltas)
+    if n == 0:
+        return (float("nan"), float("nan"))
+    idx = rng.integers(0, n, size=(samples, n))  # (samples, n)
+    means = deltas[idx].mean(axis=1)  # (samples,)
+    return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
+
+
+def compare(full: dict[str, Any], cond: dict[str, Any], samples: int, seed: int) -> tuple[dict[str, float], dict[str, list[float]]]:
+    """Deltas (condition - full) of the headline metrics and paired 95% intervals.
+
+    Args:
+        full / cond: outputs of ``_evaluate_condition`` (``metrics`` and ``per_video``).
+        samples: bootstrap resamples.
+        seed: bootstrap seed (the same for every condition, so intervals are comparable).
+    """
+    delta: dict[str, float] = {}
+    for name in HEADLINE_METRICS:
+        a, b = full["metrics"].get(name), cond["metrics"].get(name)
+        if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+            delta[name] = float(b) - float(a)
+    ci: dict[str, list[float]] = {}
+    per_key = {"sound_accuracy": "sound_named"}
+    for name in PAIRED_METRICS:
+        key = per_key.get(name, name)
+        ids = [i for i, row in full["per_video"].items() if key in row and key in cond["per_video"].get(i, {})]
+        if not ids:
+            continue
+        d = np.array([cond["per_video"][i][key] - full["per_video"][i][key] for i in ids], dtype=np.float64)
+        low, high = paired_bootstrap(d, samples, np.random.default_rng(seed))
+        ci[name] = [low, high]
+    return delta, ci
+
+
+# ----------------------------------------------------------------- runner
+def _score(predictions: dict[str, str], entries: Sequence[Any]) -> dict[str, Any]:
+    """coco-caption metrics + the benchmark's judgements, corpus-level and per video."""
+    from fusion.evaluation import benchmark_metrics, benchmark_per_video, coco_metrics
+
+    refs = {e.id: list(e.captions) for e in entries if e.captions}
+    result = coco_metrics({i: predictions[i] for i in refs}, refs)
+    metrics: dict[str, Any] = dict(result.metrics)
+    metrics.update(benchmark_metrics(predictions, entries))
+    per_video = {vid: dict(scores) for vid, scores in result.per_video.items()}
+    for vid, judged in benchmark_per_video(predictions, entries).items():
+        per_video.setdefault(vid, {}).update(judged)
+    return {"metrics": metrics, "per_video": per_video, "predictions": predictions}
+
+
+def _identical_reason(name: str, records: Sequence[Any], options: Any, has_video_only: bool) -> str | None:
+    """Why ``name`` cannot differ from ``full`` here, or None."""
+    n_audio = sum(r.audio is not None for r in records)
+    if name in AUDIO_CONDITIONS and n_audio == 0:
+        return "no test video has an audio stream, so removing or replacing audio changes nothing"
+    if name == "audio_shuffled" and n_audio < 2:
+        return "fewer than two videos have audio to swap"
+    if name == "verifier_off" and not options.audio_weight:
+        return "the audio-noun verifier is not in use (audio weight 0): give --audio-weight to ablate it"
+    if name == "lm_off" and options.lm is None:
+        return "no language model is fused (no --lm): give --lm PATH --lm-weight ALPHA to ablate it"
+    return None
+
+
+def run_ablation(
+    run_path: str | Path,
+    out_dir: str | Path,
+    config: AblationConfig | None = None,
+    manifest: str | Path | None = None,
+    features: str | Path | None = None,
+    video_only_run: str | Path | None = None,
+    device: str = "cpu",
+    **decode_overrides: Any,
+) -> dict[str, Any]:
+    """Evaluate one run under the ablation conditions and write ``ablation.{json,md,png}``.
+
+    Args:
+        run_path: the run to ablate (run folder or checkpoint).
+        out_dir: where the report goes.
+        config: conditions, split, bootstrap settings.
+        manifest: test manifest; None = the run's own.
+        features: feature store; None = the store beside the manifest.
+        video_only_run: a run trained without audio, for ``video_only_model``.
+        device: torch device.
+        **decode_overrides: DecodeOptions fields (beam_size, lm, lm_weight, audio_weight, ...).
+
+    Returns:
+        The ``ablation.json`` content: ``{"conditions": [{"name", "metrics", "delta", "ci95",
+        "identical_to_full"?}], "n_videos", "n_audio_absent", "notes", ...}``.
+    """
+    from fusion.checkpoint import load_run
+    from fusion.data import open_features
+    from fusion.decoding.decoder import CaptionDecoder, DecodeOptions
+    from fusion.pipeline import _entries
+
+    config = config or AblationConfig()
+    conditions = [c for c in config.conditions if c != "video_only_model" or video_only_run is not None]
+    if "video_only_model" in config.conditions and video_only_run is None:
+        logger.warning("video_only_model skipped: give --video-only-run RUN (a run trained without audio)")
+    run = load_run(run_path, device=device)
+    options = DecodeOptions.for_run(run, **decode_overrides)
+    manifest_path, entries, _ = _entries(run, manifest, config.split)
+    if features is None and manifest is None:
+        features = run.config.data.features
+    store = open_features(entries, manifest_path, run.extract_config, features)
+    records = [store[e.id] for e in entries]
+
+    results: dict[str, dict[str, Any]] = {}
+    reasons: dict[str, str] = {}
+    for name in conditions:
+        rng = np.random.default_rng(config.seed)
+        logger.info("ablation condition %s", name)
+        cond_records, cond_run, cond_options = records, run, options
+        if name in RECORD_TRANSFORMS:
+            cond_records = RECORD_TRANSFORMS[name](records, rng)
+        elif name == "verifier_off":
+            cond_options = dataclasses.replace(options, audio_weight=0.0)
+        elif name == "lm_off":
+            cond_options = dataclasses.replace(options, lm=None, lm_weight=0.0)
+        elif name == "video_only_model":
+            cond_run = load_run(video_only_run, device=device)  # type: ignore[arg-type]
+        reason = _identical_reason(name, records, options, video_only_run is not None)
+        if reason is not None:
+            reasons[name] = reason
+        hyps = CaptionDecoder(cond_run, cond_options, device=device).decode(cond_records, progress=True)
+        results[name] = _score({e.id: h[0].words for e, h in zip(entries, hyps)}, entries)
+        # The fused score of the chosen captions: moves even where the words do not.
+        results[name]["metrics"]["mean_score"] = float(np.mean([h[0].score for h in hyps]))
+
+    rows = []
+    for name in conditions:
+        delta, ci = compare(results["full"], results[name], config.bootstrap_samples, config.seed)
+        row: dict[str, Any] = {"name": name, "metrics": results[name]["metrics"], "delta": delta, "ci95": ci}
+        if name in reasons:
+            row["identical_to_full"] = reasons[name]
+        rows.append(row)
+    n_absent = sum(r.audio is None for r in records)
+    notes = []
+    if n_absent == len(records):
+        same = [n for n in conditions if n in AUDIO_CONDITIONS]
+        notes.append(f"No test video has an audio stream (as on MSVD), so {', '.join(same) or 'the audio conditions'} "
+                     "are identical to full by construction.")
+    report = {
+        "run": str(run.checkpoint_dir), "manifest": str(manifest_path), "split": config.split,
+        "n_videos": len(entries), "n_audio_absent": n_absent, "decode": dataclasses.asdict(options),
+        "bootstrap_samples": config.bootstrap_samples, "seed": config.seed, "conditions": rows, "notes": notes,
+    }
+    write_report(report, results, Path(out_dir))
+    return report
+
+
+def write_report(report: dict[str, Any], results: dict[str, dict[str, Any]], out: Path) -> None:
+    """Write ablation.json, ablation.md, ablation.png and the predictions of each condition."""
+    from fusion.ablation_report import render_markdown, render_plot
+    from fusion.io import atomic_write_json, atomic_write_text
+
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out / "ablation.json", report)
+    atomic_write_text(out / "ablation.md", render_markdown(report))
+    render_plot(report, out / "ablation.png")
+    atomic_write_json(out / "predictions.json", {k: v["predictions"] for k, v in results.items()})
+    atomic_write_json(out / "per_video.json", {k: v["per_video"] for k, v in results.items()})

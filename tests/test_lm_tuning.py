@@ -1,0 +1,82 @@
+"""``fusion tune``: alpha for late fusion chosen on validation by decoding and scoring."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from fusion.checkpoint import checkpoint_meta, save_checkpoint
+from fusion.cli import main as cli_main
+from fusion.errors import ConfigError
+from fusion.experiment import ExperimentConfig
+from fusion.features import ExtractConfig
+from fusion.manifest import ManifestEntry, write_manifest
+from fusion.models.lm import LMConfig, train_lm
+from fusion.text import Vocabulary
+from fusion.tuning import tune_lm_weight
+from tests.mediafactory import make_video
+
+CAPTIONS = ["a man is playing a guitar", "a woman is slicing an onion", "a dog is running in the park"]
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """Four tiny clips, a random video-only S2VT run, and an LM trained on the captions."""
+    from fusion.models.s2vt import S2VT
+
+    root = tmp_path_factory.mktemp("tune")
+    entries = []
+    for i, split in enumerate(["train", "val", "val", "test"]):
+        path = make_video(root / f"v{i}.mp4", seconds=1.0, fps=8, audio=None)
+        entries.append(ManifestEntry(f"v{i}", str(path), split, [CAPTIONS[i % 3], CAPTIONS[(i + 1) % 3]], {}))
+    write_manifest(entries, root / "manifest.jsonl")
+    cfg = ExperimentConfig()
+    cfg.data.manifest = str(root / "manifest.jsonl")
+    cfg.extract = ExtractConfig(frames_per_clip=2, random_weights=True, decode_workers=0)
+    cfg.model.hidden_size, cfg.model.frame_embed_size, cfg.model.word_embed_size = 8, 8, 8
+    cfg.decode.beam_size, cfg.decode.max_len = 2, 8
+    vocab = Vocabulary.build(CAPTIONS)
+    torch.manual_seed(0)
+    model = S2VT(cfg.model, len(vocab), frame_dim=1280)  # random: close to uniform over words
+    dims = {"vocab_size": len(vocab), "frame_dim": 1280, "audio_dim": 0}
+    save_checkpoint(root / "run", 1, model, checkpoint_meta(cfg, vocab, dims), None, best={"metric": "loss", "value": 1.0})
+    lm_cfg = LMConfig(embed_dim=16, hidden_dim=16, min_count=1, max_epochs=30, lr=0.03, dropout=0.0, val_fraction=0.0,
+                      patience=30, batch_size=8)
+    train_lm(CAPTIONS * 4, lm_cfg, out_dir=root / "lm", progress=False)
+    return {"root": root, "run": root / "run", "lm": root / "lm"}
+
+
+@pytest.mark.java
+@pytest.mark.parametrize("mode", ["loglinear", "linear"])
+def test_tune_picks_an_alpha_that_helps(setup: dict, mode: str, java_available: bool, tmp_path: Path) -> None:
+    out = tmp_path / f"{mode}.json"
+    result = tune_lm_weight(setup["run"], setup["lm"], [0.5, 1.0], mode=mode, out=out, progress=False)
+    assert set(result.scores) == {"0.0", "0.5", "1.0"} and result.n_videos == 2 and result.split == "val"
+    # A random caption model babbles; an LM trained on the references steers it to real captions.
+    assert result.best_alpha > 0 and result.best_value > result.baseline_value
+    assert result.best_value == max(s["METEOR"] for s in result.scores.values())
+    saved = json.loads(out.read_text())
+    assert saved["best_alpha"] == result.best_alpha and saved["mode"] == mode
+    assert f"--lm-weight {result.best_alpha:g} --lm-mode {mode}" in saved["command"]
+
+
+@pytest.mark.java
+def test_tune_cli_default_output(setup: dict, java_available: bool, capsys: pytest.CaptureFixture) -> None:
+    code = cli_main(["tune", str(setup["run"]), "--lm", str(setup["lm"]), "--alphas", "1", "--json"])
+    assert code == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert Path(printed["out"]) == setup["run"] / "tune" / "lm_loglinear.json"
+    assert json.loads(Path(printed["out"]).read_text())["best_alpha"] == printed["best_alpha"]
+
+
+def test_tune_user_errors(setup: dict, capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(ConfigError, match=r"in \[0, 1\]"):
+        tune_lm_weight(setup["run"], setup["lm"], [2.0], mode="linear")
+    with pytest.raises(ConfigError, match="metric"):
+        tune_lm_weight(setup["run"], setup["lm"], [0.5], metric="SPICE")
+    code = cli_main(["tune", str(setup["run"]), "--lm", str(setup["root"] / "nope"), "--alphas", "0.5"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "nope" in err
