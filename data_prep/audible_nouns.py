@@ -73,7 +73,7 @@ AUDIBLE_ANCHORS: tuple[tuple[str, str], ...] = (
 )
 MUTE_ANCHORS: tuple[tuple[str, str], ...] = (  # animals without audible calls (insects do buzz)
     ("fish", "noun.animal"), ("mollusk", "noun.animal"), ("worm", "noun.animal"), ("crustacean", "noun.animal"),
-    ("coelenterate", "noun.animal"), ("echinoderm", "noun.animal"), ("sponge", "noun.animal"))
+    ("coelenterate", "noun.animal"), ("echinoderm", "noun.animal"), ("sponge", "noun.animal"), ("arachnid", "noun.animal"))
 ESC10_ANCHORS: dict[str, tuple[tuple[str, str], ...]] = {
     "Dog bark": (("dog", "noun.animal"),), "Rain": (("rain", "noun.phenomenon"),),
     "Sea waves": (("sea", "noun.object"), ("ocean", "noun.object"), ("wave", "noun.event"), ("surf", "noun.event")),
@@ -88,7 +88,7 @@ RULE = ("A vocabulary word is a noun when WordNet 3.0 knows it as a noun, it is 
         "audible when it names an ESC-10 sound source, or its first sense lies under an AUDIBLE anchor "
         "(animals, people, motor vehicles/aircraft/trains/vessels, musical and acoustic devices, clocks, "
         "power tools, engines, guns, phones, weather, fire, explosions, sounds, sea/waves/streams, music, "
-        "speech, sneezes) and not under a MUTE one (fish, mollusks, worms, crustaceans, jellyfish, starfish, sponges).")
+        "speech, sneezes) and not under a MUTE one (fish, mollusks, worms, crustaceans, jellyfish, starfish, sponges, spiders).")
 FUNCTION_WORDS = frozenset(
     "a an the and or but is are was were be been being am do does did has have had it its s t this that these "
     "those there here he she they we you i me him her them his their our your my in on at of to for with from by "

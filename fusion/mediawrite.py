@@ -188,7 +188,8 @@ def write_video(path: str | Path, frames: np.ndarray, fps: float, audio: np.ndar
         audio: Optional float32 waveform in [-1, 1], (S,) or (C, S), at ``sample_rate_hz``;
             None writes no audio stream; zeros write a silent (present) track.
         sample_rate_hz: Rate of ``audio``; resampled to a rate the audio codec supports.
-        video_codec: "h264" (libx264, yuv420p; yuv444p for odd sizes), "mpeg4", "vp9", "mjpeg", "ffv1".
+        video_codec: "h264" (libx264, yuv420p; yuv444p for odd sizes), "mpeg4", "vp9", "mjpeg", "ffv1";
+            the defaults become VP9 + Opus in .webm.
         audio_codec: "aac", "opus", "vorbis", "mp3", "flac", "pcm_s16le".
         frame_times_s: Optional (T,) float64 increasing presentation times for variable frame rate.
         rotation_deg: Counter-clockwise display rotation stored in the display matrix
@@ -199,6 +200,9 @@ def write_video(path: str | Path, frames: np.ndarray, fps: float, audio: np.ndar
     """
     path = Path(path)
     fmt = _container_for(path)
+    if fmt == "webm":  # WebM admits only VP8/VP9/AV1 video and Opus/Vorbis audio
+        video_codec = "vp9" if video_codec in ("h264", "libx264") else video_codec
+        audio_codec = "opus" if audio_codec == "aac" else audio_codec
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8 or len(frames) == 0:
         raise ValueError(f"frames must be non-empty uint8 (T, H, W, 3), got {frames.dtype} {frames.shape}")

@@ -5,7 +5,7 @@
         [--features STORE] [--verifier FILE] [--betas 0.5,1,2,4] [--out results/verifier]
 
 1. Trains the verifier's learned evidence on the manifest's train split, calibrated on val
-   (or loads ``--verifier``); saved to ``runs/verifier/verifier.safetensors``.
+   and saved to ``--verifier`` (default ``runs/verifier/verifier.safetensors``), or loads it.
 2. Decodes val and test with the VIDEO-ONLY captioner for each beta: in the beam search
    (scorer ``"audio"``) and as an n-best re-ranker. beta is chosen on val: the highest
    sound_accuracy whose false_sound_rate on clips without a sound source does not exceed
@@ -65,7 +65,7 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     verifier_path = Path(args.verifier) if args.verifier else Path("runs/verifier/verifier.safetensors")
     report: dict[str, Any] = {"manifest": str(args.manifest), "video_only_run": str(args.video_only),
                               "audio_run": str(args.audio), "verifier": str(verifier_path)}
-    if args.verifier:
+    if verifier_path.is_file() and not args.retrain:
         verifier = AudioNounVerifier.load(verifier_path)
     else:
         verifier, train_report = train_verifier(entries, store)
@@ -137,7 +137,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--audio", required=True, help="run of the audio captioner")
     parser.add_argument("--manifest", required=True, type=Path, help="benchmark manifest (train/val/test)")
     parser.add_argument("--features", default=None, help="feature store (default: beside the manifest)")
-    parser.add_argument("--verifier", default=None, help="trained verifier file (default: train one)")
+    parser.add_argument("--verifier", default=None,
+                        help="verifier file: loaded if it exists, else trained and saved there "
+                             "(default runs/verifier/verifier.safetensors)")
+    parser.add_argument("--retrain", action="store_true", help="train the verifier even if the file exists")
     parser.add_argument("--betas", default="0.5,1,2,4", help="verifier weights to try (comma-separated)")
     parser.add_argument("--nbest", type=int, default=5, help="n-best size for the re-ranker")
     parser.add_argument("--out", type=Path, default=Path("results/verifier"), help="writes OUT.json and OUT.md")

@@ -222,6 +222,8 @@ def test_write_video_is_atomic_and_validates(tmp_path: Path) -> None:
         write_video(target, np.zeros((3, 8, 8), np.uint8), fps=10)
     with pytest.raises(ValueError):
         write_video(tmp_path / "clip.xyz", make_frames(2), fps=10)
+    with pytest.raises(ValueError):  # fails inside the temp file's lifetime (unknown encoder)
+        write_video(target, make_frames(2), 10, np.zeros(100, np.float32), 22050, audio_codec="no-such-codec")
     assert target.read_bytes() == before
     assert sorted(os.listdir(tmp_path)) == ["out.mp4"]  # no temp files left behind
     umask = os.umask(0)
@@ -262,3 +264,8 @@ def test_real_esc10_ogg(data_dir: Path) -> None:
     assert media.frames is None
     assert len(media.audio) == pytest.approx(5.0 * SR, abs=0.05 * SR)
     assert 0.001 < float(np.abs(media.audio).max()) <= 1.0
+
+
+def test_webm_defaults_to_vp9_and_opus(tmp_path: Path) -> None:
+    write_video(tmp_path / "d.webm", make_frames(10), 10, np.zeros(SR, np.float32), SR)  # h264/aac defaults
+    assert probe(tmp_path / "d.webm").codecs == ("vp9", "opus")

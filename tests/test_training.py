@@ -213,7 +213,7 @@ def test_sigkill_then_same_command_continues_exactly(toy: Path) -> None:
     import time
 
     cfg_path = toy / "exp.yaml"
-    cfg = toy_config(toy, max_epochs=40, checkpoint_every_steps=7)
+    cfg = toy_config(toy, max_epochs=12, checkpoint_every_steps=7)
     cfg.train.tensorboard = False
     from fusion.config import to_dict
 
@@ -227,7 +227,7 @@ def test_sigkill_then_same_command_continues_exactly(toy: Path) -> None:
     proc = subprocess.Popen(command("killed"), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     log = MetricsLog(toy / "killed" / "metrics.jsonl")
     deadline = time.time() + 120
-    while time.time() < deadline and len(log.losses()) < 60 and proc.poll() is None:
+    while time.time() < deadline and len(log.losses()) < 30 and proc.poll() is None:
         time.sleep(0.01)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
