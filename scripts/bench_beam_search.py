@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import time
 from pathlib import Path
@@ -90,24 +91,29 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--videos", type=int, default=64)
     p.add_argument("--beam", type=int, default=5)
     p.add_argument("--max-len", type=int, default=20)
-    p.add_argument("--threads", type=int, default=2, help="torch CPU threads (the target machine has 2 cores)")
+    p.add_argument("--threads", type=int, nargs="+", default=[1, 2],
+                   help="torch CPU threads to measure with (the target machine has 2 cores)")
     p.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
     p.add_argument("--out", default="results", help="folder for bench_beam_search.{json,md}")
     args = p.parse_args(argv)
-    torch.set_num_threads(args.threads)
     rows = []
-    for name in args.settings:
-        row = bench(name, args.videos, args.beam, args.max_len)
-        print(json.dumps(row))
-        rows.append(row)
-    env = {"torch": torch.__version__, "threads": args.threads, "cpu": platform.processor() or platform.machine()}
+    for threads in args.threads:
+        torch.set_num_threads(threads)
+        for name in args.settings:
+            row = {**bench(name, args.videos, args.beam, args.max_len), "threads": threads}
+            print(json.dumps(row))
+            rows.append(row)
+    load = os.getloadavg()[0]
+    env = {"torch": torch.__version__, "cpu_count": os.cpu_count(), "load_avg_1min_at_end": round(load, 2),
+           "cpu": platform.processor() or platform.machine()}
     out = Path(args.out)
     atomic_write_json(out / "bench_beam_search.json", {"environment": env, "results": rows})
     lines = ["# Batched beam search vs one video at a time", "",
-             f"{args.videos} videos, beam {args.beam}, max {args.max_len} words, {args.threads} CPU threads, "
-             f"torch {torch.__version__}; same captions asserted.", "",
-             "| model | hidden | vocab | batched (s) | one at a time (s) | speed-up |", "|---|---|---|---|---|---|"]
-    lines += [f"| {r['setting']} | {r['hidden_size']} | {r['vocab']} | {r['batched_s']:.2f} | "
+             f"{args.videos} videos, beam {args.beam}, max {args.max_len} words, torch {torch.__version__}, "
+             f"{os.cpu_count()} CPUs (1-min load average {load:.1f} at the end); same captions asserted.", "",
+             "| model | hidden | vocab | threads | batched (s) | one at a time (s) | speed-up |",
+             "|---|---|---|---|---|---|---|"]
+    lines += [f"| {r['setting']} | {r['hidden_size']} | {r['vocab']} | {r['threads']} | {r['batched_s']:.2f} | "
               f"{r['one_at_a_time_s']:.2f} | {r['speedup']:.1f}x |" for r in rows]
     atomic_write_text(out / "bench_beam_search.md", "\n".join(lines) + "\n")
     return 0

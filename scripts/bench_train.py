@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--frame-dim", type=int, default=1280, help="Dv (EfficientNet-Lite0: 1280, VGG16 fc7: 4096)")
     p.add_argument("--audio-dim", type=int, default=256, help="Da (SoundNet pool5: 256)")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     p.add_argument("--out", default="results/bench_train", help="results path without extension")
     args = p.parse_args(argv)
 

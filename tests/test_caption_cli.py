@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from fusion.checkpoint import checkpoint_meta, save_checkpoint
+from fusion.cli import main
 from fusion.decoding.decoder import CaptionDecoder, DecodeOptions
 from fusion.errors import ConfigError
 from fusion.experiment import ExperimentConfig
@@ -54,13 +55,19 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
     return {"root": root, "run": root / "run", "manifest": root / "manifest.jsonl", "broken": broken}
 
 
+@pytest.fixture(scope="module")
+def pipeline(tiny_run: dict) -> CaptionPipeline:
+    """The run's pipeline (encoders and decoder loaded once for the module), n-best 2."""
+    return CaptionPipeline(tiny_run["run"], nbest=2)
+
+
 def _fusion(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "fusion", *args], capture_output=True, text=True, timeout=timeout)
 
 
-def test_pipeline_captions_files_and_reports_broken_ones(tiny_run: dict) -> None:
+def test_pipeline_captions_files_and_reports_broken_ones(tiny_run: dict, pipeline: CaptionPipeline) -> None:
     root = tiny_run["root"]
-    pipe = CaptionPipeline(tiny_run["run"], nbest=2)
+    pipe = pipeline
     results = pipe.caption([root / "c3.mp4", tiny_run["broken"], root / "c4.mp4"])
     assert [r.id for r in results] == ["c3", "broken", "c4"]
     ok, bad, silent = results
@@ -92,10 +99,23 @@ def test_decoder_weights_and_options(tiny_run: dict) -> None:
         DecodeOptions(lm="some/lm")
     with pytest.raises(ConfigError, match="--nbest 4"):
         DecodeOptions(beam_size=3, nbest=4)
+    # `fusion tune` wrote a choice for this run and LM: --lm alone uses it
+    tune = tiny_run["run"] / "tune" / "lm_loglinear.json"
+    tune.parent.mkdir()
+    try:
+        tune.write_text(json.dumps({"best_alpha": 0.3, "lm": "some/lm", "mode": "loglinear"}))
+        assert DecodeOptions.for_run(run, lm="some/lm").lm_weight == 0.3
+        assert DecodeOptions.for_run(run, lm="some/lm", lm_weight=0.1).lm_weight == 0.1
+        with pytest.raises(ConfigError, match="--lm given without a weight"):
+            DecodeOptions.for_run(run, lm="other/lm")
+    finally:
+        tune.unlink()
+        tune.parent.rmdir()
 
 
 @pytest.mark.java
-def test_evaluate_writes_outputs_and_matches_caption(tiny_run: dict, java_available: bool, tmp_path: Path) -> None:
+def test_evaluate_writes_outputs_and_matches_caption(tiny_run: dict, pipeline: CaptionPipeline, java_available: bool,
+                                                    tmp_path: Path) -> None:
     metrics = evaluate_run(tiny_run["run"], split="test", out_dir=tmp_path / "eval")
     for name in ("Bleu_1", "Bleu_4", "METEOR", "ROUGE_L", "CIDEr"):
         assert 0.0 <= metrics[name] <= 10.0
@@ -109,7 +129,7 @@ def test_evaluate_writes_outputs_and_matches_caption(tiny_run: dict, java_availa
     assert len((tmp_path / "eval" / "nbest.jsonl").read_text().splitlines()) == 3
     # features from the store (evaluate) and on the fly (caption) give the same captions
     root = tiny_run["root"]
-    captions = [r.caption for r in CaptionPipeline(tiny_run["run"]).caption([root / f"{v}.mp4" for v in preds])]
+    captions = [r.caption for r in pipeline.caption([root / f"{v}.mp4" for v in preds])]
     assert captions == list(preds.values())
 
 
@@ -129,28 +149,30 @@ def test_caption_cli_json_and_broken_file(tiny_run: dict) -> None:
         assert sum(hyp["weighted"].values()) == pytest.approx(hyp["total"], abs=1e-6)
 
 
-def test_caption_cli_explain_and_user_errors(tiny_run: dict) -> None:
+def test_caption_cli_explain_and_user_errors(tiny_run: dict, capsys: pytest.CaptureFixture) -> None:
     root = tiny_run["root"]
-    proc = _fusion("caption", str(root / "c4.mp4"), "--model", str(tiny_run["run"]), "--explain")
-    assert proc.returncode == 0, proc.stderr
-    out = proc.stdout.splitlines()
+    assert main(["caption", str(root / "c4.mp4"), "--model", str(tiny_run["run"]), "--explain"]) == 0
+    out = capsys.readouterr().out.splitlines()
     assert out[0].startswith(f"{root / 'c4.mp4'}: ")
     assert sum(line.lstrip().startswith(("1.", "2.", "3.")) for line in out) == 3  # winner + runner-ups
-    assert "caption" in out[1] and "no audio stream" in proc.stdout
-    proc = _fusion("caption", str(root / "c4.mp4"), "--model", str(tiny_run["run"]), "--lm-weight", "0.5")
-    assert proc.returncode == 2 and proc.stderr.strip().splitlines() == [
+    assert "caption" in out[1] and any("no audio stream" in line for line in out)
+    assert main(["caption", str(root / "c4.mp4"), "--model", str(tiny_run["run"]), "--lm-weight", "0.5"]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
         "fusion caption: error: --lm-weight 0.5 given without --lm: name the language model (--lm PATH)"]
-    proc = _fusion("caption", str(root / "c4.mp4"), "--model", str(root / "no_such_run"))
-    assert proc.returncode == 2 and "no such run" in proc.stderr and "Traceback" not in proc.stderr
+    assert main(["caption", str(root / "c4.mp4"), "--model", str(root / "no_such_run")]) == 2
+    err = capsys.readouterr().err
+    assert "no such run" in err and len(err.strip().splitlines()) == 1
 
 
 @pytest.mark.java
-def test_evaluate_cli_json(tiny_run: dict, java_available: bool, tmp_path: Path) -> None:
-    proc = _fusion("evaluate", str(tiny_run["run"]), "--manifest", str(tiny_run["manifest"]), "--split", "val",
-                   "--beam", "2", "--json", "--out", str(tmp_path / "ev"))
-    assert proc.returncode == 0, proc.stderr
-    out = json.loads(proc.stdout)
+def test_evaluate_cli_json(tiny_run: dict, java_available: bool, tmp_path: Path,
+                           capsys: pytest.CaptureFixture) -> None:
+    assert main(["evaluate", str(tiny_run["run"]), "--manifest", str(tiny_run["manifest"]), "--split", "val",
+                 "--beam", "2", "--json", "--out", str(tmp_path / "ev")]) == 0
+    out = json.loads(capsys.readouterr().out)
     assert out["n_videos"] == 1 and out["beam_size"] == 2 and "CIDEr" in out
     assert (tmp_path / "ev" / "predictions.json").is_file()
-    proc = _fusion("evaluate", str(tiny_run["run"]), "--split", "val", "--lm-weight", "1")
-    assert proc.returncode == 2 and "without --lm" in proc.stderr
+    assert main(["evaluate", str(tiny_run["run"]), "--split", "val", "--lm-weight", "1"]) == 2
+    assert "without --lm" in capsys.readouterr().err
+    assert main(["evaluate", str(tiny_run["run"]), "--split", "nosuch"]) == 2
+    assert "unknown split 'nosuch'" in capsys.readouterr().err

@@ -28,6 +28,7 @@ PREDS = {"v1": "a man is playing the guitar", "v2": "a cat is sleeping", "v3": "
 
 
 @pytest.mark.java
+@pytest.mark.slow
 def test_coco_metrics_match_pycocoevalcap(java_available: bool, tmp_path) -> None:
     """Same numbers as pycocoevalcap's own PTBTokenizer + Meteor + scorers (the reference path)."""
     from pycocoevalcap.bleu.bleu import Bleu

@@ -103,20 +103,18 @@ def beam_search(
     active = _active_scorers(scorers, weights)
     names = list(active)
     B, K, device = ctx.batch_size, ctx.beam_size, ctx.device
+    N = B * K
     weight_vec = torch.tensor([active[n] for n in names], dtype=torch.float64, device=device)  # (S,)
     finals = {n: final_score_of(scorers[n]) for n in names}
     constraints = [*processors, MinLengthProcessor(min_len, eos_id), MaxLengthProcessor(max_len, eos_id)]
-    N = B * K
+    pool = _Finished(B, K, names, dict(active), weight_vec, length_norm, decode_words)
 
     states: dict[str, Any] = {n: scorers[n].init_state(ctx) for n in names}
     tokens = torch.full((N, 1), bos_id, dtype=torch.long, device=device)  # (N, 1)
     total = torch.zeros(B, K, dtype=torch.float64, device=device)
-    total[:, 1:] = NEG_INF
+    total[:, 1:] = NEG_INF  # all beams hold the same BOS: expand beam 0 only at the first step
     total = total.view(N)  # (N,)
-    per_scorer = torch.zeros(len(names), N, dtype=torch.float64, device=device)  # (S, N)
-    finished: list[list[Hypothesis]] = [[] for _ in range(B)]
-    done = [False] * B
-    weights_used = dict(active)
+    per_scorer = torch.zeros(len(names), N, dtype=torch.float64, device=device)  # (S, N) unweighted sums
     video_offset = (torch.arange(B, device=device) * K).unsqueeze(1)  # (B, 1)
 
     for _ in range(max_len + 1):
@@ -126,103 +124,78 @@ def beam_search(
             step_scores.append(s.to(torch.float64))
         stacked = torch.stack(step_scores)  # (S, N, V)
         V = stacked.shape[-1]
-        fused = (weight_vec.view(-1, 1, 1) * stacked).sum(0)  # (S,N,V) -> (N, V)
-        allowed = apply_processors(constraints, tokens, fused)  # (N, V), masked with -inf
+        fused = (weight_vec.view(-1, 1, 1) * stacked).sum(0)  # (S, N, V) -> (N, V)
+        allowed = apply_processors(constraints, tokens, fused)  # (N, V), banned tokens at -inf
         cand = (total.unsqueeze(1) + allowed).view(B, K * V)  # (B, K*V)
         top_scores, top_flat = cand.topk(min(2 * K, K * V), dim=1)  # (B, 2K)
         parent = video_offset + torch.div(top_flat, V, rounding_mode="floor")  # (B, 2K) global rows
         word = top_flat % V  # (B, 2K)
         is_eos = word == eos_id
 
-        final_bonus = _final_bonus(names, finals, scorers, states, tokens, eos_id, device)  # (S, N) or None
-        _collect_finished(
-            finished, done, top_scores, parent, word, is_eos, K, tokens, fused, stacked, per_scorer,
-            total, final_bonus, weight_vec, names, weights_used, length_norm, decode_words,
-        )
-        if all(done):
+        # EOS candidates ranked within their video's top K end hypotheses.
+        ranks = torch.arange(parent.shape[1], device=device)  # (2K,)
+        ending = is_eos & (ranks < K) & torch.isfinite(top_scores)  # (B, 2K)
+        if bool(ending.any()):
+            bonus = _final_bonus(names, finals, states, tokens, eos_id)  # (S, N) or None
+            for b, j in ending.nonzero().tolist():
+                row, w = int(parent[b, j]), int(word[b, j])
+                breakdown = per_scorer[:, row] + stacked[:, row, w]  # (S,)
+                pool.add(b, tokens[row, 1:].tolist(), breakdown, None if bonus is None else bonus[:, row])
+        if pool.all_done:
             break
         # Running beams: the first K non-EOS candidates of each video, in rank order.
-        rank = torch.arange(parent.shape[1], device=device).expand_as(parent)  # (B, 2K)
-        order = torch.where(is_eos, rank + parent.shape[1], rank).argsort(dim=1)[:, :K]  # (B, K)
+        order = torch.where(is_eos, ranks + parent.shape[1], ranks).argsort(dim=1)[:, :K]  # (B, K)
         sel_parent = parent.gather(1, order).reshape(N)  # (N,)
         sel_word = word.gather(1, order).reshape(N)  # (N,)
         total = top_scores.gather(1, order).reshape(N)  # (N,)
         per_scorer = per_scorer[:, sel_parent] + stacked[:, sel_parent, sel_word]  # (S, N)
         tokens = torch.cat([tokens[sel_parent], sel_word.unsqueeze(1)], dim=1)  # (N, t+1)
         states = {n: scorers[n].select_state(states[n], sel_parent) for n in names}
-
-    results = []
-    for b in range(B):
-        ranked = sorted(finished[b], key=lambda h: h.score, reverse=True)
-        results.append(ranked[:nbest])
-    return results
+    return pool.best(nbest)
 
 
-def _final_bonus(
-    names: list[str],
-    finals: dict[str, Any],
-    scorers: Mapping[str, Scorer],
-    states: dict[str, Any],
-    tokens: Tensor,
-    eos_id: int,
-    device: Any,
-) -> Tensor | None:
-    """Per scorer, ``final_score`` of every row if it ended now (S, N) float64, or None."""
+def _final_bonus(names: list[str], finals: dict[str, Any], states: dict[str, Any], tokens: Tensor,
+                 eos_id: int) -> Tensor | None:
+    """Per scorer, ``final_score`` of every row if it ended now: (S, N) float64, or None."""
     if not any(finals.values()):
         return None
     ended = torch.cat([tokens, torch.full_like(tokens[:, :1], eos_id)], dim=1)  # (N, t+1)
-    rows = []
-    for n in names:
-        fn = finals[n]
-        rows.append(fn(ended, states[n]).to(torch.float64) if fn else torch.zeros(tokens.shape[0], dtype=torch.float64, device=device))
-    return torch.stack(rows)  # (S, N)
+    zeros = torch.zeros(tokens.shape[0], dtype=torch.float64, device=tokens.device)  # (N,)
+    return torch.stack([finals[n](ended, states[n]).to(torch.float64) if finals[n] else zeros for n in names])
 
 
-def _collect_finished(
-    finished: list[list[Hypothesis]],
-    done: list[bool],
-    top_scores: Tensor,
-    parent: Tensor,
-    word: Tensor,
-    is_eos: Tensor,
-    K: int,
-    tokens: Tensor,
-    fused: Tensor,
-    stacked: Tensor,
-    per_scorer: Tensor,
-    total: Tensor,
-    final_bonus: Tensor | None,
-    weight_vec: Tensor,
-    names: list[str],
-    weights_used: dict[str, float],
-    length_norm: bool,
-    decode_words: Callable[[list[int]], str] | None,
-) -> None:
-    """Turn EOS candidates ranked within a video's top K into finished hypotheses."""
-    ranks = torch.arange(parent.shape[1], device=parent.device)
-    eligible = is_eos & (ranks < K) & torch.isfinite(top_scores)  # (B, 2K)
-    if not bool(eligible.any()):
-        return
-    for b, j in eligible.nonzero().tolist():
-        if done[b]:
-            continue
-        row = int(parent[b, j])
-        breakdown = per_scorer[:, row] + stacked[:, row, int(word[b, j])]  # (S,)
-        hyp_total = float(total[row]) + float(fused[row, int(word[b, j])])
-        if final_bonus is not None:
-            breakdown = breakdown + final_bonus[:, row]
-            hyp_total += float((weight_vec * final_bonus[:, row]).sum())
-        ids = tokens[row, 1:].tolist()
+class _Finished:
+    """The finished hypotheses of every video; a video is done once it holds K of them."""
+
+    def __init__(self, batch_size: int, beam_size: int, names: list[str], weights: dict[str, float],
+                 weight_vec: Tensor, length_norm: bool, decode_words: Callable[[list[int]], str] | None) -> None:
+        self.hyps: list[list[Hypothesis]] = [[] for _ in range(batch_size)]
+        self.done = [False] * batch_size
+        self.beam_size, self.names, self.weights, self.weight_vec = beam_size, names, weights, weight_vec
+        self.length_norm, self.decode_words = length_norm, decode_words
+
+    @property
+    def all_done(self) -> bool:
+        return all(self.done)
+
+    def add(self, video: int, ids: list[int], breakdown: Tensor, final: Tensor | None) -> None:
+        """Add a hypothesis: word ids, per-scorer sums (S,) incl. the EOS step, final scores (S,)."""
+        if self.done[video]:
+            return
+        if final is not None:
+            breakdown = breakdown + final
+        total = float((self.weight_vec * breakdown).sum())
         length = len(ids) + 1
-        finished[b].append(
-            Hypothesis(
-                tokens=ids,
-                words=decode_words(ids) if decode_words else " ".join(map(str, ids)),
-                score=hyp_total / length if length_norm else hyp_total,
-                scores={n: float(v) for n, v in zip(names, breakdown.tolist())},
-                total=hyp_total,
-                weights=dict(weights_used),
-            )
-        )
-        if len(finished[b]) >= K:
-            done[b] = True
+        self.hyps[video].append(Hypothesis(
+            tokens=ids,
+            words=self.decode_words(ids) if self.decode_words else " ".join(map(str, ids)),
+            score=total / length if self.length_norm else total,
+            scores={n: float(v) for n, v in zip(self.names, breakdown.tolist())},
+            total=total,
+            weights=dict(self.weights),
+        ))
+        self.done[video] = len(self.hyps[video]) >= self.beam_size
+
+    def best(self, nbest: int) -> list[list[Hypothesis]]:
+        """Per video, the ``nbest`` best hypotheses by ranking score."""
+        return [sorted(h, key=lambda x: x.score, reverse=True)[:nbest] for h in self.hyps]

@@ -71,7 +71,8 @@ class DecodeOptions:
         if self.lm is None and self.lm_weight != 0:
             raise ConfigError(f"--lm-weight {self.lm_weight} given without --lm: name the language model (--lm PATH)")
         if self.lm is not None and self.lm_weight <= 0:
-            raise ConfigError("--lm given without a weight: add --lm-weight ALPHA (> 0; `fusion tune` finds one)")
+            raise ConfigError("--lm given without a weight: add --lm-weight ALPHA > 0, or run `fusion tune RUN --lm LM` "
+                              "first (its choice is then used)")
 
     @classmethod
     def for_run(cls, run: Any, **overrides: Any) -> DecodeOptions:
@@ -82,7 +83,31 @@ class DecodeOptions:
             names = {f.name for f in dataclasses.fields(cls)}
             base = {k: v for k, v in dataclasses.asdict(stored).items() if k in names}
         base.update({k: v for k, v in overrides.items() if v is not None})
+        if base.get("lm") is not None and overrides.get("lm_weight") is None:
+            tuned = tuned_lm_weight(run, str(base["lm"]), base.get("lm_mode", "loglinear"))
+            if tuned is not None:
+                base["lm_weight"] = tuned
         return cls(**base)
+
+
+def tuned_lm_weight(run: Any, lm: str, mode: str) -> float | None:
+    """alpha chosen by ``fusion tune`` for this run and LM (``RUN/tune/lm_<mode>.json``), or None."""
+    import json
+    from pathlib import Path
+
+    ckpt = Path(getattr(run, "checkpoint_dir", "."))
+    run_dir = ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt
+    path = run_dir / "tune" / f"lm_{mode}.json"
+    try:
+        choice = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    same_lm = Path(str(choice.get("lm", ""))).resolve() == Path(lm).resolve() or choice.get("lm") == lm
+    alpha = choice.get("best_alpha")
+    if not same_lm or not isinstance(alpha, (int, float)) or alpha <= 0:
+        return None
+    logger.info("using the tuned lm weight %g from %s", alpha, path)
+    return float(alpha)
 
 
 def load_verifier(path: str | None) -> Any:

@@ -88,5 +88,10 @@ class Scorer(Protocol):
 
 
 def final_score_of(scorer: Scorer) -> Any:
-    """The scorer's optional ``final_score(tokens (N, t), state) -> (N,)`` or None."""
+    """The scorer's optional ``final_score(tokens, state) -> (N,)`` float, or None.
+
+    The beam search calls it for hypotheses that end: ``tokens`` (N, t + 1) long are the
+    prefixes with EOS appended, ``state`` the state after the prefix (before EOS). Its value
+    is added to the scorer's sum on the hypothesis (weighted like every other score).
+    """
     return getattr(scorer, "final_score", None)

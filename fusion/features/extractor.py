@@ -1,8 +1,8 @@
 """Video file -> :class:`FeatureRecord`: decode once, run the frame CNN and SoundNet.
 
 The work is split in two steps so a caller can overlap them: :meth:`FeatureExtractor.decode`
-(av, thread-safe, releases the GIL while ffmpeg decodes) and :meth:`FeatureExtractor.describe`
-(the two networks). :func:`fusion.features.runner.extract_to_store` decodes the next clips in
+(av decoding plus frame preprocessing, thread-safe; ffmpeg and torch release the GIL) and
+:meth:`FeatureExtractor.describe` (the two networks). :func:`fusion.features.runner.extract_to_store` decodes the next clips in
 a background thread while the networks run on the current one.
 """
 
@@ -13,6 +13,7 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Iterator
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ import torch
 
 from fusion.errors import ConfigError
 from fusion.features.config import ExtractConfig, FeatureRecord
+from fusion.features.fastcnn import FrameRunner
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +56,19 @@ def _weights_id(encoder: str, user_path: str | None, random: bool, default: Path
     }
 
 
+@dataclass
+class DecodedClip:
+    """A decoded file plus its preprocessed frames (made in the decode thread).
+
+    Attributes:
+        media: the :class:`fusion.media.Media`.
+        pixels: float32 ``(T, 3, 224, 224)`` channels-last frame-CNN input, None without video.
+    """
+
+    media: Any
+    pixels: torch.Tensor | None
+
+
 class FeatureExtractor:
     """Loads the frame CNN and SoundNet once; turns files into feature records.
 
@@ -61,12 +76,14 @@ class FeatureExtractor:
         config: what to extract. ``random_weights=True`` builds seeded random encoders
             (tests only).
         device: torch device for both networks (default CPU).
+        optimize: run the frame CNN as a frozen, inference-optimised TorchScript graph
+            (see :mod:`fusion.features.fastcnn`); False runs the eager model.
 
     Raises:
         ConfigError: unknown encoder or layer. WeightsError: pretrained weights missing.
     """
 
-    def __init__(self, config: ExtractConfig, device: str | torch.device = "cpu") -> None:
+    def __init__(self, config: ExtractConfig, device: str | torch.device = "cpu", optimize: bool = True) -> None:
         from fusion.encoders.frames import get_frame_bundle
         from fusion.encoders.soundnet import SOUNDNET8, SOUNDNET_FEATURE_DIMS
 
@@ -91,6 +108,7 @@ class FeatureExtractor:
             self.audio_model = self.audio_bundle.get_model(
                 weights_path=config.soundnet_weights, random_init=config.random_weights
             ).to(self.device).eval()
+        self.frame_runner = FrameRunner(self.frame_bundle, self.frame_model, self.device, optimize=optimize)
         self.timings: dict[str, float] = defaultdict(float)  # seconds per stage, summed over calls
         self._encoders_info = self._make_encoders_info()
 
@@ -128,10 +146,11 @@ class FeatureExtractor:
         finally:
             self.timings[stage] += time.perf_counter() - start
 
-    def decode(self, path: str | Path) -> Any:
-        """Decode ``path`` into a :class:`fusion.media.Media` (frames + 22,050 Hz mono audio).
+    def decode(self, path: str | Path) -> DecodedClip:
+        """Decode ``path`` (frames + 22,050 Hz mono audio) and preprocess its frames.
 
-        Thread-safe; adds its time to ``timings["decode"]``.
+        Thread-safe (runs in the prefetch thread); adds to ``timings["decode"]`` and
+        ``timings["preprocess"]``.
 
         Raises:
             MediaError: the file cannot be read.
@@ -144,39 +163,44 @@ class FeatureExtractor:
             media = decode(str(path), num_frames=None, frame_rate_hz=cfg.frame_rate_hz)
         else:
             media = decode(str(path), num_frames=cfg.frames_per_clip)
-        self.timings["decode"] += time.perf_counter() - start  # float += is atomic enough under the GIL
-        return media
+        decoded = time.perf_counter()
+        pixels = None if media.frames is None else self.frame_runner.prepare(media.frames)  # (T, 3, 224, 224)
+        self.timings["decode"] += decoded - start  # float += is atomic enough under the GIL
+        self.timings["preprocess"] += time.perf_counter() - decoded
+        return DecodedClip(media=media, pixels=pixels)
 
-    def describe(self, media: Any, video_id: str) -> FeatureRecord:
-        """Run both networks on decoded media; absent modalities stay None.
+    def describe(self, clip: DecodedClip | Any, video_id: str) -> FeatureRecord:
+        """Run both networks on a decoded clip; absent modalities stay None.
 
         Args:
-            media: a :class:`fusion.media.Media` (frames (T, H, W, 3) uint8 or None; audio
-                (S,) float32 at 22,050 Hz or None).
+            clip: from :meth:`decode`, or a bare :class:`fusion.media.Media` (frames
+                (T, H, W, 3) uint8 or None; audio (S,) float32 at 22,050 Hz or None).
             video_id: the record's id.
         """
-        from fusion.encoders.frames import describe_frames
         from fusion.encoders.soundnet import describe_audio
 
+        if not isinstance(clip, DecodedClip):
+            clip = DecodedClip(media=clip, pixels=None if clip.frames is None else self.frame_runner.prepare(clip.frames))
+        media = clip.media
         frames = frame_objects = audio = audio_objects = audio_places = None
-        with torch.inference_mode():
-            if media.frames is not None:
-                with self._timed("frame_cnn"):
-                    desc = describe_frames(self.frame_model, self.frame_bundle, media.frames, self.config.batch_size)
-                frames = np.asarray(desc.features, dtype=np.float32)  # (T, Dv)
-                frame_objects = None if desc.objects is None else np.asarray(desc.objects, dtype=np.float32)
-            if media.audio is not None and media.audio.size > 0:
-                with self._timed("soundnet"):
-                    sound = describe_audio(self.audio_model, media.audio, self.config.audio_layer, self.audio_bundle)
-                audio = np.asarray(sound.features, dtype=np.float32)  # (A, Da)
-                audio_objects = np.asarray(sound.objects, dtype=np.float32)  # (1000,)
-                audio_places = np.asarray(sound.places, dtype=np.float32)  # (401,)
+        if clip.pixels is not None:
+            with self._timed("frame_cnn"):
+                frames, frame_objects = self.frame_runner.run(clip.pixels, self.config.batch_size)  # (T, Dv), (1000,)
+        if media.audio is not None and media.audio.size > 0:
+            with self._timed("soundnet"), torch.inference_mode():
+                sound = describe_audio(self.audio_model, media.audio, self.config.audio_layer, self.audio_bundle)
+            audio = np.asarray(sound.features, dtype=np.float32)  # (A, Da)
+            audio_objects = np.asarray(sound.objects, dtype=np.float32)  # (1000,)
+            audio_places = np.asarray(sound.places, dtype=np.float32)  # (401,)
+        times = media.frame_times_s
         meta = {
             "source": str(media.path),
             "duration_s": float(media.duration_s),
             "fps": None if media.fps is None else float(media.fps),
             "frames_sampled": 0 if media.frames is None else int(media.frames.shape[0]),
-            "frame_times_s": None if media.frame_times_s is None else [round(float(t), 6) for t in media.frame_times_s],
+            "distinct_frames": int(getattr(media, "frames_sampled", 0) or 0),
+            "frame_times_s": None if times is None else [round(float(t), 6) for t in times],
+            "rotation_deg": int(getattr(media, "rotation_deg", 0) or 0),
             "has_video_stream": media.frames is not None,
             "has_audio_stream": media.audio is not None,
             "audio_seconds": None if media.audio is None else media.audio.size / float(media.sample_rate_hz),

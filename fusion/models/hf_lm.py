@@ -30,12 +30,11 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from fusion.decoding.lm_scorer import LOG_ZERO
 from fusion.errors import WeightsError
 from fusion.text import Vocabulary
 
 logger = logging.getLogger(__name__)
-
-LOG_ZERO = -1.0e4  # same floor as fusion.decoding.lm_scorer.LOG_ZERO
 
 
 @dataclass

@@ -106,13 +106,8 @@ class LSTMLanguageModel(nn.Module):
         self.vocab_size = vocab_size
         self.embedding = nn.Embedding(vocab_size, config.embed_dim)
         self.drop = nn.Dropout(config.dropout)
-        self.lstm = nn.LSTM(
-            config.embed_dim,
-            config.hidden_dim,
-            num_layers=config.num_layers,
-            dropout=config.dropout if config.num_layers > 1 else 0.0,
-            batch_first=True,
-        )
+        self.lstm = nn.LSTM(config.embed_dim, config.hidden_dim, num_layers=config.num_layers, batch_first=True,
+                            dropout=config.dropout if config.num_layers > 1 else 0.0)
         needs_proj = config.tie_weights and config.embed_dim != config.hidden_dim
         self.proj = nn.Linear(config.hidden_dim, config.embed_dim) if needs_proj else None
         self.out = nn.Linear(config.embed_dim if needs_proj else config.hidden_dim, vocab_size)
@@ -134,42 +129,23 @@ class LSTMLanguageModel(nn.Module):
         return torch.zeros(shape, device=device), torch.zeros(shape, device=device)
 
     def forward(self, tokens: Tensor, state: LSTMState | None = None) -> tuple[Tensor, Tensor, LSTMState]:
-        """Run over whole sequences.
-
-        Args:
-            tokens: (B, L) long LM token ids.
-            state: optional initial (h, c), each (num_layers, B, H).
+        """Run over whole sequences: ``tokens`` (B, L) long, optional initial (h, c).
 
         Returns:
-            log_probs: (B, L, V) float32 log-probabilities of the next token.
-            hidden: (B, L, H) float32 top-layer LSTM outputs (before dropout).
-            state: final (h, c).
+            log_probs (B, L, V) float32 of the next token, hidden (B, L, H) float32 top-layer
+            LSTM outputs (before dropout), and the final (h, c).
         """
         hidden, state = self.hidden_states(tokens, state)  # (B, L, H)
         return self.log_probs(hidden), hidden, state
 
     def hidden_states(self, tokens: Tensor, state: LSTMState | None = None) -> tuple[Tensor, LSTMState]:
-        """Top-layer LSTM outputs without the softmax (what deep fusion reads).
-
-        Args:
-            tokens: (B, L) long LM token ids.
-            state: optional initial (h, c), each (num_layers, B, H).
-
-        Returns:
-            hidden (B, L, H) float32 and the final (h, c).
-        """
+        """Top-layer LSTM outputs (B, L, H) float32 for ``tokens`` (B, L) long, and the final
+        (h, c); no softmax (what deep fusion reads)."""
         emb = self.drop(self.embedding(tokens))  # (B, L, E)
         return self.lstm(emb, state)
 
     def log_probs(self, hidden: Tensor) -> Tensor:
-        """Next-token log-probabilities from top-layer outputs.
-
-        Args:
-            hidden: (..., H) float32.
-
-        Returns:
-            (..., V) float32; masked ids (pad, bos) get -inf.
-        """
+        """Next-token log-probs (..., V) float32 from top-layer outputs (..., H); pad/bos get -inf."""
         x = self.drop(hidden)
         if self.proj is not None:
             x = self.proj(x)  # (..., E)
@@ -177,15 +153,7 @@ class LSTMLanguageModel(nn.Module):
         return torch.log_softmax(logits, dim=-1)
 
     def step(self, tokens: Tensor, state: LSTMState) -> tuple[Tensor, Tensor, LSTMState]:
-        """One step for N rows.
-
-        Args:
-            tokens: (N,) long, the previous token of each row.
-            state: (h, c), each (num_layers, N, H).
-
-        Returns:
-            log_probs (N, V) float32, hidden (N, H) float32, the new state.
-        """
+        """One step: previous tokens (N,) long -> log_probs (N, V), hidden (N, H), new (h, c)."""
         log_probs, hidden, state = self.forward(tokens[:, None], state)
         return log_probs[:, 0], hidden[:, 0], state
 
@@ -216,11 +184,7 @@ class WordLM:
 
     @classmethod
     def load(cls, path: str | Path, device: torch.device | str = "cpu") -> "WordLM":
-        """Load an LM folder written by :meth:`save`.
-
-        Raises:
-            CheckpointError: the folder or one of its files is missing or unreadable.
-        """
+        """Load an LM folder written by :meth:`save` (CheckpointError if missing or unreadable)."""
         from safetensors.torch import load_file
 
         path = Path(path)
@@ -247,14 +211,8 @@ class WordLM:
 
 
 def vocab_map(caption_vocab: Vocabulary, lm_vocab: Vocabulary) -> Tensor:
-    """LM id of every caption-vocabulary id.
-
-    Specials map by role (pad, bos, eos, unk); a caption word unknown to the LM maps to the
-    LM's ``<unk>``.
-
-    Returns:
-        (V_caption,) long tensor of LM ids.
-    """
+    """LM id of every caption-vocabulary id, (V_caption,) long: specials by role, a caption
+    word unknown to the LM -> the LM's ``<unk>``."""
     ids = [lm_vocab.index(w) for w in caption_vocab.words]  # unknown -> lm unk
     for cap_id, lm_id in ((caption_vocab.pad_id, lm_vocab.pad_id), (caption_vocab.bos_id, lm_vocab.bos_id),
                           (caption_vocab.eos_id, lm_vocab.eos_id), (caption_vocab.unk_id, lm_vocab.unk_id)):
@@ -263,14 +221,8 @@ def vocab_map(caption_vocab: Vocabulary, lm_vocab: Vocabulary) -> Tensor:
 
 
 def read_corpus(path: str | Path) -> list[str]:
-    """Read a plain-text corpus: one sentence per line.
-
-    Lines ``id<TAB>sentence`` (the S2VT caption release, e.g. ``vid1\\ta man is ...``) keep
-    the text after the first tab. Blank lines are skipped.
-
-    Raises:
-        DataError: the file is missing, unreadable or has no sentence.
-    """
+    """Sentences of a plain-text corpus, one per line; ``id<TAB>sentence`` lines (the S2VT
+    caption release) keep the sentence, blank lines are skipped. DataError if unreadable/empty."""
     path = Path(path)
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
@@ -302,36 +254,33 @@ def pad_batch(seqs: list[list[int]], pad_id: int) -> Tensor:
     return batch
 
 
+def _token_nll(model: LSTMLanguageModel, seqs: list[list[int]], pad_id: int) -> Tensor:
+    """NLL (nats) of every non-pad target token of ``seqs`` (teacher forcing): (n,) float32."""
+    batch = pad_batch(seqs, pad_id).to(next(model.parameters()).device)  # (B, L)
+    log_probs, _, _ = model(batch[:, :-1])  # (B, L-1, V)
+    target = batch[:, 1:]  # (B, L-1)
+    return -log_probs.gather(-1, target.unsqueeze(-1)).squeeze(-1)[target != pad_id]  # (n,)
+
+
 @torch.no_grad()
 def sequence_nll(model: LSTMLanguageModel, seqs: list[list[int]], pad_id: int, batch_size: int = 256) -> tuple[float, int]:
-    """Total negative log-likelihood (nats) of ``seqs[1:]`` given their prefixes, and the token count."""
+    """Total NLL (nats) of ``seq[1:]`` given the prefixes over all ``seqs``, and the token count (eval mode)."""
     was_training = model.training
     model.eval()
-    device = next(model.parameters()).device
-    total, count = 0.0, 0
     order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))  # similar lengths together: less padding
+    total, count = 0.0, 0
     for start in range(0, len(order), batch_size):
-        batch = pad_batch([seqs[i] for i in order[start : start + batch_size]], pad_id).to(device)  # (B, L)
-        log_probs, _, _ = model(batch[:, :-1])  # (B, L-1, V)
-        target = batch[:, 1:]  # (B, L-1)
-        valid = target != pad_id
-        nll = -log_probs.gather(-1, target.unsqueeze(-1)).squeeze(-1)  # (B, L-1)
-        total += float(nll[valid].sum())
-        count += int(valid.sum())
+        nll = _token_nll(model, [seqs[i] for i in order[start : start + batch_size]], pad_id)
+        total, count = total + float(nll.sum()), count + nll.numel()
     model.train(was_training)
     return total, count
 
 
 @dataclass
 class LMEval:
-    """Perplexity of an LM on a corpus.
-
-    Attributes:
-        perplexity: ``exp(nll / tokens)``.
-        tokens: predicted tokens (words, ``<unk>`` included, plus one ``<eos>`` per sentence).
-        nll: total negative log-likelihood in nats.
-        oov_rate: share of words outside the LM vocabulary (scored as ``<unk>``).
-    """
+    """Perplexity ``exp(nll / tokens)`` of an LM on a corpus; ``tokens`` counts the words
+    (``<unk>`` included) and one ``<eos>`` per sentence, ``nll`` is in nats, ``oov_rate`` the
+    share of words scored as ``<unk>``."""
 
     perplexity: float
     tokens: int
@@ -344,11 +293,7 @@ class LMEval:
 
 
 def evaluate_lm(lm: WordLM, sentences: list[str], batch_size: int = 256) -> LMEval:
-    """Perplexity of ``lm`` on ``sentences`` (tokenised with ``fusion.text.tokenize``).
-
-    Raises:
-        DataError: no sentence has a word.
-    """
+    """Perplexity of ``lm`` on ``sentences`` (``fusion.text.tokenize``); DataError if no words."""
     seqs = encode_corpus(sentences, lm.vocab, max_len=10**9)  # evaluation never truncates
     if not seqs:
         raise DataError("the evaluation corpus has no words; give sentences, one per line")
@@ -359,24 +304,18 @@ def evaluate_lm(lm: WordLM, sentences: list[str], batch_size: int = 256) -> LMEv
 
 
 def _split(sentences: list[str], fraction: float, seed: int) -> tuple[list[str], list[str]]:
+    """A seeded random held-out share of the corpus: (train, validation)."""
     if fraction <= 0 or len(sentences) < 2:
         return sentences, []
     idx = list(range(len(sentences)))
     random.Random(seed).shuffle(idx)
-    n_val = max(1, int(round(fraction * len(sentences))))
-    val = set(idx[:n_val])
+    val = set(idx[: max(1, round(fraction * len(sentences)))])
     return [s for i, s in enumerate(sentences) if i not in val], [s for i, s in enumerate(sentences) if i in val]
 
 
-def train_lm(
-    sentences: list[str],
-    config: LMConfig | None = None,
-    val_sentences: list[str] | None = None,
-    out_dir: str | Path | None = None,
-    vocab: Vocabulary | None = None,
-    device: torch.device | str = "cpu",
-    progress: bool = True,
-) -> WordLM:
+def train_lm(sentences: list[str], config: LMConfig | None = None, val_sentences: list[str] | None = None,
+             out_dir: str | Path | None = None, vocab: Vocabulary | None = None,
+             device: torch.device | str = "cpu", progress: bool = True) -> WordLM:
     """Train an LSTM LM on a text corpus; keep the weights of the best validation epoch.
 
     Args:
@@ -390,10 +329,8 @@ def train_lm(
         progress: show a tqdm bar per epoch.
 
     Returns:
-        The trained :class:`WordLM` (best validation perplexity), in eval mode.
-
-    Raises:
-        DataError: the corpus has no words.
+        The trained :class:`WordLM` (best validation perplexity), in eval mode. DataError if
+        the corpus has no words.
     """
     config = config or LMConfig()
     torch.manual_seed(config.seed)
@@ -411,8 +348,9 @@ def train_lm(
     best_ppl, best_state, bad_epochs = math.inf, None, 0
     logger.info("LM: %d training sentences, %d validation, vocabulary %d", len(train), len(val), len(vocab))
     for epoch in range(1, config.max_epochs + 1):
-        train_loss = _train_epoch(model, optimizer, train, vocab.pad_id, config, rng, device, progress, epoch)
-        val_ppl = math.exp(_ratio(*sequence_nll(model, val, vocab.pad_id))) if val else math.exp(train_loss)
+        train_loss = _train_epoch(model, optimizer, train, vocab.pad_id, config, rng, progress, epoch)
+        nll, count = sequence_nll(model, val, vocab.pad_id) if val else (train_loss, 1)
+        val_ppl = math.exp(nll / count)
         lm.history.append({"epoch": epoch, "train_loss": train_loss, "val_perplexity": val_ppl, "lr": optimizer.param_groups[0]["lr"]})
         logger.info("LM epoch %d: train loss %.4f, validation perplexity %.2f", epoch, train_loss, val_ppl)
         if val_ppl < best_ppl:
@@ -434,21 +372,8 @@ def train_lm(
     return lm
 
 
-def _ratio(total: float, count: int) -> float:
-    return total / max(count, 1)
-
-
-def _train_epoch(
-    model: LSTMLanguageModel,
-    optimizer: torch.optim.Optimizer,
-    seqs: list[list[int]],
-    pad_id: int,
-    config: LMConfig,
-    rng: random.Random,
-    device: torch.device | str,
-    progress: bool,
-    epoch: int,
-) -> float:
+def _train_epoch(model: LSTMLanguageModel, optimizer: torch.optim.Optimizer, seqs: list[list[int]], pad_id: int,
+                 config: LMConfig, rng: random.Random, progress: bool, epoch: int) -> float:
     """One pass in shuffled, length-bucketed batches. Returns the mean token NLL (nats)."""
     model.train()
     order = list(range(len(seqs)))
@@ -461,18 +386,12 @@ def _train_epoch(
     total, count = 0.0, 0
     bar = tqdm(batches, desc=f"lm epoch {epoch}", disable=not progress, leave=False)
     for idx in bar:
-        batch = pad_batch([seqs[i] for i in idx], pad_id).to(device)  # (B, L)
-        log_probs, _, _ = model(batch[:, :-1])  # (B, L-1, V)
-        target = batch[:, 1:]  # (B, L-1)
-        valid = target != pad_id
-        nll = -log_probs.gather(-1, target.unsqueeze(-1)).squeeze(-1)[valid]  # (n,)
-        loss = nll.mean()
+        nll = _token_nll(model, [seqs[i] for i in idx], pad_id)  # (n,)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        nll.mean().backward()
         if config.clip_grad_norm > 0:
             nn.utils.clip_grad_norm_(model.parameters(), config.clip_grad_norm)
         optimizer.step()
-        total += float(nll.detach().sum())
-        count += int(valid.sum())
+        total, count = total + float(nll.detach().sum()), count + nll.numel()
         bar.set_postfix(ppl=f"{math.exp(total / count):.1f}")
     return total / max(count, 1)

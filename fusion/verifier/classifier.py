@@ -141,7 +141,7 @@ def _platt(z: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     """Platt scaling (a, b) of scores z (M,) against labels y (M,) in {0, 1}."""
     from sklearn.linear_model import LogisticRegression
 
-    platt = LogisticRegression(C=1e4, max_iter=1000).fit(z.reshape(-1, 1), y)
+    platt = LogisticRegression(C=1.0, max_iter=1000).fit(z.reshape(-1, 1), y)  # mild L2: small val sets
     a, b = float(platt.coef_[0, 0]), float(platt.intercept_[0])
     if a <= 0:  # the scores do not rank positives above negatives: say nothing
         return 0.0, float(_logit((y.sum() + 1) / (len(y) + 2)))
