@@ -20,7 +20,7 @@ from typing import Any, Sequence
 
 import torch
 
-from fusion.decoding.decoder import CaptionDecoder, DecodeOptions
+from fusion.decoding.decoder import CaptionDecoder, DecodeOptions, run_folder
 from fusion.decoding.hypothesis import Hypothesis
 from fusion.errors import ConfigError, DataError, MediaError
 
@@ -110,9 +110,7 @@ class CaptionPipeline:
 
 def default_eval_dir(checkpoint_dir: Path, split: str) -> Path:
     """``RUN/eval/<split>`` for a run's checkpoint, else ``<checkpoint>/eval/<split>``."""
-    ckpt = Path(checkpoint_dir)
-    run_dir = ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt
-    return run_dir / "eval" / split
+    return run_folder(checkpoint_dir) / "eval" / split
 
 
 def _entries(run: Any, manifest: str | Path | None, split: str) -> tuple[Path, list[Any], list[Any]]:

@@ -67,10 +67,19 @@ def make_clips(folder: Path, count: int, seconds: float, size: tuple[int, int] =
     return paths
 
 
-def _timed(fn: Any, *args: Any) -> tuple[float, Any]:
-    start = time.perf_counter()
-    out = fn(*args)
-    return time.perf_counter() - start, out
+class Clock:
+    """Sums wall and process-CPU seconds per named stage (CPU time is steadier on a busy machine)."""
+
+    def __init__(self) -> None:
+        self.wall: dict[str, float] = {}
+        self.cpu: dict[str, float] = {}
+
+    def run(self, key: str, fn: Any, *args: Any) -> Any:
+        wall, cpu = time.perf_counter(), time.process_time()
+        out = fn(*args)
+        self.wall[key] = self.wall.get(key, 0.0) + time.perf_counter() - wall
+        self.cpu[key] = self.cpu.get(key, 0.0) + time.process_time() - cpu
+        return out
 
 
 def bench_corpus(name: str, paths: list[Path], extractor: FeatureExtractor, workers_list: list[int],
@@ -78,44 +87,37 @@ def bench_corpus(name: str, paths: list[Path], extractor: FeatureExtractor, work
     """All measurements of one corpus, in this process."""
     from fusion.encoders.frames import describe_frames
     from fusion.encoders.soundnet import describe_audio
-
     from fusion.media import decode
 
     cfg = extractor.config
     runner = extractor.frame_runner
     extractor.extract(paths[0])  # warm-up: allocator, oneDNN kernels, file cache
-    decode_s, medias = 0.0, []
-    for path in paths:
-        seconds, media = _timed(decode, str(path), cfg.frames_per_clip)
-        decode_s += seconds
-        medias.append(media)
-    cnn_s = eager_s = forward_opt_s = forward_cl_s = forward_nchw_s = soundnet_s = 0.0
+    clock = Clock()
+    medias = [clock.run("decode", decode, str(path), cfg.frames_per_clip) for path in paths]
     model, bundle = extractor.frame_model, extractor.frame_bundle
     with torch.inference_mode():
         for media in medias:
             if media.frames is not None:
-                cnn_s += _timed(lambda f: runner.run(runner.prepare(f), cfg.batch_size), media.frames)[0]
-                eager_s += _timed(describe_frames, model, bundle, media.frames, cfg.batch_size)[0]
+                clock.run("frame_cnn", lambda f: runner.run(runner.prepare(f), cfg.batch_size), media.frames)
+                clock.run("frame_cnn_eager_describe_frames", describe_frames, model, bundle, media.frames,
+                          cfg.batch_size)
                 x = runner.prepare(media.frames)  # (T, 3, 224, 224) channels-last
-                forward_opt_s += _timed(runner.forward, x)[0]
-                forward_cl_s += _timed(model, x)[0]
-                forward_nchw_s += _timed(model, x.contiguous())[0]  # same weights, NCHW input
+                clock.run("forward_optimized", runner.forward, x)
+                clock.run("forward_eager_channels_last", model, x)
+                clock.run("forward_eager_nchw", model, x.contiguous())  # same weights, NCHW input
             if media.audio is not None:
-                soundnet_s += _timed(describe_audio, extractor.audio_model, media.audio, cfg.audio_layer)[0]
+                clock.run("soundnet", describe_audio, extractor.audio_model, media.audio, cfg.audio_layer)
     frames_total = sum(0 if m.frames is None else m.frames.shape[0] for m in medias)
     media_s = sum(m.duration_s for m in medias)
+    alone_wall = clock.wall["decode"] + clock.wall["frame_cnn"]
+    alone_cpu = clock.cpu["decode"] + clock.cpu["frame_cnn"]
     result: dict[str, Any] = {
         "clips": len(paths),
         "frames": frames_total,
         "media_seconds": round(media_s, 2),
         "with_audio": sum(m.audio is not None for m in medias),
-        "decode_alone_s": round(decode_s, 3),
-        "frame_cnn_alone_s": round(cnn_s, 3),
-        "frame_cnn_eager_describe_frames_s": round(eager_s, 3),
-        "cnn_forward_optimized_s": round(forward_opt_s, 3),
-        "cnn_forward_channels_last_s": round(forward_cl_s, 3),
-        "cnn_forward_nchw_s": round(forward_nchw_s, 3),
-        "soundnet_alone_s": round(soundnet_s, 3),
+        "alone_wall_s": {k: round(v, 3) for k, v in clock.wall.items()},
+        "alone_cpu_s": {k: round(v, 3) for k, v in clock.cpu.items()},
         "end_to_end": {},
     }
     del medias
@@ -123,22 +125,34 @@ def bench_corpus(name: str, paths: list[Path], extractor: FeatureExtractor, work
         extractor.config = ExtractConfig(**{**cfg.__dict__, "decode_workers": workers})
         extractor.timings.clear()
         store = work / f"{name}-w{workers}"
+        cpu0 = time.process_time()
         summary = extract_to_store([(p.stem, str(p)) for p in paths], store, extractor.config, progress=False,
                                    extractor=extractor)
+        cpu = time.process_time() - cpu0
         assert summary.done == len(paths) and not summary.failed, summary.failed
         e2e = summary.elapsed_s
         result["end_to_end"][str(workers)] = {
             "seconds": round(e2e, 3),
+            "cpu_seconds": round(cpu, 3),
             "clips_per_s": round(len(paths) / e2e, 3),
             "frames_per_s": round(frames_total / e2e, 1),
             "real_time_factor": round(media_s / e2e, 2),
             "breakdown_s": {k: round(v, 3) for k, v in sorted(extractor.timings.items())},
-            "ratio_vs_cnn_plus_decode": round(e2e / (cnn_s + decode_s), 3),
-            "ratio_vs_cnn_plus_decode_plus_soundnet": round(e2e / (cnn_s + decode_s + soundnet_s), 3),
+            "ratio_vs_cnn_plus_decode": round(e2e / alone_wall, 3),
+            "cpu_ratio_vs_cnn_plus_decode": round(cpu / alone_cpu, 3),
+            "ratio_vs_cnn_plus_decode_plus_soundnet": round(e2e / (alone_wall + clock.wall.get("soundnet", 0.0)), 3),
         }
         shutil.rmtree(store)
     extractor.config = cfg
     return result
+
+
+def _rss_mb() -> float:
+    """Current resident set size of this process, MB (Linux /proc)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return float("nan")
 
 
 def machine_info() -> dict[str, Any]:
@@ -170,25 +184,31 @@ def to_markdown(report: dict[str, Any]) -> str:
         f"Machine: {m['cpu']}, {m['cores']} cores, torch {m['torch']} with {m['torch_threads']} threads; "
         f"load average before {m['load_avg_before']}, after {m['load_avg_after']}. "
         f"Config: {report['config']['frames_per_clip']} frames/clip at 224 px, {report['config']['frame_encoder']}, "
-        f"SoundNet {report['config']['audio_layer']}. Peak RSS {report['peak_rss_mb']} MB.",
+        f"SoundNet {report['config']['audio_layer']}. Peak RSS {report['peak_rss_mb']} MB "
+        f"({m['rss_after_model_load_mb']} MB after loading the models).",
         "",
-        "| corpus | decode workers | clips | clips/s | frames/s | x real time | end-to-end s | decode alone s "
-        "| CNN alone s | SoundNet alone s | ratio e2e/(CNN+decode) | breakdown s (in the e2e run) |",
+        "| corpus | decode workers | clips | clips/s | frames/s | x real time | end-to-end s (cpu s) "
+        "| decode alone s (cpu) | frame CNN alone s (cpu) | SoundNet alone s | ratio e2e/(CNN+decode) wall (cpu) "
+        "| breakdown s in the e2e run |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, r in report["corpora"].items():
+        wall, cpu = r["alone_wall_s"], r["alone_cpu_s"]
         for workers, e in r["end_to_end"].items():
             parts = ", ".join(f"{k} {v}" for k, v in e["breakdown_s"].items())
             lines.append(
                 f"| {name} | {workers} | {r['clips']} | {e['clips_per_s']} | {e['frames_per_s']} | "
-                f"{e['real_time_factor']} | {e['seconds']} | {r['decode_alone_s']} | {r['frame_cnn_alone_s']} | "
-                f"{r['soundnet_alone_s']} | {e['ratio_vs_cnn_plus_decode']} | {parts} |"
+                f"{e['real_time_factor']} | {e['seconds']} ({e['cpu_seconds']}) | {wall['decode']} ({cpu['decode']}) | "
+                f"{wall['frame_cnn']} ({cpu['frame_cnn']}) | {wall.get('soundnet', 0.0)} | "
+                f"{e['ratio_vs_cnn_plus_decode']} ({e['cpu_ratio_vs_cnn_plus_decode']}) | {parts} |"
             )
-    lines += ["", "Frame CNN alone: preprocess + forward as extraction runs it (frozen TorchScript graph) vs "
-              "`describe_frames` (eager); forward alone: optimized graph / eager channels-last / eager NCHW input:", ""]
+    lines += ["", "Frame CNN variants on the same frames, wall s (cpu s): preprocess + optimized forward as extraction "
+              "runs it; eager `describe_frames`; forward alone: optimized graph / eager channels-last / eager NCHW.", ""]
     for name, r in report["corpora"].items():
-        lines.append(f"- {name}: {r['frame_cnn_alone_s']} s vs {r['frame_cnn_eager_describe_frames_s']} s; forward "
-                     f"{r['cnn_forward_optimized_s']} / {r['cnn_forward_channels_last_s']} / {r['cnn_forward_nchw_s']} s")
+        wall, cpu = r["alone_wall_s"], r["alone_cpu_s"]
+        keys = ("frame_cnn", "frame_cnn_eager_describe_frames", "forward_optimized", "forward_eager_channels_last",
+                "forward_eager_nchw")
+        lines.append(f"- {name}: " + "; ".join(f"{k} {wall[k]} ({cpu[k]})" for k in keys))
     lines += ["", "Goal: ratio <= 1.2 and >= 1.5 clips/s (32 frames at 224 px, 2 cores)."]
     return "\n".join(lines) + "\n"
 
@@ -211,6 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     info = machine_info()
     config = ExtractConfig(frames_per_clip=args.frames)
     extractor = FeatureExtractor(config)
+    info["rss_after_model_load_mb"] = _rss_mb()
     workers_list = [int(w) for w in args.decode_workers.split(",")]
     report: dict[str, Any] = {
         "command": "python -m scripts.bench_extract " + " ".join(argv if argv is not None else sys.argv[1:]),

@@ -103,12 +103,15 @@ def train_variant(mode: str, lm_dir: Path, run_dir: Path, manifest: Path, featur
     """Train one captioner; the model comes from ``build_captioner`` (none / early / deep)."""
     from fusion.models.deep_fusion import build_captioner
     from fusion.training.loop import Trainer
-    from fusion.training.setup import check_run_config, prepare_data
+    from fusion.training.setup import check_run_config, check_run_vocab, prepare_data, resolve_data_paths
 
     cfg, fusion = variant_config(mode, lm_dir, overrides)
     t0 = time.perf_counter()
-    data = prepare_data(cfg, manifest, features)
-    check_run_config(cfg, run_dir, data.vocab)
+    # fusion.training.train's sequence, with the model built by build_captioner
+    resolve_data_paths(cfg, manifest, features)
+    check_run_config(cfg, run_dir)
+    data = prepare_data(cfg)
+    check_run_vocab(run_dir, data.vocab)
     atomic_write_json(run_dir / "lm_fusion.json", {"mode": fusion.mode, "lm": fusion.lm})
     trainer = Trainer(cfg, run_dir, data)
     torch.manual_seed(cfg.train.seed)

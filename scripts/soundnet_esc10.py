@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import io
 import json
 import logging
 import sys
@@ -74,8 +75,6 @@ def _cached(cache: Path, name: str, key: str, compute) -> dict[str, np.ndarray]:
             if str(data["key"]) == key:
                 return {k: data[k] for k in data.files if k != "key"}
     arrays = compute()
-    import io
-
     buf = io.BytesIO()
     np.savez(buf, key=np.array(key), **arrays)
     atomic_write_bytes(path, buf.getvalue())
@@ -235,8 +234,6 @@ def write_reports(out: Path, per_fold: dict[str, list[float]], choices: dict[str
               "SoundNet input: 5-s clips repeat-padded to 12 s for the network, features cropped to the",
               "steps covering the real 5 s (fusion.encoders.soundnet short-audio policy).", ""]
     atomic_write_text(out / "results.md", "\n".join(lines))
-    import io
-
     import matplotlib
 
     matplotlib.use("Agg")

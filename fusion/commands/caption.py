@@ -8,7 +8,7 @@ import logging
 import sys
 from typing import Any
 
-from fusion.commands.evaluate import add_decode_arguments, decode_overrides
+from fusion.commands.evaluate import add_decode_arguments, apply_threads, decode_overrides
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
     """Caption every file; one error line per unreadable file; exit 1 if any failed."""
     from fusion.pipeline import CaptionPipeline
 
+    apply_threads(args)
     if not getattr(args, "verbose", 0):  # FFmpeg's own log lines would repeat the one error line per file
         logging.getLogger("libav").setLevel(logging.CRITICAL)
     pipeline = CaptionPipeline(args.model, device=args.device, **decode_overrides(args))

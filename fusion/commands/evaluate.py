@@ -26,6 +26,8 @@ def add_decode_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--verifier", metavar="FILE", help="trained audio-noun verifier (default: zero-shot evidence)")
     g.add_argument("--batch-size", type=int, metavar="B", help="videos decoded together (default 64)")
     g.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    g.add_argument("--threads", type=int, metavar="N",
+                   help="torch CPU threads (default: torch's; 1 is fastest for one video on a busy machine)")
 
 
 def decode_overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -33,6 +35,14 @@ def decode_overrides(args: argparse.Namespace) -> dict[str, Any]:
     names = ("beam_size", "max_len", "min_len", "length_weight", "no_repeat_ngram_size", "lm", "lm_weight",
              "lm_mode", "audio_weight", "verifier", "batch_size", "nbest")
     return {name: getattr(args, name, None) for name in names}
+
+
+def apply_threads(args: argparse.Namespace) -> None:
+    """Set torch's intra-op CPU threads when ``--threads`` is given."""
+    if getattr(args, "threads", None):
+        import torch
+
+        torch.set_num_threads(args.threads)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -59,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
     """Evaluate and print the metrics."""
     from fusion.pipeline import evaluate_run
 
+    apply_threads(args)
     metrics = evaluate_run(args.run_path, manifest=args.manifest, split=args.split, out_dir=args.out,
                            features=args.features, device=args.device, **decode_overrides(args))
     if args.json:

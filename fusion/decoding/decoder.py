@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Sequence
 
 import torch
@@ -90,14 +91,17 @@ class DecodeOptions:
         return cls(**base)
 
 
+def run_folder(checkpoint_dir: str | Path) -> Path:
+    """The run folder of a checkpoint (``RUN/checkpoints/step-N`` -> ``RUN``); else the checkpoint folder."""
+    ckpt = Path(checkpoint_dir)
+    return ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt
+
+
 def tuned_lm_weight(run: Any, lm: str, mode: str) -> float | None:
     """alpha chosen by ``fusion tune`` for this run and LM (``RUN/tune/lm_<mode>.json``), or None."""
     import json
-    from pathlib import Path
 
-    ckpt = Path(getattr(run, "checkpoint_dir", "."))
-    run_dir = ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt
-    path = run_dir / "tune" / f"lm_{mode}.json"
+    path = run_folder(getattr(run, "checkpoint_dir", ".")) / "tune" / f"lm_{mode}.json"
     try:
         choice = json.loads(path.read_text())
     except (OSError, ValueError):

@@ -73,19 +73,24 @@ SAMPLE_RATE_HZ = 22050
 SOUNDNET_LAYERS: tuple[str, ...] = (
     "conv1", "pool1", "conv2", "pool2", "conv3", "conv4", "conv5", "pool5", "conv6", "conv7",
 )
-SOUNDNET_FEATURE_DIMS: dict[str, int] = {}
-SOUNDNET_HOP_SAMPLES: dict[str, int] = {}  # input samples per output step of each layer
-_hop = 1
-for _spec in SOUNDNET8_CONVS:
-    _hop *= _spec.stride
-    SOUNDNET_FEATURE_DIMS[_spec.name] = _spec.out_channels
-    SOUNDNET_HOP_SAMPLES[_spec.name] = _hop
-    if _spec.pool:
-        _hop *= _spec.pool
-        _pool_name = "pool" + _spec.name[4:]
-        SOUNDNET_FEATURE_DIMS[_pool_name] = _spec.out_channels
-        SOUNDNET_HOP_SAMPLES[_pool_name] = _hop
-SOUNDNET_HOP_SAMPLES["conv8"] = _hop * HEAD_STRIDE
+
+
+def _layer_tables() -> tuple[dict[str, int], dict[str, int]]:
+    """Feature size and hop (input samples per output step) of every layer, from the spec table."""
+    dims: dict[str, int] = {}
+    hops: dict[str, int] = {}
+    hop = 1
+    for spec in SOUNDNET8_CONVS:
+        hop *= spec.stride
+        dims[spec.name], hops[spec.name] = spec.out_channels, hop
+        if spec.pool:
+            hop *= spec.pool
+            dims["pool" + spec.name[4:]], hops["pool" + spec.name[4:]] = spec.out_channels, hop
+    hops["conv8"] = hop * HEAD_STRIDE
+    return dims, hops
+
+
+SOUNDNET_FEATURE_DIMS, SOUNDNET_HOP_SAMPLES = _layer_tables()  # pool5: 256-d, one step per 8192 samples
 
 
 def _conv_len(length: int, kernel: int, stride: int, padding: int) -> int:
