@@ -23,7 +23,6 @@ import json
 import logging
 import os
 import platform
-import resource
 import shutil
 import sys
 import tempfile
@@ -125,6 +124,7 @@ def bench_corpus(name: str, paths: list[Path], extractor: FeatureExtractor, work
         extractor.config = ExtractConfig(**{**cfg.__dict__, "decode_workers": workers})
         extractor.timings.clear()
         store = work / f"{name}-w{workers}"
+        reset_peak_rss()
         cpu0 = time.process_time()
         summary = extract_to_store([(p.stem, str(p)) for p in paths], store, extractor.config, progress=False,
                                    extractor=extractor)
@@ -134,6 +134,7 @@ def bench_corpus(name: str, paths: list[Path], extractor: FeatureExtractor, work
         result["end_to_end"][str(workers)] = {
             "seconds": round(e2e, 3),
             "cpu_seconds": round(cpu, 3),
+            "peak_rss_mb": _rss_mb("VmHWM:"),
             "clips_per_s": round(len(paths) / e2e, 3),
             "frames_per_s": round(frames_total / e2e, 1),
             "real_time_factor": round(media_s / e2e, 2),
@@ -147,10 +148,18 @@ def bench_corpus(name: str, paths: list[Path], extractor: FeatureExtractor, work
     return result
 
 
-def _rss_mb() -> float:
-    """Current resident set size of this process, MB (Linux /proc)."""
+def reset_peak_rss() -> None:
+    """Reset this process's peak RSS (VmHWM) so a phase's own peak can be read (Linux)."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        logger.warning("cannot reset peak RSS; per-phase peaks include earlier phases")
+
+
+def _rss_mb(field: str = "VmRSS:") -> float:
+    """Resident set size (``VmRSS:``) or its peak (``VmHWM:``) of this process, MB (Linux /proc)."""
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(field):
             return round(int(line.split()[1]) / 1024, 1)
     return float("nan")
 
@@ -184,13 +193,13 @@ def to_markdown(report: dict[str, Any]) -> str:
         f"Machine: {m['cpu']}, {m['cores']} cores, torch {m['torch']} with {m['torch_threads']} threads; "
         f"load average before {m['load_avg_before']}, after {m['load_avg_after']}. "
         f"Config: {report['config']['frames_per_clip']} frames/clip at 224 px, {report['config']['frame_encoder']}, "
-        f"SoundNet {report['config']['audio_layer']}. Peak RSS {report['peak_rss_mb']} MB "
-        f"({m['rss_after_model_load_mb']} MB after loading the models).",
+        f"SoundNet {report['config']['audio_layer']}. RSS after loading the models "
+        f"{m['rss_after_model_load_mb']} MB; peak RSS of each end-to-end run in the table.",
         "",
         "| corpus | decode workers | clips | clips/s | frames/s | x real time | end-to-end s (cpu s) "
         "| decode alone s (cpu) | frame CNN alone s (cpu) | SoundNet alone s | ratio e2e/(CNN+decode) wall (cpu) "
-        "| breakdown s in the e2e run |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| peak RSS MB | breakdown s in the e2e run |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, r in report["corpora"].items():
         wall, cpu = r["alone_wall_s"], r["alone_cpu_s"]
@@ -200,7 +209,7 @@ def to_markdown(report: dict[str, Any]) -> str:
                 f"| {name} | {workers} | {r['clips']} | {e['clips_per_s']} | {e['frames_per_s']} | "
                 f"{e['real_time_factor']} | {e['seconds']} ({e['cpu_seconds']}) | {wall['decode']} ({cpu['decode']}) | "
                 f"{wall['frame_cnn']} ({cpu['frame_cnn']}) | {wall.get('soundnet', 0.0)} | "
-                f"{e['ratio_vs_cnn_plus_decode']} ({e['cpu_ratio_vs_cnn_plus_decode']}) | {parts} |"
+                f"{e['ratio_vs_cnn_plus_decode']} ({e['cpu_ratio_vs_cnn_plus_decode']}) | {e['peak_rss_mb']} | {parts} |"
             )
     lines += ["", "Frame CNN variants on the same frames, wall s (cpu s): preprocess + optimized forward as extraction "
               "runs it; eager `describe_frames`; forward alone: optimized graph / eager channels-last / eager NCHW.", ""]
@@ -250,7 +259,6 @@ def main(argv: list[str] | None = None) -> int:
         elif not args.no_real:
             logger.warning("no MSVD clips at %s; set FUSION_DATA_DIR", msvd)
     info["load_avg_after"] = [round(x, 2) for x in os.getloadavg()]
-    report["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     out = Path(args.out)
     atomic_write_json(out, report)
     atomic_write_text(out.with_suffix(".md"), to_markdown(report))

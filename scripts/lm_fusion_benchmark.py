@@ -185,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--corpus-size", type=int, default=20000, help="sentences when generating the corpus")
     p.add_argument("--train-clips", type=int, default=100, help="paired training clips kept")
     p.add_argument("--variants", nargs="+", default=["none", "early", "deep"], choices=["none", "early", "deep"])
-    p.add_argument("--alphas", type=float, nargs="+", default=[0.1, 0.2, 0.3, 0.5, 0.7], help="late-fusion grid")
+    p.add_argument("--alphas", type=float, nargs="+", default=[0.1, 0.2, 0.3, 0.5, 0.7, 0.9], help="late-fusion grid")
     p.add_argument("--out-root", type=Path, default=Path("runs/lm_fusion"), help="runs and the LM go here")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="captioner override for every variant, e.g. --set train.max_epochs=10")

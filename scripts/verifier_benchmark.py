@@ -121,6 +121,12 @@ def markdown(report: dict[str, Any]) -> str:
     for name, beta, m in rows:
         lines.append(f"| {name} | {beta:g} | {fmt(m['sound_accuracy'])} | {fmt(m['false_sound_rate'])} | "
                      f"{fmt(m['false_sound_rate_no_source'])} | {fmt(m['visual_accuracy'])} |")
+    lines += ["", "Test split by beta (sound_accuracy / false_sound on silent + no stream):", "",
+              "| mode | " + " | ".join(report["results"]["beam"]["test_by_beta"]) + " |",
+              "|---|" + "---|" * len(report["results"]["beam"]["test_by_beta"])]
+    for mode, r in report["results"].items():
+        cells = [f"{fmt(m['sound_accuracy'])} / {fmt(m['false_sound_rate_no_source'])}" for m in r["test_by_beta"].values()]
+        lines.append(f"| {mode} | " + " | ".join(cells) + " |")
     lines.append("")
     for mode, r in report["results"].items():
         lines.append(f"- {mode}: beta {r['beta']:g} (chosen on val) recovers {fmt(r['gap_recovered'])} of the "

@@ -136,7 +136,7 @@ def test_evaluate_writes_outputs_and_matches_caption(tiny_run: dict, pipeline: C
 def test_caption_cli_json_and_broken_file(tiny_run: dict) -> None:
     root = tiny_run["root"]
     proc = _fusion("caption", str(root / "c3.mp4"), str(tiny_run["broken"]), "--model", str(tiny_run["run"]),
-                   "--json", "--beam", "2", "--nbest", "2", "--length-weight", "0.1")
+                   "--json", "--beam", "2", "--nbest", "2", "--length-weight", "0.1", "--threads", "1")
     assert proc.returncode == 1
     errors = proc.stderr.strip().splitlines()
     assert len(errors) == 1 and errors[0].startswith("fusion caption: error: ") and "broken.mp4" in errors[0]

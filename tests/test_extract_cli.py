@@ -67,7 +67,6 @@ def assert_same_records(store: FeatureStore, reference: FeatureStore) -> None:
         assert got.meta == want.meta
 
 
-@pytest.mark.slow
 def test_resume_after_sigkill_gives_the_same_records(clip_dir: Path, reference: FeatureStore, tmp_path: Path) -> None:
     out = tmp_path / "store"
     proc = subprocess.Popen(extract_cmd(clip_dir, "--out", out), env=ENV, cwd=REPO,
@@ -94,7 +93,6 @@ def test_resume_after_sigkill_gives_the_same_records(clip_dir: Path, reference: 
     assert_same_records(FeatureStore(out), reference)
 
 
-@pytest.mark.slow
 def test_concurrent_shards_fill_one_store_exactly(clip_dir: Path, reference: FeatureStore, tmp_path: Path) -> None:
     out = tmp_path / "store"
     procs = [subprocess.Popen(extract_cmd(clip_dir, "--out", out, "--shard", f"{i}/2", "--json"), env=ENV, cwd=REPO,

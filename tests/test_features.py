@@ -99,6 +99,18 @@ def test_store_has_no_temp_files_and_cache_serves_repeat_reads(tmp_path: Path) -
     assert store["a"] is first  # served from memory
 
 
+def test_temp_files_of_killed_writers_are_cleaned_but_fresh_ones_kept(tmp_path: Path) -> None:
+    import os
+
+    store = FeatureStore(tmp_path / "s", TINY)
+    old, fresh = store.records_dir / ".a.npz.x1.tmp", store.records_dir / ".b.npz.x2.tmp"
+    old.write_bytes(b"half a rec")
+    fresh.write_bytes(b"being written")
+    os.utime(old, (0, 0))
+    assert store.ids() == [] and store.remove_stale_temp_files() == 1
+    assert not old.exists() and fresh.exists()
+
+
 def test_config_mismatch_names_the_key_and_the_fix(tmp_path: Path) -> None:
     FeatureStore(tmp_path / "s", TINY).write(record("a", True))
     other = ExtractConfig(frames_per_clip=16, batch_size=4, random_weights=True)

@@ -63,8 +63,22 @@ def test_scorer_adds_exactly_the_evidence_at_noun_ids(table: NounTable) -> None:
     assert scores.shape == (6, len(WORDS))
     assert torch.equal(scores[:3], expected.expand(3, -1))  # video 0's beams
     assert torch.equal(scores[3:], torch.zeros(3, len(WORDS)))  # video 1 has no audio
-    assert torch.equal(scorer.select_state(state, torch.tensor([3, 0, 0, 4, 5, 1])),
-                       torch.stack([state[3], state[0], state[0], state[4], state[5], state[1]]))
+    picked = scorer.select_state(state, torch.tensor([3, 0, 0, 4, 5, 1]))
+    assert torch.equal(picked.bonus, state.bonus[[3, 0, 0, 4, 5, 1]])
+
+
+def test_supported_source_is_rewarded_once_contradicted_every_time(table: NounTable) -> None:
+    scorer = AudioScorer(WORDS, AudioNounVerifier(table))
+    state = scorer.init_state(DecodeContext(batch_size=1, beam_size=1,
+                                            inputs={"audio_evidence": [{"dog": 1.5, "man": -2.0}]}))
+    tokens = torch.tensor([[1]])
+    for word in (DOG, MAN, 4):  # <bos> dog man a ...
+        scores, state = scorer.score(tokens, state)
+        tokens = torch.cat([tokens, torch.tensor([[word]])], dim=1)
+    scores, state = scorer.score(tokens, state)
+    assert scores[0, DOG] == scores[0, DOGS] == 0.0  # the dog was already named: no second reward
+    assert scores[0, MAN] == -2.0  # a contradicted noun costs at every mention
+    assert caption_audio_score("a dog and dogs and a man man", {"dog": 1.5, "man": -2.0}, table) == 1.5 - 4.0
 
 
 def test_beam_search_adds_weight_times_evidence(table: NounTable) -> None:
@@ -73,7 +87,12 @@ def test_beam_search_adds_weight_times_evidence(table: NounTable) -> None:
     beta = 0.7
     hyps = _search({"caption": BigramScorer(len(WORDS)), "audio": scorer}, {"caption": 1.0, "audio": beta}, evidence)
     for hyp in hyps[0]:
-        audio = sum(evidence[0].get(table.audible_noun(WORDS[t]) or "", 0.0) for t in hyp.tokens)
+        audio, named = 0.0, set()
+        for t in hyp.tokens:  # positive evidence once per noun, negative at every mention
+            noun = table.audible_noun(WORDS[t])
+            value = evidence[0].get(noun or "", 0.0)
+            audio += value if value <= 0 or noun not in named else 0.0
+            named.add(noun)
         assert hyp.scores["audio"] == pytest.approx(audio)
         assert hyp.total == pytest.approx(hyp.scores["caption"] + beta * audio)
 

@@ -4,8 +4,9 @@ At every step, the score of a vocabulary word that names an audible noun (``dog`
 ``dogs``, a synonym's forms) is that noun's audio evidence for the video (a clipped log
 likelihood ratio from :class:`fusion.verifier.AudioNounVerifier`); every other word scores 0.
 The beam search multiplies it by the weight beta (``weights["audio"]``): nouns the sound
-confirms gain, nouns it contradicts lose, other words are untouched. A video without
-audio has no evidence, so its rows are all 0 - exactly as if the scorer were off.
+confirms gain (once per sound source and caption), nouns it contradicts lose (at every
+mention), other words are untouched. A video without audio has no evidence, so its rows
+are all 0 - exactly as if the scorer were off.
 
 Inputs read from ``DecodeContext.inputs`` (first match wins):
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from dataclasses import dataclass
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -36,8 +38,26 @@ INPUT_AUDIO_EVIDENCE = "audio_evidence"  # per video Evidence | None, or a (B, V
 RERANK_KEY = "audio_rerank"  # the re-ranker's entry in Hypothesis.scores / .weights
 
 
+@dataclass
+class AudioState:
+    """The ``"audio"`` scorer's state for N rows.
+
+    Attributes:
+        bonus: (N, V) float32, the row's video evidence at its nouns' ids, 0 elsewhere.
+        used: (N, G) bool, which sound sources (noun groups) the row's prefix already named.
+    """
+
+    bonus: Tensor
+    used: Tensor
+
+
 class AudioScorer:
     """The verifier as beam-search scorer ``"audio"`` (weight beta).
+
+    A word's score is its noun's evidence, except that a *supported* source (evidence > 0)
+    is rewarded only at its first mention in a caption (``ocean waves ... the sea`` earns it
+    once), so positive evidence never pays for repeating a noun; contradicted nouns are
+    penalised at every mention. :func:`caption_audio_score` is the same sum for a caption.
 
     Args:
         words: the caption vocabulary's words in id order (``Vocabulary.words``) or a
@@ -50,6 +70,7 @@ class AudioScorer:
         self.words = list(words.words if hasattr(words, "words") else words)
         self._verifier = verifier
         self._noun_ids: dict[int, str] | None = None
+        self._groups: Tensor | None = None
 
     @property
     def verifier(self) -> AudioNounVerifier:
@@ -65,6 +86,17 @@ class AudioScorer:
             self._noun_ids = self.verifier.vocab_nouns(self.words)
         return self._noun_ids
 
+    @property
+    def groups(self) -> Tensor:
+        """(V,) long: each vocabulary id's sound-source group, -1 for words that are no audible noun."""
+        if self._groups is None:
+            table = self.verifier.table
+            names = sorted({table.source_group(n) for n in self.noun_ids.values()})
+            self._groups = torch.full((len(self.words),), -1, dtype=torch.long)
+            for i, noun in self.noun_ids.items():
+                self._groups[i] = names.index(table.source_group(noun))
+        return self._groups
+
     def evidence_matrix(self, evidence: Sequence[Evidence | None]) -> Tensor:
         """(B, V) float32: each video's evidence at its nouns' ids, 0 elsewhere / without audio."""
         out = torch.zeros(len(evidence), len(self.words), dtype=torch.float32)  # (B, V)
@@ -74,8 +106,8 @@ class AudioScorer:
                     out[b, i] = ev.get(noun, 0.0)
         return out
 
-    def init_state(self, ctx: DecodeContext) -> Tensor:
-        """Per-row bonus (N, V) float32: the row's video evidence spread over the vocabulary."""
+    def init_state(self, ctx: DecodeContext) -> AudioState:
+        """Per-row bonus (N, V) and no source named yet."""
         given = ctx.inputs.get(INPUT_AUDIO_EVIDENCE)
         if isinstance(given, Tensor):
             per_video = given.float()
@@ -88,23 +120,42 @@ class AudioScorer:
         if per_video.shape != (ctx.batch_size, len(self.words)):
             raise ConfigError(f"audio scorer: evidence for {tuple(per_video.shape)} (videos, vocabulary) but the "
                               f"search has {ctx.batch_size} videos and {len(self.words)} words; pass one per video")
-        return per_video.to(ctx.device)[ctx.video_index()]  # (B, V) -> (N, V)
+        bonus = per_video.to(ctx.device)[ctx.video_index()]  # (B, V) -> (N, V)
+        n_groups = int(self.groups.max()) + 1 if len(self.groups) else 0
+        return AudioState(bonus, torch.zeros(ctx.num_rows, n_groups, dtype=torch.bool, device=ctx.device))
 
-    def score(self, tokens: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
-        """The same bonus (N, V) at every step; ``tokens`` (N, t) are not needed."""
-        return state, state
+    def score(self, tokens: Tensor, state: AudioState) -> tuple[Tensor, AudioState]:
+        """Scores (N, V) of the next word after prefixes ``tokens`` (N, t) long."""
+        groups = self.groups.to(tokens.device)
+        last = groups[tokens[:, -1]]  # (N,) group of the word just emitted, -1 if none
+        used = state.used.clone()
+        rows = (last >= 0).nonzero(as_tuple=True)[0]
+        used[rows, last[rows]] = True  # (N, G)
+        named = used[:, groups.clamp(min=0)] & (groups >= 0)  # (N, V) word's source already named
+        scores = torch.where(named & (state.bonus > 0), torch.zeros_like(state.bonus), state.bonus)
+        return scores, AudioState(state.bonus, used)
 
-    def select_state(self, state: Tensor, idx: Tensor) -> Tensor:
-        """Rows ``idx`` (N,) long of the bonus."""
-        return state[idx]
+    def select_state(self, state: AudioState, idx: Tensor) -> AudioState:
+        """Rows ``idx`` (N,) long of the state."""
+        return AudioState(state.bonus[idx], state.used[idx])
 
 
 def caption_audio_score(words: str, evidence: Mapping[str, float] | None, table: NounTable | None = None) -> float:
-    """Sum of the evidence of the audible-noun words of a caption (what the scorer adds, unweighted)."""
+    """What the ``"audio"`` scorer adds to a caption, unweighted: each supported source's evidence
+    at its first mention, each contradicted noun's evidence at every mention."""
     if not evidence:
         return 0.0
     table = table if table is not None else default_table()
-    return float(sum(evidence.get(noun, 0.0) for w in words.split() if (noun := table.audible_noun(w))))
+    total, named = 0.0, set()
+    for word in words.split():
+        noun = table.audible_noun(word)
+        if noun is None:
+            continue
+        value = evidence.get(noun, 0.0)
+        if value <= 0 or table.source_group(noun) not in named:
+            total += value
+        named.add(table.source_group(noun))
+    return float(total)
 
 
 def rerank(hypotheses: Sequence[Any], evidence: Mapping[str, float] | None, beta: float,

@@ -2,8 +2,8 @@
 
 The work is split in two steps so a caller can overlap them: :meth:`FeatureExtractor.decode`
 (av decoding plus frame preprocessing, thread-safe; ffmpeg and torch release the GIL) and
-:meth:`FeatureExtractor.describe` (the two networks). :func:`fusion.features.runner.extract_to_store` decodes the next clips in
-a background thread while the networks run on the current one.
+:meth:`FeatureExtractor.describe` (the two networks). ``extract_to_store`` decodes the next
+clips in a background thread while the networks run on the current one.
 """
 
 from __future__ import annotations
@@ -80,22 +80,17 @@ class FeatureExtractor:
             (see :mod:`fusion.features.fastcnn`); False runs the eager model.
 
     Raises:
-        ConfigError: unknown encoder or layer. WeightsError: pretrained weights missing.
+        ConfigError: unknown encoder. WeightsError: pretrained weights missing.
     """
 
     def __init__(self, config: ExtractConfig, device: str | torch.device = "cpu", optimize: bool = True) -> None:
         from fusion.encoders.frames import get_frame_bundle
-        from fusion.encoders.soundnet import SOUNDNET8, SOUNDNET_FEATURE_DIMS
+        from fusion.encoders.soundnet import SOUNDNET8
 
         self.config = config
         self.device = torch.device(device)
         if config.audio_encoder != SOUNDNET8.name:
             raise ConfigError(f"audio_encoder: {config.audio_encoder!r} is unknown; use {SOUNDNET8.name!r}")
-        if config.audio_layer not in SOUNDNET_FEATURE_DIMS:
-            raise ConfigError(
-                f"audio_layer: {config.audio_layer!r} is not a SoundNet layer; "
-                f"choose one of {', '.join(SOUNDNET_FEATURE_DIMS)}"
-            )
         self.frame_bundle = get_frame_bundle(config.frame_encoder)
         self.audio_bundle = SOUNDNET8
         rng = torch.random.fork_rng() if config.random_weights else contextlib.nullcontext()

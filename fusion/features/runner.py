@@ -104,6 +104,7 @@ def extract_to_store(
     if not isinstance(store, FeatureStore) or config_difference(store.info.get("config", {}), config) is not None:
         # (re)open with this config: a mismatch is a DataError, or adopted under overwrite
         store = FeatureStore(store.path if isinstance(store, FeatureStore) else store, config, overwrite=overwrite)
+    store.remove_stale_temp_files()
     mine = select_shard(inputs, shard)
     todo = mine if overwrite else [(i, p) for i, p in mine if i not in store]
     summary = ExtractSummary(skipped=len(mine) - len(todo), store=str(store.path))

@@ -278,6 +278,25 @@ class FeatureStore:
         if self._cache is not None:
             self._cache.pop(record.id, None)
 
+    def remove_stale_temp_files(self, max_age_s: float = 600.0) -> int:
+        """Delete temp files a killed writer left in ``records/`` (older than ``max_age_s``).
+
+        A live writer's temp file exists for milliseconds, so an age limit keeps this safe
+        while other processes write to the same store. Returns how many were removed.
+        """
+        removed, now = 0, time.time()
+        for entry in os.scandir(self.records_dir):
+            if entry.name.startswith(".") and entry.name.endswith(".tmp"):
+                try:
+                    if now - entry.stat().st_mtime > max_age_s:
+                        os.unlink(entry.path)
+                        removed += 1
+                except FileNotFoundError:
+                    continue  # its writer finished or another process cleaned it
+        if removed:
+            logger.info("%s: removed %d temp files of killed runs", self.path, removed)
+        return removed
+
     # -- failures ----------------------------------------------------------------------------
     def log_failure(self, file: str, video_id: str, error: str) -> None:
         """Append one line to ``failures.jsonl`` (one write call, safe with concurrent writers)."""

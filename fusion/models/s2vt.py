@@ -156,6 +156,16 @@ class S2VT(nn.Module):
         self.lstm2 = nn.LSTM(c.hidden_size + c.word_embed_size, c.hidden_size, batch_first=True)
         self.drop = nn.Dropout(c.dropout)
         self.out = nn.Linear(c.hidden_size, vocab_size)
+        self._init_forget_gates()
+
+    def _init_forget_gates(self) -> None:
+        """Forget-gate biases start at 1 (Jozefowicz et al., ICML 2015), so the video seen in
+        the encoding phase survives the decoding phase's steps from the start of training."""
+        h = self.config.hidden_size
+        with torch.no_grad():
+            for lstm in (self.lstm1, self.lstm2):
+                lstm.bias_ih_l0[h : 2 * h].fill_(1.0)  # gate order i, f, g, o
+                lstm.bias_hh_l0[h : 2 * h].zero_()
 
     # ------------------------------------------------------------------ encoding inputs
     def _frame_inputs(self, batch: Batch) -> tuple[Tensor, Tensor]:

@@ -50,10 +50,9 @@ def _evidence(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point; user errors print one line and return 2."""
-    parser = argparse.ArgumentParser(prog="python -m fusion.verifier", description="audio-noun verifier")
-    sub = parser.add_subparsers(dest="command", required=True)
+def add_subcommands(parser: argparse.ArgumentParser) -> None:
+    """Add ``train`` and ``evidence`` to ``parser`` (shared by ``fusion verifier`` and ``python -m``)."""
+    sub = parser.add_subparsers(dest="verifier_command", required=True, metavar="{train,evidence}")
     train = sub.add_parser("train", help="train the per-noun audio classifiers on paired data")
     train.add_argument("--manifest", type=Path, required=True, help="manifest with train/val splits and captions")
     train.add_argument("--features", type=Path, required=True, help="feature store of the manifest's videos")
@@ -69,6 +68,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     evid.add_argument("--top", type=int, default=8, help="strongest nouns per clip")
     evid.add_argument("ids", nargs="*", help="clip ids (default: all)")
     evid.set_defaults(func=_evidence)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; user errors print one line and return 2."""
+    parser = argparse.ArgumentParser(prog="python -m fusion.verifier", description="audio-noun verifier")
+    add_subcommands(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:

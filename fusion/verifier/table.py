@@ -129,6 +129,15 @@ class NounTable:
         lemma = self.lemma(word)
         return lemma if lemma in self.entries else None
 
+    def source_group(self, noun: str) -> str:
+        """The sound source a noun names: its first ESC-10 class, else the noun itself.
+
+        Nouns of one group (``ocean``, ``wave``, ``sea``) are one source: the ``"audio"``
+        scorer rewards a supported source once per caption, not once per synonym.
+        """
+        esc = self.entries[noun].esc10
+        return esc[0] if esc else noun
+
     def label_words(self, noun: str) -> frozenset[str]:
         """Caption words whose presence means "the captions mention ``noun`` or a synonym".
 
