@@ -194,15 +194,9 @@ def compare(full: dict[str, Any], cond: dict[str, Any], samples: int, seed: int)
 # ----------------------------------------------------------------- runner
 def _score(predictions: dict[str, str], entries: Sequence[Any]) -> dict[str, Any]:
     """coco-caption metrics + the benchmark's judgements, corpus-level and per video."""
-    from fusion.evaluation import benchmark_metrics, benchmark_per_video, coco_metrics
+    from fusion.evaluation import score_predictions
 
-    refs = {e.id: list(e.captions) for e in entries if e.captions}
-    result = coco_metrics({i: predictions[i] for i in refs}, refs)
-    metrics: dict[str, Any] = dict(result.metrics)
-    metrics.update(benchmark_metrics(predictions, entries))
-    per_video = {vid: dict(scores) for vid, scores in result.per_video.items()}
-    for vid, judged in benchmark_per_video(predictions, entries).items():
-        per_video.setdefault(vid, {}).update(judged)
+    _, metrics, per_video = score_predictions(predictions, entries)
     return {"metrics": metrics, "per_video": per_video, "predictions": predictions}
 
 
@@ -249,7 +243,7 @@ def run_ablation(
     from fusion.checkpoint import load_run
     from fusion.data import open_features
     from fusion.decoding.decoder import CaptionDecoder, DecodeOptions
-    from fusion.pipeline import _entries
+    from fusion.pipeline import run_manifest_entries
 
     config = config or AblationConfig()
     conditions = [c for c in config.conditions if c != "video_only_model" or video_only_run is not None]
@@ -257,7 +251,7 @@ def run_ablation(
         logger.warning("video_only_model skipped: give --video-only-run RUN (a run trained without audio)")
     run = load_run(run_path, device=device)
     options = DecodeOptions.for_run(run, **decode_overrides)
-    manifest_path, entries, _ = _entries(run, manifest, config.split)
+    manifest_path, entries, _ = run_manifest_entries(run, manifest, config.split)
     if features is None and manifest is None:
         features = run.config.data.features
     store = open_features(entries, manifest_path, run.extract_config, features)

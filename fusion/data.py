@@ -201,6 +201,14 @@ class CaptionDataset:
         """Reference captions per video id."""
         return {e.id: list(e.captions) for e in self.entries}
 
+    def feature_stats(self) -> tuple[Tensor, Tensor | None]:
+        """Every frame step (float32 (N, Dv)) and audio step (float32 (M, Da), or None when no
+        video has audio) of the split, for input standardisation."""
+        frames = [r.frames for r in self.records if r.frames is not None and len(r.frames)]
+        audio = [r.audio for r in self.records if r.audio is not None and len(r.audio)]
+        as_tensor = lambda arrays: torch.from_numpy(np.concatenate(arrays).astype(np.float32, copy=False))  # noqa: E731
+        return as_tensor(frames), (as_tensor(audio) if audio else None)
+
     def pair_batch(self, indices: Sequence[int], frame_dim: int, audio_dim: int) -> Batch:
         """The batch of pairs ``indices`` (teacher forcing targets in ``tokens``)."""
         picks = [self.pairs[int(i)] for i in indices]

@@ -172,6 +172,32 @@ def benchmark_per_video(predictions: Mapping[str, str], entries: Sequence[Any]) 
     return out
 
 
+def score_predictions(predictions: Mapping[str, str], entries: Sequence[Any]) -> tuple[EvalResult, dict[str, Any], dict[str, dict[str, float]]]:
+    """Score predicted captions of manifest entries: coco metrics + the benchmark's judgements.
+
+    Args:
+        predictions: video id -> caption, for (at least) every entry with references.
+        entries: the ManifestEntry objects decoded (references = their captions).
+
+    Returns:
+        (coco result, metrics dict: the coco metrics + n_videos + notes + benchmark metrics
+        where the manifest has them, per-video scores: coco metrics + benchmark judgements).
+
+    Raises:
+        DataError: no entry has reference captions.
+    """
+    refs = {e.id: list(e.captions) for e in entries if e.captions}
+    if not refs:
+        raise DataError("the videos to score have no reference captions: evaluate a split with captions")
+    result = coco_metrics({i: predictions[i] for i in refs}, refs)
+    metrics: dict[str, Any] = result.to_dict()
+    metrics.update(benchmark_metrics(predictions, entries))
+    per_video = {vid: dict(scores) for vid, scores in result.per_video.items()}
+    for vid, judged in benchmark_per_video(predictions, entries).items():
+        per_video.setdefault(vid, {}).update(judged)
+    return result, metrics, per_video
+
+
 def caption_diagnostics(predictions: Mapping[str, str], train_captions: Iterable[str]) -> dict[str, Any]:
     """How varied and how novel the captions are (ImageCaptioning.pytorch-style diagnostics).
 

@@ -113,7 +113,7 @@ def default_eval_dir(checkpoint_dir: Path, split: str) -> Path:
     return run_folder(checkpoint_dir) / "eval" / split
 
 
-def _entries(run: Any, manifest: str | Path | None, split: str) -> tuple[Path, list[Any], list[Any]]:
+def run_manifest_entries(run: Any, manifest: str | Path | None, split: str) -> tuple[Path, list[Any], list[Any]]:
     """(manifest path, split entries, train entries) of the manifest to evaluate on."""
     from fusion.manifest import load_manifest, split_entries
 
@@ -157,12 +157,14 @@ def evaluate_run(
     """
     from fusion.checkpoint import load_run
     from fusion.data import open_features
-    from fusion.evaluation import benchmark_metrics, benchmark_per_video, caption_diagnostics, coco_metrics
+    from fusion.evaluation import caption_diagnostics, score_predictions
     from fusion.io import atomic_write_json, atomic_write_text
 
     run = load_run(run_path, device=device)
     options = options if options is not None else DecodeOptions.for_run(run, **overrides)
-    manifest_path, entries, train_entries = _entries(run, manifest, split)
+    manifest_path, entries, train_entries = run_manifest_entries(run, manifest, split)
+    if not any(e.captions for e in entries):
+        raise DataError(f"{manifest_path}: split {split!r} has no reference captions to score against")
     if features is None and manifest is None:
         features = run.config.data.features
     store = open_features(entries, manifest_path, run.extract_config, features)
@@ -171,13 +173,8 @@ def evaluate_run(
     hyps = decoder.decode(records, progress=True)
     predictions = {e.id: h[0].words for e, h in zip(entries, hyps)}
 
-    refs = {e.id: list(e.captions) for e in entries if e.captions}
-    if not refs:
-        raise DataError(f"{manifest_path}: split {split!r} has no reference captions to score against")
-    result = coco_metrics({i: predictions[i] for i in refs}, refs)
-    metrics: dict[str, Any] = result.to_dict()
-    metrics.update(benchmark_metrics(predictions, entries))
-    metrics["n_unscored"] = len(entries) - len(refs)
+    result, metrics, per_video = score_predictions(predictions, entries)
+    metrics["n_unscored"] = len(entries) - result.n_videos
     metrics["n_audio_absent"] = sum(r.audio is None for r in records)
     metrics["diagnostics"] = caption_diagnostics(predictions, [c for e in train_entries for c in e.captions])
     metrics["weights"] = dict(decoder.weights)
@@ -186,9 +183,6 @@ def evaluate_run(
 
     out = Path(out_dir) if out_dir is not None else default_eval_dir(run.checkpoint_dir, split)
     metrics["out_dir"] = str(out)
-    per_video = {vid: dict(scores) for vid, scores in result.per_video.items()}
-    for vid, judged in benchmark_per_video(predictions, entries).items():
-        per_video.setdefault(vid, {}).update(judged)
     atomic_write_json(out / "predictions.json", predictions)
     atomic_write_json(out / "per_video.json", per_video)
     nbest_lines = [json.dumps({"id": e.id, "nbest": [x.to_dict() for x in h]}) for e, h in zip(entries, hyps)]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from tqdm import tqdm
 
 from fusion.errors import DataError, FusionError
 from fusion.features.config import ExtractConfig, ExtractSummary, config_difference
-from fusion.features.extractor import FeatureExtractor
+from fusion.features.extractor import DecodedClip, FeatureExtractor
 from fusion.features.inputs import select_shard
 from fusion.features.store import FeatureStore
 
@@ -40,7 +41,7 @@ class _Prefetcher:
         self.todo = todo
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decode") if workers > 0 else None
         self.depth = workers + 1
-        self.queue: deque[tuple[str, str, Future[Any]]] = deque()
+        self.queue: deque[tuple[str, str, Future[DecodedClip]]] = deque()
         self.next_index = 0
 
     def _fill(self) -> None:
@@ -50,7 +51,8 @@ class _Prefetcher:
             self.queue.append((video_id, path, self.pool.submit(self.extractor.decode, path)))
             self.next_index += 1
 
-    def __iter__(self):  # yields (id, path, media or the exception decoding raised)
+    def __iter__(self) -> Iterator[tuple[str, str, DecodedClip | Exception]]:
+        """Yield ``(id, path, decoded clip or the exception decoding raised)`` in input order."""
         if self.pool is None:
             for video_id, path in self.todo:
                 try:
@@ -62,11 +64,11 @@ class _Prefetcher:
         while self.queue:
             video_id, path, future = self.queue.popleft()
             try:
-                media: Any = future.result()
+                clip: DecodedClip | Exception = future.result()
             except Exception as err:  # noqa: BLE001
-                media = err
+                clip = err
             self._fill()  # start the next decode before the networks take the cores
-            yield video_id, path, media
+            yield video_id, path, clip
 
     def close(self) -> None:
         if self.pool is not None:
@@ -118,11 +120,11 @@ def extract_to_store(
     prefetch = _Prefetcher(extractor, todo, config.decode_workers)
     bar = tqdm(total=len(todo), unit="clip", desc=f"extract {shard[0]}/{shard[1]}", disable=None if progress else True)
     try:
-        for video_id, path, media in prefetch:
+        for video_id, path, clip in prefetch:
             try:
-                if isinstance(media, BaseException):
-                    raise media
-                record = extractor.describe(media, video_id)
+                if isinstance(clip, BaseException):
+                    raise clip
+                record = extractor.describe(clip, video_id)
                 t0 = time.perf_counter()
                 store.write(record)
                 extractor.timings["write"] += time.perf_counter() - t0

@@ -54,7 +54,7 @@ class S2VTConfig:
     audio_embed_size: int = 128  # "early": width of the audio part of every frame step
     dropout: float = 0.5
     modality_dropout: float = 0.0  # training only: P(present audio -> learned absent input)
-    input_norm: bool = True  # LayerNorm on raw features: CNN / SoundNet scales differ a lot
+    input_norm: bool = True  # standardise each feature dim with training-set mean / std
 
     def __post_init__(self) -> None:
         for name in ("hidden_size", "frame_embed_size", "word_embed_size", "audio_embed_size"):
@@ -122,6 +122,31 @@ def resample_steps(audio: Tensor, audio_lengths: Tensor, frame_lengths: Tensor, 
     return a_lo * (1 - w) + a_hi * w
 
 
+class Standardize(nn.Module):
+    """Per-dimension ``(x - mean) / std`` with statistics of the training features.
+
+    Pooled CNN features of one dataset share a large common component (here ~70 % of each
+    frame vector's energy); standardising every dimension over the training set, as a linear
+    probe's scaler would, puts the dimensions that tell videos apart on an equal footing.
+    The statistics are buffers, so checkpoints carry them; identity until :meth:`set_stats`.
+    """
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(dim))
+        self.register_buffer("std", torch.ones(dim))
+
+    @torch.no_grad()
+    def set_stats(self, mean: Tensor, std: Tensor, min_std: float = 1e-3) -> None:
+        """Set the statistics (float (D,) each); tiny stds are floored to ``min_std``."""
+        self.mean.copy_(mean)
+        self.std.copy_(std.clamp(min=min_std))
+
+    def forward(self, x: Tensor) -> Tensor:
+        """x float32 (..., D) -> standardised (..., D)."""
+        return (x - self.mean) / self.std
+
+
 class S2VT(nn.Module):
     """The S2VT captioner; see the module docstring.
 
@@ -137,7 +162,7 @@ class S2VT(nn.Module):
         self.config = config
         self.vocab_size, self.frame_dim, self.audio_dim = vocab_size, frame_dim, audio_dim
         c = config
-        self.frame_norm = nn.LayerNorm(frame_dim, elementwise_affine=False) if c.input_norm else nn.Identity()
+        self.frame_norm = Standardize(frame_dim)
         self.frame_proj = nn.Linear(frame_dim, c.frame_embed_size)
         # A video with no video stream (audio-only file) reads one learned step.
         self.absent_frames = nn.Parameter(torch.zeros(c.frame_embed_size))
@@ -146,7 +171,7 @@ class S2VT(nn.Module):
             if audio_dim < 1:
                 raise ValueError(f"audio_mode {c.audio_mode!r} needs audio_dim >= 1, got {audio_dim}")
             width = c.audio_embed_size if c.audio_mode == "early" else c.frame_embed_size
-            self.audio_norm = nn.LayerNorm(audio_dim, elementwise_affine=False) if c.input_norm else nn.Identity()
+            self.audio_norm = Standardize(audio_dim)
             self.audio_proj = nn.Linear(audio_dim, width)
             self.absent_audio = nn.Parameter(torch.randn(width) * 0.1)  # learned "no sound" input
             if c.audio_mode == "early":
@@ -166,6 +191,19 @@ class S2VT(nn.Module):
             for lstm in (self.lstm1, self.lstm2):
                 lstm.bias_ih_l0[h : 2 * h].fill_(1.0)  # gate order i, f, g, o
                 lstm.bias_hh_l0[h : 2 * h].zero_()
+
+    def set_input_stats(self, frames: Tensor, audio: Tensor | None) -> None:
+        """Standardise inputs with these training features' per-dimension mean / std.
+
+        Args:
+            frames: float32 (N, Dv) training frame features (all steps of all videos).
+            audio: float32 (M, Da) training audio steps, or None (no audio anywhere).
+        """
+        if not self.config.input_norm:
+            return
+        self.frame_norm.set_stats(frames.mean(0), frames.std(0))
+        if self.config.uses_audio and audio is not None and len(audio) > 1:
+            self.audio_norm.set_stats(audio.mean(0), audio.std(0))
 
     # ------------------------------------------------------------------ encoding inputs
     def _frame_inputs(self, batch: Batch) -> tuple[Tensor, Tensor]:

@@ -69,7 +69,9 @@ class Trainer:
         if self.tc.num_threads:
             torch.set_num_threads(self.tc.num_threads)
         torch.manual_seed(self.tc.seed)
-        self.model = S2VT(config.model, len(data.vocab), data.frame_dim, data.audio_dim).to(self.device)
+        self.model = S2VT(config.model, len(data.vocab), data.frame_dim, data.audio_dim)
+        self.model.set_input_stats(*data.train.feature_stats())
+        self.model.to(self.device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=self.tc.lr, weight_decay=self.tc.weight_decay)
         self.state: dict[str, Any] = {"step": 0, "epoch": 0, "batch": 0, "best_value": None, "bad_validations": 0,
                                       "finished": None, "last_validation": None, "last_val_step": -1}
