@@ -111,6 +111,11 @@ def test_train_writes_run_and_load_run_restores_it(toy: Path) -> None:
     assert loaded.checkpoint_dir == resolve_checkpoint(run) and loaded.meta["step"] == best["step"]
     assert loaded.config.model.audio_mode == "early" and loaded.vocab == Vocabulary.load(run / "vocab.json")
     assert loaded.meta["encoders"]["audio_layer"] == "pool5" and not loaded.model.training
+    frames, audio = CaptionDataset([e for e in load_manifest(toy / "manifest.jsonl") if e.split == "train"],
+                                   FeatureStore(toy / "store"), loaded.vocab).feature_stats()
+    # Input standardisation statistics of the training features travel in the checkpoint.
+    torch.testing.assert_close(loaded.model.frame_norm.mean, frames.mean(0))
+    torch.testing.assert_close(loaded.model.audio_norm.std, audio.std(0).clamp(min=1e-3))
     last = load_run(run, which="last")
     entries = [e for e in load_manifest(toy / "manifest.jsonl") if e.split == "val"]
     val = CaptionDataset(entries, FeatureStore(toy / "store"), loaded.vocab)
