@@ -8,8 +8,8 @@ Two corpora: generated 10-s 320x240 30-fps H.264 clips with an AAC track (textur
 moving pictures so the decoder has real work), and the real MSVD clips in
 ``$FUSION_DATA_DIR/msvd/clips`` (no audio streams). Pretrained weights. For each corpus,
 in one process: decode alone (every clip, sequentially), the frame CNN alone on the same
-decoded frames (preprocess + forward as extraction runs it, the eager ``describe_frames``,
-and the forward alone: optimized graph, eager channels-last, eager NCHW),
+decoded frames (preprocess + forward as extraction runs it, ``describe_frames`` with one
+batch of 32, and the forward alone: channels-last vs NCHW input, small batches vs one of 32),
 SoundNet alone on the same audio, then the end-to-end store extraction for each
 ``--decode-workers`` value. Reports clips/s, frames/s, real-time factor, the per-stage
 breakdown, peak RSS, and ratio = end-to-end / (CNN alone + decode alone).
@@ -98,12 +98,11 @@ def bench_corpus(name: str, paths: list[Path], extractor: FeatureExtractor, work
         for media in medias:
             if media.frames is not None:
                 clock.run("frame_cnn", lambda f: runner.run(runner.prepare(f), cfg.batch_size), media.frames)
-                clock.run("frame_cnn_eager_describe_frames", describe_frames, model, bundle, media.frames,
-                          cfg.batch_size)
+                clock.run("describe_frames_batch32", describe_frames, model, bundle, media.frames, 32)
                 x = runner.prepare(media.frames)  # (T, 3, 224, 224) channels-last
-                clock.run("forward_optimized", runner.forward, x)
-                clock.run("forward_eager_channels_last", model, x)
-                clock.run("forward_eager_nchw", model, x.contiguous())  # same weights, NCHW input
+                clock.run("forward_channels_last", runner.run, x, cfg.batch_size)
+                clock.run("forward_nchw", runner.run, x.contiguous(), cfg.batch_size)  # same weights, NCHW input
+                clock.run("forward_batch32", runner.run, x, 32)
             if media.audio is not None:
                 clock.run("soundnet", describe_audio, extractor.audio_model, media.audio, cfg.audio_layer)
     frames_total = sum(0 if m.frames is None else m.frames.shape[0] for m in medias)
@@ -211,12 +210,12 @@ def to_markdown(report: dict[str, Any]) -> str:
                 f"{wall['frame_cnn']} ({cpu['frame_cnn']}) | {wall.get('soundnet', 0.0)} | "
                 f"{e['ratio_vs_cnn_plus_decode']} ({e['cpu_ratio_vs_cnn_plus_decode']}) | {e['peak_rss_mb']} | {parts} |"
             )
-    lines += ["", "Frame CNN variants on the same frames, wall s (cpu s): preprocess + optimized forward as extraction "
-              "runs it; eager `describe_frames`; forward alone: optimized graph / eager channels-last / eager NCHW.", ""]
+    lines += ["", f"Frame CNN variants on the same frames, wall s (cpu s): preprocess + forward as extraction runs it "
+              f"(batch {report['batch_size']}); `describe_frames` with one batch of 32; forward alone at batch "
+              f"{report['batch_size']} channels-last / NCHW input, and at batch 32.", ""]
     for name, r in report["corpora"].items():
         wall, cpu = r["alone_wall_s"], r["alone_cpu_s"]
-        keys = ("frame_cnn", "frame_cnn_eager_describe_frames", "forward_optimized", "forward_eager_channels_last",
-                "forward_eager_nchw")
+        keys = ("frame_cnn", "describe_frames_batch32", "forward_channels_last", "forward_nchw", "forward_batch32")
         lines.append(f"- {name}: " + "; ".join(f"{k} {wall[k]} ({cpu[k]})" for k in keys))
     lines += ["", "Goal: ratio <= 1.2 and >= 1.5 clips/s (32 frames at 224 px, 2 cores)."]
     return "\n".join(lines) + "\n"
@@ -231,6 +230,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=10.0, help="length of a generated clip")
     parser.add_argument("--frames", type=int, default=32, help="frames per clip")
     parser.add_argument("--decode-workers", default="0,1", help="comma list of decode_workers to compare")
+    parser.add_argument("--batch-size", type=int, default=ExtractConfig.batch_size, help="frames per CNN forward")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     parser.add_argument("--no-real", action="store_true", help="skip the MSVD clips")
     args = parser.parse_args(argv)
@@ -238,13 +238,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     info = machine_info()
-    config = ExtractConfig(frames_per_clip=args.frames)
+    config = ExtractConfig(frames_per_clip=args.frames, batch_size=args.batch_size)
     extractor = FeatureExtractor(config)
     info["rss_after_model_load_mb"] = _rss_mb()
     workers_list = [int(w) for w in args.decode_workers.split(",")]
     report: dict[str, Any] = {
         "command": "python -m scripts.bench_extract " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "machine": info, "config": config.feature_dict(), "corpora": {},
+        "machine": info, "config": config.feature_dict(), "batch_size": config.batch_size, "corpora": {},
     }
     with tempfile.TemporaryDirectory(prefix="bench_extract_") as tmp:
         work = Path(tmp)

@@ -277,13 +277,12 @@ def test_real_weights_on_msvd_clips(tmp_path: Path, data_dir: Path) -> None:
     assert json.loads((tmp_path / "s" / "store.json").read_text())["encoders"]["frames"]["package_version"] == "0.1.0"
 
 
-def test_optimized_frame_cnn_matches_describe_frames(extractor: FeatureExtractor) -> None:
+def test_frame_runner_matches_describe_frames(extractor: FeatureExtractor) -> None:
     from fusion.encoders.frames import describe_frames
 
-    assert extractor.frame_runner.optimized  # lite0 traces; else this test would compare eager with eager
-    frames = np.random.default_rng(1).integers(0, 256, (5, 61, 97, 3), dtype=np.uint8)  # odd size, partial batch
+    frames = np.random.default_rng(1).integers(0, 256, (11, 61, 97, 3), dtype=np.uint8)  # odd size, partial chunks
     want = describe_frames(extractor.frame_model, extractor.frame_bundle, frames, batch_size=4)
     got, objects = extractor.frame_runner.run(extractor.frame_runner.prepare(frames), batch_size=4)
-    assert got.shape == (5, 1280) and got.dtype == np.float32
-    np.testing.assert_allclose(got, want.features, atol=1e-4, rtol=1e-4)
-    np.testing.assert_allclose(objects, want.objects, atol=1e-5)
+    assert got.shape == (11, 1280) and got.dtype == np.float32
+    np.testing.assert_allclose(got, want.features, atol=1e-5, rtol=1e-5)  # chunked preprocessing changes nothing
+    np.testing.assert_allclose(objects, want.objects, atol=1e-6)

@@ -34,15 +34,16 @@ def _batch(records=None, tokens=True):
     return collate(records, DV, DA, toks, pad_id=0)
 
 
-def _model(mode: str, seed: int = 0) -> S2VT:
+def _model(mode: str, seed: int = 0, deltas: bool = False) -> S2VT:
     torch.manual_seed(seed)
-    cfg = S2VTConfig(hidden_size=H, frame_embed_size=5, word_embed_size=3, audio_mode=mode, audio_embed_size=2)
+    cfg = S2VTConfig(hidden_size=H, frame_embed_size=5, word_embed_size=3, audio_mode=mode, audio_embed_size=2,
+                     frame_deltas=deltas)
     return S2VT(cfg, V, DV, DA).eval()
 
 
-@pytest.mark.parametrize("mode", ["none", "early", "stream"])
-def test_forward_equals_stepwise_decoding(mode: str) -> None:
-    model, batch = _model(mode), _batch()
+@pytest.mark.parametrize("mode,deltas", [("none", False), ("early", False), ("stream", False), ("stream", True)])
+def test_forward_equals_stepwise_decoding(mode: str, deltas: bool) -> None:
+    model, batch = _model(mode, deltas=deltas), _batch()
     with torch.no_grad():
         logits = model(batch)  # (B, L-1, V)
         state = model.encode(batch)
@@ -55,9 +56,9 @@ def test_forward_equals_stepwise_decoding(mode: str) -> None:
     torch.testing.assert_close(torch.log_softmax(logits, -1), stepwise, atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize("mode", ["none", "early", "stream"])
-def test_batched_equals_one_video_at_a_time(mode: str) -> None:
-    model, records = _model(mode), _records()
+@pytest.mark.parametrize("mode,deltas", [("none", False), ("early", False), ("stream", False), ("none", True)])
+def test_batched_equals_one_video_at_a_time(mode: str, deltas: bool) -> None:
+    model, records = _model(mode, deltas=deltas), _records()
     with torch.no_grad():
         batch = _batch(records)
         full = model(batch)
@@ -81,12 +82,14 @@ def test_absent_audio_uses_the_learned_input(mode: str) -> None:
     assert model.absent_audio.requires_grad
 
 
-@pytest.mark.parametrize("mode", ["early", "stream"])
-def test_modality_dropout_replaces_present_audio_in_training(mode: str) -> None:
-    model, batch = _model(mode), _batch()
+def _no_dropout(model: S2VT) -> S2VT:
     model.config.modality_dropout = 0.999
-    model.config.dropout = 0.0
     model.drop.p = 0.0
+    return model
+
+
+def test_modality_dropout_replaces_present_audio_in_training_early() -> None:
+    model, batch = _no_dropout(_model("early")), _batch()
     torch.manual_seed(0)
     model.train()
     dropped, dropped_len = model.encoder_inputs(batch)
@@ -101,6 +104,17 @@ def test_modality_dropout_replaces_present_audio_in_training(mode: str) -> None:
     assert not torch.allclose(kept[0, :n0], absent[0, :n0])
 
 
+def test_modality_dropout_replaces_present_audio_in_training_stream() -> None:
+    model, batch = _no_dropout(_model("stream")), _batch()
+    torch.manual_seed(0)
+    model.train()
+    dropped = model.audio_summary(batch)  # (B, Ha)
+    model.eval()
+    kept = model.audio_summary(batch)
+    torch.testing.assert_close(dropped, model.absent_audio.detach().expand_as(dropped))
+    assert not torch.allclose(kept[0], model.absent_audio.detach())
+
+
 def test_none_mode_ignores_audio() -> None:
     model, batch = _model("none"), _batch()
     with torch.no_grad():
@@ -110,14 +124,22 @@ def test_none_mode_ignores_audio() -> None:
     assert not hasattr(model, "absent_audio")
 
 
-def test_stream_sequence_layout() -> None:
-    model = _model("stream")
-    batch = _batch()
-    inputs, lengths = model.encoder_inputs(batch)
-    # frames then audio steps; absent audio = one step; audio-only file = one absent frame step.
-    assert lengths.tolist() == [5 + 3, 3 + 1, 4 + 7, 1 + 2]
-    torch.testing.assert_close(inputs[1, 3], model.absent_audio.detach())
-    torch.testing.assert_close(inputs[3, 0], model.absent_frames.detach())
+def test_stream_summary_absent_and_state() -> None:
+    model, batch = _model("stream"), _batch()
+    with torch.no_grad():
+        summary = model.audio_summary(batch)  # (B, Ha)
+        state = model.encode(batch)
+    assert summary.shape == (4, 2)
+    # The video without an audio stream gets the learned absent vector; the others a summary.
+    torch.testing.assert_close(summary[1], model.absent_audio.detach())
+    assert not torch.allclose(summary[0], model.absent_audio.detach())
+    torch.testing.assert_close(state.audio, summary)
+    # The summary of one video does not depend on the padding of the others.
+    with torch.no_grad():
+        alone = model.audio_summary(collate([_records()[2]], DV, DA))
+    torch.testing.assert_close(alone[0], summary[2], atol=1e-6, rtol=1e-5)
+    inputs, lengths = model.encoder_inputs(batch)  # the frame stream is S2VT's
+    assert lengths.tolist() == [5, 3, 4, 1] and inputs.shape[-1] == model.input_size
 
 
 def test_resample_steps_interpolates_over_relative_time() -> None:
@@ -132,10 +154,18 @@ def test_select_and_expand_state() -> None:
     model, batch = _model("early"), _batch()
     state = model.encode(batch)
     expanded = model.expand_state(state, 3)
+    assert expanded.audio is None
     assert expanded.num_rows == 12
     torch.testing.assert_close(expanded.h2[0, 3:6], state.h2[0, 1:2].expand(3, -1))
     picked = model.select_state(expanded, torch.tensor([11, 0]))
     torch.testing.assert_close(picked.c1[0], torch.stack([state.c1[0, 3], state.c1[0, 0]]))
+
+
+def test_select_state_carries_the_stream_summary() -> None:
+    model, batch = _model("stream"), _batch()
+    state = model.encode(batch)
+    picked = model.select_state(model.expand_state(state, 2), torch.tensor([7, 0]))
+    torch.testing.assert_close(picked.audio, state.audio[[3, 0]])
 
 
 def test_greedy_matches_argmax_of_steps() -> None:

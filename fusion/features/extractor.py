@@ -23,7 +23,7 @@ import torch
 
 from fusion.errors import ConfigError
 from fusion.features.config import ExtractConfig, FeatureRecord
-from fusion.features.fastcnn import FrameRunner
+from fusion.features.framerunner import FrameRunner
 
 logger = logging.getLogger(__name__)
 
@@ -76,14 +76,12 @@ class FeatureExtractor:
         config: what to extract. ``random_weights=True`` builds seeded random encoders
             (tests only).
         device: torch device for both networks (default CPU).
-        optimize: run the frame CNN as a frozen, inference-optimised TorchScript graph
-            (see :mod:`fusion.features.fastcnn`); False runs the eager model.
 
     Raises:
         ConfigError: unknown encoder. WeightsError: pretrained weights missing.
     """
 
-    def __init__(self, config: ExtractConfig, device: str | torch.device = "cpu", optimize: bool = True) -> None:
+    def __init__(self, config: ExtractConfig, device: str | torch.device = "cpu") -> None:
         from fusion.encoders.frames import get_frame_bundle
         from fusion.encoders.soundnet import SOUNDNET8
 
@@ -103,7 +101,7 @@ class FeatureExtractor:
             self.audio_model = self.audio_bundle.get_model(
                 weights_path=config.soundnet_weights, random_init=config.random_weights
             ).to(self.device).eval()
-        self.frame_runner = FrameRunner(self.frame_bundle, self.frame_model, self.device, optimize=optimize)
+        self.frame_runner = FrameRunner(self.frame_bundle, self.frame_model, self.device)
         self.timings: dict[str, float] = defaultdict(float)  # seconds per stage, summed over calls
         self._encoders_info = self._make_encoders_info()
 

@@ -12,13 +12,15 @@ Audio (SoundNet features), chosen by ``S2VTConfig.audio_mode``:
 * ``"none"``: the paper's video-only model.
 * ``"early"``: the audio steps are resampled (linear interpolation over time) to the frame
   steps, projected to ``audio_embed_size`` and concatenated to every frame step.
-* ``"stream"``: a separate audio input stream. The first LSTM reads the frame steps, then the
-  audio steps at their own rate (~0.37 s per SoundNet pool5 step) through their own
-  projection, so the sound is the last thing the encoder hears before it starts to speak.
+* ``"stream"``: a separate audio input stream. An audio LSTM reads the SoundNet steps at their
+  own rate (~0.37 s per pool5 step); the mean of its outputs over the clip (a summary that
+  does not care when the sound happens) joins the second LSTM's input at every step, next to
+  the first LSTM's output and the word. The frame stream is S2VT's, untouched, so the sound
+  never competes with the picture for the first LSTM's memory.
 
 An absent audio modality (a video without an audio stream, e.g. every MSVD clip) is never fed
 as zeros pretending to be sound: it is replaced by a *learned* ``absent`` vector (one per
-frame step in ``early`` mode, one single step in ``stream`` mode). With
+frame step in ``early`` mode, the audio summary in ``stream`` mode). With
 ``modality_dropout = p`` training replaces present audio by the absent input with
 probability ``p`` per video, so the model also learns to caption without sound.
 """
@@ -51,10 +53,11 @@ class S2VTConfig:
     frame_embed_size: int = 500
     word_embed_size: int = 500
     audio_mode: AudioMode = "none"
-    audio_embed_size: int = 128  # "early": width of the audio part of every frame step
+    audio_embed_size: int = 128  # "early": audio part of every frame step; "stream": audio LSTM width
     dropout: float = 0.5
     modality_dropout: float = 0.0  # training only: P(present audio -> learned absent input)
     input_norm: bool = True  # standardise each feature dim with training-set mean / std
+    frame_deltas: bool = False  # also feed x_t - x_(t-1): a cheap motion cue (S2VT used optical flow)
 
     def __post_init__(self) -> None:
         for name in ("hidden_size", "frame_embed_size", "word_embed_size", "audio_embed_size"):
@@ -77,16 +80,19 @@ class DecoderState:
     Attributes:
         h1, c1: float32 (1, N, H) first LSTM hidden / cell state.
         h2, c2: float32 (1, N, H) second LSTM hidden / cell state.
+        audio: float32 (N, Ha) the audio stream's summary ("stream" mode only).
     """
 
     h1: Tensor
     c1: Tensor
     h2: Tensor
     c2: Tensor
+    audio: Tensor | None = None  # float32 (N, Ha) audio summary ("stream" mode), else None
 
     def index_select(self, idx: Tensor) -> DecoderState:
         """Rows ``idx`` (long (N',)) of every tensor, in that order."""
-        return DecoderState(*(t.index_select(1, idx) for t in (self.h1, self.c1, self.h2, self.c2)))
+        audio = None if self.audio is None else self.audio.index_select(0, idx)
+        return DecoderState(*(t.index_select(1, idx) for t in (self.h1, self.c1, self.h2, self.c2)), audio=audio)
 
     @property
     def num_rows(self) -> int:
@@ -163,22 +169,25 @@ class S2VT(nn.Module):
         self.vocab_size, self.frame_dim, self.audio_dim = vocab_size, frame_dim, audio_dim
         c = config
         self.frame_norm = Standardize(frame_dim)
-        self.frame_proj = nn.Linear(frame_dim, c.frame_embed_size)
+        self.frame_proj = nn.Linear(frame_dim * (2 if c.frame_deltas else 1), c.frame_embed_size)
         # A video with no video stream (audio-only file) reads one learned step.
         self.absent_frames = nn.Parameter(torch.zeros(c.frame_embed_size))
         self.input_size = c.frame_embed_size
         if c.uses_audio:
             if audio_dim < 1:
                 raise ValueError(f"audio_mode {c.audio_mode!r} needs audio_dim >= 1, got {audio_dim}")
-            width = c.audio_embed_size if c.audio_mode == "early" else c.frame_embed_size
+            width = c.audio_embed_size
             self.audio_norm = Standardize(audio_dim)
             self.audio_proj = nn.Linear(audio_dim, width)
             self.absent_audio = nn.Parameter(torch.randn(width) * 0.1)  # learned "no sound" input
             if c.audio_mode == "early":
                 self.input_size += width
+            else:
+                self.audio_lstm = nn.LSTM(width, width, batch_first=True)
+        self.summary_size = c.audio_embed_size if c.audio_mode == "stream" else 0
         self.embed = nn.Embedding(vocab_size, c.word_embed_size)
         self.lstm1 = nn.LSTM(self.input_size, c.hidden_size, batch_first=True)
-        self.lstm2 = nn.LSTM(c.hidden_size + c.word_embed_size, c.hidden_size, batch_first=True)
+        self.lstm2 = nn.LSTM(c.hidden_size + c.word_embed_size + self.summary_size, c.hidden_size, batch_first=True)
         self.drop = nn.Dropout(c.dropout)
         self.out = nn.Linear(c.hidden_size, vocab_size)
         self._init_forget_gates()
@@ -208,7 +217,11 @@ class S2VT(nn.Module):
     # ------------------------------------------------------------------ encoding inputs
     def _frame_inputs(self, batch: Batch) -> tuple[Tensor, Tensor]:
         """Projected frame steps (B, T, E) and their lengths long (B,)."""
-        x = self.drop(self.frame_proj(self.frame_norm(batch.frames)))  # (B, T, E)
+        f = self.frame_norm(batch.frames)  # (B, T, Dv)
+        if self.config.frame_deltas:
+            delta = torch.cat([torch.zeros_like(f[:, :1]), f[:, 1:] - f[:, :-1]], 1)  # (B, T, Dv)
+            f = torch.cat([f, delta], -1)  # (B, T, 2 Dv)
+        x = self.drop(self.frame_proj(f))  # (B, T, E)
         x = x * batch.frame_mask[..., None]
         lengths = batch.frame_mask.sum(1)  # (B,)
         no_frames = ~batch.frame_present  # (B,)
@@ -226,6 +239,21 @@ class S2VT(nn.Module):
             present &= torch.rand(present.shape, device=present.device) >= p
         return present
 
+    def audio_summary(self, batch: Batch) -> Tensor:
+        """The "stream" mode's audio summary: mean audio-LSTM output over the clip.
+
+        Returns:
+            float32 (B, Ha); the learned absent vector where audio is absent (or dropped).
+        """
+        present = self._audio_present(batch)  # (B,)
+        a = self.drop(self.audio_proj(self.audio_norm(batch.audio)))  # (B, A, Ha)
+        a_len = batch.audio_mask.sum(1).clamp(min=1)  # (B,)
+        packed = pack_padded_sequence(a, a_len.cpu(), batch_first=True, enforce_sorted=False)
+        out, _ = self.audio_lstm(packed)
+        out, _ = pad_packed_sequence(out, batch_first=True, total_length=a.shape[1])  # (B, A, Ha), zeros past length
+        summary = out.sum(1) / a_len[:, None].to(out.dtype)  # (B, Ha)
+        return torch.where(present[:, None], summary, self.absent_audio.expand_as(summary))
+
     def encoder_inputs(self, batch: Batch) -> tuple[Tensor, Tensor]:
         """The first LSTM's encoding-phase input sequence.
 
@@ -234,26 +262,13 @@ class S2VT(nn.Module):
             lengths: long (B,) valid steps per video.
         """
         x, lengths = self._frame_inputs(batch)  # (B, T, E), (B,)
-        mode = self.config.audio_mode
-        if mode == "none":
+        if self.config.audio_mode != "early":
             return x, lengths
         present = self._audio_present(batch)  # (B,)
         a = self.drop(self.audio_proj(self.audio_norm(batch.audio)))  # (B, A, Ea)
-        a_len = batch.audio_mask.sum(1)  # (B,)
-        if mode == "early":
-            a = resample_steps(a, a_len, lengths, x.shape[1])  # (B, T, Ea)
-            a = torch.where(present[:, None, None], a, self.absent_audio.expand_as(a))
-            return torch.cat([x, a], -1), lengths  # steps past a video's length are never read
-        # "stream": frames, then the audio steps (or one learned absent step).
-        a_mask = batch.audio_mask & present[:, None]  # (B, A)
-        a_mask[:, 0] |= ~present
+        a = resample_steps(a, batch.audio_mask.sum(1), lengths, x.shape[1])  # (B, T, Ea)
         a = torch.where(present[:, None, None], a, self.absent_audio.expand_as(a))
-        a_len = a_mask.sum(1)  # (B,)
-        num_a = a.shape[1]
-        seq = torch.cat([x, x.new_zeros(x.shape[0], num_a, x.shape[2])], 1)  # (B, T + A, E)
-        pos = lengths[:, None] + torch.arange(num_a, device=x.device)[None]  # (B, A)
-        seq = seq.scatter_add(1, pos[..., None].expand_as(a), a * a_mask[..., None])
-        return seq, lengths + a_len
+        return torch.cat([x, a], -1), lengths  # steps past a video's length are never read
 
     # ------------------------------------------------------------------ public API
     def encode(self, batch: Batch) -> DecoderState:
@@ -261,12 +276,15 @@ class S2VT(nn.Module):
         inputs, lengths = self.encoder_inputs(batch)  # (B, S, D), (B,)
         packed = pack_padded_sequence(inputs, lengths.cpu(), batch_first=True, enforce_sorted=False)
         out1, (h1, c1) = self.lstm1(packed)
-        pad_words = out1.data.new_zeros(out1.data.shape[0], self.config.word_embed_size)
-        in2 = PackedSequence(
-            torch.cat([out1.data, pad_words], 1), out1.batch_sizes, out1.sorted_indices, out1.unsorted_indices
-        )
+        parts = [out1.data, out1.data.new_zeros(out1.data.shape[0], self.config.word_embed_size)]  # words: padding
+        summary = self.audio_summary(batch) if self.summary_size else None  # (B, Ha)
+        if summary is not None:
+            # Packed rows are time-major over the length-sorted videos: row -> its video.
+            rows = torch.cat([out1.sorted_indices[: int(n)] for n in out1.batch_sizes])  # (sum of lengths,)
+            parts.append(summary.index_select(0, rows))
+        in2 = PackedSequence(torch.cat(parts, 1), out1.batch_sizes, out1.sorted_indices, out1.unsorted_indices)
         _, (h2, c2) = self.lstm2(in2)
-        return DecoderState(h1, c1, h2, c2)
+        return DecoderState(h1, c1, h2, c2, audio=summary)
 
     def _decode(self, words: Tensor, state: DecoderState) -> tuple[Tensor, DecoderState]:
         """Decoding phase over given previous words.
@@ -282,8 +300,9 @@ class S2VT(nn.Module):
         pad = words.new_zeros((n, steps, self.input_size), dtype=state.h1.dtype)  # (N, L, D)
         o1, (h1, c1) = self.lstm1(pad, (state.h1, state.c1))  # (N, L, H)
         e = self.drop(self.embed(words))  # (N, L, W)
-        o2, (h2, c2) = self.lstm2(torch.cat([o1, e], -1), (state.h2, state.c2))  # (N, L, H)
-        return self.out(self.drop(o2)), DecoderState(h1, c1, h2, c2)
+        parts = [o1, e] if state.audio is None else [o1, e, state.audio[:, None].expand(-1, steps, -1)]
+        o2, (h2, c2) = self.lstm2(torch.cat(parts, -1), (state.h2, state.c2))  # (N, L, H)
+        return self.out(self.drop(o2)), DecoderState(h1, c1, h2, c2, audio=state.audio)
 
     def forward(self, batch: Batch) -> Tensor:
         """Teacher-forced logits.

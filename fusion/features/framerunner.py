@@ -1,19 +1,17 @@
-"""The frame CNN for bulk extraction: preprocessing split from the forward pass, and a
-frozen, inference-optimised TorchScript graph of the encoder.
+"""The frame CNN for bulk extraction: preprocessing split from the forward pass.
 
-Two things make bulk extraction faster than calling ``describe_frames`` per clip:
+``fusion.encoders.frames.describe_frames`` preprocesses and runs a clip in one call. For
+bulk extraction the two halves are separated so that :meth:`FrameRunner.prepare` (resize,
+crop, normalise) runs in the decode thread, overlapping the previous clip's forward pass,
+and :meth:`FrameRunner.run` does the batched forward. The arithmetic is the same as
+``describe_frames`` (the tests compare the two).
 
-* :meth:`FrameRunner.prepare` (resize, crop, normalise) runs in the decode thread, so it
-  overlaps with the previous clip's forward pass;
-* :meth:`FrameRunner.run` uses ``torch.jit.optimize_for_inference(torch.jit.freeze(trace))``:
-  batch norm folded into the convolutions and oneDNN kernels with fused activations. On
-  the 2-core benchmark machine this takes about a third off the CPU time of the eager
-  channels-last forward of EfficientNet-Lite0 (see ``results/bench_extract.md``). Features
-  agree with the eager model to ~1e-5 (float rounding of the folded batch norm); the
-  tests check 1e-4 against ``fusion.encoders.frames.describe_frames``.
-
-A backbone that cannot be traced (e.g. no classifier head, so a None output) falls back
-to the eager model, with a log line.
+Measured on the 2-core benchmark machine (``scripts/bench_extract.py``, EfficientNet-Lite0,
+32 frames at 224 px): small forward batches are much faster than one batch of 32, as
+activations then stay in cache (about 0.16 s per clip at 4 frames per batch vs 0.35 s at
+32), which is why ``ExtractConfig.batch_size`` defaults to 4. A frozen TorchScript graph
+(``torch.jit.optimize_for_inference``) and NCHW vs channels-last input were no faster there,
+so the eager channels-last model is used.
 """
 
 from __future__ import annotations
@@ -27,7 +25,6 @@ from torch import Tensor, nn
 
 logger = logging.getLogger(__name__)
 
-TRACE_BATCH = 2  # trace with a small batch; the graph is batch-size agnostic
 PREPROCESS_CHUNK = 8  # frames resized at once (bounds the full-resolution float buffer)
 
 
@@ -35,36 +32,16 @@ class FrameRunner:
     """Preprocess and run one frame-CNN bundle's model.
 
     Args:
-        bundle: a ``FrameEncoderBundle`` (``preprocess`` with a ``crop`` size).
+        bundle: a ``FrameEncoderBundle`` (its ``preprocess`` module).
         model: ``bundle.get_model(...)``: ``x (B, 3, H, W) -> (features (B, D), logits (B, C) | None)``.
         device: where both run.
-        optimize: build the frozen TorchScript graph (else always eager).
     """
 
-    def __init__(self, bundle: Any, model: nn.Module, device: torch.device, optimize: bool = True) -> None:
+    def __init__(self, bundle: Any, model: nn.Module, device: torch.device) -> None:
         self.bundle = bundle
         self.model = model
         self.device = device
         self.preprocess = bundle.preprocess.to(device)
-        self.forward: Any = model
-        self.optimized = False
-        if optimize:
-            self._optimize()
-
-    def _optimize(self) -> None:
-        crop = int(getattr(self.preprocess, "crop", 224))
-        example = torch.zeros(TRACE_BATCH, 3, crop, crop, device=self.device)
-        example = example.contiguous(memory_format=torch.channels_last)  # (2, 3, crop, crop)
-        try:
-            with torch.no_grad():
-                traced = torch.jit.trace(self.model.eval(), example, check_trace=False)
-                graph = torch.jit.optimize_for_inference(torch.jit.freeze(traced.eval()))
-                graph(example)  # fail here, not on the first clip
-        except Exception as err:  # noqa: BLE001 (any tracing problem: fall back to eager, still correct)
-            logger.info("frame CNN %s runs eagerly (not traceable: %s)", getattr(self.bundle, "name", "?"), err)
-            return
-        self.forward = graph
-        self.optimized = True
 
     def prepare(self, frames: np.ndarray) -> Tensor:
         """uint8 ``(T, H, W, 3)`` RGB -> float32 ``(T, 3, crop, crop)`` channels-last model input.
@@ -94,7 +71,7 @@ class FrameRunner:
         features, prob_sum = [], None
         with torch.inference_mode():
             for start in range(0, pixels.shape[0], batch_size):
-                feats, logits = self.forward(pixels[start : start + batch_size])  # (B, D), (B, C) | None
+                feats, logits = self.model(pixels[start : start + batch_size])  # (B, D), (B, C) | None
                 features.append(feats.float().cpu())
                 if logits is not None:
                     probs = torch.softmax(logits.float(), dim=1).sum(dim=0)  # (C,)
