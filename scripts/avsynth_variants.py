@@ -13,6 +13,7 @@ table and the acceptance checks of issue 4.
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -64,7 +65,7 @@ def acceptance(rows: dict[str, dict[str, Any]]) -> list[tuple[str, bool]]:
 def markdown(rows: dict[str, dict[str, Any]], checks: list[tuple[str, bool]], command: str) -> str:
     head = "| variant | " + " | ".join(COLUMNS) + " | steps | train s |"
     lines = [f"Benchmark test split, beam 5 ({next(iter(rows.values()))['n_videos']} clips). Produced by:", "",
-             f"    {command}", "", head, "|" + "---|" * (len(COLUMNS) + 3)]
+             *(f"    {c}" for c in command.split("\n")), "", head, "|" + "---|" * (len(COLUMNS) + 3)]
     for name, r in rows.items():
         cells = [f"{r[k]:.3f}" if isinstance(r[k], float) else "n/a" for k in COLUMNS]
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {r['steps']} | {r['train_s']:.0f} |")
@@ -87,6 +88,11 @@ def main(argv: list[str] | None = None) -> int:
     checks = acceptance(rows)
     command = "python -m scripts.avsynth_variants --manifest " + args.manifest + "".join(
         f" --set {o}" for o in args.overrides)
+    info_path = manifest.parent / "benchmark.json"
+    if info_path.is_file():  # how the benchmark itself was made
+        info = json.loads(info_path.read_text())
+        command = (f"python -m data_prep.avsynth --out {Path(args.manifest).parent} --seed {info.get('seed')} "
+                   f"--size {info.get('size')}\n{command}")
     out = Path(args.results)
     atomic_write_json(out.with_suffix(".json"), {"manifest": str(manifest), "beam": args.beam, "overrides": args.overrides,
                                                  "rows": rows, "acceptance": [{"check": c, "passed": ok} for c, ok in checks]})

@@ -122,6 +122,26 @@ def measure_end_to_end(paths: list[Path], extractor: FeatureExtractor, workers: 
             "breakdown_s": {k: round(v, 3) for k, v in sorted(extractor.timings.items())}}
 
 
+def measure_cli(paths: list[Path], work: Path, batch_size: int) -> dict[str, Any]:
+    """``fusion extract`` as a user runs it, in a fresh process: wall time including start-up
+    and model loading, and that process's peak RSS (the honest memory figure of extraction)."""
+    import resource
+    import subprocess
+
+    store = work / "cli-store"
+    cmd = [sys.executable, "-m", "fusion", "extract", *map(str, paths), "--out", str(store), "--json",
+           "--set", f"batch_size={batch_size}"]
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO_ROOT, check=False)
+    seconds = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise RuntimeError(f"fusion extract failed: {proc.stderr.strip()}")
+    shutil.rmtree(store)
+    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # max over children so far
+    return {"seconds": round(seconds, 3), "clips_per_s": round(len(paths) / seconds, 3),
+            "peak_rss_mb": round(peak_kb / 1024, 1), "summary": json.loads(proc.stdout)}
+
+
 def bench_corpus(name: str, paths: list[Path], extractor: FeatureExtractor, workers_list: list[int],
                  work: Path, repeat: int) -> dict[str, Any]:
     """All measurements of one corpus, in this process: ``repeat`` interleaved rounds of
@@ -145,11 +165,13 @@ def bench_corpus(name: str, paths: list[Path], extractor: FeatureExtractor, work
             if workers not in runs or run["seconds"] < runs[workers]["seconds"]:
                 runs[workers] = run
     alone_wall = wall["decode"] + wall["frame_cnn"]
+    cli = measure_cli(paths, work, extractor.config.batch_size)
     result: dict[str, Any] = {
         "clips": len(paths), "frames": frames_total, "media_seconds": round(media_s, 2), "with_audio": with_audio,
         "alone_wall_s": {k: round(v, 3) for k, v in wall.items()},
         "alone_cpu_s": {k: round(v, 3) for k, v in cpu.items()},
         "end_to_end": {},
+        "cli_fresh_process": {k: v for k, v in cli.items() if k != "summary"},
     }
     for workers, run in runs.items():
         e2e = run["seconds"]
@@ -232,6 +254,11 @@ def to_markdown(report: dict[str, Any]) -> str:
                 f"{wall['frame_cnn']} ({cpu['frame_cnn']}) | {wall.get('soundnet', 0.0)} | "
                 f"{e['ratio_vs_cnn_plus_decode']} ({e['cpu_ratio_vs_cnn_plus_decode']}) | {e['peak_rss_mb']} | {parts} |"
             )
+    lines += ["", "`fusion extract` in a fresh process (start-up and model loading included), wall s / clips/s / "
+              "peak RSS MB:", ""]
+    for name, r in report["corpora"].items():
+        c = r["cli_fresh_process"]
+        lines.append(f"- {name}: {c['seconds']} s / {c['clips_per_s']} clips/s / {c['peak_rss_mb']} MB")
     lines += ["", f"Frame CNN variants on the same frames, wall s (cpu s): preprocess + forward as extraction runs it "
               f"(batch {report['batch_size']}); `describe_frames` with one batch of 32; forward alone at batch "
               f"{report['batch_size']} channels-last / NCHW input, and at batch 32.", ""]
@@ -266,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
     info["rss_after_model_load_mb"] = _rss_mb()
     workers_list = [int(w) for w in args.decode_workers.split(",")]
     report: dict[str, Any] = {
-        "command": "python -m scripts.bench_extract " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": " ".join(["python -m scripts.bench_extract", *(argv if argv is not None else sys.argv[1:])]),
         "machine": info, "config": config.feature_dict(), "batch_size": config.batch_size,
         "repeat": args.repeat, "corpora": {},
     }
