@@ -113,7 +113,9 @@ def save_checkpoint(
         tmp = root / f".tmp-{name}-{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
-        state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+        # clone: tied weights (an LM's shared embedding / output, in deep fusion) share memory,
+        # which safetensors refuses; each key gets its own copy and loads back into the same tensor.
+        state = {k: v.detach().cpu().clone().contiguous() for k, v in model.state_dict().items()}
         save_file(state, str(tmp / MODEL_FILE), metadata={"format": str(CHECKPOINT_FORMAT)})
         (tmp / META_FILE).write_text(json.dumps({"format": CHECKPOINT_FORMAT, "step": step, **meta}, indent=1) + "\n")
         if trainer_state is not None:
@@ -192,7 +194,7 @@ def load_run(path: str | Path, which: str = "best", device: str | torch.device =
         CheckpointError: missing/corrupt checkpoint, or a config this version cannot read.
     """
     from fusion.experiment import ExperimentConfig
-    from fusion.models.s2vt import S2VT
+    from fusion.models.deep_fusion import build_captioner
     from fusion.text import Vocabulary
 
     ckpt = resolve_checkpoint(path, which)
@@ -201,7 +203,7 @@ def load_run(path: str | Path, which: str = "best", device: str | torch.device =
         config = from_dict(ExperimentConfig, meta["config"])
         vocab = Vocabulary.from_dict(meta["vocab"])
         dims = meta["dims"]
-        model = S2VT(config.model, int(dims["vocab_size"]), int(dims["frame_dim"]), int(dims["audio_dim"]))
+        model = build_captioner(config, vocab, dims, initialise=False)  # weights are loaded next
         model.load_state_dict(load_file(str(ckpt / MODEL_FILE), device="cpu"))
     except ConfigError as err:
         raise CheckpointError(f"{ckpt}: its config cannot be read by this version ({err})") from None

@@ -12,6 +12,7 @@ A YAML file maps one section per component::
     data: {manifest: data/avsynth/manifest.jsonl}
     model: {audio_mode: early, hidden_size: 256}
     train: {max_epochs: 20}
+    lm_fusion: {mode: deep, lm: runs/lm}   # optional: early / deep fusion (EMNLP 2016)
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from pathlib import Path
 from fusion.config import load_config
 from fusion.data import DataConfig
 from fusion.features import ExtractConfig
+from fusion.models.deep_fusion import LMFusionConfig
 from fusion.models.s2vt import S2VTConfig
 from fusion.training.config import TrainConfig
 
@@ -61,6 +63,7 @@ class ExperimentConfig:
     model: S2VTConfig = field(default_factory=S2VTConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     decode: DecodeConfig = field(default_factory=DecodeConfig)
+    lm_fusion: LMFusionConfig = field(default_factory=LMFusionConfig)  # early / deep fusion with a text LM
 
 
 def load_experiment(path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()) -> ExperimentConfig:

@@ -28,10 +28,8 @@ import json
 import logging
 import time
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
-import torch
 
 from fusion.config import load_config, read_yaml
 from fusion.io import atomic_write_json, atomic_write_text
@@ -80,70 +78,33 @@ def train_lm_once(corpus: Path, out: Path) -> dict[str, Any]:
 VARIANT_CONFIGS = {"none": "audio_early.yaml", "early": "lm_early.yaml", "deep": "lm_deep.yaml"}
 
 
-def variant_config(mode: str, lm_dir: Path, overrides: list[str]) -> tuple[Any, Any]:
-    """(ExperimentConfig, LMFusionConfig) of a variant from ``configs/avsynth/``; the LM is ``lm_dir``."""
-    import dataclasses
-
+def variant_config(mode: str, lm_dir: Path, overrides: list[str]) -> Any:
+    """The ExperimentConfig of a variant from ``configs/avsynth/``, its LM set to ``lm_dir``."""
     from fusion.config import apply_overrides, from_dict
     from fusion.experiment import ExperimentConfig
-    from fusion.models.deep_fusion import LMFusionConfig
 
     data = apply_overrides(read_yaml(CONFIGS / VARIANT_CONFIGS[mode]), overrides)
-    fusion = dict(data.get("lm_fusion") or {"mode": "none"})
-    fusion["lm"] = str(lm_dir) if fusion.get("mode", "none") != "none" else None
-    if "lm_fusion" in {f.name for f in dataclasses.fields(ExperimentConfig)}:
-        data["lm_fusion"] = fusion  # the captioner's config knows the section
-    else:
-        data.pop("lm_fusion", None)
-    return from_dict(ExperimentConfig, data), from_dict(LMFusionConfig, fusion)
+    if mode != "none":
+        data["lm_fusion"] = dict(data.get("lm_fusion") or {}, mode=mode, lm=str(lm_dir))
+    return from_dict(ExperimentConfig, data)
 
 
 def train_variant(mode: str, lm_dir: Path, run_dir: Path, manifest: Path, features: str,
                   overrides: list[str]) -> tuple[Any, float]:
-    """Train one captioner; the model comes from ``build_captioner`` (none / early / deep)."""
-    from fusion.models.deep_fusion import build_captioner
-    from fusion.training.loop import Trainer
-    from fusion.training.setup import check_run_config, check_run_vocab, prepare_data, resolve_data_paths
+    """Train one captioner with ``fusion.training.train`` (the model comes from build_captioner)."""
+    from fusion.training import train
 
-    cfg, fusion = variant_config(mode, lm_dir, overrides)
+    cfg = variant_config(mode, lm_dir, overrides)
     t0 = time.perf_counter()
-    # fusion.training.train's sequence, with the model built by build_captioner
-    resolve_data_paths(cfg, manifest, features)
-    check_run_config(cfg, run_dir)
-    data = prepare_data(cfg)
-    check_run_vocab(run_dir, data.vocab)
-    atomic_write_json(run_dir / "lm_fusion.json", {"mode": fusion.mode, "lm": fusion.lm})
-    trainer = Trainer(cfg, run_dir, data)
-    torch.manual_seed(cfg.train.seed)
-    trainer.model = build_captioner(SimpleNamespace(model=cfg.model, lm_fusion=fusion), data.vocab, data.dims)
-    trainer.model.to(trainer.device)
-    trainer.optimizer = torch.optim.Adam(trainer.model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
-    trainer.resume()
-    result = trainer.fit()
+    result = train(cfg, run_dir, manifest=manifest, features=features, progress=False)
     return result, time.perf_counter() - t0
 
 
 def load_variant(run_dir: Path, mode: str, lm_dir: Path) -> Any:
-    """A LoadedRun whose model is built by ``build_captioner`` (deep fusion is not a plain S2VT)."""
-    from safetensors.torch import load_file
+    """The trained run (``load_run`` rebuilds early / deep fusion models from the stored config)."""
+    from fusion.checkpoint import load_run
 
-    from fusion.checkpoint import LoadedRun, load_run, resolve_checkpoint
-    from fusion.models.deep_fusion import LMFusionConfig, build_captioner
-
-    if mode != "deep":
-        return load_run(run_dir)
-    ckpt = resolve_checkpoint(run_dir)
-    meta = json.loads((ckpt / "meta.json").read_text())
-    from fusion.config import from_dict
-    from fusion.experiment import ExperimentConfig
-    from fusion.text import Vocabulary
-
-    config = from_dict(ExperimentConfig, meta["config"])
-    vocab = Vocabulary.from_dict(meta["vocab"])
-    model = build_captioner(SimpleNamespace(model=config.model, lm_fusion=LMFusionConfig("deep", str(lm_dir))),
-                            vocab, meta["dims"], initialise=False)
-    model.load_state_dict(load_file(str(ckpt / "model.safetensors")))
-    return LoadedRun(model.eval(), config, vocab, config.extract, ckpt, meta)
+    return load_run(run_dir)
 
 
 def evaluate(run: Any, split: str, beam: int, lm: str | None = None, alpha: float = 0.0, lm_mode: str = "loglinear") -> dict:

@@ -160,3 +160,25 @@ def test_build_captioner_and_reload(tmp_path) -> None:
     assert torch.allclose(again(_batch()), deep(_batch()))
     with pytest.raises(ValueError, match="needs lm_fusion.lm"):
         LMFusionConfig("deep")
+
+
+@pytest.mark.parametrize("mode", ["early", "deep"])
+def test_train_and_load_run_with_lm_fusion(tmp_path, mode: str) -> None:
+    """`fusion train` builds the fused model from the config's lm_fusion; load_run rebuilds it."""
+    from fusion.checkpoint import load_run
+    from fusion.models.lm import LMConfig, train_lm
+    from fusion.training import train
+    from tests.test_training import make_toy, toy_config
+
+    make_toy(tmp_path)
+    corpus = ["a red ball and a dog", "the green ball and a clock", "a blue ball and rain"] * 4
+    train_lm(corpus, LMConfig(embed_dim=8, hidden_dim=16, max_epochs=1), out_dir=tmp_path / "lm", progress=False)
+    cfg = toy_config(tmp_path, max_epochs=1)
+    cfg.train.tensorboard = False
+    cfg.lm_fusion = LMFusionConfig(mode, str(tmp_path / "lm"))
+    result = train(cfg, tmp_path / "run", progress=False)
+    run = load_run(result.run_dir, which="last")
+    assert run.config.lm_fusion.mode == mode
+    assert isinstance(run.model, DeepFusionS2VT) == (mode == "deep")
+    if mode == "deep":  # the wrapped S2VT got the training set's input statistics
+        assert not torch.allclose(run.model.s2vt.frame_norm.std, torch.ones_like(run.model.s2vt.frame_norm.std))

@@ -147,6 +147,12 @@ def test_resume_after_crash_gives_the_same_losses(toy: Path) -> None:
     assert [r.get("val_loss") for r in resumed] == [r.get("val_loss") for r in full]
 
 
+def test_a_start_that_failed_before_any_checkpoint_can_be_redone(toy: Path) -> None:
+    with pytest.raises(Exception, match="manifest not found"):
+        train(toy_config(toy, max_steps=1), toy / "run", manifest=toy / "typo.jsonl", progress=False)
+    assert train(toy_config(toy, max_steps=1), toy / "run", progress=False).steps == 1
+
+
 def test_resume_refuses_another_config(toy: Path) -> None:
     train(toy_config(toy, max_steps=2), toy / "run", progress=False)
     with pytest.raises(ConfigError, match="train.lr"):

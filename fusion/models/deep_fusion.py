@@ -112,6 +112,10 @@ class DeepFusionS2VT(nn.Module):
         self.vocab_size, self.frame_dim, self.audio_dim = s2vt.vocab_size, s2vt.frame_dim, s2vt.audio_dim
         self.config = s2vt.config
 
+    def set_input_stats(self, frames: Tensor, audio: Tensor | None) -> None:
+        """Input standardisation of the wrapped S2VT (see :meth:`S2VT.set_input_stats`)."""
+        self.s2vt.set_input_stats(frames, audio)
+
     def train(self, mode: bool = True) -> DeepFusionS2VT:
         """Train mode for S2VT and the fusion layer; the frozen LM stays in eval mode."""
         super().train(mode)

@@ -60,7 +60,7 @@ class Trainer:
     """One training run (see :func:`train`)."""
 
     def __init__(self, config: Any, run_dir: str | Path, data: TrainingData, progress: bool = True) -> None:
-        from fusion.models.s2vt import S2VT
+        from fusion.models.deep_fusion import build_captioner
 
         self.cfg, self.tc, self.data = config, config.train, data
         self.run_dir = Path(run_dir)
@@ -69,7 +69,8 @@ class Trainer:
         if self.tc.num_threads:
             torch.set_num_threads(self.tc.num_threads)
         torch.manual_seed(self.tc.seed)
-        self.model = S2VT(config.model, len(data.vocab), data.frame_dim, data.audio_dim)
+        dims = {"vocab_size": len(data.vocab), "frame_dim": data.frame_dim, "audio_dim": data.audio_dim}
+        self.model = build_captioner(config, data.vocab, dims)  # S2VT, or S2VT with early / deep LM fusion
         self.model.set_input_stats(*data.train.feature_stats())
         self.model.to(self.device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=self.tc.lr, weight_decay=self.tc.weight_decay)

@@ -131,10 +131,13 @@ def check_run_config(config: Any, run_dir: str | Path) -> None:
     Raises:
         ConfigError: the folder holds a run with another config, naming the first key.
     """
+    from fusion.checkpoint import read_pointer
+
     run_dir = Path(run_dir)
     path = run_dir / "config.yaml"
     new = to_dict(config)
-    if path.is_file():
+    # Only a run with a checkpoint binds the folder; a start that failed before one is redone.
+    if path.is_file() and read_pointer(run_dir, "last") is not None:
         old = yaml.safe_load(path.read_text()) or {}
         flat_old, flat_new = _flatten(old), _flatten(new)
         for key in sorted(set(flat_old) | set(flat_new)):
@@ -153,9 +156,11 @@ def check_run_vocab(run_dir: str | Path, vocab: Any) -> None:
     Raises:
         ConfigError: the training captions changed since the run started.
     """
+    from fusion.checkpoint import read_pointer
+
     run_dir = Path(run_dir)
     vocab_path = run_dir / "vocab.json"
-    if vocab_path.is_file():
+    if vocab_path.is_file() and read_pointer(run_dir, "last") is not None:
         from fusion.text import Vocabulary
 
         if Vocabulary.load(vocab_path) != vocab:
