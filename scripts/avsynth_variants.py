@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from pathlib import Path
 from typing import Any
 
@@ -32,13 +31,11 @@ def run_variant(name: str, manifest: Path, out_root: Path, overrides: list[str],
     from fusion.training import train
 
     cfg = load_experiment(REPO_ROOT / "configs" / "avsynth" / f"{name}.yaml", overrides)
-    t0 = time.perf_counter()
     result = train(cfg, out_root / name, manifest=manifest)
-    train_s = time.perf_counter() - t0
     metrics = evaluate_run(out_root / name, split="test", beam_size=beam)
     row = {k: metrics.get(k) for k in COLUMNS}
     row.update(variant=name, audio_mode=cfg.model.audio_mode, steps=result.steps, epochs=result.epochs,
-               best_step=(result.best or {}).get("step"), train_s=round(train_s, 1), n_videos=metrics.get("n_videos"),
+               best_step=(result.best or {}).get("step"), train_s=result.train_seconds, n_videos=metrics.get("n_videos"),
                run_dir=str(out_root / name))
     print(f"{name}: " + ", ".join(f"{k}={row[k]:.3f}" for k in COLUMNS if isinstance(row[k], float)), flush=True)
     return row

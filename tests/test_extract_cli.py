@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from fusion.features import ExtractConfig, FeatureRecord, FeatureStore
-from tests.test_features import make_clip
+from tests.mediafactory import make_video
 
 pytest.importorskip("fusion.media")
 
@@ -40,7 +40,7 @@ def run_extract(*args: str | Path) -> subprocess.CompletedProcess[str]:
 def clip_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("videos")
     for i in range(NUM_CLIPS):
-        make_clip(folder / f"clip{i:02d}.mp4", audio="tone" if i % 3 else None, seconds=1.0 + 0.1 * i)
+        make_video(folder / f"clip{i:02d}.mp4", seconds=1.0 + 0.1 * i, audio="tone" if i % 3 else None)
     return folder
 
 

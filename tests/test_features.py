@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from fusion.errors import DataError
+from tests.mediafactory import make_video
 from fusion.features import (
     ExtractConfig,
     FeatureExtractor,
@@ -27,22 +28,6 @@ from fusion.features import (
 )
 
 TINY = ExtractConfig(frames_per_clip=4, batch_size=4, random_weights=True)
-
-
-def make_clip(path: Path, audio: str | None = "tone", seconds: float = 1.0, fps: int = 10) -> Path:
-    """A small real H.264 clip (64x48 moving gradient) with an AAC tone, silence, or no audio."""
-    from fusion.mediawrite import write_video
-
-    t = np.arange(int(seconds * fps))[:, None, None]
-    y, x = np.mgrid[0:48, 0:64]
-    red = (x[None] * 4 + t * 10) % 256
-    frames = np.stack([red, np.broadcast_to(y[None] * 5, red.shape), np.full_like(red, 80)], axis=-1).astype(np.uint8)
-    wave = None
-    if audio is not None:
-        n = int(seconds * 22050)
-        wave = (0.3 * np.sin(2 * np.pi * 440 * np.arange(n) / 22050)).astype(np.float32) if audio == "tone" else np.zeros(n, np.float32)
-    write_video(path, frames, fps, audio=wave, sample_rate_hz=22050)
-    return path
 
 
 def record(video_id: str, audio: bool, t: int = 3) -> FeatureRecord:
@@ -173,9 +158,9 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     bad = folder / "broken.mp4"
     bad.write_text("this is not a video\n")
     return {
-        "tone": make_clip(folder / "tone.mp4", "tone"),
-        "silent": make_clip(folder / "silent.mp4", "silent"),
-        "mute": make_clip(folder / "mute.mp4", None),
+        "tone": make_video(folder / "tone.mp4", seconds=1.0, audio="tone"),
+        "silent": make_video(folder / "silent.mp4", seconds=1.0, audio="silent"),
+        "mute": make_video(folder / "mute.mp4", seconds=1.0, audio=None),
         "broken": bad,
     }
 

@@ -153,6 +153,16 @@ def test_a_start_that_failed_before_any_checkpoint_can_be_redone(toy: Path) -> N
     assert train(toy_config(toy, max_steps=1), toy / "run", progress=False).steps == 1
 
 
+def test_a_second_trainer_on_the_same_folder_is_refused(toy: Path) -> None:
+    from fusion.errors import DataError
+    from fusion.training.setup import run_lock
+
+    with run_lock(toy / "run"):  # as if another process were training there
+        with pytest.raises(DataError, match="another `fusion train`"):
+            train(toy_config(toy, max_steps=1), toy / "run", progress=False)
+    assert train(toy_config(toy, max_steps=1), toy / "run", progress=False).steps == 1
+
+
 def test_resume_refuses_another_config(toy: Path) -> None:
     train(toy_config(toy, max_steps=2), toy / "run", progress=False)
     with pytest.raises(ConfigError, match="train.lr"):

@@ -29,6 +29,7 @@ from fusion.training.setup import (
     prepare_data,
     resolve_data_paths,
     resolve_device,
+    run_lock,
 )
 from fusion.training.validation import validate
 
@@ -46,6 +47,7 @@ class TrainResult:
         best: ``{"name", "metric", "value", "step"}`` of the best checkpoint, or None.
         stop_reason: "max_epochs", "max_steps", "early_stopping" or "already_finished".
         last_validation: the last validation's scores.
+        train_seconds: wall time of the optimizer steps and validations, all sessions together.
     """
 
     run_dir: Path
@@ -54,6 +56,7 @@ class TrainResult:
     best: dict[str, Any] | None
     stop_reason: str
     last_validation: dict[str, Any] | None
+    train_seconds: float = 0.0
 
 
 class Trainer:
@@ -75,7 +78,8 @@ class Trainer:
         self.model.to(self.device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=self.tc.lr, weight_decay=self.tc.weight_decay)
         self.state: dict[str, Any] = {"step": 0, "epoch": 0, "batch": 0, "best_value": None, "bad_validations": 0,
-                                      "finished": None, "last_validation": None, "last_val_step": -1}
+                                      "finished": None, "last_validation": None, "last_val_step": -1,
+                                      "train_seconds": 0.0}
         self.log = MetricsLog(self.run_dir / "metrics.jsonl")
         self.writer = None
 
@@ -132,6 +136,7 @@ class Trainer:
 
     def _validate(self) -> None:
         """Validate, log, keep the best checkpoint, count validations without improvement."""
+        t0 = time.perf_counter()
         dc = self.cfg.decode
         scores = validate(self.model, self.data.val, self.data.vocab, self.tc.val_metric, beam_size=self.tc.val_beam,
                           max_len=dc.max_len, batch_size=self.tc.batch_size, limit=self.cfg.data.max_val_videos,
@@ -143,6 +148,7 @@ class Trainer:
             self.state["best_value"] = value
         self.state["last_validation"] = scores
         self.state["last_val_step"] = self.state["step"]
+        self.state["train_seconds"] += time.perf_counter() - t0
         self.log.append({"type": "val", "step": self.state["step"], "epoch": self.state["epoch"], **scores})
         if self.writer is not None:
             for key, v in scores.items():
@@ -182,7 +188,9 @@ class Trainer:
                     t0 = time.perf_counter()
                     indices = batches[self.state["batch"]]
                     loss, grad_norm = self._train_step(indices)
-                    speed = len(indices) / max(time.perf_counter() - t0, 1e-9)
+                    elapsed = time.perf_counter() - t0
+                    self.state["train_seconds"] += elapsed
+                    speed = len(indices) / max(elapsed, 1e-9)
                     self.state["step"] += 1
                     self.state["batch"] += 1
                     step = self.state["step"]
@@ -218,7 +226,7 @@ class Trainer:
 
     def _result(self, reason: str) -> TrainResult:
         return TrainResult(self.run_dir, self.state["step"], self.state["epoch"], read_pointer(self.run_dir, "best"),
-                           reason, self.state["last_validation"])
+                           reason, self.state["last_validation"], round(self.state.get("train_seconds", 0.0), 1))
 
 
 def train(
@@ -242,12 +250,13 @@ def train(
 
     Raises:
         ConfigError: no manifest, or the run folder holds a run of another config.
-        DataError: unusable manifest / features.
+        DataError: unusable manifest / features, or another process trains into ``run_dir``.
     """
     resolve_data_paths(config, manifest, features)
-    check_run_config(config, run_dir)  # before the (possibly long) feature extraction
-    data = prepare_data(config, progress=progress)
-    check_run_vocab(run_dir, data.vocab)
-    trainer = Trainer(config, run_dir, data, progress=progress)
-    trainer.resume()
-    return trainer.fit(on_step)
+    with run_lock(run_dir):
+        check_run_config(config, run_dir)  # before the (possibly long) feature extraction
+        data = prepare_data(config, progress=progress)
+        check_run_vocab(run_dir, data.vocab)
+        trainer = Trainer(config, run_dir, data, progress=progress)
+        trainer.resume()
+        return trainer.fit(on_step)

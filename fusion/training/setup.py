@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import fcntl
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,6 +50,30 @@ class TrainingData:
     def dims(self) -> dict[str, int]:
         """Model construction sizes saved in every checkpoint."""
         return {"vocab_size": len(self.vocab), "frame_dim": self.frame_dim, "audio_dim": self.audio_dim}
+
+
+@contextmanager
+def run_lock(run_dir: str | Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``RUN/.lock`` while training writes the folder.
+
+    The OS drops the lock when the process dies (even on SIGKILL), so a killed run can be
+    resumed at once; a second live trainer on the same folder is refused.
+
+    Raises:
+        DataError: another process is training into ``run_dir``.
+    """
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with open(run_dir / ".lock", "w") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise DataError(f"{run_dir}: another `fusion train` is writing this run folder; "
+                            "wait for it to finish or give another --out") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def resolve_device(name: str) -> torch.device:
