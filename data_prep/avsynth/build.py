@@ -202,7 +202,7 @@ def generate(out_dir: str | Path, seed: int, size: str = "default", esc10_dir: s
         A summary with counts and the elapsed time.
     """
     start = time.perf_counter()
-    out = Path(out_dir)
+    out = Path(out_dir).resolve()  # entries get absolute paths; write_manifest makes them relative to the manifest
     recordings, origin = resolve_recordings(esc10_dir)
     plans = plan_benchmark(seed, size, recordings)
     (out / "videos").mkdir(parents=True, exist_ok=True)
