@@ -213,3 +213,12 @@ def test_help(module: str) -> None:
     res = subprocess.run([sys.executable, "-m", f"data_prep.{module}", "--help"], capture_output=True, text=True,
                          cwd=REPO_ROOT)
     assert res.returncode == 0 and "usage: python -m data_prep." + module in res.stdout
+
+
+def test_relative_out_dir_gives_loadable_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--out rel/dir` from any working directory: the manifest's videos resolve to real files."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["--out", "rel/bench", "--seed", "5", "--size", "tiny"]) == 0
+    entries = load_manifest(tmp_path / "rel" / "bench" / "manifest.jsonl")
+    assert entries and all(Path(e.video).is_file() for e in entries)
+    assert all(Path(e.video).parent == (tmp_path / "rel" / "bench" / "videos").resolve() for e in entries)
