@@ -97,6 +97,24 @@ class Batch:
         return Batch(**moved)
 
 
+def _fill_steps(dst: Tensor, mask: Tensor, row: int, steps: np.ndarray | None, rec_id: str, what: str,
+                encoder: str) -> None:
+    """Copy one record's (S, D) step features into row ``row`` of ``dst`` (B, S_max, D) and mark ``mask``.
+
+    Absent (None) or empty features leave the row zero and unmasked.
+
+    Raises:
+        DataError: the feature width differs from the model's.
+    """
+    if steps is None or not len(steps):
+        return
+    if steps.shape[1] != dst.shape[2]:
+        raise DataError(f"{rec_id}: {what} features are {steps.shape[1]}-d, the model expects {dst.shape[2]}-d; "
+                        f"extract with the {encoder} the model was trained with")
+    dst[row, : len(steps)] = torch.from_numpy(np.asarray(steps, dtype=np.float32))
+    mask[row, : len(steps)] = True
+
+
 def collate(
     records: Sequence[FeatureRecord],
     frame_dim: int,
@@ -123,22 +141,9 @@ def collate(
     audio = torch.zeros(b, a_max, audio_dim)  # (B, A, Da)
     audio_mask = torch.zeros(b, a_max, dtype=torch.bool)
     for i, rec in enumerate(records):
-        if rec.frames is not None and len(rec.frames):
-            if rec.frames.shape[1] != frame_dim:
-                raise DataError(
-                    f"{rec.id}: frame features are {rec.frames.shape[1]}-d, the model expects {frame_dim}-d; "
-                    "extract with the frame encoder the model was trained with"
-                )
-            frames[i, : len(rec.frames)] = torch.from_numpy(np.asarray(rec.frames, dtype=np.float32))
-            frame_mask[i, : len(rec.frames)] = True
-        if rec.audio is not None and len(rec.audio) and audio_dim > 0:
-            if rec.audio.shape[1] != audio_dim:
-                raise DataError(
-                    f"{rec.id}: audio features are {rec.audio.shape[1]}-d, the model expects {audio_dim}-d; "
-                    "extract with the audio layer the model was trained with"
-                )
-            audio[i, : len(rec.audio)] = torch.from_numpy(np.asarray(rec.audio, dtype=np.float32))
-            audio_mask[i, : len(rec.audio)] = True
+        _fill_steps(frames, frame_mask, i, rec.frames, rec.id, "frame", "frame encoder")
+        if audio_dim > 0:
+            _fill_steps(audio, audio_mask, i, rec.audio, rec.id, "audio", "audio layer")
     token_tensor = None
     if tokens is not None:
         l_max = max(len(t) for t in tokens)
