@@ -256,3 +256,13 @@ def test_sigkill_then_same_command_continues_exactly(toy: Path) -> None:
     assert 0 < len(log.losses()) < total, "the run was not killed mid-way"
     subprocess.run(command("killed"), check=True, env=env, capture_output=True, timeout=300)
     assert log.losses() == MetricsLog(toy / "full" / "metrics.jsonl").losses()
+
+
+def test_collate_names_a_feature_width_mismatch() -> None:
+    rec = FeatureRecord(id="v1", frames=np.zeros((3, DV), np.float32), audio=np.zeros((2, DA + 1), np.float32))
+    from fusion.errors import DataError
+
+    with pytest.raises(DataError, match=r"v1: audio features are 7-d, the model expects 6-d"):
+        collate([rec], DV, DA)
+    batch = collate([FeatureRecord(id="v2", frames=np.ones((3, DV), np.float32), audio=None)], DV, DA)
+    assert batch.frame_mask.tolist() == [[True, True, True]] and not batch.audio_mask.any()
