@@ -253,9 +253,10 @@ class EpochSampler:
 
 
 def default_store_path(manifest_path: str | Path, extract: ExtractConfig) -> Path:
-    """``<manifest dir>/features/<frame encoder>-<frames>-<audio encoder>-<layer>-<fingerprint>``."""
+    """``<manifest dir>/features/<frame encoder>[-g<grid>]-<frames>-<audio encoder>-<layer>-<fingerprint>``."""
     frames = f"{extract.frame_rate_hz}hz" if extract.frame_rate_hz else f"{extract.frames_per_clip}f"
-    name = f"{extract.frame_encoder}-{frames}-{extract.audio_encoder}-{extract.audio_layer}-{extract.fingerprint()[:8]}"
+    grid = f"-g{extract.frame_grid}" if extract.frame_grid > 1 else ""
+    name = f"{extract.frame_encoder}{grid}-{frames}-{extract.audio_encoder}-{extract.audio_layer}-{extract.fingerprint()[:8]}"
     return Path(manifest_path).resolve().parent / "features" / name
 
 

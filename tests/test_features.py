@@ -108,6 +108,22 @@ def test_config_mismatch_names_the_key_and_the_fix(tmp_path: Path) -> None:
     assert json.loads((tmp_path / "s" / "store.json").read_text())["config"]["frames_per_clip"] == 16
 
 
+def test_frame_grid_is_in_the_fingerprint_only_when_used(tmp_path: Path) -> None:
+    from fusion.features.config import config_difference
+
+    legacy = {k: v for k, v in TINY.feature_dict().items()}  # a store made before frame_grid existed
+    assert "frame_grid" not in legacy  # so its fingerprint is unchanged
+    gridded = ExtractConfig(frames_per_clip=4, frame_grid=2, random_weights=True)
+    assert gridded.feature_dict()["frame_grid"] == 2 and gridded.fingerprint() != TINY.fingerprint()
+    assert config_difference(legacy, TINY) is None
+    assert config_difference(legacy, gridded) == ("frame_grid", 1, 2)
+    FeatureStore(tmp_path / "s", TINY).write(record("a", True))
+    with pytest.raises(DataError, match=r"frame_grid=1.*frame_grid=2"):
+        FeatureStore(tmp_path / "s", gridded)
+    with pytest.raises(ValueError, match="frame_grid"):
+        ExtractConfig(frame_grid=0)
+
+
 def test_not_a_store_and_foreign_folder_are_clear_errors(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="not a feature store"):
         FeatureStore(tmp_path / "nothing")
@@ -200,6 +216,15 @@ def test_extract_records_modalities_and_failures_then_resumes(
     forced = extract_to_store([p for p in inputs if p[0] == "tone"], tmp_path / "s", TINY, overwrite=True,
                               progress=False, extractor=extractor)
     assert forced.done == 1 and forced.skipped == 0
+
+
+def test_grid_extraction_stores_cells(tmp_path: Path, clips: dict[str, Path]) -> None:
+    config = ExtractConfig(frames_per_clip=2, batch_size=2, frame_grid=2, random_weights=True)
+    summary = extract_to_store(collect_inputs([clips["tone"]]), tmp_path / "g", config, progress=False)
+    assert summary.done == 1
+    info = json.loads((tmp_path / "g" / "store.json").read_text())
+    assert info["dims"]["frames"] == 1280 * 4 and info["config"]["frame_grid"] == 2
+    assert FeatureStore(tmp_path / "g")["tone"].frames.shape == (2, 1280 * 4)
 
 
 def test_prefetching_and_inline_decoding_give_identical_records(

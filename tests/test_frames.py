@@ -18,7 +18,7 @@ from fusion.encoders.frames import (
     get_frame_bundle,
     lite0_weights_file,
 )
-from fusion.errors import DataError, WeightsError
+from fusion.errors import ConfigError, DataError, WeightsError
 
 # EfficientNet-Lite0 (Tan & Le; lukemelas/RangiLyu layout): (repeats, kernel, stride, expand, out channels).
 LITE0_STAGES = [(1, 3, 1, 1, 16), (2, 3, 2, 6, 24), (2, 5, 2, 6, 40), (3, 3, 2, 6, 80),
@@ -214,3 +214,33 @@ def test_real_lite0_on_msvd(data_dir: Path) -> None:
         ref_feats, ref_logits = lukemelas_reference(state, x)
     torch.testing.assert_close(logits, ref_logits, atol=1e-3, rtol=1e-4)
     torch.testing.assert_close(feats, ref_feats, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("name", ["timm:test_efficientnet", "resnet50"])
+def test_grid_features_are_map_cells_with_the_same_logits(name: str) -> None:
+    bundle = get_frame_bundle(name)
+    torch.manual_seed(0)
+    pooled = bundle.get_model(random_init=True)
+    grid = bundle.get_model(random_init=True, grid=2)
+    grid.load_state_dict(pooled.state_dict())
+    frames = np.random.default_rng(0).integers(0, 256, (3, 96, 96, 3), dtype=np.uint8)
+    flat, cells = describe_frames(pooled, bundle, frames), describe_frames(grid, bundle, frames)
+    dim = bundle.feature_dim
+    assert flat.features.shape == (3, dim) and cells.features.shape == (3, dim * 4)
+    np.testing.assert_allclose(cells.objects, flat.objects, atol=1e-6)  # posteriors from the global average
+    x = bundle.preprocess(torch.from_numpy(frames)).contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode():
+        fmap = grid._map_fn(grid.backbone, x)  # (3, D, h, w)
+    assert fmap.shape[1] == dim and fmap.shape[2] >= 2
+    # channel-major cells: (frame, channel, row, col), each the mean of its part of the map
+    by_cell = torch.from_numpy(cells.features).view(3, dim, 2, 2)
+    h, w = fmap.shape[2:]
+    torch.testing.assert_close(by_cell[:, :, 0, 0], fmap[:, :, : -(-h // 2), : -(-w // 2)].mean((2, 3)),
+                               atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(by_cell[:, :, 1, 1], fmap[:, :, h // 2 :, w // 2 :].mean((2, 3)), atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(torch.from_numpy(flat.features), fmap.mean((2, 3)), atol=1e-4, rtol=1e-4)
+
+
+def test_grid_needs_a_feature_map() -> None:
+    with pytest.raises(ConfigError, match="frame_grid 2 needs a convolutional feature map"):
+        get_frame_bundle("vgg16_fc7").get_model(random_init=True, grid=2)

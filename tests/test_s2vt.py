@@ -34,16 +34,17 @@ def _batch(records=None, tokens=True):
     return collate(records, DV, DA, toks, pad_id=0)
 
 
-def _model(mode: str, seed: int = 0, deltas: bool = False) -> S2VT:
+def _model(mode: str, seed: int = 0, deltas: bool = False, summary: int = 0) -> S2VT:
     torch.manual_seed(seed)
     cfg = S2VTConfig(hidden_size=H, frame_embed_size=5, word_embed_size=3, audio_mode=mode, audio_embed_size=2,
-                     frame_deltas=deltas)
+                     frame_deltas=deltas, frame_summary_size=summary)
     return S2VT(cfg, V, DV, DA).eval()
 
 
-@pytest.mark.parametrize("mode,deltas", [("none", False), ("early", False), ("stream", False), ("stream", True)])
-def test_forward_equals_stepwise_decoding(mode: str, deltas: bool) -> None:
-    model, batch = _model(mode, deltas=deltas), _batch()
+@pytest.mark.parametrize("mode,deltas,summary", [("none", False, 0), ("early", False, 0), ("stream", False, 0),
+                                                 ("stream", True, 0), ("none", False, 3), ("stream", False, 3)])
+def test_forward_equals_stepwise_decoding(mode: str, deltas: bool, summary: int) -> None:
+    model, batch = _model(mode, deltas=deltas, summary=summary), _batch()
     with torch.no_grad():
         logits = model(batch)  # (B, L-1, V)
         state = model.encode(batch)
@@ -56,9 +57,10 @@ def test_forward_equals_stepwise_decoding(mode: str, deltas: bool) -> None:
     torch.testing.assert_close(torch.log_softmax(logits, -1), stepwise, atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize("mode,deltas", [("none", False), ("early", False), ("stream", False), ("none", True)])
-def test_batched_equals_one_video_at_a_time(mode: str, deltas: bool) -> None:
-    model, records = _model(mode, deltas=deltas), _records()
+@pytest.mark.parametrize("mode,deltas,summary", [("none", False, 0), ("early", False, 0), ("stream", False, 0),
+                                                 ("none", True, 0), ("early", False, 3), ("stream", True, 3)])
+def test_batched_equals_one_video_at_a_time(mode: str, deltas: bool, summary: int) -> None:
+    model, records = _model(mode, deltas=deltas, summary=summary), _records()
     with torch.no_grad():
         batch = _batch(records)
         full = model(batch)
@@ -133,7 +135,7 @@ def test_stream_summary_absent_and_state() -> None:
     # The video without an audio stream gets the learned absent vector; the others a summary.
     torch.testing.assert_close(summary[1], model.absent_audio.detach())
     assert not torch.allclose(summary[0], model.absent_audio.detach())
-    torch.testing.assert_close(state.audio, summary)
+    torch.testing.assert_close(state.context, summary)
     # The summary of one video does not depend on the padding of the others.
     with torch.no_grad():
         alone = model.audio_summary(collate([_records()[2]], DV, DA))
@@ -154,7 +156,7 @@ def test_select_and_expand_state() -> None:
     model, batch = _model("early"), _batch()
     state = model.encode(batch)
     expanded = model.expand_state(state, 3)
-    assert expanded.audio is None
+    assert expanded.context is None
     assert expanded.num_rows == 12
     torch.testing.assert_close(expanded.h2[0, 3:6], state.h2[0, 1:2].expand(3, -1))
     picked = model.select_state(expanded, torch.tensor([11, 0]))
@@ -165,7 +167,7 @@ def test_select_state_carries_the_stream_summary() -> None:
     model, batch = _model("stream"), _batch()
     state = model.encode(batch)
     picked = model.select_state(model.expand_state(state, 2), torch.tensor([7, 0]))
-    torch.testing.assert_close(picked.audio, state.audio[[3, 0]])
+    torch.testing.assert_close(picked.context, state.context[[3, 0]])
 
 
 def test_greedy_matches_argmax_of_steps() -> None:
@@ -179,3 +181,23 @@ def test_greedy_matches_argmax_of_steps() -> None:
     for i, o in enumerate(out):
         first = int(lp[i].argmax())
         assert (o[:1] == [first]) or (first == 2 and o == [])
+
+
+def test_frame_summary_is_mean_and_change_and_absent_without_frames() -> None:
+    model, batch = _model("stream", summary=3), _batch()
+    model.frame_summary_proj.weight.data.zero_()
+    model.frame_summary_proj.bias.data.zero_()
+    model.frame_summary_proj.weight.data[0, :DV] = 1.0  # unit 0 = sum of the mean frame's dims
+    model.frame_summary_proj.weight.data[1, DV:] = 1.0  # unit 1 = sum of the change's dims
+    records = _records()
+    with torch.no_grad():
+        summary = model.frame_summary(batch)  # (B, 3)
+        context = model.encode(batch).context
+    f = records[0].frames  # 5 frames: steps 0-2 are the first half (t < 2.5), 3-4 the second
+    assert summary[0, 0].item() == pytest.approx(float(f.mean(0).sum()), abs=1e-4)
+    assert summary[0, 1].item() == pytest.approx(float((f[3:].mean(0) - f[:3].mean(0)).sum()), abs=1e-4)
+    f = records[2].frames  # 4 frames, padded to 5 in the batch: the padding is not read
+    assert summary[2, 1].item() == pytest.approx(float((f[2:].mean(0) - f[:2].mean(0)).sum()), abs=1e-4)
+    torch.testing.assert_close(summary[3], model.absent_frame_summary.detach())  # audio-only file
+    assert context.shape == (4, 3 + 2)  # [picture summary, audio summary]
+    torch.testing.assert_close(context[:, :3], summary)

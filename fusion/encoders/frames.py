@@ -26,7 +26,7 @@ import torch
 from torch import Tensor, nn
 
 from fusion.encoders.labels import ImageNetLabel, imagenet_labels
-from fusion.errors import DataError, WeightsError
+from fusion.errors import ConfigError, DataError, WeightsError
 
 logger = logging.getLogger(__name__)
 
@@ -81,23 +81,45 @@ class FrameEncoder(nn.Module):
         backbone: the network.
         features_fn: backbone, x (B, 3, H, W) -> features (B, D).
         logits_fn: backbone, features (B, D) -> logits (B, C); None = no classifier.
+        map_fn: backbone, x -> last feature map (B, D, h, w) whose global average is the
+            pooled feature; None = the backbone has no spatial map (VGG16 fc7).
+        grid: 1 = the pooled feature (B, D); G > 1 = the map average-pooled to G x G cells,
+            flattened channel-major to (B, D * G * G), so the feature keeps where things are
+            (e.g. which of two objects moves); logits still come from the global average.
     """
 
     def __init__(self, backbone: nn.Module, features_fn: Callable[[nn.Module, Tensor], Tensor],
-                 logits_fn: Callable[[nn.Module, Tensor], Tensor] | None) -> None:
+                 logits_fn: Callable[[nn.Module, Tensor], Tensor] | None,
+                 map_fn: Callable[[nn.Module, Tensor], Tensor] | None = None, grid: int = 1) -> None:
         super().__init__()
+        if grid > 1 and map_fn is None:
+            raise ConfigError(f"frame_grid {grid} needs a convolutional feature map; this frame encoder has none "
+                              "(use frame_grid: 1)")
         self.backbone = backbone
-        self._features_fn, self._logits_fn = features_fn, logits_fn
+        self.grid = int(grid)
+        self._features_fn, self._logits_fn, self._map_fn = features_fn, logits_fn, map_fn
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor | None]:
-        """Args: x float32 ``(B, 3, H, W)`` preprocessed. Returns: ``(features (B, D), logits (B, 1000) | None)``."""
-        features = self._features_fn(self.backbone, x)  # (B, D)
-        logits = self._logits_fn(self.backbone, features) if self._logits_fn is not None else None  # (B, C)
+        """Args: x float32 ``(B, 3, H, W)`` preprocessed. Returns: ``(features (B, D*G*G), logits (B, 1000) | None)``."""
+        if self.grid == 1:
+            features = pooled = self._features_fn(self.backbone, x)  # (B, D)
+        else:
+            fmap = self._map_fn(self.backbone, x)  # (B, D, h, w)
+            if fmap.ndim != 4:
+                raise ConfigError(f"frame_grid {self.grid}: the backbone's features are not a 2-D map "
+                                  f"(shape {tuple(fmap.shape)}); use frame_grid: 1")
+            features = nn.functional.adaptive_avg_pool2d(fmap, self.grid).flatten(1)  # (B, D*G*G)
+            pooled = fmap.mean(dim=(2, 3))  # (B, D)
+        logits = self._logits_fn(self.backbone, pooled) if self._logits_fn is not None else None  # (B, C)
         return features, logits
 
 
 def _timm_features(model: nn.Module, x: Tensor) -> Tensor:
     return model.forward_head(model.forward_features(x), pre_logits=True)
+
+
+def _timm_map(model: nn.Module, x: Tensor) -> Tensor:
+    return model.forward_features(x)  # (B, D, h, w) for CNNs
 
 
 def _timm_logits(model: nn.Module, features: Tensor) -> Tensor:
@@ -116,6 +138,10 @@ def _vgg_logits(model: nn.Module, features: Tensor) -> Tensor:
 def _resnet_features(model: nn.Module, x: Tensor) -> Tensor:
     body = nn.Sequential(*list(model.children())[:-1])  # everything up to avgpool
     return torch.flatten(body(x), 1)  # (B, 2048)
+
+
+def _resnet_map(model: nn.Module, x: Tensor) -> Tensor:
+    return nn.Sequential(*list(model.children())[:-2])(x)  # (B, 2048, h, w): before avgpool
 
 
 def _resnet_logits(model: nn.Module, features: Tensor) -> Tensor:
@@ -187,7 +213,8 @@ class FrameEncoderBundle:
         feature_dim: size of the pooled feature.
         labels: classifier classes (ImageNet with WordNet ids), None without a classifier.
         preprocess: uint8 frames -> model input, with ``describe()``.
-        build: creates the backbone with random weights and returns ``(module, features_fn, logits_fn)``.
+        build: creates the backbone with random weights and returns
+            ``(module, features_fn, logits_fn, map_fn)`` (map_fn None: no spatial map).
         default_weights: returns the packaged weights file (None = the user must give one).
         map_keys_in_order: rename the file's tensors onto the model's in order (lukemelas -> timm).
     """
@@ -196,19 +223,21 @@ class FrameEncoderBundle:
     feature_dim: int
     labels: tuple[ImageNetLabel, ...] | None
     preprocess: FramePreprocess
-    build: Callable[[], tuple[nn.Module, Callable, Callable | None]] = field(repr=False)
+    build: Callable[[], tuple[nn.Module, Callable, Callable | None, Callable | None]] = field(repr=False)
     default_weights: Callable[[], Path | None] = field(default=lambda: None, repr=False)
     map_keys_in_order: bool = False
 
-    def get_model(self, weights_path: str | Path | None = None, random_init: bool = False) -> FrameEncoder:
+    def get_model(self, weights_path: str | Path | None = None, random_init: bool = False,
+                  grid: int = 1) -> FrameEncoder:
         """The encoder in eval mode, channels-last, frozen.
 
         Args:
             weights_path: a local weights file; default: the packaged one where there is one.
             random_init: random weights (tests only); never used silently.
+            grid: 1 = pooled features (``feature_dim``); G = G x G cells (``feature_dim * G * G``).
 
         Raises:
-            WeightsError: no weights file, or it does not fit.
+            WeightsError: no weights file, or it does not fit. ConfigError: grid > 1 without a map.
         """
         path: Path | None = None
         if not random_init:  # find (and read) the weights before building: fail fast
@@ -218,34 +247,34 @@ class FrameEncoderBundle:
                         else "download the backbone's state dict once and pass its path (frame_weights)")
                 raise WeightsError(f"no weights for frame encoder {self.name!r}: {hint}")
             state = load_state_dict_file(path)
-        backbone, features_fn, logits_fn = self.build()
+        backbone, features_fn, logits_fn, map_fn = self.build()
         if path is not None:
             _load_into(backbone, state, path, self.map_keys_in_order)
             logger.info("loaded %s weights from %s", self.name, path)
-        encoder = FrameEncoder(backbone, features_fn, logits_fn).eval().to(memory_format=torch.channels_last)
+        encoder = FrameEncoder(backbone, features_fn, logits_fn, map_fn, grid).eval().to(memory_format=torch.channels_last)
         for param in encoder.parameters():
             param.requires_grad_(False)
         return encoder
 
 
-def _timm_builder(arch: str) -> Callable[[], tuple[nn.Module, Callable, Callable | None]]:
-    def build() -> tuple[nn.Module, Callable, Callable | None]:
+def _timm_builder(arch: str) -> Callable[[], tuple[nn.Module, Callable, Callable | None, Callable | None]]:
+    def build() -> tuple[nn.Module, Callable, Callable | None, Callable | None]:
         import timm
 
         model = timm.create_model(arch, pretrained=False)
-        return model, _timm_features, (_timm_logits if model.num_classes else None)
+        return model, _timm_features, (_timm_logits if model.num_classes else None), _timm_map
 
     return build
 
 
-def _torchvision_builder(arch: str) -> Callable[[], tuple[nn.Module, Callable, Callable | None]]:
-    def build() -> tuple[nn.Module, Callable, Callable | None]:
+def _torchvision_builder(arch: str) -> Callable[[], tuple[nn.Module, Callable, Callable | None, Callable | None]]:
+    def build() -> tuple[nn.Module, Callable, Callable | None, Callable | None]:
         import torchvision
 
         model = getattr(torchvision.models, arch)(weights=None)
         if arch == "vgg16":
-            return model, _vgg_fc7, _vgg_logits
-        return model, _resnet_features, _resnet_logits
+            return model, _vgg_fc7, _vgg_logits, None
+        return model, _resnet_features, _resnet_logits, _resnet_map
 
     return build
 

@@ -21,6 +21,10 @@ from fusion.config import to_dict
 # decode_workers: background decode threads (prefetch of the next clips while the CNN runs).
 RUNTIME_KEYS: frozenset[str] = frozenset({"batch_size", "decode_workers"})
 
+# Keys added after stores existed, with the value every older store was made with. At that
+# value they are left out of the fingerprint, so older stores and checkpoints still match.
+LEGACY_DEFAULTS: dict[str, Any] = {"frame_grid": 1}
+
 
 @dataclass
 class ExtractConfig:
@@ -32,6 +36,9 @@ class ExtractConfig:
         frame_rate_hz: sample frames at this rate instead (variable T per video).
         frame_encoder: frame CNN bundle name (``fusion.encoders.get_frame_bundle``).
         frame_weights: local weights file for the frame CNN; None = the bundle's default.
+        frame_grid: 1 = one globally pooled vector per frame (Dv); G > 1 = the CNN's last
+            feature map average-pooled to G x G cells (G*G*Dv), which keeps where things are:
+            which object moves where when several are in view.
         audio_encoder: audio encoder bundle name; only ``soundnet8`` exists.
         audio_layer: SoundNet layer whose per-step activations are stored (pool5: 256-d,
             the layer SoundNet's paper found best for transfer together with conv7).
@@ -48,6 +55,7 @@ class ExtractConfig:
     frame_rate_hz: float | None = None
     frame_encoder: str = "efficientnet_lite0"
     frame_weights: str | None = None
+    frame_grid: int = 1
     audio_encoder: str = "soundnet8"
     audio_layer: str = "pool5"
     soundnet_weights: str | None = None
@@ -58,6 +66,8 @@ class ExtractConfig:
     def __post_init__(self) -> None:
         if self.frames_per_clip < 1:
             raise ValueError(f"frames_per_clip must be >= 1, got {self.frames_per_clip}")
+        if not 1 <= self.frame_grid <= 7:
+            raise ValueError(f"frame_grid must be 1 (pooled) to 7 (cells per side), got {self.frame_grid}")
         if self.frame_rate_hz is not None and self.frame_rate_hz <= 0:
             raise ValueError(f"frame_rate_hz must be > 0 or null, got {self.frame_rate_hz}")
         from fusion.encoders.soundnet import SOUNDNET_LAYERS
@@ -70,8 +80,9 @@ class ExtractConfig:
             raise ValueError(f"decode_workers must be >= 0, got {self.decode_workers}")
 
     def feature_dict(self) -> dict[str, Any]:
-        """The keys that decide the arrays (everything but :data:`RUNTIME_KEYS`)."""
-        return {k: v for k, v in to_dict(self).items() if k not in RUNTIME_KEYS}
+        """The keys that decide the arrays (everything but :data:`RUNTIME_KEYS`; :data:`LEGACY_DEFAULTS` left out at their value)."""
+        return {k: v for k, v in to_dict(self).items()
+                if k not in RUNTIME_KEYS and not (k in LEGACY_DEFAULTS and v == LEGACY_DEFAULTS[k])}
 
     def fingerprint(self) -> str:
         """A short stable hash of :meth:`feature_dict`, stamped into every record's meta."""
@@ -90,8 +101,9 @@ def config_difference(stored: dict[str, Any], wanted: ExtractConfig) -> tuple[st
     for key in sorted(set(want) | (set(stored) - RUNTIME_KEYS)):
         if key in RUNTIME_KEYS:
             continue
-        if stored.get(key, "<missing>") != want.get(key, "<missing>"):
-            return key, stored.get(key, "<missing>"), want.get(key, "<missing>")
+        old, new = (d.get(key, LEGACY_DEFAULTS.get(key, "<missing>")) for d in (stored, want))
+        if old != new:
+            return key, old, new
     return None
 
 

@@ -96,7 +96,7 @@ class FeatureExtractor:
             if config.random_weights:
                 torch.manual_seed(RANDOM_WEIGHTS_SEED)
             self.frame_model = self.frame_bundle.get_model(
-                weights_path=config.frame_weights, random_init=config.random_weights
+                weights_path=config.frame_weights, random_init=config.random_weights, grid=config.frame_grid
             ).to(self.device).eval()
             self.audio_model = self.audio_bundle.get_model(
                 weights_path=config.soundnet_weights, random_init=config.random_weights
@@ -123,7 +123,7 @@ class FeatureExtractor:
     def dims(self) -> dict[str, int | None]:
         """Feature dims per array of a record (``frames``: Dv, ``audio``: Da, posteriors)."""
         return {
-            "frames": int(self.frame_bundle.feature_dim),
+            "frames": int(self.frame_bundle.feature_dim) * self.config.frame_grid ** 2,
             "audio": int(self.audio_bundle.feature_dims[self.config.audio_layer]),
             "audio_objects": len(self.audio_bundle.object_labels),
             "audio_places": len(self.audio_bundle.place_labels),

@@ -138,12 +138,11 @@ class DeepFusionS2VT(nn.Module):
         n, steps = words.shape
         pad = words.new_zeros((n, steps, s.input_size), dtype=d.h1.dtype)  # (N, L, D)
         o1, (h1, c1) = s.lstm1(pad, (d.h1, d.c1))  # (N, L, H)
-        e = s.drop(s.embed(words))  # (N, L, W)
-        o2, (h2, c2) = s.lstm2(torch.cat([o1, e], -1), (d.h2, d.c2))  # (N, L, H)
+        o2, (h2, c2) = s.lstm2(s.second_inputs(o1, words, d), (d.h2, d.c2))  # (N, L, H)
         with torch.no_grad():
             lm_hidden, (lh, lc) = self.lm.hidden_states(self.to_lm[words], (state.lm_h, state.lm_c))  # (N, L, H_lm)
         fused = s.drop(torch.cat([o2, lm_hidden], -1))  # (N, L, H + H_lm)
-        return self.fused_out(fused), DeepFusionState(DecoderState(h1, c1, h2, c2), lh, lc)
+        return self.fused_out(fused), DeepFusionState(DecoderState(h1, c1, h2, c2, context=d.context), lh, lc)
 
     def forward(self, batch: Batch) -> Tensor:
         """Teacher-forced logits float32 (B, L-1, V); position t predicts ``batch.tokens[:, t + 1]``."""

@@ -20,6 +20,14 @@ Audio (SoundNet features), chosen by ``S2VTConfig.audio_mode``:
   clips, "early" named the right sound for ~0.2 of them, the first LSTM reading the audio
   steps after the frames ~0.74 but forgot the picture, this summary stream ~0.85.)
 
+A clip-level picture summary (``frame_summary_size > 0``) joins the second LSTM the same way:
+the standardised frame features' mean and their change (mean of the second half of the frames
+minus the first half's), projected. S2VT's first LSTM must carry what it saw through its
+state; the summary hands the decoder, at every word, what a linear probe reads best from
+pooled features (which object is which colour and shape, and where it goes). On the
+benchmark's two-object clips the captioner without it described the main object right about
+half the time while a linear probe on this summary reads its action right 92% of the time.
+
 An absent audio modality (a video without an audio stream, e.g. every MSVD clip) is never fed
 as zeros pretending to be sound: it is replaced by a *learned* ``absent`` vector (one per
 frame step in ``early`` mode, the audio summary in ``stream`` mode). With
@@ -60,11 +68,14 @@ class S2VTConfig:
     modality_dropout: float = 0.0  # training only: P(present audio -> learned absent input)
     input_norm: bool = True  # standardise each feature dim with training-set mean / std
     frame_deltas: bool = False  # also feed x_t - x_(t-1): a cheap motion cue (S2VT used optical flow)
+    frame_summary_size: int = 0  # > 0: a clip-level picture summary of this width joins the second LSTM
 
     def __post_init__(self) -> None:
         for name in ("hidden_size", "frame_embed_size", "word_embed_size", "audio_embed_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"model.{name} must be >= 1, got {getattr(self, name)}")
+        if self.frame_summary_size < 0:
+            raise ValueError(f"model.frame_summary_size must be >= 0 (0 = off), got {self.frame_summary_size}")
         for name in ("dropout", "modality_dropout"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"model.{name} must be in [0, 1), got {getattr(self, name)}")
@@ -82,19 +93,20 @@ class DecoderState:
     Attributes:
         h1, c1: float32 (1, N, H) first LSTM hidden / cell state.
         h2, c2: float32 (1, N, H) second LSTM hidden / cell state.
-        audio: float32 (N, Ha) the audio stream's summary ("stream" mode only).
+        context: float32 (N, S) the clip summaries that join the second LSTM at every step
+            (picture summary, then the audio stream's), or None when the model has none.
     """
 
     h1: Tensor
     c1: Tensor
     h2: Tensor
     c2: Tensor
-    audio: Tensor | None = None  # float32 (N, Ha) audio summary ("stream" mode), else None
+    context: Tensor | None = None  # float32 (N, S): [picture summary, audio summary], else None
 
     def index_select(self, idx: Tensor) -> DecoderState:
         """Rows ``idx`` (long (N',)) of every tensor, in that order."""
-        audio = None if self.audio is None else self.audio.index_select(0, idx)
-        return DecoderState(*(t.index_select(1, idx) for t in (self.h1, self.c1, self.h2, self.c2)), audio=audio)
+        context = None if self.context is None else self.context.index_select(0, idx)
+        return DecoderState(*(t.index_select(1, idx) for t in (self.h1, self.c1, self.h2, self.c2)), context=context)
 
     @property
     def num_rows(self) -> int:
@@ -186,7 +198,10 @@ class S2VT(nn.Module):
                 self.input_size += width
             else:
                 self.audio_lstm = nn.LSTM(width, width, batch_first=True)
-        self.summary_size = c.audio_embed_size if c.audio_mode == "stream" else 0
+        if c.frame_summary_size:
+            self.frame_summary_proj = nn.Linear(2 * frame_dim, c.frame_summary_size)
+            self.absent_frame_summary = nn.Parameter(torch.randn(c.frame_summary_size) * 0.1)  # no video stream
+        self.summary_size = c.frame_summary_size + (c.audio_embed_size if c.audio_mode == "stream" else 0)
         self.embed = nn.Embedding(vocab_size, c.word_embed_size)
         self.lstm1 = nn.LSTM(self.input_size, c.hidden_size, batch_first=True)
         self.lstm2 = nn.LSTM(c.hidden_size + c.word_embed_size + self.summary_size, c.hidden_size, batch_first=True)
@@ -256,6 +271,35 @@ class S2VT(nn.Module):
         summary = out.sum(1) / a_len[:, None].to(out.dtype)  # (B, Ha)
         return torch.where(present[:, None], summary, self.absent_audio.expand_as(summary))
 
+    def frame_summary(self, batch: Batch) -> Tensor:
+        """The clip-level picture summary (``frame_summary_size > 0``).
+
+        Returns:
+            float32 (B, Sv): projected [mean frame, mean of the second half of the frames minus
+            the first half's] of the standardised features; the learned absent vector for a
+            video without frames. Padding steps are never read.
+        """
+        f = self.frame_norm(batch.frames)  # (B, T, Dv)
+        mask = batch.frame_mask.to(f.dtype)  # (B, T)
+        n = mask.sum(1, keepdim=True)  # (B, 1)
+        t = torch.arange(f.shape[1], device=f.device, dtype=f.dtype)[None]  # (1, T)
+        second = mask * (t >= n / 2).to(f.dtype)  # (B, T)
+        first = mask - second
+        pool = lambda w: (f * w[..., None]).sum(1) / w.sum(1, keepdim=True).clamp(min=1)  # noqa: E731  (B, Dv)
+        change = torch.where(n > 1, pool(second) - pool(first), torch.zeros_like(f[:, 0]))  # (B, Dv)
+        summary = self.drop(self.frame_summary_proj(torch.cat([pool(mask), change], -1)))  # (B, Sv)
+        present = batch.frame_present[:, None]  # (B, 1)
+        return torch.where(present, summary, self.absent_frame_summary.expand_as(summary))
+
+    def context(self, batch: Batch) -> Tensor | None:
+        """float32 (B, S): the summaries that join the second LSTM at every step, or None."""
+        parts = []
+        if self.config.frame_summary_size:
+            parts.append(self.frame_summary(batch))  # (B, Sv)
+        if self.config.audio_mode == "stream":
+            parts.append(self.audio_summary(batch))  # (B, Ha)
+        return torch.cat(parts, -1) if parts else None
+
     def encoder_inputs(self, batch: Batch) -> tuple[Tensor, Tensor]:
         """The first LSTM's encoding-phase input sequence.
 
@@ -279,14 +323,14 @@ class S2VT(nn.Module):
         packed = pack_padded_sequence(inputs, lengths.cpu(), batch_first=True, enforce_sorted=False)
         out1, (h1, c1) = self.lstm1(packed)
         parts = [out1.data, out1.data.new_zeros(out1.data.shape[0], self.config.word_embed_size)]  # words: padding
-        summary = self.audio_summary(batch) if self.summary_size else None  # (B, Ha)
-        if summary is not None:
+        context = self.context(batch)  # (B, S) | None
+        if context is not None:
             # Packed rows are time-major over the length-sorted videos: row -> its video.
             rows = torch.cat([out1.sorted_indices[: int(n)] for n in out1.batch_sizes])  # (sum of lengths,)
-            parts.append(summary.index_select(0, rows))
+            parts.append(context.index_select(0, rows))
         in2 = PackedSequence(torch.cat(parts, 1), out1.batch_sizes, out1.sorted_indices, out1.unsorted_indices)
         _, (h2, c2) = self.lstm2(in2)
-        return DecoderState(h1, c1, h2, c2, audio=summary)
+        return DecoderState(h1, c1, h2, c2, context=context)
 
     def _decode(self, words: Tensor, state: DecoderState) -> tuple[Tensor, DecoderState]:
         """Decoding phase over given previous words.
@@ -301,10 +345,19 @@ class S2VT(nn.Module):
         n, steps = words.shape
         pad = words.new_zeros((n, steps, self.input_size), dtype=state.h1.dtype)  # (N, L, D)
         o1, (h1, c1) = self.lstm1(pad, (state.h1, state.c1))  # (N, L, H)
+        o2, (h2, c2) = self.lstm2(self.second_inputs(o1, words, state), (state.h2, state.c2))  # (N, L, H)
+        return self.out(self.drop(o2)), DecoderState(h1, c1, h2, c2, context=state.context)
+
+    def second_inputs(self, o1: Tensor, words: Tensor, state: DecoderState) -> Tensor:
+        """The second LSTM's decoding-phase input: [first LSTM output, word embedding, context].
+
+        Args: o1 float32 (N, L, H); words long (N, L); state with the rows' context.
+        Returns: float32 (N, L, H + W + S).
+        """
         e = self.drop(self.embed(words))  # (N, L, W)
-        parts = [o1, e] if state.audio is None else [o1, e, state.audio[:, None].expand(-1, steps, -1)]
-        o2, (h2, c2) = self.lstm2(torch.cat(parts, -1), (state.h2, state.c2))  # (N, L, H)
-        return self.out(self.drop(o2)), DecoderState(h1, c1, h2, c2, audio=state.audio)
+        if state.context is None:
+            return torch.cat([o1, e], -1)
+        return torch.cat([o1, e, state.context[:, None].expand(-1, words.shape[1], -1)], -1)
 
     def forward(self, batch: Batch) -> Tensor:
         """Teacher-forced logits.

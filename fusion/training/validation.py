@@ -89,13 +89,15 @@ def validate(
     """Validation scores: always ``val_loss``; for a coco metric also all coco metrics.
 
     Returns:
-        ``{"val_loss": float, "value": <the selection metric>, ...coco metrics, "sample": caption}``.
+        ``{"val_loss": float, "value": <the selection metric>, ...coco metrics, "sample": caption}``;
+        on the benchmark (entries whose ``meta`` names objects and sound) also its
+        ``sound_accuracy``, ``visual_accuracy`` and ``false_sound_rate``.
     """
     result: dict[str, Any] = {"val_loss": dataset_loss(model, dataset, batch_size, device)}
     if metric == "loss":
         result["value"] = result["val_loss"]
         return result
-    from fusion.evaluation import coco_metrics
+    from fusion.evaluation import benchmark_metrics, coco_metrics
 
     preds = predict_captions(model, dataset, vocab, beam_size=beam_size, max_len=max_len, batch_size=batch_size,
                              limit=limit, device=device)
@@ -103,6 +105,9 @@ def validate(
     scores = coco_metrics(preds, {vid: refs[vid] for vid in preds})
     result.update({k: float(v) for k, v in scores.metrics.items()})
     result["value"] = result[metric]
+    judged = benchmark_metrics(preds, dataset.entries)
+    result.update({k: judged[k] for k in ("sound_accuracy", "visual_accuracy", "false_sound_rate")
+                   if isinstance(judged.get(k), float)})
     first = next(iter(preds))
     result["sample"] = f"{first}: {preds[first]}"
     if not math.isfinite(result["value"]):
