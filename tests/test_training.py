@@ -130,8 +130,13 @@ class Crash(RuntimeError):
     pass
 
 
-def test_resume_after_crash_gives_the_same_losses(toy: Path) -> None:
-    train(toy_config(toy), toy / "full", progress=False)
+SCHEDULES = {"constant": {}, "cosine": {"lr_schedule": "cosine", "warmup_steps": 3, "label_smoothing": 0.1}}
+
+
+@pytest.mark.parametrize("schedule", list(SCHEDULES))
+def test_resume_after_crash_gives_the_same_losses(toy: Path, schedule: str) -> None:
+    over = SCHEDULES[schedule]
+    train(toy_config(toy, **over), toy / "full", progress=False)
     full = MetricsLog(toy / "full" / "metrics.jsonl").read()
 
     def crash_at_13(step: int, loss: float) -> None:
@@ -139,11 +144,19 @@ def test_resume_after_crash_gives_the_same_losses(toy: Path) -> None:
             raise Crash()
 
     with pytest.raises(Crash):
-        train(toy_config(toy), toy / "killed", progress=False, on_step=crash_at_13)
+        train(toy_config(toy, **over), toy / "killed", progress=False, on_step=crash_at_13)
     assert len(MetricsLog(toy / "killed" / "metrics.jsonl").losses()) == 13
-    train(toy_config(toy), toy / "killed", progress=False)
+    train(toy_config(toy, **over), toy / "killed", progress=False)
     resumed = MetricsLog(toy / "killed" / "metrics.jsonl").read()
-    assert [(r["type"], r["step"], r.get("loss")) for r in resumed] == [(r["type"], r["step"], r.get("loss")) for r in full]
+    key = lambda r: (r["type"], r["step"], r.get("loss"), r.get("lr"))  # noqa: E731
+    assert [key(r) for r in resumed] == [key(r) for r in full]
+    rates = [r["lr"] for r in full if r["type"] == "train"]
+    if schedule == "constant":
+        assert set(rates) == {toy_config(toy).train.lr}
+    else:  # warm-up, then down to lr * lr_final_ratio at the last step
+        tc = toy_config(toy, **over).train
+        assert rates[0] == pytest.approx(tc.lr / 3) and max(rates) == pytest.approx(tc.lr)
+        assert rates[-1] == pytest.approx(tc.lr * tc.lr_final_ratio) and rates[3:] == sorted(rates[3:], reverse=True)
     assert [r.get("val_loss") for r in resumed] == [r.get("val_loss") for r in full]
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
 ValMetric = Literal["METEOR", "CIDEr", "Bleu_4", "ROUGE_L", "loss"]
+LRSchedule = Literal["constant", "cosine"]
 
 
 @dataclass
@@ -17,7 +19,15 @@ class TrainConfig:
         batch_size: (video, caption) pairs per step.
         max_epochs: passes over all training pairs.
         max_steps: stop after this many optimizer steps (None = no limit).
-        lr: Adam learning rate.
+        lr: Adam learning rate (the peak, with a schedule).
+        lr_schedule: "constant", or "cosine": linear warm-up over ``warmup_steps``, then a
+            half cosine from ``lr`` down to ``lr * lr_final_ratio`` at the last step of the
+            budget (``max_steps`` or ``max_epochs``). The rate is a function of the step
+            alone, so a resumed run follows it exactly; late checkpoints change slowly, which
+            makes the best-on-validation pick less of a coin toss.
+        warmup_steps: steps of linear warm-up (cosine schedule only).
+        lr_final_ratio: the cosine schedule's last rate as a share of ``lr``.
+        label_smoothing: cross-entropy label smoothing (0 = off).
         weight_decay: Adam L2 penalty.
         grad_clip: clip the global gradient norm to this (0 = off).
         val_every_steps: validate every this many steps; None = at the end of every epoch.
@@ -38,6 +48,10 @@ class TrainConfig:
     max_epochs: int = 30
     max_steps: int | None = None
     lr: float = 1e-3
+    lr_schedule: LRSchedule = "constant"
+    warmup_steps: int = 0
+    lr_final_ratio: float = 0.05
+    label_smoothing: float = 0.0
     weight_decay: float = 0.0
     grad_clip: float = 5.0
     val_every_steps: int | None = None
@@ -61,6 +75,12 @@ class TrainConfig:
                 raise ValueError(f"train.{name} must be >= 1 or null, got {value}")
         if self.lr <= 0:
             raise ValueError(f"train.lr must be > 0, got {self.lr}")
+        if self.warmup_steps < 0:
+            raise ValueError(f"train.warmup_steps must be >= 0, got {self.warmup_steps}")
+        if not 0.0 <= self.lr_final_ratio <= 1.0:
+            raise ValueError(f"train.lr_final_ratio must be in [0, 1], got {self.lr_final_ratio}")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ValueError(f"train.label_smoothing must be in [0, 1), got {self.label_smoothing}")
         if self.grad_clip < 0 or self.patience < 0 or self.weight_decay < 0:
             raise ValueError("train.grad_clip, train.patience and train.weight_decay must be >= 0")
 
@@ -68,3 +88,15 @@ class TrainConfig:
     def higher_is_better(self) -> bool:
         """Whether a larger validation value is an improvement."""
         return self.val_metric != "loss"
+
+
+def learning_rate(tc: TrainConfig, step: int, total_steps: int) -> float:
+    """The rate for optimizer step ``step`` (0-based) of a ``total_steps`` budget under ``tc``'s schedule."""
+    if tc.lr_schedule == "constant":
+        return tc.lr
+    if step < tc.warmup_steps:
+        return tc.lr * (step + 1) / tc.warmup_steps
+    span = max(total_steps - tc.warmup_steps - 1, 1)
+    progress = min(max(step - tc.warmup_steps, 0) / span, 1.0)
+    final = tc.lr * tc.lr_final_ratio
+    return final + (tc.lr - final) * 0.5 * (1.0 + math.cos(math.pi * progress))

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from fusion.checkpoint import checkpoint_meta, load_trainer_state, read_pointer, save_checkpoint
+from fusion.training.config import learning_rate
 from fusion.training.metrics_log import MetricsLog
 from fusion.training.setup import (
     TrainingData,
@@ -80,6 +81,8 @@ class Trainer:
         self.state: dict[str, Any] = {"step": 0, "epoch": 0, "batch": 0, "best_value": None, "bad_validations": 0,
                                       "finished": None, "last_validation": None, "last_val_step": -1,
                                       "train_seconds": 0.0}
+        epochs_steps = len(data.sampler) * self.tc.max_epochs
+        self.total_steps = epochs_steps if self.tc.max_steps is None else min(self.tc.max_steps, epochs_steps)
         self.log = MetricsLog(self.run_dir / "metrics.jsonl")
         self.writer = None
 
@@ -126,7 +129,11 @@ class Trainer:
         self.model.train()
         logits = self.model(batch)  # (B, L-1, V)
         targets = batch.tokens[:, 1:]  # (B, L-1)
-        loss = F.cross_entropy(logits.transpose(1, 2), targets, ignore_index=self.data.vocab.pad_id)
+        loss = F.cross_entropy(logits.transpose(1, 2), targets, ignore_index=self.data.vocab.pad_id,
+                               label_smoothing=self.tc.label_smoothing)
+        lr = learning_rate(self.tc, self.state["step"], self.total_steps)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         clip = self.tc.grad_clip if self.tc.grad_clip > 0 else float("inf")
@@ -195,7 +202,8 @@ class Trainer:
                     self.state["batch"] += 1
                     step = self.state["step"]
                     self.log.append({"type": "train", "step": step, "epoch": self.state["epoch"], "loss": loss,
-                                     "grad_norm": grad_norm, "samples_per_s": round(speed, 1)})
+                                     "grad_norm": grad_norm, "lr": self.optimizer.param_groups[0]["lr"],
+                                     "samples_per_s": round(speed, 1)})
                     if self.writer is not None:
                         self.writer.add_scalar("train/loss", loss, step)
                         self.writer.add_scalar("train/samples_per_s", speed, step)
