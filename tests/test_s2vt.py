@@ -34,17 +34,18 @@ def _batch(records=None, tokens=True):
     return collate(records, DV, DA, toks, pad_id=0)
 
 
-def _model(mode: str, seed: int = 0, deltas: bool = False, summary: int = 0) -> S2VT:
+def _model(mode: str, seed: int = 0, deltas: bool = False, summary: int = 0, pooled: int = 0) -> S2VT:
     torch.manual_seed(seed)
     cfg = S2VTConfig(hidden_size=H, frame_embed_size=5, word_embed_size=3, audio_mode=mode, audio_embed_size=2,
-                     frame_deltas=deltas, frame_summary_size=summary)
+                     frame_deltas=deltas, frame_summary_size=summary, audio_pooled_size=pooled)
     return S2VT(cfg, V, DV, DA).eval()
 
 
-@pytest.mark.parametrize("mode,deltas,summary", [("none", False, 0), ("early", False, 0), ("stream", False, 0),
-                                                 ("stream", True, 0), ("none", False, 3), ("stream", False, 3)])
-def test_forward_equals_stepwise_decoding(mode: str, deltas: bool, summary: int) -> None:
-    model, batch = _model(mode, deltas=deltas, summary=summary), _batch()
+@pytest.mark.parametrize("mode,deltas,summary,pooled", [("none", False, 0, 0), ("early", False, 0, 0),
+                                                        ("stream", False, 0, 0), ("stream", True, 0, 0),
+                                                        ("none", False, 3, 0), ("stream", False, 3, 2)])
+def test_forward_equals_stepwise_decoding(mode: str, deltas: bool, summary: int, pooled: int) -> None:
+    model, batch = _model(mode, deltas=deltas, summary=summary, pooled=pooled), _batch()
     with torch.no_grad():
         logits = model(batch)  # (B, L-1, V)
         state = model.encode(batch)
@@ -57,10 +58,11 @@ def test_forward_equals_stepwise_decoding(mode: str, deltas: bool, summary: int)
     torch.testing.assert_close(torch.log_softmax(logits, -1), stepwise, atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize("mode,deltas,summary", [("none", False, 0), ("early", False, 0), ("stream", False, 0),
-                                                 ("none", True, 0), ("early", False, 3), ("stream", True, 3)])
-def test_batched_equals_one_video_at_a_time(mode: str, deltas: bool, summary: int) -> None:
-    model, records = _model(mode, deltas=deltas, summary=summary), _records()
+@pytest.mark.parametrize("mode,deltas,summary,pooled", [("none", False, 0, 0), ("early", False, 0, 0),
+                                                        ("stream", False, 0, 0), ("none", True, 0, 0),
+                                                        ("early", False, 3, 0), ("stream", True, 3, 2)])
+def test_batched_equals_one_video_at_a_time(mode: str, deltas: bool, summary: int, pooled: int) -> None:
+    model, records = _model(mode, deltas=deltas, summary=summary, pooled=pooled), _records()
     with torch.no_grad():
         batch = _batch(records)
         full = model(batch)
@@ -201,3 +203,22 @@ def test_frame_summary_is_mean_and_change_and_absent_without_frames() -> None:
     torch.testing.assert_close(summary[3], model.absent_frame_summary.detach())  # audio-only file
     assert context.shape == (4, 3 + 2)  # [picture summary, audio summary]
     torch.testing.assert_close(context[:, :3], summary)
+
+
+def test_pooled_audio_summary_is_mean_and_std_and_absent_without_audio() -> None:
+    model, batch = _model("stream", pooled=2), _batch()
+    model.audio_pooled_proj.weight.data.zero_()
+    model.audio_pooled_proj.bias.data.zero_()
+    model.audio_pooled_proj.weight.data[0, :DA] = 1.0  # unit 0 = sum of the mean's dims
+    model.audio_pooled_proj.weight.data[1, DA:] = 1.0  # unit 1 = sum of the std's dims
+    records = _records()
+    with torch.no_grad():
+        summary = model.audio_summary(batch)  # (B, 2 + 2)
+    a = records[0].audio  # 3 audio steps, padded to 7 in the batch: the padding is not read
+    assert summary.shape == (4, 4)
+    assert summary[0, 2].item() == pytest.approx(float(a.mean(0).sum()), abs=1e-4)
+    assert summary[0, 3].item() == pytest.approx(float(a.std(0).sum()), abs=1e-4)
+    absent = torch.cat([model.absent_audio, model.absent_audio_pooled]).detach()
+    torch.testing.assert_close(summary[1], absent)  # the video without an audio stream
+    with pytest.raises(ValueError, match="audio_pooled_size"):
+        S2VTConfig(audio_mode="early", audio_pooled_size=4)
