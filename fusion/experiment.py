@@ -38,6 +38,14 @@ class DecodeConfig:
         min_len: the fewest words before EOS may be emitted.
         length_norm: rank finished captions by mean log-probability per token.
         length_weight: weight of the ``"length"`` scorer (bonus per emitted token).
+        audio_weight: beta, the default weight of the audio-noun verifier ``"audio"`` (0 = off).
+        verifier: the verifier's evidence: None = zero-shot (SoundNet posteriors), a file
+            (``fusion verifier train``), or ``"learned"``: ``fusion train`` fits it on the run's
+            train / val clips at the end of training into ``RUN/verifier.safetensors``.
+
+    The decode section does not bind a run folder: changing it (in the config or with
+    ``--set decode.*``) and re-running ``fusion train`` on a finished run keeps the weights, and
+    ``RUN/config.yaml``'s decode section is what ``evaluate`` / ``caption`` then use.
     """
 
     beam_size: int = 5
@@ -45,8 +53,12 @@ class DecodeConfig:
     min_len: int = 1
     length_norm: bool = True
     length_weight: float = 0.0
+    audio_weight: float = 0.0
+    verifier: str | None = None
 
     def __post_init__(self) -> None:
+        if self.audio_weight < 0:
+            raise ValueError(f"decode.audio_weight must be >= 0, got {self.audio_weight}")
         if self.beam_size < 1:
             raise ValueError(f"decode.beam_size must be >= 1, got {self.beam_size}")
         if self.max_len < 1 or not 0 <= self.min_len <= self.max_len:

@@ -178,6 +178,7 @@ def evaluate_run(
     metrics["n_audio_absent"] = sum(r.audio is None for r in records)
     metrics["diagnostics"] = caption_diagnostics(predictions, [c for e in train_entries for c in e.captions])
     metrics["weights"] = dict(decoder.weights)
+    metrics["verifier"] = (options.verifier or "zero-shot") if options.audio_weight else None
     metrics["beam_size"] = options.beam_size
     metrics["checkpoint"] = str(run.checkpoint_dir)
 

@@ -279,3 +279,63 @@ def test_collate_names_a_feature_width_mismatch() -> None:
         collate([rec], DV, DA)
     batch = collate([FeatureRecord(id="v2", frames=np.ones((3, DV), np.float32), audio=None)], DV, DA)
     assert batch.frame_mask.tolist() == [[True, True, True]] and not batch.audio_mask.any()
+
+
+def test_decode_section_does_not_bind_a_run(toy: Path) -> None:
+    from fusion.decoding.decoder import DecodeOptions
+
+    train(toy_config(toy, max_steps=2), toy / "run", progress=False)
+    cfg = toy_config(toy, max_steps=2)
+    cfg.decode.audio_weight, cfg.decode.beam_size = 1.5, 3
+    result = train(cfg, toy / "run", progress=False)  # a new decode section: no retraining, no error
+    assert result.stop_reason == "already_finished" and result.steps == 2
+    saved = yaml.safe_load((toy / "run" / "config.yaml").read_text())["decode"]
+    assert saved["audio_weight"] == 1.5 and saved["beam_size"] == 3
+    run = load_run(toy / "run")  # its checkpoint predates the change; RUN/config.yaml's decode wins
+    assert run.config.decode.audio_weight == 0.0
+    options = DecodeOptions.for_run(run)
+    assert (options.audio_weight, options.beam_size) == (1.5, 3)
+    assert DecodeOptions.for_run(run, audio_weight=0.0).audio_weight == 0.0  # the command line wins
+
+
+def test_learned_verifier_is_fitted_with_the_run_and_used_by_decoding(toy: Path) -> None:
+    from fusion.decoding.decoder import CaptionDecoder, DecodeOptions
+    from fusion.verifier import AudioNounVerifier
+
+    cfg = toy_config(toy, max_steps=4)
+    cfg.decode.audio_weight, cfg.decode.verifier = 1.0, "learned"
+    train(cfg, toy / "run", progress=False)
+    path = toy / "run" / "verifier.safetensors"
+    report = json.loads((toy / "run" / "verifier.safetensors.report.json").read_text())
+    assert report["fitted"] and set(report["nouns"]) == set(SOUNDS) and report["train_clips"] == 27 and report["val_clips"] == 9
+    verifier = AudioNounVerifier.load(path)
+    assert verifier.classifier is not None and set(verifier.classifier.nouns) == set(SOUNDS)
+
+    run = load_run(toy / "run")
+    options = DecodeOptions.for_run(run)
+    assert options.verifier == str(path) and options.audio_weight == 1.0
+    decoder = CaptionDecoder(run, options)
+    assert decoder.weights["audio"] == 1.0
+    records = [FeatureStore(toy / "store")[e.id] for e in load_manifest(toy / "manifest.jsonl")[-3:]]
+    hyps = decoder.decode(records)
+    assert all("audio" in h[0].scores for h in hyps)
+
+    stamp = path.stat().st_mtime_ns
+    train(cfg, toy / "run", progress=False)  # a finished run keeps its verifier
+    assert path.stat().st_mtime_ns == stamp
+    path.unlink()
+    with pytest.raises(ConfigError, match="verifier.safetensors is missing"):
+        DecodeOptions.for_run(run)
+
+
+def test_learned_verifier_falls_back_to_zero_shot_without_enough_pairs(tmp_path: Path) -> None:
+    make_toy(tmp_path, n_train=4, n_val=2)  # 3 dogs and 1 rain: too few positives or negatives to fit
+    cfg = toy_config(tmp_path, max_steps=1)
+    cfg.decode.verifier = "learned"
+    train(cfg, tmp_path / "run", progress=False)
+    report = json.loads((tmp_path / "run" / "verifier.safetensors.report.json").read_text())
+    assert report["fitted"] is False and "positive" in report["reason"]
+    cfg_video = toy_config(tmp_path, max_steps=1)
+    cfg_video.model.audio_mode, cfg_video.model.modality_dropout, cfg_video.decode.verifier = "none", 0.0, "learned"
+    train(cfg_video, tmp_path / "video", progress=False)
+    assert not (tmp_path / "video" / "verifier.safetensors").exists()  # nothing to verify with

@@ -21,6 +21,8 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from fusion.checkpoint import checkpoint_meta, load_trainer_state, read_pointer, save_checkpoint
+from fusion.decoding.decoder import LEARNED_VERIFIER, VERIFIER_FILE
+from fusion.errors import DataError
 from fusion.training.config import learning_rate
 from fusion.training.metrics_log import MetricsLog
 from fusion.training.setup import (
@@ -267,4 +269,42 @@ def train(
         check_run_vocab(run_dir, data.vocab)
         trainer = Trainer(config, run_dir, data, progress=progress)
         trainer.resume()
-        return trainer.fit(on_step)
+        result = trainer.fit(on_step)
+        if config.decode.verifier == LEARNED_VERIFIER:
+            fit_run_verifier(config, run_dir, data)
+        return result
+
+
+def fit_run_verifier(config: Any, run_dir: str | Path, data: Any) -> Path | None:
+    """``decode.verifier: learned``: fit the audio-noun verifier on the run's train / val clips.
+
+    Writes ``RUN/verifier.safetensors`` (and its ``.report.json``) once; a run that has one
+    keeps it. The verifier reads the same feature store as the captioner, so it hears what the
+    captioner hears. Returns the file, or None for a video-only model (nothing to verify with).
+    """
+    from fusion.verifier.training import train_verifier, write_report
+
+    if not config.model.uses_audio:
+        log.warning("decode.verifier=learned ignored: model.audio_mode is none, the run has no audio to verify with")
+        return None
+    path = Path(run_dir) / VERIFIER_FILE
+    if path.is_file():
+        return path
+    import dataclasses
+
+    # The verifier fits on split "train" and calibrates on "val", whatever the run's splits are named.
+    entries = [dataclasses.replace(e, split=split) for split, ds in (("train", data.train), ("val", data.val))
+               for e in ds.entries]
+    try:
+        verifier, report = train_verifier(entries, data.store)
+        report["fitted"] = True
+        log.info("fitted the audio-noun verifier on %d train / %d val clips: %s", report["train_clips"],
+                 report["val_clips"], path)
+    except DataError as err:  # too few paired clips (or none with audio): zero-shot evidence, said so
+        from fusion.verifier import AudioNounVerifier
+
+        log.warning("%s; %s keeps the zero-shot evidence (SoundNet posteriors)", err, path)
+        verifier, report = AudioNounVerifier(), {"fitted": False, "reason": str(err)}
+    verifier.save(path, extra={"manifest": str(config.data.manifest)})
+    write_report(Path(f"{path}.report.json"), report)
+    return path

@@ -24,6 +24,8 @@ log = logging.getLogger(__name__)
 RUNTIME_KEYS: frozenset[str] = frozenset(
     {"train.device", "train.num_threads", "train.tensorboard", "extract.batch_size", "extract.decode_workers"}
 )
+# Sections that never bind a run folder: decoding defaults change captions, not the trained weights.
+UNBOUND_SECTIONS: tuple[str, ...] = ("decode.",)
 
 
 @dataclass
@@ -45,6 +47,7 @@ class TrainingData:
     frame_dim: int
     audio_dim: int
     encoders: dict[str, Any] = field(default_factory=dict)
+    store: Any = None  # the FeatureStore the datasets read
 
     @property
     def dims(self) -> dict[str, int]:
@@ -140,7 +143,7 @@ def prepare_data(config: Any, progress: bool = True) -> TrainingData:
              len(train_ds.entries), len(train_ds), train_ds.num_absent_audio, len(val_ds.entries), len(vocab))
     sampler = EpochSampler(len(train_ds), config.train.batch_size, config.train.seed)
     encoders = getattr(store, "info", {}).get("encoders") or {}
-    return TrainingData(vocab, train_ds, val_ds, sampler, frame_dim, audio_dim, encoders)
+    return TrainingData(vocab, train_ds, val_ds, sampler, frame_dim, audio_dim, encoders, store)
 
 
 def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -153,7 +156,7 @@ def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def check_run_config(config: Any, run_dir: str | Path) -> None:
     """Write ``config.yaml`` in a new run folder; in an existing one, check that it matches
-    (a resumed run must be the same run).
+    (a resumed run must be the same run) and take the new ``decode`` section, which does not bind.
 
     Raises:
         ConfigError: the folder holds a run with another config, naming the first key.
@@ -168,7 +171,9 @@ def check_run_config(config: Any, run_dir: str | Path) -> None:
         old = yaml.safe_load(path.read_text()) or {}
         flat_old, flat_new = _flatten(old), _flatten(new)
         for key in sorted(set(flat_old) | set(flat_new)):
-            if key not in RUNTIME_KEYS and flat_old.get(key) != flat_new.get(key):
+            if key in RUNTIME_KEYS or key.startswith(UNBOUND_SECTIONS):
+                continue
+            if flat_old.get(key) != flat_new.get(key):
                 raise ConfigError(
                     f"{run_dir} holds a run with {key}={flat_old.get(key)!r}, this config has {flat_new.get(key)!r}; "
                     "re-run with the same config to resume, or give another --out folder"
