@@ -337,5 +337,5 @@ def test_learned_verifier_falls_back_to_zero_shot_without_enough_pairs(tmp_path:
     assert report["fitted"] is False and "positive" in report["reason"]
     cfg_video = toy_config(tmp_path, max_steps=1)
     cfg_video.model.audio_mode, cfg_video.model.modality_dropout, cfg_video.decode.verifier = "none", 0.0, "learned"
-    train(cfg_video, tmp_path / "video", progress=False)
-    assert not (tmp_path / "video" / "verifier.safetensors").exists()  # nothing to verify with
+    train(cfg_video, tmp_path / "video", progress=False)  # a video-only captioner may use it too
+    assert (tmp_path / "video" / "verifier.safetensors").is_file()

@@ -275,18 +275,16 @@ def train(
         return result
 
 
-def fit_run_verifier(config: Any, run_dir: str | Path, data: Any) -> Path | None:
+def fit_run_verifier(config: Any, run_dir: str | Path, data: Any) -> Path:
     """``decode.verifier: learned``: fit the audio-noun verifier on the run's train / val clips.
 
     Writes ``RUN/verifier.safetensors`` (and its ``.report.json``) once; a run that has one
-    keeps it. The verifier reads the same feature store as the captioner, so it hears what the
-    captioner hears. Returns the file, or None for a video-only model (nothing to verify with).
+    keeps it. It reads the SoundNet features of the run's feature store, also for a video-only
+    captioner (then the verifier is the only thing that hears). Where it cannot be fitted (too few
+    paired clips, no audio at all) the file holds the zero-shot verifier and the report says why.
     """
     from fusion.verifier.training import train_verifier, write_report
 
-    if not config.model.uses_audio:
-        log.warning("decode.verifier=learned ignored: model.audio_mode is none, the run has no audio to verify with")
-        return None
     path = Path(run_dir) / VERIFIER_FILE
     if path.is_file():
         return path
