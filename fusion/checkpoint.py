@@ -182,6 +182,37 @@ def resolve_checkpoint(path: str | Path, which: str = "best") -> Path:
     )
 
 
+def run_folder(checkpoint_dir: str | Path) -> Path:
+    """The run folder of a checkpoint (``RUN/checkpoints/step-N`` -> ``RUN``); else the checkpoint folder."""
+    ckpt = Path(checkpoint_dir)
+    return ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt
+
+
+def run_decode_config(checkpoint_dir: Path, stored: Any) -> Any:
+    """The run's decode defaults: ``RUN/config.yaml``'s decode section where the checkpoint lives in
+    a run folder (decode settings do not bind a run, so ``fusion train`` updates them there without
+    retraining and they may be newer than the checkpoint's), else the checkpoint's ``stored`` one.
+
+    Raises:
+        ConfigError: the run's decode section is invalid (naming the file and key).
+    """
+    import yaml
+
+    from fusion.experiment import DecodeConfig
+
+    path = run_folder(checkpoint_dir) / "config.yaml"
+    try:
+        section = (yaml.safe_load(path.read_text()) or {}).get("decode")
+    except (OSError, AttributeError, yaml.YAMLError):
+        return stored
+    if not isinstance(section, dict):
+        return stored
+    try:
+        return from_dict(DecodeConfig, section, prefix="decode")
+    except ConfigError as err:
+        raise ConfigError(f"{path}: {err}") from None
+
+
 def load_run(path: str | Path, which: str = "best", device: str | torch.device = "cpu") -> LoadedRun:
     """Load a trained captioner for evaluation or captioning.
 
@@ -209,6 +240,7 @@ def load_run(path: str | Path, which: str = "best", device: str | torch.device =
         raise CheckpointError(f"{ckpt}: its config cannot be read by this version ({err})") from None
     except (OSError, KeyError, ValueError, RuntimeError, json.JSONDecodeError) as err:
         raise CheckpointError(f"{ckpt}: unreadable checkpoint ({type(err).__name__}: {err}); retrain or pick another") from None
+    config.decode = run_decode_config(ckpt, config.decode)
     model.to(device).eval()
     log.info("loaded %s (step %s)", ckpt, meta.get("step"))
     return LoadedRun(model, config, vocab, config.extract, ckpt, meta)

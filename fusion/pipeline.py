@@ -20,7 +20,8 @@ from typing import Any, Sequence
 
 import torch
 
-from fusion.decoding.decoder import CaptionDecoder, DecodeOptions, run_folder
+from fusion.checkpoint import run_folder
+from fusion.decoding.decoder import CaptionDecoder, DecodeOptions
 from fusion.decoding.hypothesis import Hypothesis
 from fusion.errors import ConfigError, DataError, MediaError
 

@@ -84,9 +84,8 @@ def main(argv: list[str] | None = None) -> int:
     rows = {name: run_variant(name, manifest, out_root, args.overrides, args.beam) for name in args.variants}
     checks = acceptance(rows)
     command = "python -m scripts.avsynth_variants --manifest " + args.manifest + "".join(
-        f" {flag} {value}" for flag, value, default in (("--out-root", args.out_root, "runs/avsynth"),
-                                                         ("--results", args.results, "results/avsynth_variants"))
-        if value != default) + "".join(f" --set {o}" for o in args.overrides)
+        f" --{dest.replace('_', '-')} {getattr(args, dest)}" for dest in ("out_root", "results")
+        if getattr(args, dest) != p.get_default(dest)) + "".join(f" --set {o}" for o in args.overrides)
     info_path = manifest.parent / "benchmark.json"
     if info_path.is_file():  # how the benchmark itself was made
         info = json.loads(info_path.read_text())

@@ -292,7 +292,7 @@ def test_decode_section_does_not_bind_a_run(toy: Path) -> None:
     saved = yaml.safe_load((toy / "run" / "config.yaml").read_text())["decode"]
     assert saved["audio_weight"] == 1.5 and saved["beam_size"] == 3
     run = load_run(toy / "run")  # its checkpoint predates the change; RUN/config.yaml's decode wins
-    assert run.config.decode.audio_weight == 0.0
+    assert run.meta["config"]["decode"]["audio_weight"] == 0.0 and run.config.decode.audio_weight == 1.5
     options = DecodeOptions.for_run(run)
     assert (options.audio_weight, options.beam_size) == (1.5, 3)
     assert DecodeOptions.for_run(run, audio_weight=0.0).audio_weight == 0.0  # the command line wins
@@ -339,3 +339,13 @@ def test_learned_verifier_falls_back_to_zero_shot_without_enough_pairs(tmp_path:
     cfg_video.model.audio_mode, cfg_video.model.modality_dropout, cfg_video.decode.verifier = "none", 0.0, "learned"
     train(cfg_video, tmp_path / "video", progress=False)  # a video-only captioner may use it too
     assert (tmp_path / "video" / "verifier.safetensors").is_file()
+
+
+def test_a_bad_decode_section_in_the_run_folder_is_one_clear_error(toy: Path) -> None:
+    train(toy_config(toy, max_steps=1), toy / "run", progress=False)
+    path = toy / "run" / "config.yaml"
+    cfg = yaml.safe_load(path.read_text())
+    cfg["decode"]["audio_weight"] = -1
+    path.write_text(yaml.safe_dump(cfg))
+    with pytest.raises(ConfigError, match=r"config\.yaml.*audio_weight"):
+        load_run(toy / "run")

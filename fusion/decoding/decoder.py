@@ -17,6 +17,7 @@ from typing import Any, Sequence
 
 import torch
 
+from fusion.checkpoint import run_folder
 from fusion.decoding.beam_search import beam_search
 from fusion.decoding.hypothesis import Hypothesis
 from fusion.decoding.processors import caption_processors
@@ -79,14 +80,13 @@ class DecodeOptions:
     def for_run(cls, run: Any, **overrides: Any) -> DecodeOptions:
         """The run's stored decode config (``run.config.decode``), then ``overrides`` (None = keep)."""
         stored = getattr(getattr(run, "config", None), "decode", None)
-        names = {f.name for f in dataclasses.fields(cls)}
         base: dict[str, Any] = {}
         if stored is not None:
+            names = {f.name for f in dataclasses.fields(cls)}
             base = {k: v for k, v in dataclasses.asdict(stored).items() if k in names}
-        folder = run_folder(getattr(run, "checkpoint_dir", "."))
-        base.update({k: v for k, v in run_decode_section(folder).items() if k in names})
         base.update({k: v for k, v in overrides.items() if v is not None})
         if base.get("verifier") == LEARNED_VERIFIER:
+            folder = run_folder(getattr(run, "checkpoint_dir", "."))
             path = folder / VERIFIER_FILE
             if not path.is_file():
                 raise ConfigError(f"{folder}: decode.verifier is 'learned' but {path.name} is missing; run "
@@ -99,26 +99,8 @@ class DecodeOptions:
         return cls(**base)
 
 
-def run_folder(checkpoint_dir: str | Path) -> Path:
-    """The run folder of a checkpoint (``RUN/checkpoints/step-N`` -> ``RUN``); else the checkpoint folder."""
-    ckpt = Path(checkpoint_dir)
-    return ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt
-
-
 LEARNED_VERIFIER = "learned"  # decode.verifier: fitted by `fusion train` into RUN/verifier.safetensors
 VERIFIER_FILE = "verifier.safetensors"
-
-
-def run_decode_section(folder: Path) -> dict[str, Any]:
-    """The decode section of ``RUN/config.yaml`` (it may be newer than a checkpoint's: decode
-    settings do not bind a run, so ``fusion train`` updates them without retraining); {} if none."""
-    import yaml
-
-    try:
-        section = (yaml.safe_load((folder / "config.yaml").read_text()) or {}).get("decode")
-    except (OSError, ValueError, AttributeError, yaml.YAMLError):
-        return {}
-    return section if isinstance(section, dict) else {}
 
 
 def tuned_lm_weight(run: Any, lm: str, mode: str) -> float | None:

@@ -9,6 +9,7 @@ resumed run equals the uninterrupted run's.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -288,8 +289,6 @@ def fit_run_verifier(config: Any, run_dir: str | Path, data: Any) -> Path:
     path = Path(run_dir) / VERIFIER_FILE
     if path.is_file():
         return path
-    import dataclasses
-
     # The verifier fits on split "train" and calibrates on "val", whatever the run's splits are named.
     entries = [dataclasses.replace(e, split=split) for split, ds in (("train", data.train), ("val", data.val))
                for e in ds.entries]
