@@ -39,6 +39,8 @@ from fusion.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 log = logging.getLogger(__name__)
 
 MODEL_FILE, META_FILE, TRAINER_FILE = "model.safetensors", "meta.json", "trainer.pt"
+VERIFIER_FILE = "verifier.safetensors"  # RUN/verifier.safetensors: the audio-noun verifier `fusion train` fits
+LEARNED_VERIFIER = "learned"  # decode.verifier value that selects the run's VERIFIER_FILE
 CHECKPOINT_FORMAT = 1
 
 

@@ -17,7 +17,7 @@ from typing import Any, Sequence
 
 import torch
 
-from fusion.checkpoint import run_folder
+from fusion.checkpoint import LEARNED_VERIFIER, VERIFIER_FILE, run_folder
 from fusion.decoding.beam_search import beam_search
 from fusion.decoding.hypothesis import Hypothesis
 from fusion.decoding.processors import caption_processors
@@ -97,10 +97,6 @@ class DecodeOptions:
             if tuned is not None:
                 base["lm_weight"] = tuned
         return cls(**base)
-
-
-LEARNED_VERIFIER = "learned"  # decode.verifier: fitted by `fusion train` into RUN/verifier.safetensors
-VERIFIER_FILE = "verifier.safetensors"
 
 
 def tuned_lm_weight(run: Any, lm: str, mode: str) -> float | None:

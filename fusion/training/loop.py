@@ -21,8 +21,14 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from fusion.checkpoint import checkpoint_meta, load_trainer_state, read_pointer, save_checkpoint
-from fusion.decoding.decoder import LEARNED_VERIFIER, VERIFIER_FILE
+from fusion.checkpoint import (
+    LEARNED_VERIFIER,
+    VERIFIER_FILE,
+    checkpoint_meta,
+    load_trainer_state,
+    read_pointer,
+    save_checkpoint,
+)
 from fusion.errors import DataError
 from fusion.training.config import learning_rate
 from fusion.training.metrics_log import MetricsLog
