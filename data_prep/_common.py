@@ -21,6 +21,7 @@ class PrepSummary:
         missing: Videos missing on disk (still in the manifest).
         missing_list: The file listing the missing ids, one per line.
         layout: Which source layout was read (importer-specific), if any.
+        with_audio: Present videos with an audio stream, where the importer probed them.
     """
 
     manifest: Path
@@ -30,6 +31,7 @@ class PrepSummary:
     missing: int
     missing_list: Path
     layout: str | None = None
+    with_audio: int | None = None
 
 
 def write_with_missing(entries: list[ManifestEntry], missing: list[str], out: Path,
