@@ -35,7 +35,7 @@ CLIP_SECONDS, FPS, SIZE = 10.0, 25, (320, 240)
 
 def make_clip(path: Path) -> Path:
     """A 10-s 320x240 25-fps clip: a red square moving right over grey, a 440 Hz tone."""
-    from fusion.mediawrite import write_video
+    from fusion.media import write_video
 
     n = int(CLIP_SECONDS * FPS)
     frames = np.full((n, SIZE[1], SIZE[0], 3), 128, dtype=np.uint8)  # (T, H, W, 3)

@@ -42,7 +42,7 @@ logger = logging.getLogger("bench_extract")
 
 def make_clips(folder: Path, count: int, seconds: float, size: tuple[int, int] = (320, 240), fps: int = 30) -> list[Path]:
     """``count`` H.264/AAC mp4 clips: a scrolling random texture plus a moving square, tone + noise audio."""
-    from fusion.mediawrite import write_video
+    from fusion.media import write_video
 
     width, height = size
     rng = np.random.default_rng(0)

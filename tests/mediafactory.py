@@ -16,7 +16,7 @@ from typing import Literal
 
 import numpy as np
 
-from fusion.mediawrite import write_audio, write_video
+from fusion.media import write_audio, write_video
 
 CODE_BITS = 7  # frame indices 0..127
 # Usual audio codec for each video container (what phones, browsers and ffmpeg pick).
@@ -149,6 +149,20 @@ def make_mp3_with_cover_art(path: str | Path, seconds: float = 1.0) -> Path:
         frame.sample_rate, frame.pts = 44100, 0
         for packet in [*cover.encode(picture), *cover.encode(None), *audio.encode(frame), *audio.encode(None)]:
             container.mux(packet)
+    return path
+
+
+def make_empty_wav(path: str | Path, sample_rate_hz: int = 22050) -> Path:
+    """A WAV file with a valid 44-byte header (16-bit mono PCM) and no samples."""
+    import wave
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(sample_rate_hz)
+        out.writeframes(b"")
     return path
 
 

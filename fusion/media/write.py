@@ -1,7 +1,7 @@
 """Write video and audio files with av (FFmpeg), atomically.
 
 ``write_video`` is the writer behind the synthetic audio-visual benchmark
-(``data_prep/avsynth.py`` writes hundreds of 6-8 s clips with it) and behind the
+(``data_prep.avsynth`` writes hundreds of 6-8 s clips with it) and behind the
 tests' media factory, so it favours speed: libx264 ``veryfast`` with a one-second
 GOP by default. Audio is given as float32 in [-1, 1] at any rate; PyAV's encoder
 front end converts it to the codec's sample format, channel layout and frame size,
