@@ -1,0 +1,155 @@
+"""The Gradio page of ``fusion serve``: a caption tab and a runs tab.
+
+Thin: every handler calls :class:`fusion.serve.service.CaptionService` or
+:mod:`fusion.serve.runs` and renders with :mod:`fusion.serve.views`. A user's mistake (a
+file too large, a file that is not media) becomes one line in the page's status box; an
+unexpected failure is logged on the server and the page says so in one line, never with a
+traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from fusion.errors import FusionError
+from fusion.serve import runs as runs_mod
+from fusion.serve import views
+from fusion.serve.service import CaptionService, DecodeSettings
+
+logger = logging.getLogger(__name__)
+
+BROWSER_VIDEO = {".mp4", ".webm", ".ogg", ".ogv", ".m4v", ".mov"}  # containers a browser can play
+MAX_BEAM = 10
+
+
+def _guarded(fn: Callable[..., tuple[Any, ...]], n_outputs: int, status_index: int) -> Callable[..., tuple[Any, ...]]:
+    """Turn any exception of ``fn`` into one line in the status output (index ``status_index``)."""
+    import gradio as gr
+
+    def wrapper(*args: Any) -> tuple[Any, ...]:
+        try:
+            return fn(*args)
+        except FusionError as err:
+            message = str(err).splitlines()[0] if str(err) else type(err).__name__
+        except Exception as err:  # noqa: BLE001 - the page shows one line; the log keeps the traceback
+            logger.exception("request failed")
+            message = f"internal error ({type(err).__name__}); the server log has the details"
+        out: list[Any] = [gr.skip()] * n_outputs
+        out[status_index] = f'<div id="fusion-error">⚠ {views.html.escape(message)}</div>'
+        return tuple(out)
+
+    return wrapper
+
+
+class Page:
+    """The page's handlers, bound to a service, the runs folder and the server's temp folder."""
+
+    def __init__(self, service: CaptionService, runs_dir: Path, workdir: Path) -> None:
+        self.service, self.runs_dir, self.workdir = service, runs_dir, workdir
+
+    # -- caption tab ------------------------------------------------------------------------------
+    def examples(self, run: str | None) -> dict[str, Path]:
+        """Example clips for a run: its test split, then real clips of the shared data."""
+        if not run or run not in self.service.runs:
+            return {}
+        return runs_mod.example_clips(self.service.runs[run])
+
+    def caption(self, path: str | None, name: str | None, run: str, beam: float, lm_w: float,
+                audio_w: float) -> tuple[Any, ...]:
+        """Analyse a file (cached by content) and decode it: every output of the caption tab."""
+        import gradio as gr
+
+        if not path:
+            return (gr.skip(),) * 12
+        analysis = self.service.analyse(run, path, name=name or Path(path).name)
+        view = self.service.decode(run, analysis.key, DecodeSettings(int(beam), float(lm_w), float(audio_w)))
+        suffix = Path(analysis.name).suffix.lower()
+        playable = analysis.has_video and suffix in BROWSER_VIDEO
+        video = gr.Video(value=path if playable else None, visible=playable)
+        audio = gr.Audio(value=path if not analysis.has_video and analysis.audio != "absent" else None,
+                         visible=not analysis.has_video)
+        note = "" if playable or not analysis.has_video else f" (the browser cannot play {suffix} files; the strip shows the sampled frames)"
+        info = views.model_info_markdown(self.service.trained_on(run), analysis.familiarity)
+        status = (f"Captioned **{views.html.escape(analysis.name)}** ({analysis.duration_s:.1f} s) with run "
+                  f"**{views.html.escape(run)}**{note}.")
+        return (status, view.caption, video, audio, analysis.strip, views.AUDIO_TEXT[analysis.audio],
+                views.audio_charts(analysis.tags), views.frame_chart(analysis.tags),
+                views.nbest_rows(view.hypotheses),
+                views.explanation_markdown(view.hypotheses, view.nouns, view.evidence_available), info, analysis.key)
+
+    def caption_upload(self, file: str | None, run: str, beam: float, lm_w: float, audio_w: float) -> tuple[Any, ...]:
+        """The upload box's handler."""
+        name = Path(file).name if file else None
+        return self.caption(file, name, run, beam, lm_w, audio_w)
+
+    def caption_example(self, example: str | None, run: str, beam: float, lm_w: float, audio_w: float) -> tuple[Any, ...]:
+        """Caption a picked example: copied into the server's temp folder first, which alone is served."""
+        import gradio as gr
+
+        clips = self.examples(run)
+        if not example or example not in clips:
+            return (gr.skip(),) * 12
+        source = clips[example]
+        target = self.workdir / "examples" / str(abs(hash(str(source)))) / source.name
+        if not target.is_file():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, target)
+        return self.caption(str(target), source.name, run, beam, lm_w, audio_w)
+
+    def redecode(self, key: str | None, run: str, beam: float, lm_w: float, audio_w: float) -> tuple[Any, ...]:
+        """A slider moved: decode the cached features again (no extraction)."""
+        import gradio as gr
+
+        if not key:
+            return (gr.skip(),) * 4
+        view = self.service.decode(run, key, DecodeSettings(int(beam), float(lm_w), float(audio_w)))
+        status = (f"Re-decoded from cached features in {view.decode_s * 1000:.0f} ms: beam {view.settings.beam_size}, "
+                  f"LM weight {view.settings.lm_weight:g}, audio weight {view.settings.audio_weight:g}.")
+        return (status, view.caption, views.nbest_rows(view.hypotheses),
+                views.explanation_markdown(view.hypotheses, view.nouns, view.evidence_available))
+
+    def pick_run(self, run: str) -> tuple[Any, ...]:
+        """A run was chosen: its own decode settings on the sliders, its examples in the list."""
+        import gradio as gr
+
+        settings, has_lm = self.service.defaults(run)
+        lm_info = "weight of the run's language model" if has_lm else "this run fuses no language model"
+        return (gr.Slider(value=settings.beam_size), gr.Slider(value=settings.lm_weight, interactive=has_lm, info=lm_info),
+                gr.Slider(value=settings.audio_weight), gr.Dropdown(choices=list(self.examples(run)), value=None),
+                views.model_info_markdown(self.service.trained_on(run), None), None)
+
+    # -- runs tab ---------------------------------------------------------------------------------
+    def compare(self, names: list[str] | None, split: str) -> tuple[Any, ...]:
+        """Metrics side by side, loss and validation curves, decode configs of the chosen runs."""
+        import gradio as gr
+        import pandas as pd
+
+        found = runs_mod.discover_runs(self.runs_dir)
+        chosen = {n: found[n] for n in names or [] if n in found}
+        headers, rows = runs_mod.metrics_table(chosen, split or "test")
+        train, val = runs_mod.training_curves(chosen)
+        loss = pd.DataFrame(train or [], columns=["run", "step", "loss"])
+        val_df = pd.DataFrame(val or [], columns=["run", "step", "metric", "value"])
+        val_df = val_df.assign(series=val_df["run"] + ": " + val_df["metric"])
+        status = f"{len(chosen)} run(s) compared" if chosen else "pick one or more runs"
+        return (status, gr.Dataframe(value=rows, headers=headers), loss, val_df, runs_mod.decode_configs(chosen))
+
+    def show_ablation(self, name: str | None) -> tuple[Any, ...]:
+        """The chosen ablation: its table with paired 95% intervals, and its plot."""
+        found = runs_mod.discover_ablations(self.runs_dir)
+        if not name or name not in found:
+            return "pick an ablation folder", [], None
+        report = runs_mod.ablation_report(found[name])
+        if report is None:
+            return f"{name}/ablation.json is unreadable; run `fusion ablate` again", [], None
+        headers, rows = runs_mod.ablation_table(report)
+        import gradio as gr
+
+        plot = runs_mod.ablation_plot(found[name], report, self.workdir)
+        summary = (f"`{report.get('run', name)}`, split {report.get('split', '?')}: {report.get('n_videos', '?')} videos, "
+                   f"{report.get('n_audio_absent', '?')} without an audio stream")
+        return summary, gr.Dataframe(value=rows, headers=headers), None if plot is None else str(plot)

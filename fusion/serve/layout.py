@@ -1,0 +1,112 @@
+"""The components of the page and the events that tie them to :class:`fusion.serve.app.Page`.
+
+Every component a test or a user refers to has an ``elem_id`` (``fusion-...``).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fusion.serve.app import MAX_BEAM, Page, _guarded
+from fusion.serve.runs import discover_ablations, discover_runs
+from fusion.serve.views import NBEST_HEADERS
+
+logger = logging.getLogger(__name__)
+
+INTRO = ("Upload a video or audio file (or pick an example) to caption it with a trained run, and see why the "
+         "caption won: what SoundNet hears, what the frame CNN sees, each scorer's share of every n-best "
+         "caption and the verifier's word-by-word evidence. The sliders re-decode from the cached features.")
+
+
+def _caption_tab(page: Page, default_run: str) -> None:
+    import gradio as gr
+
+    service = page.service
+    settings, has_lm = service.defaults(default_run)
+    with gr.Row():
+        with gr.Column(scale=1, min_width=320):
+            run = gr.Dropdown(service.run_names(), value=default_run, label="run", elem_id="fusion-run")
+            upload = gr.File(label="upload a video or audio file", type="filepath", elem_id="fusion-upload")
+            example = gr.Dropdown(list(page.examples(default_run)), value=None, label="or pick an example clip",
+                                  elem_id="fusion-example")
+            beam = gr.Slider(1, MAX_BEAM, value=settings.beam_size, step=1, label="beam size", elem_id="fusion-beam")
+            lm_w = gr.Slider(0, 2, value=settings.lm_weight, step=0.05, label="LM weight", interactive=has_lm,
+                             info="weight of the run's language model" if has_lm else "this run fuses no language model",
+                             elem_id="fusion-lm-weight")
+            audio_w = gr.Slider(0, 5, value=settings.audio_weight, step=0.1, label="audio weight",
+                                info="weight of the audio-noun verifier", elem_id="fusion-audio-weight")
+            info = gr.Markdown(page.pick_run(default_run)[4], elem_id="fusion-model-info")
+        with gr.Column(scale=2):
+            status = gr.HTML("", elem_id="fusion-status")
+            caption = gr.Textbox(label="caption", interactive=False, elem_id="fusion-caption")
+            with gr.Row():
+                video = gr.Video(label="video", interactive=False, elem_id="fusion-video", height=240)
+                audio = gr.Audio(label="audio", interactive=False, visible=False, elem_id="fusion-audio")
+            strip = gr.Image(label="sampled frames", interactive=False, elem_id="fusion-strip", height=120,
+                             format="png")
+            audio_state = gr.Markdown("", elem_id="fusion-audio-status")
+            audio_tags = gr.HTML("", elem_id="fusion-audio-tags")
+            frame_tags = gr.HTML("", elem_id="fusion-frame-tags")
+            nbest = gr.Dataframe(headers=NBEST_HEADERS, label="n-best captions: ranking score, total and each "
+                                 "scorer's weighted share (empty = scorer off)", interactive=False, elem_id="fusion-nbest")
+            explain = gr.Markdown("", elem_id="fusion-explain")
+    key = gr.State(None)
+    sliders = [beam, lm_w, audio_w]
+    outputs = [status, caption, video, audio, strip, audio_state, audio_tags, frame_tags, nbest, explain, info, key]
+    upload.upload(_guarded(page.caption_upload, len(outputs), 0), [upload, run, *sliders], outputs,
+                  concurrency_id="model", show_progress="minimal")
+    example.input(_guarded(page.caption_example, len(outputs), 0), [example, run, *sliders], outputs,
+                  concurrency_id="model", show_progress="minimal")
+    redecode = _guarded(page.redecode, 4, 0)
+    for slider in sliders:
+        slider.release(redecode, [key, run, *sliders], [status, caption, nbest, explain], concurrency_id="model",
+                       trigger_mode="always_last", show_progress="hidden")
+    run.input(_guarded(page.pick_run, 6, 4), [run], [beam, lm_w, audio_w, example, info, key], concurrency_id="model")
+
+
+def _runs_tab(page: Page) -> None:
+    import gradio as gr
+
+    names = list(discover_runs(page.runs_dir))
+    ablations = list(discover_ablations(page.runs_dir))
+    with gr.Row():
+        chosen = gr.Dropdown(names, value=names[:3], multiselect=True, label="runs to compare", elem_id="fusion-runs")
+        split = gr.Dropdown(["test", "val", "train"], value="test", label="evaluation split", elem_id="fusion-split")
+    status = gr.Markdown("", elem_id="fusion-runs-status")
+    table = gr.Dataframe(label="metrics side by side (from eval/<split>/metrics.json and the best checkpoint)",
+                         interactive=False, elem_id="fusion-metrics")
+    with gr.Row():
+        loss = gr.LinePlot(x="step", y="loss", color="run", title="training loss", elem_id="fusion-loss")
+        val = gr.LinePlot(x="step", y="value", color="series", title="validation", elem_id="fusion-val")
+    decode = gr.JSON(label="decode configuration of each run (config.yaml)", elem_id="fusion-decode")
+    gr.Markdown("### Ablations")
+    ablation = gr.Dropdown(ablations, value=ablations[0] if ablations else None, label="ablation folder",
+                           elem_id="fusion-ablation")
+    ablation_info = gr.Markdown("", elem_id="fusion-ablation-info")
+    ablation_table = gr.Dataframe(interactive=False, label="conditions (deltas vs full, paired bootstrap 95% CI)",
+                                  elem_id="fusion-ablation-table")
+    ablation_plot = gr.Image(label="ablation plot", interactive=False, elem_id="fusion-ablation-plot")
+    outputs = [status, table, loss, val, decode]
+    compare = _guarded(page.compare, len(outputs), 0)
+    chosen.change(compare, [chosen, split], outputs)
+    split.change(compare, [chosen, split], outputs)
+    show = _guarded(page.show_ablation, 3, 0)
+    ablation.change(show, [ablation], [ablation_info, ablation_table, ablation_plot])
+    return chosen, split, outputs, ablation, show, [ablation_info, ablation_table, ablation_plot], compare  # type: ignore[return-value]
+
+
+def build_app(page: Page, default_run: str) -> Any:
+    """The whole page as a ``gradio.Blocks`` (not launched)."""
+    import gradio as gr
+
+    with gr.Blocks(title="fusion: caption a video and see why", analytics_enabled=False) as app:
+        gr.Markdown("## fusion: caption a video and see why\n" + INTRO)
+        with gr.Tabs():
+            with gr.Tab("Caption", id="caption"):
+                _caption_tab(page, default_run)
+            with gr.Tab("Runs", id="runs"):
+                chosen, split, outputs, ablation, show, ablation_outputs, compare = _runs_tab(page)  # type: ignore[misc]
+        app.load(compare, [chosen, split], outputs)
+        app.load(show, [ablation], ablation_outputs)
+    return app

@@ -1,0 +1,340 @@
+"""What the web page asks of a trained run, with no web framework in sight.
+
+:class:`CaptionService` loads each run once (model, encoders, verifier), turns an upload
+into an :class:`Analysis` (features, tags, frame strip, audio status), cached by the file's
+content hash so the same clip is never extracted twice, and decodes an analysis with any
+beam size, LM weight and audio weight into n-best captions with each scorer's share and
+the verifier's word-by-word explanation. Every method is safe to call from several request
+threads: loading and decoding hold a lock (one model, requests queued behind it).
+
+    service = CaptionService({"demo": Path("runs/demo")}, workdir=Path(tempfile.mkdtemp()))
+    analysis = service.analyse("demo", "clip.mp4")
+    view = service.decode("demo", analysis.key, DecodeSettings(beam_size=5, lm_weight=0, audio_weight=1))
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fusion.errors import FusionError, MediaError
+from fusion.serve.clipview import AudioStatus, audio_status, frame_strip
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MAX_UPLOAD_MB = 200
+TOP_TAGS = 5  # labels per bar chart
+HASH_CHUNK = 1 << 20
+
+
+class UploadError(FusionError):
+    """An upload the page cannot caption: too large, not media, unreadable."""
+
+
+@dataclass(frozen=True)
+class DecodeSettings:
+    """The page's decoding knobs (the rest of the run's decode config is kept).
+
+    Attributes:
+        beam_size: beams per video (the n-best table shows them all).
+        lm_weight: alpha of the language model (0 = off; only for runs that fuse one).
+        audio_weight: beta of the audio-noun verifier (0 = off).
+    """
+
+    beam_size: int
+    lm_weight: float
+    audio_weight: float
+
+
+@dataclass
+class Analysis:
+    """Everything one upload yields before decoding; cached by content hash.
+
+    Attributes:
+        key: content hash of the file plus the run's feature fingerprint.
+        name: the file's name as uploaded.
+        record: the feature record (``fusion.features.FeatureRecord``).
+        audio: ``"present"``, ``"silent"`` (a track of near-zero samples) or ``"absent"``.
+        strip: uint8 ``(H, W, 3)`` image of the sampled frames side by side, None without video.
+        tags: ``{"audio": {"places": [...], "objects": [...]} | None, "frames": {"objects": [...]} | None}``,
+            each list ``[{"label", "score"}]`` best first.
+        duration_s: the file's duration.
+        has_video: whether the file has a video stream.
+        familiarity: how far the clip lies from the run's training features, where the run
+            stores a description of them (``fusion.ood``), else None.
+    """
+
+    key: str
+    name: str
+    record: Any
+    audio: AudioStatus
+    strip: np.ndarray | None
+    tags: dict[str, Any]
+    duration_s: float
+    has_video: bool
+    familiarity: dict[str, Any] | None = None
+
+
+@dataclass
+class CaptionView:
+    """One decoding of an analysis.
+
+    Attributes:
+        settings: the settings it was decoded with.
+        hypotheses: n-best ``Hypothesis`` list, best first.
+        nouns: per hypothesis, the verifier's report on each audible noun (``noun_evidence``).
+        evidence_available: False when the clip has no audio (nothing to verify against).
+        decode_s: seconds the beam search took.
+    """
+
+    settings: DecodeSettings
+    hypotheses: list[Any]
+    nouns: list[list[dict[str, Any]]] = field(default_factory=list)
+    evidence_available: bool = False
+    decode_s: float = 0.0
+
+    @property
+    def caption(self) -> str:
+        """The winning caption ("" when the search found none)."""
+        return self.hypotheses[0].words if self.hypotheses else ""
+
+
+def content_hash(path: str | Path) -> str:
+    """sha256 of a file's bytes (hex, first 24 characters)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(HASH_CHUNK), b""):
+            digest.update(chunk)
+    return digest.hexdigest()[:24]
+
+
+def check_upload(path: str | Path, max_bytes: int, name: str | None = None) -> int:
+    """Size and existence checks before any decoding; returns the size in bytes.
+
+    Raises:
+        UploadError: missing, empty or over ``max_bytes``.
+    """
+    path = Path(path)
+    name = name or path.name
+    try:
+        size = path.stat().st_size
+    except OSError:
+        raise UploadError(f"{name}: the upload did not arrive; try again") from None
+    if size == 0:
+        raise UploadError(f"{name}: the file is empty; upload a video or audio file")
+    if size > max_bytes:
+        raise UploadError(f"{name}: {size / 2**20:.0f} MB is over the {max_bytes / 2**20:.0f} MB upload limit; "
+                          "cut the clip shorter (or start the server with a larger --max-upload-mb)")
+    return size
+
+
+class _LoadedRun:
+    """One run's pipeline, its base decode options, verifier and decoders by settings."""
+
+    def __init__(self, path: Path, device: str) -> None:
+        from fusion.pipeline import CaptionPipeline
+
+        self.pipeline = CaptionPipeline(path, device=device)
+        self.device = device
+        self.base = self.pipeline.options
+        self.decoders: OrderedDict[DecodeSettings, Any] = OrderedDict()
+        self._verifier: Any = None
+
+    def verifier(self) -> Any:
+        """The run's verifier (its decode config's, else zero-shot), loaded on first use."""
+        if self._verifier is None:
+            from fusion.decoding.decoder import load_verifier
+
+            self._verifier = load_verifier(self.base.verifier)
+        return self._verifier
+
+    def decoder(self, settings: DecodeSettings) -> Any:
+        """A decoder for ``settings`` (the last 16 kept)."""
+        from fusion.decoding.decoder import CaptionDecoder
+
+        if settings in self.decoders:
+            self.decoders.move_to_end(settings)
+            return self.decoders[settings]
+        lm = self.base.lm if settings.lm_weight > 0 else None
+        options = dataclasses.replace(
+            self.base, beam_size=settings.beam_size, nbest=settings.beam_size, lm=lm,
+            lm_weight=settings.lm_weight if lm is not None else 0.0, audio_weight=settings.audio_weight, batch_size=1,
+        )
+        decoder = CaptionDecoder(self.pipeline.run, options, device=self.device)
+        self.decoders[settings] = decoder
+        while len(self.decoders) > 16:
+            self.decoders.popitem(last=False)
+        return decoder
+
+
+class CaptionService:
+    """Runs loaded once, uploads analysed once, decoded as often as the sliders move.
+
+    Args:
+        runs: run name -> run folder (or checkpoint).
+        device: torch device for every run.
+        max_upload_bytes: uploads over this size are refused with one message.
+        cache_size: analyses kept (least recently used dropped first).
+    """
+
+    def __init__(self, runs: Mapping[str, Path], device: str = "cpu",
+                 max_upload_bytes: int = DEFAULT_MAX_UPLOAD_MB * 2**20, cache_size: int = 32) -> None:
+        self.runs = dict(runs)
+        self.device = device
+        self.max_upload_bytes = max_upload_bytes
+        self.cache_size = cache_size
+        self._loaded: dict[str, _LoadedRun] = {}
+        self._analyses: OrderedDict[str, Analysis] = OrderedDict()
+        self._lock = threading.RLock()
+
+    def run_names(self) -> list[str]:
+        """The runs a user can pick, in order."""
+        return list(self.runs)
+
+    def load(self, run: str) -> _LoadedRun:
+        """The run, loaded on first use and kept (one model per run for the server's life)."""
+        if run not in self.runs:
+            raise UploadError(f"run {run!r} is unknown; pick one of {', '.join(self.runs) or '(none)'}")
+        with self._lock:
+            if run not in self._loaded:
+                logger.info("loading run %s from %s", run, self.runs[run])
+                self._loaded[run] = _LoadedRun(self.runs[run], self.device)
+            return self._loaded[run]
+
+    def defaults(self, run: str) -> tuple[DecodeSettings, bool]:
+        """(the run's own beam size / LM weight / audio weight, whether it fuses a language model)."""
+        base = self.load(run).base
+        has_lm = base.lm is not None
+        return DecodeSettings(int(base.beam_size), float(base.lm_weight if has_lm else 0.0), float(base.audio_weight)), has_lm
+
+    def trained_on(self, run: str) -> dict[str, Any] | None:
+        """What the run was trained on, where its folder records it (``fusion.datastats``), else None."""
+        try:
+            from fusion import datastats
+        except ImportError:
+            return None
+        reader = getattr(datastats, "read_training_summary", None) or getattr(datastats, "training_summary", None)
+        if reader is None:
+            return None
+        try:
+            return reader(self.load(run).pipeline.run)
+        except (FusionError, OSError, ValueError, TypeError, AttributeError) as err:
+            logger.info("no training summary for %s: %s", run, err)
+            return None
+
+    def analyse(self, run: str, path: str | Path, name: str | None = None) -> Analysis:
+        """Features, tags, frame strip and audio status of a file (cached by content).
+
+        Args:
+            run: the run whose encoders to use.
+            path: the uploaded file.
+            name: the file's name as the user knows it (for messages).
+
+        Raises:
+            UploadError: too large, empty, or not a readable video or audio file.
+        """
+        name = name or Path(path).name
+        check_upload(path, self.max_upload_bytes, name)
+        loaded = self.load(run)
+        extractor = loaded.pipeline.extractor
+        key = f"{content_hash(path)}-{extractor.config.fingerprint()}"
+        with self._lock:
+            if key in self._analyses:
+                self._analyses.move_to_end(key)
+                cached = self._analyses[key]
+                return dataclasses.replace(cached, name=name)
+            try:
+                clip = extractor.decode(path)
+                record = extractor.describe(clip, Path(name).stem)
+            except MediaError as err:
+                raise UploadError(f"{name}: {err.reason}") from None
+            media = clip.media
+            analysis = Analysis(
+                key=key, name=name, record=record, audio=audio_status(media.audio),
+                strip=None if media.frames is None else frame_strip(media.frames),
+                tags=self._tags(extractor, record), duration_s=float(media.duration_s),
+                has_video=media.frames is not None, familiarity=self._familiarity(loaded, record),
+            )
+            self._analyses[key] = analysis
+            while len(self._analyses) > self.cache_size:
+                self._analyses.popitem(last=False)
+            return analysis
+
+    def cached(self, key: str) -> Analysis | None:
+        """The analysis of ``key`` if still cached."""
+        with self._lock:
+            return self._analyses.get(key)
+
+    def decode(self, run: str, key: str, settings: DecodeSettings) -> CaptionView:
+        """Decode a cached analysis with ``settings``: n-best and per-caption noun explanations.
+
+        Raises:
+            UploadError: the analysis has left the cache (upload the clip again).
+        """
+        import time
+
+        from fusion.verifier import noun_evidence
+
+        analysis = self.cached(key)
+        if analysis is None:
+            raise UploadError("this clip is no longer in the server's cache; upload it again")
+        if settings.beam_size < 1:
+            raise UploadError(f"beam size {settings.beam_size} is invalid: pick 1 or more")
+        loaded = self.load(run)
+        with self._lock:
+            decoder = loaded.decoder(settings)
+            start = time.perf_counter()
+            hyps = decoder.decode([analysis.record])[0]
+            elapsed = time.perf_counter() - start
+            verifier = loaded.verifier()
+            evidence = verifier.evidence(analysis.record)
+        table = getattr(verifier, "table", None)
+        if table is None:
+            from fusion.verifier import default_table
+
+            table = default_table()
+        nouns = [noun_evidence(h.words, evidence, table) for h in hyps]
+        return CaptionView(settings, hyps, nouns, evidence is not None, elapsed)
+
+    @staticmethod
+    def _tags(extractor: Any, record: Any) -> dict[str, Any]:
+        from fusion.tags import top_labels
+
+        def names(labels: Any) -> tuple[str, ...]:
+            return tuple(getattr(label, "slug", str(label)) for label in labels)
+
+        audio = frames = None
+        bundle = extractor.audio_bundle
+        if record.audio_objects is not None and record.audio_places is not None:
+            audio = {"places": top_labels(record.audio_places, tuple(bundle.place_labels), TOP_TAGS),
+                     "objects": top_labels(record.audio_objects, names(bundle.object_labels), TOP_TAGS)}
+        frame_labels = getattr(extractor.frame_bundle, "labels", None)
+        if record.frame_objects is not None and frame_labels:
+            frames = {"objects": top_labels(record.frame_objects, names(frame_labels), TOP_TAGS)}
+        return {"audio": audio, "frames": frames}
+
+    @staticmethod
+    def _familiarity(loaded: _LoadedRun, record: Any) -> dict[str, Any] | None:
+        """How far the clip lies from the run's training features (``fusion.ood``), where available."""
+        try:
+            from fusion import ood
+        except ImportError:
+            return None
+        scorer = getattr(ood, "clip_distance", None) or getattr(ood, "distance_report", None)
+        if scorer is None:
+            return None
+        try:
+            report = scorer(loaded.pipeline.run, record)
+        except (FusionError, OSError, ValueError, TypeError, AttributeError) as err:
+            logger.info("no out-of-distribution report: %s", err)
+            return None
+        return report if isinstance(report, dict) else getattr(report, "__dict__", None)

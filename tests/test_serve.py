@@ -1,0 +1,170 @@
+"""``fusion serve`` without a browser: the caption service, the runs readers, the views, the CLI.
+
+:func:`make_tiny_run` (a tiny random S2VT run with real clips, a training log, an
+evaluation and an ablation beside it) is shared with the browser tests.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from fusion.checkpoint import checkpoint_meta, save_checkpoint
+from fusion.config import to_dict
+from fusion.experiment import ExperimentConfig
+from fusion.features import ExtractConfig
+from fusion.manifest import ManifestEntry, write_manifest
+from fusion.serve import CaptionService, DecodeSettings, UploadError
+from fusion.serve import runs as runs_mod
+from fusion.serve import views
+from fusion.serve.clipview import audio_status, frame_strip
+from fusion.text import Vocabulary
+from tests.mediafactory import make_audio, make_video
+
+CAPTIONS = ["a dog barks while a red ball moves left", "a blue box spins in the rain", "a bell rings and a car passes"]
+# (name, audio kind, split); the test split has sound, a silent track and no audio stream at all
+CLIPS = [("c0", "tone", "train"), ("c1", None, "train"), ("c2", "noise", "val"),
+         ("c3", "tone", "test"), ("c4", None, "test"), ("c5", "silent", "test")]
+
+
+def make_tiny_run(root: Path) -> dict[str, Path]:
+    """Runs folder ``root/runs`` with one tiny random run ``tiny`` (plus clips, log, eval, ablation)."""
+    from fusion.models.s2vt import S2VT
+
+    root.mkdir(parents=True, exist_ok=True)
+    entries = []
+    for i, (name, audio, split) in enumerate(CLIPS):
+        path = make_video(root / f"{name}.mp4", seconds=1.5, fps=8, audio=audio, tone_hz=300 + 100 * i)
+        entries.append(ManifestEntry(name, str(path), split, [CAPTIONS[i % 3], CAPTIONS[(i + 1) % 3]], {}))
+    write_manifest(entries, root / "manifest.jsonl")
+    cfg = ExperimentConfig()
+    cfg.data.manifest = str(root / "manifest.jsonl")
+    cfg.extract = ExtractConfig(frames_per_clip=4, random_weights=True, decode_workers=0)
+    cfg.model.hidden_size, cfg.model.frame_embed_size, cfg.model.word_embed_size = 16, 8, 8
+    cfg.model.audio_embed_size, cfg.model.audio_mode = 4, "early"
+    cfg.decode.beam_size, cfg.decode.max_len, cfg.decode.audio_weight = 3, 8, 1.0
+    vocab = Vocabulary.build(CAPTIONS)
+    torch.manual_seed(0)
+    model = S2VT(cfg.model, len(vocab), frame_dim=1280, audio_dim=256)
+    run = root / "runs" / "tiny"
+    dims = {"vocab_size": len(vocab), "frame_dim": 1280, "audio_dim": 256}
+    save_checkpoint(run, 1, model, checkpoint_meta(cfg, vocab, dims), None, best={"metric": "METEOR", "value": 0.21})
+    (run / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+    log = [{"type": "train", "step": s, "epoch": 0, "loss": 3.0 - 0.2 * s} for s in range(1, 6)]
+    log += [{"type": "val", "step": 5, "epoch": 0, "METEOR": 0.21, "loss": 2.1}]
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in log))
+    (run / "eval" / "test").mkdir(parents=True)
+    (run / "eval" / "test" / "metrics.json").write_text(json.dumps({"METEOR": 0.25, "CIDEr": 0.5, "n_videos": 3}))
+    ablation = root / "runs" / "ablation"
+    ablation.mkdir()
+    conds = [{"name": "full", "metrics": {"METEOR": 0.25, "CIDEr": 0.5}, "delta": {"METEOR": 0.0}, "ci95": {"METEOR": [0.0, 0.0]}},
+             {"name": "audio_zero", "metrics": {"METEOR": 0.2, "CIDEr": 0.4}, "delta": {"METEOR": -0.05},
+              "ci95": {"METEOR": [-0.08, -0.02]}}]
+    (ablation / "ablation.json").write_text(json.dumps({"run": "tiny", "split": "test", "n_videos": 3,
+                                                         "n_audio_absent": 1, "conditions": conds}))
+    broken = root / "broken.mp4"
+    broken.write_text("not a video\n")
+    return {"root": root, "runs": root / "runs", "run": run, "broken": broken, "ablation": ablation}
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    return make_tiny_run(tmp_path_factory.mktemp("serve"))
+
+
+@pytest.fixture(scope="module")
+def service(tiny: dict[str, Path]) -> CaptionService:
+    return CaptionService({"tiny": tiny["run"]}, max_upload_bytes=2**20)
+
+
+def test_caption_with_sound_then_sliders_redecode_from_cache(tiny: dict[str, Path], service: CaptionService) -> None:
+    settings, has_lm = service.defaults("tiny")
+    assert settings == DecodeSettings(3, 0.0, 1.0) and has_lm is False
+    first = service.analyse("tiny", tiny["root"] / "c3.mp4")
+    assert first.audio == "present" and first.has_video and first.strip is not None
+    assert first.strip.shape[0] == 96 and first.strip.dtype.name == "uint8"
+    assert len(first.tags["audio"]["places"]) == 5 and len(first.tags["frames"]["objects"]) == 5
+    view = service.decode("tiny", first.key, settings)
+    assert len(view.hypotheses) == 3 and view.caption == view.hypotheses[0].words
+    assert set(view.hypotheses[0].weights) == {"caption", "audio"} and view.evidence_available
+    rows = views.nbest_rows(view.hypotheses)
+    for row, hyp in zip(rows, view.hypotheses):
+        shares = [v for v in row[4:] if v is not None]
+        assert sum(shares) == pytest.approx(row[3], abs=1e-3) and row[1] == hyp.words
+    # same bytes under another name: the cached analysis, not a second extraction
+    copy = tiny["root"] / "renamed.mp4"
+    copy.write_bytes((tiny["root"] / "c3.mp4").read_bytes())
+    again = service.analyse("tiny", copy)
+    assert again.key == first.key and again.record is first.record and again.name == "renamed.mp4"
+    # the audio weight moves the audio share; weight 0 drops the scorer
+    loud = service.decode("tiny", first.key, DecodeSettings(3, 0.0, 4.0))
+    off = service.decode("tiny", first.key, DecodeSettings(1, 0.0, 0.0))
+    assert len(off.hypotheses) == 1 and "audio" not in off.hypotheses[0].weights
+    assert [h.weights["audio"] for h in loud.hypotheses] == [4.0] * 3
+
+
+def test_silent_and_absent_audio_and_audio_only(tiny: dict[str, Path], service: CaptionService, tmp_path: Path) -> None:
+    absent = service.analyse("tiny", tiny["root"] / "c4.mp4")
+    silent = service.analyse("tiny", tiny["root"] / "c5.mp4")
+    assert (absent.audio, silent.audio) == ("absent", "silent")
+    assert absent.tags["audio"] is None and "no audio stream" in views.audio_charts(absent.tags)
+    view = service.decode("tiny", absent.key, DecodeSettings(2, 0.0, 1.0))
+    assert not view.evidence_available and "no audio stream" in views.explanation_markdown(view.hypotheses, view.nouns, False)
+    wav = service.analyse("tiny", make_audio(tmp_path / "bark.wav", seconds=1.0, kind="noise"))
+    assert wav.audio == "present" and not wav.has_video and wav.strip is None and wav.tags["frames"] is None
+    assert audio_status(None) == "absent"
+
+
+def test_bad_uploads_are_one_line_errors(tiny: dict[str, Path], service: CaptionService, tmp_path: Path) -> None:
+    with pytest.raises(UploadError, match=r"^broken.mp4: ") as err:
+        service.analyse("tiny", tiny["broken"])
+    assert "\n" not in str(err.value) and str(tiny["root"]) not in str(err.value)
+    big = tmp_path / "big.mp4"
+    big.write_bytes(b"\0" * (2**20 + 1))
+    with pytest.raises(UploadError, match="over the 1 MB upload limit"):
+        service.analyse("tiny", big)
+    empty = tmp_path / "empty.mp4"
+    empty.touch()
+    with pytest.raises(UploadError, match="empty"):
+        service.analyse("tiny", empty)
+    with pytest.raises(UploadError, match="upload it again"):
+        service.decode("tiny", "no-such-key", DecodeSettings(1, 0.0, 0.0))
+    with pytest.raises(UploadError, match="unknown"):
+        service.load("nope")
+
+
+def test_runs_readers(tiny: dict[str, Path]) -> None:
+    found = runs_mod.discover_runs(tiny["runs"])
+    assert list(found) == ["tiny"] and list(runs_mod.discover_ablations(tiny["runs"])) == ["ablation"]
+    headers, rows = runs_mod.metrics_table(found)
+    table = {r[0]: r[1] for r in rows}
+    assert headers == ["metric", "tiny"] and table["METEOR"] == 0.25 and table["best checkpoint (METEOR)"] == 0.21
+    train, val = runs_mod.training_curves(found)
+    assert [r["step"] for r in train] == [1, 2, 3, 4, 5] and {r["metric"] for r in val} == {"METEOR", "loss"}
+    assert runs_mod.decode_configs(found)["tiny"]["beam_size"] == 3
+    report = runs_mod.ablation_report(tiny["ablation"])
+    headers, rows = runs_mod.ablation_table(report)
+    assert [r[0] for r in rows] == ["full", "audio_zero"] and "-0.0500 [-0.0800, -0.0200]" in rows[1]
+    examples = runs_mod.example_clips(tiny["run"])
+    assert [k for k in examples if k.startswith("test:")] == ["test: c3", "test: c4", "test: c5"]
+
+
+def test_views_escape_and_strip() -> None:
+    chart = views.bar_chart("t", [{"label": "<script>", "score": 0.5}], "#000", "none")
+    assert "<script>" not in chart and "&lt;script&gt;" in chart
+    frames = torch.randint(0, 255, (20, 48, 64, 3), dtype=torch.uint8).numpy()
+    strip = frame_strip(frames)
+    assert strip.shape == (96, 8 * 128 + 7 * 4, 3)
+
+
+def test_cli_reports_missing_run_in_one_line(tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, "-m", "fusion", "serve", "--runs", str(tmp_path), "--port", "0"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().count("\n") == 0 and "no trained run under" in proc.stderr
