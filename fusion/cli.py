@@ -13,6 +13,7 @@ import importlib
 import logging
 import sys
 
+from fusion.distributed import run_command
 from fusion.errors import FusionError
 
 # Sub-command modules, in the order ``fusion --help`` lists them.
@@ -28,11 +29,12 @@ COMMAND_MODULES: tuple[str, ...] = (
     "tune",
     "ablate",
     "verifier",
+    "serve",
 )
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """Build the top-level parser with every available sub-command."""
+    """Build the top-level parser with every sub-command of :data:`COMMAND_MODULES`."""
     parser = argparse.ArgumentParser(
         prog="fusion",
         description="Multimodal video description: SoundNet + frame CNN features, "
@@ -41,13 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(f"fusion.commands.{name}")
-        except ModuleNotFoundError as err:
-            if err.name == f"fusion.commands.{name}":
-                continue  # command not built yet in this checkout
-            raise
-        module.register(sub)
+        importlib.import_module(f"fusion.commands.{name}").register(sub)
     return parser
 
 
@@ -57,11 +53,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     level = logging.WARNING - 10 * min(args.verbose, 2)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    # the stages a command runs before its work (what it extracts, and where) are always shown
+    logging.getLogger("fusion.stages").setLevel(min(level, logging.INFO))
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
     try:
-        return int(args.func(args) or 0)
+        return run_command(args.func, args, args.command)  # one process, or one rank under torchrun
     except FusionError as err:
         print(f"fusion {args.command}: error: {err}", file=sys.stderr)
         return err.exit_code

@@ -5,6 +5,14 @@ checkpoint left it: the weights, Adam's moments, the torch RNG (dropout, modalit
 and the loop position are restored, the data order is a pure function of (seed, epoch), and
 ``metrics.jsonl`` is cut back to the checkpoint's step, so the loss log of a killed and
 resumed run equals the uninterrupted run's.
+
+The same code runs as one process or as N ranks under ``torchrun`` (:mod:`fusion.distributed`):
+``train.batch_size`` is the global batch (:mod:`fusion.training.step`), validation decoding is
+sharded over the ranks and scored once on rank 0, and rank 0 alone writes the run folder
+(checkpoints, ``metrics.jsonl``, TensorBoard, ``config.yaml``, the verifier) while the others
+wait at barriers. Each rank's RNG state is checkpointed: relaunched with the same world size a
+killed job resumes exactly; with another world size it resumes the same weights, optimizer and
+data position, and only the dropout streams restart (seeded from the run seed, step and rank).
 """
 
 from __future__ import annotations
@@ -13,14 +21,15 @@ import dataclasses
 import logging
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from fusion import distributed as dist
 from fusion.checkpoint import (
     LEARNED_VERIFIER,
     VERIFIER_FILE,
@@ -41,6 +50,7 @@ from fusion.training.setup import (
     resolve_device,
     run_lock,
 )
+from fusion.training.step import StepRunner
 from fusion.training.validation import validate
 
 log = logging.getLogger(__name__)
@@ -77,16 +87,20 @@ class Trainer:
 
         self.cfg, self.tc, self.data = config, config.train, data
         self.run_dir = Path(run_dir)
-        self.progress = progress
-        self.device = resolve_device(self.tc.device)
+        self.device = dist.setup(resolve_device(self.tc.device))
+        self.progress = progress and dist.is_main()  # progress bars and logs on rank 0 only
         if self.tc.num_threads:
             torch.set_num_threads(self.tc.num_threads)
         torch.manual_seed(self.tc.seed)
         dims = {"vocab_size": len(data.vocab), "frame_dim": data.frame_dim, "audio_dim": data.audio_dim}
-        self.model = build_captioner(config, data.vocab, dims)  # S2VT, or S2VT with early / deep LM fusion
-        self.model.set_input_stats(*data.train.feature_stats())
-        self.model.to(self.device)
+        with dist.together():
+            self.model = build_captioner(config, data.vocab, dims)  # S2VT, or S2VT with early / deep LM fusion
+            self.model.set_input_stats(*data.train.feature_stats())
+            self.model.to(self.device)
+        if dist.rank() > 0:  # same initial weights everywhere; each rank its own dropout stream
+            _seed_rank(self.tc.seed, 0, dist.rank())
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=self.tc.lr, weight_decay=self.tc.weight_decay)
+        self.runner = StepRunner(self.model, self.optimizer, self.device, getattr(self.tc, "precision", "fp32"))
         self.state: dict[str, Any] = {"step": 0, "epoch": 0, "batch": 0, "best_value": None, "bad_validations": 0,
                                       "finished": None, "last_validation": None, "last_val_step": -1,
                                       "train_seconds": 0.0}
@@ -97,19 +111,23 @@ class Trainer:
 
     # ------------------------------------------------------------------ checkpoints
     def _trainer_state(self) -> dict[str, Any]:
-        rng = {"cpu": torch.get_rng_state()}
-        if torch.cuda.is_available():
-            rng["cuda"] = torch.cuda.get_rng_state_all()
-        return {"optimizer": self.optimizer.state_dict(), "rng": rng, "loop": dict(self.state)}
+        """Optimizer, loop position and every rank's RNG state (a collective: all ranks call it)."""
+        ranks = dist.all_gather(_rng_state())
+        return {"optimizer": self.optimizer.state_dict(), "rng": ranks[0], "rng_ranks": ranks,
+                "world_size": dist.world_size(), "scaler": self.runner.state_dict(), "loop": dict(self.state)}
 
     def _save(self, best: bool = False) -> None:
-        meta = checkpoint_meta(self.cfg, self.data.vocab, self.data.dims, epoch=self.state["epoch"],
-                               validation=self.state["last_validation"], finished=self.state["finished"])
-        info = None
-        if best:
-            value = self.state["best_value"]
-            info = {"metric": self.tc.val_metric, "value": value, "step": self.state["step"]}
-        save_checkpoint(self.run_dir, self.state["step"], self.model, meta, self._trainer_state(), best=info)
+        """Write a checkpoint from rank 0 (every rank calls it; the others wait for it)."""
+        trainer_state = self._trainer_state()
+        with dist.together():
+            if dist.is_main():
+                meta = checkpoint_meta(self.cfg, self.data.vocab, self.data.dims, epoch=self.state["epoch"],
+                                       validation=self.state["last_validation"], finished=self.state["finished"])
+                info = None
+                if best:
+                    value = self.state["best_value"]
+                    info = {"metric": self.tc.val_metric, "value": value, "step": self.state["step"]}
+                save_checkpoint(self.run_dir, self.state["step"], self.model, meta, trainer_state, best=info)
 
     def resume(self) -> bool:
         """Restore the ``last`` checkpoint if the run folder has one. Returns whether it did."""
@@ -122,33 +140,29 @@ class Trainer:
         self.model.load_state_dict(load_file(str(ckpt / "model.safetensors"), device=str(self.device)))
         saved = load_trainer_state(ckpt)
         self.optimizer.load_state_dict(saved["optimizer"])
-        torch.set_rng_state(saved["rng"]["cpu"])
-        if "cuda" in saved["rng"] and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(saved["rng"]["cuda"])
+        self.runner.load_state_dict(saved.get("scaler"))
         self.state.update(saved["loop"])
-        self.log.truncate_after(self.state["step"])
+        saved_world = int(saved.get("world_size", 1))
+        if saved_world == dist.world_size():
+            _set_rng_state(saved.get("rng_ranks", [saved["rng"]])[dist.rank()])
+        else:  # global batches make the step sequence world-size free; only dropout streams restart
+            _seed_rank(self.tc.seed, self.state["step"], dist.rank())
+            log.warning("%s was checkpointed by %d processes, resumed by %d: same weights, optimizer and data "
+                        "order; dropout masks now differ from an uninterrupted run", self.run_dir, saved_world,
+                        dist.world_size())
+        if dist.is_main():
+            self.log.truncate_after(self.state["step"])
         log.info("resumed %s at step %d (epoch %d, batch %d)", self.run_dir, self.state["step"],
                  self.state["epoch"], self.state["batch"])
         return True
 
     # ------------------------------------------------------------------ steps
     def _train_step(self, indices: Any) -> tuple[float, float]:
-        """One teacher-forced optimizer step. Returns (loss, grad norm)."""
-        batch = self.data.train.pair_batch(indices, self.data.frame_dim, self.data.audio_dim).to(self.device)
-        self.model.train()
-        logits = self.model(batch)  # (B, L-1, V)
-        targets = batch.tokens[:, 1:]  # (B, L-1)
-        loss = F.cross_entropy(logits.transpose(1, 2), targets, ignore_index=self.data.vocab.pad_id,
-                               label_smoothing=self.tc.label_smoothing)
+        """One teacher-forced optimizer step on the global batch ``indices``. Returns (loss, grad norm)."""
         lr = learning_rate(self.tc, self.state["step"], self.total_steps)
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        clip = self.tc.grad_clip if self.tc.grad_clip > 0 else float("inf")
-        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip)
-        self.optimizer.step()
-        return float(loss.detach()), float(grad_norm)
+        return self.runner.step(self.data.train, indices, (self.data.frame_dim, self.data.audio_dim),
+                                pad_id=self.data.vocab.pad_id, lr=lr, label_smoothing=self.tc.label_smoothing,
+                                grad_clip=self.tc.grad_clip)
 
     def _validate(self) -> None:
         """Validate, log, keep the best checkpoint, count validations without improvement."""
@@ -165,7 +179,8 @@ class Trainer:
         self.state["last_validation"] = scores
         self.state["last_val_step"] = self.state["step"]
         self.state["train_seconds"] += time.perf_counter() - t0
-        self.log.append({"type": "val", "step": self.state["step"], "epoch": self.state["epoch"], **scores})
+        if dist.is_main():
+            self.log.append({"type": "val", "step": self.state["step"], "epoch": self.state["epoch"], **scores})
         if self.writer is not None:
             for key, v in scores.items():
                 if isinstance(v, float):
@@ -188,7 +203,7 @@ class Trainer:
         """Train until max_epochs / max_steps / early stopping; returns the result."""
         if self.state["finished"]:
             return self._result("already_finished")
-        if self.tc.tensorboard:
+        if self.tc.tensorboard and dist.is_main():
             from torch.utils.tensorboard import SummaryWriter
 
             self.writer = SummaryWriter(str(self.run_dir / "tb"), purge_step=self.state["step"] + 1)
@@ -206,13 +221,14 @@ class Trainer:
                     loss, grad_norm = self._train_step(indices)
                     elapsed = time.perf_counter() - t0
                     self.state["train_seconds"] += elapsed
-                    speed = len(indices) / max(elapsed, 1e-9)
+                    speed = len(indices) / max(elapsed, 1e-9)  # global samples per second
                     self.state["step"] += 1
                     self.state["batch"] += 1
                     step = self.state["step"]
-                    self.log.append({"type": "train", "step": step, "epoch": self.state["epoch"], "loss": loss,
-                                     "grad_norm": grad_norm, "lr": self.optimizer.param_groups[0]["lr"],
-                                     "samples_per_s": round(speed, 1)})
+                    if dist.is_main():
+                        self.log.append({"type": "train", "step": step, "epoch": self.state["epoch"], "loss": loss,
+                                         "grad_norm": grad_norm, "lr": self.optimizer.param_groups[0]["lr"],
+                                         "samples_per_s": round(speed, 1)})
                     if self.writer is not None:
                         self.writer.add_scalar("train/loss", loss, step)
                         self.writer.add_scalar("train/samples_per_s", speed, step)
@@ -270,16 +286,47 @@ def train(
         DataError: unusable manifest / features, or another process trains into ``run_dir``.
     """
     resolve_data_paths(config, manifest, features)
-    with run_lock(run_dir):
-        check_run_config(config, run_dir)  # before the (possibly long) feature extraction
-        data = prepare_data(config, progress=progress)
-        check_run_vocab(run_dir, data.vocab)
+    dist.setup(resolve_device(config.train.device))  # under torchrun: join the job before any collective
+    with ExitStack() as stack:
+        with dist.together():  # rank 0 owns the run folder; an error there stops every rank
+            if dist.is_main():
+                stack.enter_context(run_lock(run_dir))
+                check_run_config(config, run_dir)
+        with dist.together():
+            data = prepare_data(config, progress=progress)
+            if dist.is_main():
+                check_run_vocab(run_dir, data.vocab)
         trainer = Trainer(config, run_dir, data, progress=progress)
-        trainer.resume()
+        with dist.together():
+            trainer.resume()
         result = trainer.fit(on_step)
         if config.decode.verifier == LEARNED_VERIFIER:
-            fit_run_verifier(config, run_dir, data)
+            with dist.together():
+                if dist.is_main():
+                    fit_run_verifier(config, run_dir, data)
         return result
+
+
+def _rng_state() -> dict[str, Any]:
+    """This process's torch RNG state (CPU, and every CUDA device when there is one)."""
+    rng = {"cpu": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        rng["cuda"] = torch.cuda.get_rng_state_all()
+    return rng
+
+
+def _set_rng_state(rng: dict[str, Any]) -> None:
+    """Restore :func:`_rng_state`."""
+    torch.set_rng_state(rng["cpu"])
+    if "cuda" in rng and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(rng["cuda"])
+
+
+def _seed_rank(seed: int, step: int, rank: int) -> None:
+    """Seed this rank's dropout stream from (run seed, step, rank): distinct per rank, reproducible."""
+    import numpy as np
+
+    torch.manual_seed(int(np.random.SeedSequence([seed, step, rank]).generate_state(1)[0]))
 
 
 def fit_run_verifier(config: Any, run_dir: str | Path, data: Any) -> Path:
