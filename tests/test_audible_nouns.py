@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from data_prep import audible_nouns as gen
+from fusion.encoders.labels import place_parts
 from fusion.errors import DataError
 from fusion.verifier.table import NounTable
 
@@ -22,7 +23,7 @@ CAPTIONS = (
 
 def _sources() -> gen.Sources:
     wnids = tuple(ln.split()[0] for ln in (FIXTURE / "categories_imagenet.txt").read_text().splitlines())
-    places = tuple((FIXTURE / "categories_places2.txt").read_text().split())
+    places = tuple(place_parts(ln) for ln in (FIXTURE / "categories_places2.txt").read_text().split())
     return gen.Sources(wnids, places, {"Dog bark": ("dog",), "Rooster": ("rooster",)})
 
 
@@ -111,3 +112,27 @@ def test_committed_table_matches_soundnet_and_benchmark() -> None:
             assert cls in table.entries[noun].esc10, (word, cls)
     for shape_word in ("circle", "square", "triangle", "box"):
         assert table.audible_noun(shape_word) is None
+
+
+def test_default_sources_are_soundnets_labels() -> None:
+    from fusion.encoders.labels import imagenet_labels, places_labels
+
+    sources, words = gen.load_sources()
+    assert sources.imagenet_wnids == tuple(label.wnid for label in imagenet_labels())
+    assert tuple("_".join(p) for p in sources.places) == places_labels()
+    assert ("train_station", "platform") in sources.places and "dog" in words
+
+
+def test_package_runs_as_module(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    captions = tmp_path / "caps.txt"
+    captions.write_text(CAPTIONS)
+    out = tmp_path / "table.json"
+    proc = subprocess.run([sys.executable, "-m", "data_prep.audible_nouns", "--wordnet", str(FIXTURE), "--captions",
+                           str(captions), "--min-count", "1", "--imagenet", str(FIXTURE / "categories_imagenet.txt"),
+                           "--places", str(FIXTURE / "categories_places2.txt"), "--no-benchmark", "--out", str(out)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert NounTable.load(out).audible_noun("trains") == "train"

@@ -11,6 +11,7 @@ Both files come from cvondrick/soundnet (MIT); see ``fusion/assets/README.md``.
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import resources
 
@@ -55,6 +56,25 @@ def _read_asset(filename: str) -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 
+def parse_imagenet(lines: Iterable[str]) -> tuple[ImageNetLabel, ...]:
+    """ImageNet labels from ``nXXXXXXXX name, synonym, ...`` lines (blank lines skipped), in order."""
+    labels = []
+    for line in (ln.strip() for ln in lines):
+        if not line:
+            continue
+        wnid, _, names = line.partition(" ")
+        synonyms = tuple(s.strip() for s in names.split(",") if s.strip())
+        labels.append(ImageNetLabel(wnid=wnid, name=synonyms[0] if synonyms else wnid, synonyms=synonyms))
+    return tuple(labels)
+
+
+def place_parts(line: str) -> tuple[str, ...]:
+    """The name parts of a Places2 line, letter folder dropped: ``/t/train_station/platform`` ->
+    ``("train_station", "platform")``; a line without the folder is one part."""
+    parts = [p for p in line.strip().split("/") if p]
+    return tuple(parts[1:]) if len(parts) > 1 else tuple(parts)
+
+
 @functools.lru_cache(maxsize=1)
 def imagenet_labels() -> tuple[ImageNetLabel, ...]:
     """The 1000 ImageNet classes in logit order (== SoundNet conv8 order).
@@ -62,11 +82,7 @@ def imagenet_labels() -> tuple[ImageNetLabel, ...]:
     Returns:
         1000 :class:`ImageNetLabel`, index i = logit i.
     """
-    labels = []
-    for line in _read_asset(IMAGENET_FILE):
-        wnid, _, names = line.partition(" ")
-        synonyms = tuple(s.strip() for s in names.split(",") if s.strip())
-        labels.append(ImageNetLabel(wnid=wnid, name=synonyms[0], synonyms=synonyms))
+    labels = parse_imagenet(_read_asset(IMAGENET_FILE))
     if len(labels) != NUM_IMAGENET_CLASSES:  # the shipped file is fixed; guard against a bad install
         raise RuntimeError(f"{IMAGENET_FILE}: expected {NUM_IMAGENET_CLASSES} classes, found {len(labels)}")
     return tuple(labels)
@@ -82,13 +98,17 @@ def places_labels() -> tuple[str, ...]:
     Returns:
         401 plain scene names, index i = conv8_2 output i.
     """
-    names = []
-    for line in _read_asset(PLACES_FILE):
-        parts = [p for p in line.split("/") if p]
-        names.append("_".join(parts[1:]) if len(parts) > 1 else parts[0])
+    names = ["_".join(parts) for parts in places_parts()]
     if len(names) != NUM_PLACES_CLASSES:
         raise RuntimeError(f"{PLACES_FILE}: expected {NUM_PLACES_CLASSES} classes, found {len(names)}")
     return tuple(names)
+
+
+@functools.lru_cache(maxsize=1)
+def places_parts() -> tuple[tuple[str, ...], ...]:
+    """The 401 Places2 scenes in conv8_2 order as name parts (see :func:`place_parts`):
+    ``("train_station", "platform")``, where :func:`places_labels` joins them."""
+    return tuple(place_parts(line) for line in _read_asset(PLACES_FILE))
 
 
 def imagenet_names() -> tuple[str, ...]:
