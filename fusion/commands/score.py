@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from fusion.evaluation import METRICS, coco_metrics, read_captions, read_predictions
+from fusion.captions_io import read_captions, read_predictions
+from fusion.evaluation import METRICS, coco_metrics
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
