@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from fusion.decoding.lm_scorer import LOG_ZERO, LMScorer, lm_fusion, load_language_model
+from fusion.decoding.lm_scorer import LMScorer, lm_fusion, load_language_model
 from fusion.decoding.scorer import DecodeContext
+from fusion.models.bound_lm import LOG_ZERO
 from fusion.models.hf_lm import HFWordLM
 from fusion.text import Vocabulary
 
@@ -54,7 +55,7 @@ def test_multi_subword_words_sum_subword_log_probs(hf_lm: HFWordLM) -> None:
     lengths = {w: len(hf_lm.word_tokens(w)) for w in CAP_VOCAB.words[4:]}
     assert max(lengths.values()) >= 3 and min(lengths.values()) == 1  # both kinds present
     scorer = LMScorer(hf_lm)
-    state = scorer.init_state(DecodeContext(batch_size=1, beam_size=2, inputs={"vocab": CAP_VOCAB}))
+    state = scorer.init_state(DecodeContext(batch_size=1, beam_size=2, vocab=CAP_VOCAB))
     rows = [["a", "cat", "is"], ["a", "woman", "slicing"]]
     tokens = torch.tensor([[CAP_VOCAB.bos_id]] * 2)
     scores, state = scorer.score(tokens, state)

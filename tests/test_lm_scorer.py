@@ -9,17 +9,16 @@ import torch
 
 from fusion.decoding.beam_search import beam_search
 from fusion.decoding.lm_scorer import (
-    LOG_ZERO,
     LinearInterpolationScorer,
     LMScorer,
     interpolation_correction,
     lm_fusion,
     load_language_model,
-    vocab_map,
 )
 from fusion.decoding.scorer import DecodeContext
 from fusion.errors import CheckpointError, ConfigError
-from fusion.models.lm import LMConfig, LSTMLanguageModel, WordLM
+from fusion.models.bound_lm import LOG_ZERO
+from fusion.models.lm import LMConfig, LSTMLanguageModel, WordLM, vocab_map
 from fusion.text import Vocabulary
 
 LM_VOCAB = Vocabulary.build(["a man is playing a guitar", "a dog is running"])
@@ -63,7 +62,7 @@ def test_vocab_map() -> None:
 
 def test_lm_scorer_maps_vocabulary(lm: WordLM) -> None:
     scorer = LMScorer(lm)
-    ctx = DecodeContext(batch_size=2, beam_size=1, inputs={"vocab": CAP_VOCAB})
+    ctx = DecodeContext(batch_size=2, beam_size=1, vocab=CAP_VOCAB)
     state = scorer.init_state(ctx)
     prefix = ["a", "horse", "is"]  # "horse" is unknown to the LM: fed as <unk>
     tokens = torch.tensor([[CAP_VOCAB.bos_id]] * 2)
@@ -127,7 +126,7 @@ def test_linear_scorer_sums_to_mixture(lm: WordLM) -> None:
 
 
 def _decode(scorers, weights, vocab, beam=3):
-    ctx = DecodeContext(batch_size=2, beam_size=beam, inputs={"vocab": vocab})
+    ctx = DecodeContext(batch_size=2, beam_size=beam, vocab=vocab)
     return beam_search(scorers, weights, ctx, bos_id=vocab.bos_id, eos_id=vocab.eos_id, max_len=6, nbest=2)
 
 

@@ -15,80 +15,33 @@ language model trained on text at every decoding step. Two forms:
   it. :class:`LinearInterpolationScorer` (it steps its own copy of the caption scorer).
 
 :func:`lm_fusion` builds the scorers and weights of either form. An LM is bound to the
-caption model's vocabulary (``DecodeContext.inputs["vocab"]``): every caption word id is
+caption model's vocabulary (``DecodeContext.vocab``): every caption word id is
 mapped to the LM's vocabulary, words the LM does not know to its ``<unk>``
-(:func:`fusion.models.lm.vocab_map`); the Hugging Face adapter scores each caption word as the sum of its
-subword log-probabilities (:mod:`fusion.models.hf_lm`).
+(:func:`fusion.models.lm.vocab_map`, :class:`fusion.models.bound_lm.BoundLSTM`); the Hugging Face
+adapter scores each caption word as the sum of its subword log-probabilities (:mod:`fusion.models.hf_lm`).
 """
 
 from __future__ import annotations
 
+import logging
 import math
+import typing
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 import torch
 from torch import Tensor
 
-from fusion.decoding.scorer import INPUT_VOCAB, DecodeContext, Scorer
+from fusion.decoding.scorer import DecodeContext, Scorer
 from fusion.errors import CheckpointError, ConfigError
-from fusion.models.lm import LSTMState, WordLM, vocab_map
+from fusion.models.bound_lm import LOG_ZERO, BoundLM, bind_lm
+from fusion.models.lm import WordLM
 from fusion.text import Vocabulary
 
-# Log score of a token the LM can never produce (<pad>, <bos>). Finite so that weighted
-# sums and differences never make NaN; exp(-1e4) is 0 in float32 anyway.
-LOG_ZERO = -1.0e4
-LM_FUSION_MODES: tuple[str, ...] = ("loglinear", "linear")
-FusionMode = Literal["loglinear", "linear"]
+logger = logging.getLogger(__name__)
 
-
-class BoundLM(Protocol):
-    """A language model bound to a caption vocabulary (V caption words)."""
-
-    def init_state(self, num_rows: int, device: torch.device | str) -> Any:
-        """State of ``num_rows`` empty prefixes (before ``<bos>``)."""
-        ...
-
-    def step(self, prev: Tensor, state: Any) -> tuple[Tensor, Any]:
-        """Consume caption ids ``prev`` (N,) long; return (N, V) float32 log-probs of the next caption word."""
-        ...
-
-    def select_state(self, state: Any, idx: Tensor) -> Any:
-        """Reorder rows: new row i is old row ``idx[i]`` (idx (N,) long)."""
-        ...
-
-
-class BoundLSTM:
-    """A :class:`~fusion.models.lm.WordLM` scoring a caption vocabulary.
-
-    Args:
-        lm: the trained LSTM LM (its own vocabulary).
-        vocab: the caption model's vocabulary.
-    """
-
-    def __init__(self, lm: WordLM, vocab: Vocabulary) -> None:
-        self.lm = lm
-        self.vocab = vocab
-        self.device = next(lm.model.parameters()).device
-        self.to_lm = vocab_map(vocab, lm.vocab).to(self.device)  # (V,)
-        self.impossible = torch.tensor([vocab.pad_id, vocab.bos_id], device=self.device)
-
-    def init_state(self, num_rows: int, device: torch.device | str = "cpu") -> LSTMState:
-        """Zero LSTM state, (h, c) each (layers, N, H)."""
-        return self.lm.model.init_state(num_rows, self.device)
-
-    @torch.no_grad()
-    def step(self, prev: Tensor, state: LSTMState) -> tuple[Tensor, LSTMState]:
-        """See :class:`BoundLM`. Returns log-probs (N, V) on ``prev``'s device."""
-        lm_log_probs, _, state = self.lm.model.step(self.to_lm[prev.to(self.device)], state)  # (N, V_lm)
-        scores = lm_log_probs[:, self.to_lm].clamp_min(LOG_ZERO)  # (N, V)
-        scores[:, self.impossible] = LOG_ZERO
-        return scores.to(prev.device), state
-
-    def select_state(self, state: LSTMState, idx: Tensor) -> LSTMState:
-        """Reorder the rows of (h, c)."""
-        idx = idx.to(self.device)
-        return state[0][:, idx], state[1][:, idx]
+LMFusionMode = Literal["loglinear", "linear"]  # late fusion: log-linear (shallow) or linear interpolation
+LM_FUSION_MODES: tuple[LMFusionMode, ...] = typing.get_args(LMFusionMode)
 
 
 class LMScorer:
@@ -97,7 +50,7 @@ class LMScorer:
     Args:
         lm: a :class:`WordLM`, a :class:`~fusion.models.hf_lm.HFWordLM`, or anything with
             ``bind(vocab) -> BoundLM``.
-        vocab: the caption vocabulary; default ``ctx.inputs["vocab"]`` at ``init_state``.
+        vocab: the caption vocabulary; default ``ctx.vocab`` at ``init_state``.
     """
 
     def __init__(self, lm: Any, vocab: Vocabulary | None = None) -> None:
@@ -108,15 +61,15 @@ class LMScorer:
     def bind(self, vocab: Vocabulary) -> BoundLM:
         """The LM bound to ``vocab`` (cached for the last vocabulary)."""
         if self._bound is None or self._bound[0] != vocab:
-            bound = BoundLSTM(self.lm, vocab) if isinstance(self.lm, WordLM) else self.lm.bind(vocab)
+            bound = bind_lm(self.lm, vocab)
             self._bound = (vocab, bound)
         return self._bound[1]
 
     def init_state(self, ctx: DecodeContext) -> Any:
-        """Empty prefixes for N = batch * beam rows (reads ``ctx.inputs["vocab"]`` if no vocab was given)."""
-        vocab = self.vocab if self.vocab is not None else ctx.inputs.get(INPUT_VOCAB)
+        """Empty prefixes for N = batch * beam rows (reads ``ctx.vocab`` if no vocab was given)."""
+        vocab = self.vocab if self.vocab is not None else ctx.vocab
         if vocab is None:
-            raise ConfigError("the 'lm' scorer needs the caption vocabulary: pass vocab= or DecodeContext.inputs['vocab']")
+            raise ConfigError("the 'lm' scorer needs the caption vocabulary: pass vocab= or DecodeContext(vocab=...)")
         bound = self.bind(vocab)
         return bound, bound.init_state(ctx.num_rows, ctx.device)
 
@@ -189,7 +142,7 @@ class LinearInterpolationScorer:
 
 
 def lm_fusion(
-    caption: Scorer, lm: Any | None, lm_weight: float, mode: FusionMode = "loglinear"
+    caption: Scorer, lm: Any | None, lm_weight: float, mode: LMFusionMode = "loglinear"
 ) -> tuple[dict[str, Scorer], dict[str, float]]:
     """Scorers and weights for decoding with late fusion.
 

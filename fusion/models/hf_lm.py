@@ -12,16 +12,23 @@ however many subwords ``w`` has. A sentence starts with the tokenizer's BOS toke
 ``<bos>`` cannot be produced; the caption ``<unk>`` has no text, so it gets the lowest score
 of any real word in that row (never better than a word the LM can spell).
 
-Cost: each step runs the LM once over every row's prefix (first subwords of all words at
-once) and once over prefix + subwords for each word with more than one subword, in chunks
-of ``chunk_rows`` sequences. Exact, and fine for small vocabularies or GPUs; a large
-caption vocabulary on a CPU is slow.
+Cost: with ``use_cache`` (the default) each row keeps the model's key/value cache of its
+prefix, reordered with the beam, so a step runs the LM only over the subwords the rows just
+consumed (first subwords of all words at once) and, for each word with more than one
+subword, over that word's subwords on top of the row's cache, in chunks of ``chunk_rows``
+sequences. Without the cache (``use_cache=False``, also for models whose cache cannot be
+passed back) every step re-runs each row's whole prefix; both give the same scores up to
+float rounding (``tests/test_lm_hf_cache.py``; ``scripts/bench_lm_cache.py`` times them).
+Rows consume different numbers of subwords per step, so the cache holds padding slots,
+masked out by the attention mask, and every subword gets its position id from the count of
+real subwords before it, exactly as in the full prefix.
 
 Loading: a local folder (``save_pretrained`` output) or, for users who are online, a hub id.
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,11 +37,13 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from fusion.decoding.lm_scorer import LOG_ZERO
 from fusion.errors import WeightsError
+from fusion.models.bound_lm import LOG_ZERO
 from fusion.text import Vocabulary
 
 logger = logging.getLogger(__name__)
+
+KVCache = list[tuple[Tensor, Tensor]]  # one (key, value) per layer, each (N, heads, S, head_dim)
 
 
 @dataclass
@@ -46,12 +55,15 @@ class HFWordLM:
         tokenizer: its tokenizer (``__call__``/``encode`` with ``add_special_tokens=False``).
         word_prefix: prepended to each word before tokenising (``" "`` for GPT-2-style BPE).
         chunk_rows: sequences per forward pass when scoring multi-subword words.
+        use_cache: keep each row's key/value cache between steps instead of re-running its
+            whole prefix (same scores; False for models whose cache cannot be passed back).
     """
 
     model: Any
     tokenizer: Any
     word_prefix: str = " "
     chunk_rows: int = 512
+    use_cache: bool = True
 
     @classmethod
     def from_pretrained(cls, name_or_path: str, device: torch.device | str = "cpu", **kwargs: Any) -> "HFWordLM":
@@ -124,10 +136,103 @@ class HFWordLM:
         return out
 
 
-class BoundHF:
-    """:class:`HFWordLM` scoring a caption vocabulary (see :class:`fusion.decoding.lm_scorer.BoundLM`).
+    @torch.no_grad()
+    def forward_cached(self, ids: Tensor, mask: Tensor, positions: Tensor,
+                       past: KVCache | None) -> tuple[Tensor, KVCache]:
+        """Run new subwords on top of a key/value cache.
 
-    The state is the subword prefix of each row (a list of id lists), starting with BOS.
+        Args:
+            ids: long (N, W) new subword ids (padding slots hold any id).
+            mask: long (N, S + W) 1 for real subwords over the cache's S slots and the W new ones.
+            positions: long (N, W) position id of each new subword.
+            past: the cache of the S earlier slots (None: S = 0).
+
+        Returns:
+            logits float32 (N, W, V_sub) and the cache of all S + W slots.
+        """
+        names = _cache_argument_names(self.model)
+        kwargs = {names[0]: _to_model_cache(past)} if past is not None else {}
+        out = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
+                         position_ids=positions.to(self.device), use_cache=True, **kwargs)
+        return out.logits.float(), _from_model_cache(getattr(out, names[1]))
+
+
+def _cache_argument_names(model: Any) -> tuple[str, str]:
+    """The forward argument and output field that carry the cache (``past_key_values`` before transformers 5)."""
+    params = inspect.signature(model.forward).parameters
+    return ("cache", "cache") if "cache" in params else ("past_key_values", "past_key_values")
+
+
+def _to_model_cache(past: KVCache) -> Any:
+    """Our per-layer (key, value) tensors as the model's cache object."""
+    from transformers import DynamicCache
+
+    if hasattr(DynamicCache, "from_legacy_cache"):
+        return DynamicCache.from_legacy_cache(tuple(past))
+    return DynamicCache(ddp_cache_data=past)
+
+
+def _from_model_cache(cache: Any) -> KVCache:
+    """The model's cache object as per-layer (key, value) tensors."""
+    if cache is None:
+        raise WeightsError("the Hugging Face model returned no key/value cache; use HFWordLM(use_cache=False)")
+    if hasattr(cache, "layers"):
+        return [(layer.keys, layer.values) for layer in cache.layers]
+    if hasattr(cache, "key_cache"):
+        return list(zip(cache.key_cache, cache.value_cache))
+    return [(k, v) for k, v, *_ in cache]
+
+
+@dataclass
+class HFState:
+    """What :class:`BoundHF` remembers of N rows.
+
+    Attributes:
+        prefixes: the subword ids each row has consumed (BOS first).
+        past: the key/value cache of those subwords over S slots (None before the first
+            step and without the cache); a row's padding slots are masked out.
+        mask: long (N, S) on the CPU, 1 where a cache slot holds one of the row's subwords, or None.
+        scores: float32 (N, V) the last step's caption-word log-probs (what a row that
+            consumes no subword, an ``<unk>``, scores again), or None.
+    """
+
+    prefixes: list[list[int]]
+    past: KVCache | None = None
+    mask: Tensor | None = None
+    scores: Tensor | None = None
+
+    def select(self, idx: Tensor) -> HFState:
+        """Rows ``idx`` (long (N',)) in that order."""
+        rows = idx.tolist()
+        prefixes = [list(self.prefixes[i]) for i in rows]
+        if self.past is None or self.mask is None:
+            return HFState(prefixes)
+        past = [(k.index_select(0, idx.to(k.device)), v.index_select(0, idx.to(v.device))) for k, v in self.past]
+        scores = None if self.scores is None else self.scores.index_select(0, idx.to(self.scores.device))
+        return HFState(prefixes, past, self.mask.index_select(0, idx.cpu()), scores)
+
+
+def _pad(seqs: list[list[int]]) -> tuple[Tensor, Tensor]:
+    """Right-padded ids and mask, long (B, W) each."""
+    width = max(len(s) for s in seqs)
+    ids = torch.zeros(len(seqs), width, dtype=torch.long)
+    mask = torch.zeros(len(seqs), width, dtype=torch.long)
+    for i, s in enumerate(seqs):
+        ids[i, : len(s)] = torch.tensor(s, dtype=torch.long)
+        mask[i, : len(s)] = 1
+    return ids, mask
+
+
+def _positions(mask: Tensor, width: int) -> Tensor:
+    """Position ids (N, width) of the last ``width`` slots: real subwords before each slot."""
+    return (mask.cumsum(1) - 1).clamp(min=0)[:, -width:]
+
+
+class BoundHF:
+    """:class:`HFWordLM` scoring a caption vocabulary (see :class:`fusion.models.bound_lm.BoundLM`).
+
+    The state (:class:`HFState`) is each row's subword prefix, starting with BOS, and, with
+    ``lm.use_cache``, the model's key/value cache of it.
     """
 
     def __init__(self, lm: HFWordLM, vocab: Vocabulary) -> None:
@@ -149,25 +254,35 @@ class BoundHF:
         self.single = [i for i, p in enumerate(self.pieces) if len(p) == 1]
         self.single_first = torch.tensor([self.pieces[i][0] for i in self.single], dtype=torch.long)
         self.multi = [i for i, p in enumerate(self.pieces) if len(p) > 1]
+        self.spelled = [i for i, p in enumerate(self.pieces) if p]
         logger.info("HF LM on %d caption words: %d single-subword, %d multi-subword", len(vocab), len(self.single), len(self.multi))
 
-    def init_state(self, num_rows: int, device: torch.device | str = "cpu") -> list[list[int]]:
+    def init_state(self, num_rows: int, device: torch.device | str = "cpu") -> HFState:
         """Empty prefixes (BOS is added when the caption ``<bos>`` is consumed)."""
-        return [[] for _ in range(num_rows)]
+        return HFState([[] for _ in range(num_rows)])
 
-    def step(self, prev: Tensor, state: list[list[int]]) -> tuple[Tensor, list[list[int]]]:
+    def step(self, prev: Tensor, state: HFState) -> tuple[Tensor, HFState]:
         """Consume caption ids ``prev`` (N,) long; return (N, V) float32 next-word log-probs on ``prev``'s device."""
-        prefixes = [row + self._spell(int(p)) for row, p in zip(state, prev.tolist())]
-        scores = self.word_log_probs(prefixes)
-        return scores.to(prev.device), prefixes
+        new = [self._spell(int(p)) for p in prev.tolist()]
+        prefixes = [row + piece for row, piece in zip(state.prefixes, new)]
+        if not self.lm.use_cache:
+            return self.word_log_probs(prefixes).to(prev.device), HFState(prefixes)
+        scores, state = self._cached_step(new, prefixes, state)
+        return scores.to(prev.device), state
 
     def _spell(self, caption_id: int) -> list[int]:
         if caption_id == self.vocab.bos_id:
             return [self.bos]
         return self.pieces[caption_id]  # an <unk>/<pad> in a prefix adds nothing
 
+    def _finish(self, scores: Tensor) -> Tensor:
+        """``<unk>`` at each row's lowest spelled-word score; everything at least LOG_ZERO."""
+        scores[:, self.vocab.unk_id] = scores[:, self.spelled].min(dim=1).values
+        return scores.clamp_min(LOG_ZERO)
+
     def word_log_probs(self, prefixes: list[list[int]]) -> Tensor:
-        """Log-probs (N, V) float32 of every caption word after each subword prefix (non-empty lists)."""
+        """Log-probs (N, V) float32 of every caption word after each subword prefix (non-empty
+        lists), from the whole prefixes (the path without the cache)."""
         n, v = len(prefixes), len(self.vocab)
         scores = torch.full((n, v), LOG_ZERO)
         first = torch.stack([lp[-1] for lp in self.lm.sequence_log_probs(prefixes)]).cpu()  # (N, V_sub)
@@ -178,10 +293,56 @@ class BoundHF:
             start = len(prefixes[r]) - 1  # row predicting the word's first subword
             pieces = torch.tensor(self.pieces[w])
             scores[r, w] = lp[start : start + len(pieces)].cpu().gather(1, pieces[:, None]).sum()
-        spelled = [i for i, p in enumerate(self.pieces) if p]
-        scores[:, self.vocab.unk_id] = scores[:, spelled].min(dim=1).values
-        return scores.clamp_min(LOG_ZERO)
+        return self._finish(scores)
 
-    def select_state(self, state: list[list[int]], idx: Tensor) -> list[list[int]]:
-        """Reorder the prefixes."""
-        return [list(state[i]) for i in idx.tolist()]
+    def _cached_step(self, new: list[list[int]], prefixes: list[list[int]], state: HFState) -> tuple[Tensor, HFState]:
+        """Scores (N, V) after each row consumed its ``new`` subwords on top of ``state``'s cache."""
+        if any(not p for p in prefixes):
+            raise ValueError("the HF LM scores a row only after <bos>: every prefix must be non-empty")
+        if not any(new):  # no row consumed a subword (all <unk>): nothing changes
+            return state.scores, HFState(prefixes, state.past, state.mask, state.scores)
+        device = self.lm.device
+        ids, new_mask = _pad(new)  # (N, W)
+        width = ids.shape[1]
+        mask = new_mask if state.mask is None else torch.cat([state.mask, new_mask], 1)  # (N, S + W)
+        logits, past = self.lm.forward_cached(ids, mask, _positions(mask, width), state.past)  # (N, W, V_sub)
+        last = (new_mask.sum(1) - 1).clamp(min=0).to(device)  # (N,) each row's last new slot
+        first = torch.log_softmax(logits[torch.arange(len(new), device=device), last], dim=-1)  # (N, V_sub)
+        scores = torch.full((len(new), len(self.vocab)), LOG_ZERO, device=device)
+        scores[:, self.single] = first[:, self.single_first.to(device)]
+        rows = [r for r, piece in enumerate(new) if piece]
+        self._multi_scores(scores, first, rows, past, mask)
+        scores = self._finish(scores)
+        kept = [r for r, piece in enumerate(new) if not piece]  # rows that consumed nothing keep their scores
+        if kept and state.scores is not None:
+            keep = torch.tensor(kept, device=device)
+            scores[keep] = state.scores.to(device)[keep]
+        return scores, HFState(prefixes, past, mask, scores)
+
+    def _multi_scores(self, scores: Tensor, first: Tensor, rows: list[int], past: KVCache, mask: Tensor) -> None:
+        """Fill ``scores[r, w]`` (in place) for rows ``rows`` and every multi-subword word ``w``.
+
+        The word's first subword is scored by ``first`` (N, V_sub); the others by running its
+        subwords but the last on top of the row's cache (``past`` over ``mask`` (N, S) slots).
+        """
+        if not self.multi or not rows:
+            return
+        device = scores.device
+        pairs = [(r, w) for r in rows for w in self.multi]
+        for start in range(0, len(pairs), self.lm.chunk_rows):
+            chunk = pairs[start : start + self.lm.chunk_rows]
+            row_idx = torch.tensor([r for r, _ in chunk], device=device)
+            word_idx = torch.tensor([w for _, w in chunk], device=device)
+            ids, cont_mask = _pad([self.pieces[w][:-1] for _, w in chunk])  # (P, K)
+            targets, _ = _pad([self.pieces[w][1:] for _, w in chunk])  # (P, K)
+            full_mask = torch.cat([mask.index_select(0, row_idx.cpu()), cont_mask], 1)  # (P, S + K)
+            sub_past = [(k.index_select(0, row_idx), v.index_select(0, row_idx)) for k, v in past]
+            logits, _ = self.lm.forward_cached(ids, full_mask, _positions(full_mask, ids.shape[1]), sub_past)
+            log_probs = torch.log_softmax(logits, dim=-1)  # (P, K, V_sub)
+            rest = log_probs.gather(2, targets.to(device)[..., None])[..., 0] * cont_mask.to(device)  # (P, K)
+            heads = torch.tensor([self.pieces[w][0] for _, w in chunk], device=device)
+            scores[row_idx, word_idx] = first[row_idx, heads] + rest.sum(1)
+
+    def select_state(self, state: HFState, idx: Tensor) -> HFState:
+        """Reorder the rows (prefixes, cache and last scores) after beam pruning."""
+        return state.select(idx)
