@@ -29,10 +29,10 @@ import sys
 import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from fusion.errors import FusionError
+from fusion.errors import ConfigError, FusionError
 
 if TYPE_CHECKING:
     import torch
@@ -41,9 +41,10 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-# Collectives wait this long for a missing rank before failing (torch's own default is 30 min).
+# Collectives wait this long for a late rank before failing (torch's own default is 30 min). A
+# rank that fails or dies never leaves the others waiting this long: torchrun stops the job.
 TIMEOUT_ENV = "FUSION_DIST_TIMEOUT_S"
-DEFAULT_TIMEOUT_S = 1800.0
+DEFAULT_TIMEOUT_S = 7200.0  # long: extraction ranks may finish their shares hours apart
 
 _control: Any = None  # the Gloo group for CPU-side control messages (None: the default group)
 
@@ -115,7 +116,8 @@ def setup(device: torch.device | str = "cpu") -> torch.device:
     """Join torchrun's process group (once) and return this rank's device.
 
     Without torchrun (``WORLD_SIZE`` unset or 1) nothing is initialised and ``device`` is
-    returned as given. The backend follows the device: NCCL for CUDA, Gloo for CPU.
+    returned as given. NCCL carries CUDA tensors (DDP's gradients on GPUs), Gloo CPU
+    tensors; control messages always go over Gloo.
 
     Args:
         device: the device the caller would use in one process (``cpu``, ``cuda``, ``cuda:1``).
@@ -125,15 +127,16 @@ def setup(device: torch.device | str = "cpu") -> torch.device:
 
     global _control
     device = local_device(device)
+    if device.type == "cuda" and env_world_size() > 1:
+        torch.cuda.set_device(device)
     if env_world_size() <= 1 or is_initialized():
         return device
-    if device.type == "cuda":
-        torch.cuda.set_device(device)
-    backend = "nccl" if device.type == "cuda" else "gloo"
+    # Collectives dispatch by tensor device: CUDA tensors over NCCL, CPU tensors over Gloo, so
+    # a job that extracts on the CPU and then trains on GPUs shares one process group.
+    backend = "cpu:gloo,cuda:nccl" if torch.cuda.is_available() else "gloo"
     timeout = datetime.timedelta(seconds=float(os.environ.get(TIMEOUT_ENV, DEFAULT_TIMEOUT_S)))
-    kwargs: dict[str, Any] = {"device_id": device} if backend == "nccl" else {}
-    dist.init_process_group(backend=backend, timeout=timeout, **kwargs)
-    _control = dist.new_group(backend="gloo", timeout=timeout) if backend == "nccl" else None
+    dist.init_process_group(backend=backend, timeout=timeout)
+    _control = dist.new_group(backend="gloo", timeout=timeout) if "nccl" in backend else None
     if rank() != 0:  # logs and results from rank 0 only; errors still surface on stderr (run_command)
         logging.getLogger().setLevel(logging.ERROR)
         sys.stdout = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115 (for the life of the process)
@@ -149,6 +152,23 @@ def teardown() -> None:
     if is_initialized():
         dist.destroy_process_group()
     _control = None
+
+
+def autocast(device: torch.device, precision: str) -> AbstractContextManager[Any]:
+    """The autocast context for ``precision`` on ``device`` (a no-op for fp32).
+
+    Raises:
+        ConfigError: an unknown precision name.
+    """
+    import torch
+
+    dtypes = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+    if precision not in dtypes:
+        raise ConfigError(f"precision {precision!r} is unknown; use one of {', '.join(dtypes)}")
+    dtype = dtypes[precision]
+    if dtype is None:
+        return nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
 
 
 # ---------------------------------------------------------------------------------- work split

@@ -1,4 +1,8 @@
-"""``fusion extract INPUTS... --out STORE``: videos -> a feature store (resumable, shardable)."""
+"""``fusion extract INPUTS... --out STORE``: videos -> a feature store (resumable, shardable).
+
+Under ``torchrun --nproc_per_node N -m fusion extract ...`` the N ranks share the inputs and
+fill the one store; rank 0 prints the one summary.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +20,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="extract frame-CNN and SoundNet features of videos into a feature store",
         description="Extract one feature record per video (frame-CNN features, SoundNet features "
         "and posteriors, or absent audio) into a store folder. Re-running skips finished videos; "
-        "several --shard processes may fill one store at once. Exit status 1 if any file failed.",
+        "several --shard processes may fill one store at once, and under torchrun the ranks share "
+        "the inputs (rank 0 prints the summary). Exit status 1 if any file failed.",
     )
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="media files, folders (recursive) or manifest .jsonl")
     parser.add_argument("--out", required=True, metavar="STORE", help="feature store folder (created if new)")
@@ -27,18 +32,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--shard", default="0/1", metavar="I/N", help="do only shard I of N (I from 0; default 0/1)")
     parser.add_argument("--overwrite", action="store_true", help="re-extract finished videos (and adopt a new config)")
+    parser.add_argument("--workers", type=int, metavar="K",
+                        help="decode media in K worker processes (default: decode_workers background threads)")
+    parser.add_argument("--device", default="cpu",
+                        help="torch device for the encoders (cpu, cuda; under torchrun cuda is each rank's GPU)")
     parser.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Collect inputs, extract, print the summary. Returns 1 if any file failed."""
-    from fusion.features import ExtractConfig, collect_inputs, extract_to_store, parse_shard
+    from fusion.features import ExtractConfig, collect_inputs, extract_job, parse_shard
 
-    config = load_config(ExtractConfig, args.config, args.overrides)
+    overrides = list(args.overrides) + ([f"decode_processes={args.workers}"] if args.workers is not None else [])
+    config = load_config(ExtractConfig, args.config, overrides)
     shard = parse_shard(args.shard)
     inputs = collect_inputs(args.inputs)
-    summary = extract_to_store(inputs, args.out, config, shard=shard, overwrite=args.overwrite, progress=True)
+    summary = extract_job(inputs, args.out, config, shard=shard, overwrite=args.overwrite, progress=True,
+                          device=args.device)
+    if summary is None:  # another rank of a torchrun job: rank 0 prints the job's summary
+        return 0
     if args.json:
         print(json.dumps(summary.to_json()))
     else:

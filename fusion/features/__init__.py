@@ -11,7 +11,7 @@ Typical use::
 from fusion.features.config import RUNTIME_KEYS, ExtractConfig, ExtractSummary, FeatureRecord
 from fusion.features.extractor import FeatureExtractor
 from fusion.features.inputs import MEDIA_EXTENSIONS, collect_inputs, parse_shard, select_shard, shard_of
-from fusion.features.runner import ensure_features, extract_to_store
+from fusion.features.runner import ensure_features, extract_job, extract_to_store
 from fusion.features.store import FeatureStore, MissingRecordError, safe_id
 
 __all__ = [
@@ -25,6 +25,7 @@ __all__ = [
     "MissingRecordError",
     "collect_inputs",
     "ensure_features",
+    "extract_job",
     "extract_to_store",
     "parse_shard",
     "safe_id",

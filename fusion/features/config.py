@@ -19,11 +19,12 @@ from fusion.config import to_dict
 # Keys of ExtractConfig that change how fast features are made, not what they are.
 # batch_size: frames per CNN forward; batch-size-dependent kernels differ by float rounding only.
 # decode_workers: background decode threads (prefetch of the next clips while the CNN runs).
-RUNTIME_KEYS: frozenset[str] = frozenset({"batch_size", "decode_workers"})
+# decode_processes: decode worker processes (the same prefetch, off the main process's GIL).
+RUNTIME_KEYS: frozenset[str] = frozenset({"batch_size", "decode_workers", "decode_processes"})
 
 # Keys added after stores existed, with the value every older store was made with. At that
 # value they are left out of the fingerprint, so older stores and checkpoints still match.
-LEGACY_DEFAULTS: dict[str, Any] = {"frame_grid": 1}
+LEGACY_DEFAULTS: dict[str, Any] = {"frame_grid": 1, "precision": "fp32"}
 
 
 @dataclass
@@ -47,6 +48,13 @@ class ExtractConfig:
             EfficientNet-Lite0 on 2 CPU cores (see :mod:`fusion.features.framerunner`).
         decode_workers: background threads decoding the next clips while the CNN runs on the
             current one; 0 decodes inline (runtime only).
+        decode_processes: when > 0, decode (av + frame preprocessing) in this many worker
+            processes instead of threads, so the networks never wait for av and Python-side
+            decoding work does not hold the main process's GIL (``fusion extract --workers K``;
+            runtime only).
+        precision: the encoders' arithmetic: "fp32", or "bf16" / "fp16" autocast (for GPUs;
+            bf16 also runs on CPUs). Features made in another precision differ, so it is
+            part of the store's config.
         random_weights: random encoders instead of pretrained ones. For tests only: the
             features mean nothing.
     """
@@ -61,6 +69,8 @@ class ExtractConfig:
     soundnet_weights: str | None = None
     batch_size: int = 4
     decode_workers: int = 1
+    decode_processes: int = 0
+    precision: str = "fp32"
     random_weights: bool = False
 
     def __post_init__(self) -> None:
@@ -76,8 +86,11 @@ class ExtractConfig:
             raise ValueError(f"audio_layer {self.audio_layer!r} is not a SoundNet layer; use one of {', '.join(SOUNDNET_LAYERS)}")
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
-        if self.decode_workers < 0:
-            raise ValueError(f"decode_workers must be >= 0, got {self.decode_workers}")
+        if self.decode_workers < 0 or self.decode_processes < 0:
+            raise ValueError(f"decode_workers and decode_processes must be >= 0, got {self.decode_workers}, "
+                             f"{self.decode_processes}")
+        if self.precision not in ("fp32", "bf16", "fp16"):
+            raise ValueError(f"precision must be fp32, bf16 or fp16, got {self.precision!r}")
 
     def feature_dict(self) -> dict[str, Any]:
         """The keys that decide the arrays (everything but :data:`RUNTIME_KEYS`; :data:`LEGACY_DEFAULTS` left out at their value)."""

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from fusion.distributed import autocast
 from fusion.errors import ConfigError
 from fusion.features.config import ExtractConfig, FeatureRecord
 from fusion.features.framerunner import FrameRunner
@@ -67,6 +68,31 @@ class DecodedClip:
 
     media: Any
     pixels: torch.Tensor | None
+
+
+def decode_clip(path: str | Path, config: ExtractConfig, frame_runner: FrameRunner,
+                timings: dict[str, float] | None = None) -> DecodedClip:
+    """Decode ``path`` as ``config`` samples it and prepare its frames with ``frame_runner``.
+
+    Used by :meth:`FeatureExtractor.decode` and by the decode worker processes
+    (:mod:`fusion.features.decodepool`). Adds to ``timings["decode"]`` / ``["preprocess"]``.
+
+    Raises:
+        MediaError: the file cannot be read.
+    """
+    from fusion.media import decode
+
+    start = time.perf_counter()
+    if config.frame_rate_hz is not None:
+        media = decode(str(path), num_frames=None, frame_rate_hz=config.frame_rate_hz)
+    else:
+        media = decode(str(path), num_frames=config.frames_per_clip)
+    decoded = time.perf_counter()
+    pixels = None if media.frames is None else frame_runner.prepare(media.frames)  # (T, 3, 224, 224)
+    if timings is not None:
+        timings["decode"] += decoded - start  # float += is atomic enough under the GIL
+        timings["preprocess"] += time.perf_counter() - decoded
+    return DecodedClip(media=media, pixels=pixels)
 
 
 class FeatureExtractor:
@@ -148,19 +174,7 @@ class FeatureExtractor:
         Raises:
             MediaError: the file cannot be read.
         """
-        from fusion.media import decode
-
-        cfg = self.config
-        start = time.perf_counter()
-        if cfg.frame_rate_hz is not None:
-            media = decode(str(path), num_frames=None, frame_rate_hz=cfg.frame_rate_hz)
-        else:
-            media = decode(str(path), num_frames=cfg.frames_per_clip)
-        decoded = time.perf_counter()
-        pixels = None if media.frames is None else self.frame_runner.prepare(media.frames)  # (T, 3, 224, 224)
-        self.timings["decode"] += decoded - start  # float += is atomic enough under the GIL
-        self.timings["preprocess"] += time.perf_counter() - decoded
-        return DecodedClip(media=media, pixels=pixels)
+        return decode_clip(path, self.config, self.frame_runner, self.timings)
 
     def describe(self, clip: DecodedClip | Any, video_id: str) -> FeatureRecord:
         """Run both networks on a decoded clip; absent modalities stay None.
@@ -176,11 +190,12 @@ class FeatureExtractor:
             clip = DecodedClip(media=clip, pixels=None if clip.frames is None else self.frame_runner.prepare(clip.frames))
         media = clip.media
         frames = frame_objects = audio = audio_objects = audio_places = None
+        precision = autocast(self.device, self.config.precision)  # fp32: no-op; bf16 / fp16: autocast
         if clip.pixels is not None:
-            with self._timed("frame_cnn"):
+            with self._timed("frame_cnn"), precision:
                 frames, frame_objects = self.frame_runner.run(clip.pixels, self.config.batch_size)  # (T, Dv), (1000,)
         if media.audio is not None and media.audio.size > 0:
-            with self._timed("soundnet"), torch.inference_mode():
+            with self._timed("soundnet"), torch.inference_mode(), autocast(self.device, self.config.precision):
                 sound = describe_audio(self.audio_model, media.audio, self.config.audio_layer, self.audio_bundle)
             audio = np.asarray(sound.features, dtype=np.float32)  # (A, Da)
             audio_objects = np.asarray(sound.objects, dtype=np.float32)  # (1000,)

@@ -1,8 +1,13 @@
 """Extract many videos into a store: resumable, shardable, decode overlapped with the CNN.
 
-While the frame CNN and SoundNet run on clip i (torch ops release the GIL), a background
-thread decodes clips i+1..i+k with av (ffmpeg also releases the GIL), so on a machine with
-few cores decode time hides behind network time instead of adding to it.
+While the frame CNN and SoundNet run on clip i (torch ops release the GIL), background
+threads (``decode_workers``) or worker processes (``decode_processes``, ``fusion extract
+--workers K``) decode clips i+1..i+k with av, so decode time hides behind network time
+instead of adding to it.
+
+:func:`extract_job` is the same extraction for one process or every rank of a torchrun job:
+rank r of N takes every N-th input of the (``--shard``) list, all ranks write into the one
+store (records are atomic files), and rank 0 returns the merged summary.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from fusion import distributed as dist
 from fusion.errors import DataError, FusionError
 from fusion.features.config import ExtractConfig, ExtractSummary, config_difference
 from fusion.features.extractor import DecodedClip, FeatureExtractor
@@ -26,7 +32,7 @@ from fusion.features.store import FeatureStore
 logger = logging.getLogger(__name__)
 
 
-def _error_text(err: BaseException) -> str:
+def error_text(err: BaseException) -> str:
     """One line for failures.jsonl and the summary; project errors already are one line."""
     if isinstance(err, FusionError):
         return str(err)
@@ -83,6 +89,7 @@ def extract_to_store(
     overwrite: bool = False,
     progress: bool = True,
     extractor: FeatureExtractor | None = None,
+    device: str = "cpu",
 ) -> ExtractSummary:
     """Extract this shard's inputs into ``store``; finished ids are skipped unless ``overwrite``.
 
@@ -94,6 +101,7 @@ def extract_to_store(
         overwrite: re-extract finished ids too (and adopt ``config`` if it changed).
         progress: show a tqdm bar (clips/s).
         extractor: reuse loaded encoders (else built here, only when there is work).
+        device: where a new extractor's networks run.
 
     Returns:
         The run's :class:`ExtractSummary`. Files that fail are logged to the store's
@@ -115,9 +123,15 @@ def extract_to_store(
         return summary
     if extractor is not None and extractor.config.feature_dict() != config.feature_dict():
         raise DataError("extract_to_store: the extractor was built with another config; build one from this config")
-    extractor = extractor or FeatureExtractor(config)
+    extractor = extractor or FeatureExtractor(config, device=device)
     store.set_encoders(extractor.encoders_info(), extractor.dims())
-    prefetch = _Prefetcher(extractor, todo, config.decode_workers)
+    prefetch: Any
+    if config.decode_processes > 0:
+        from fusion.features.decodepool import ProcessPrefetcher
+
+        prefetch = ProcessPrefetcher(config, todo, config.decode_processes)
+    else:
+        prefetch = _Prefetcher(extractor, todo, config.decode_workers)
     bar = tqdm(total=len(todo), unit="clip", desc=f"extract {shard[0]}/{shard[1]}", disable=None if progress else True)
     try:
         for video_id, path, clip in prefetch:
@@ -130,7 +144,7 @@ def extract_to_store(
                 extractor.timings["write"] += time.perf_counter() - t0
                 summary.done += 1
             except Exception as err:  # noqa: BLE001 (one bad file must not stop the others)
-                text = _error_text(err)
+                text = error_text(err)
                 if not isinstance(err, FusionError):
                     logger.error("%s: unexpected error", path, exc_info=err)
                 store.log_failure(path, video_id, text)
@@ -172,20 +186,69 @@ def ensure_features(
     Raises:
         DataError: config mismatch, or (unless ``allow_failures``) videos that failed.
     """
-    store = FeatureStore(store_path, config)
+    dist.setup()  # under torchrun each rank extracts every N-th missing video
+    store = dist.main_first(lambda: FeatureStore(store_path, config))
     pairs = sorted({(e.id, str(e.video)) for e in entries})
-    missing = [(i, p) for i, p in pairs if i not in store]
-    if not missing:
+    missing = [(i, p) for i, p in dist.shard(pairs) if i not in store]
+    (total,) = dist.all_reduce_sum([len(missing)])
+    if not total:
         return store
-    logger.info("%s: extracting %d of %d videos", store.path, len(missing), len(pairs))
-    summary = extract_to_store(missing, store, config, progress=progress, extractor=extractor)
-    if summary.failed:
-        first = summary.failed[0]
-        message = (
-            f"{len(summary.failed)} of {len(pairs)} videos could not be read (first: {first['file']}: "
-            f"{first['error']}); see {store.failures_path}"
-        )
-        if not allow_failures:
-            raise DataError(message + "; fix or drop them from the manifest")
-        logger.warning("%s", message)
+    logger.info("%s: extracting %d of %d videos", store.path, int(total), len(pairs))
+    summary = extract_to_store(missing, store, config, progress=progress and dist.is_main(), extractor=extractor)
+    failed = [f for part in dist.all_gather(summary.failed) for f in part]
+    with dist.together():  # every rank knows the failures; rank 0 reports them
+        if failed and dist.is_main():
+            first = failed[0]
+            message = (
+                f"{len(failed)} of {len(pairs)} videos could not be read (first: {first['file']}: "
+                f"{first['error']}); see {store.failures_path}"
+            )
+            if not allow_failures:
+                raise DataError(message + "; fix or drop them from the manifest")
+            logger.warning("%s", message)
     return store
+
+
+def extract_job(
+    inputs: list[tuple[str, str]],
+    store_path: str | Path,
+    config: ExtractConfig,
+    shard: tuple[int, int] = (0, 1),
+    overwrite: bool = False,
+    progress: bool = True,
+    device: str = "cpu",
+) -> ExtractSummary | None:
+    """:func:`extract_to_store` in one process, or across the ranks of a torchrun job.
+
+    Under torchrun rank r takes every N-th input of shard ``shard`` (sorted by id), rank 0
+    opens (creates, or under ``overwrite`` re-configures) the store before the others, every
+    rank writes its records into it, and rank 0 gathers the ranks' summaries into one.
+
+    Returns:
+        The (merged) summary on rank 0; None on the other ranks.
+
+    Raises:
+        As :func:`extract_to_store`; an error on one rank stops every rank.
+    """
+    device = str(dist.setup(device))
+    if dist.world_size() == 1:
+        return extract_to_store(inputs, store_path, config, shard=shard, overwrite=overwrite, progress=progress,
+                                device=device)
+    start = time.perf_counter()
+    mine = dist.shard(select_shard(inputs, shard))
+    # Rank 0 creates the store (or adopts a new config under overwrite) before the others open it.
+    store = dist.main_first(lambda: FeatureStore(store_path, config, overwrite=overwrite and dist.is_main()))
+    with dist.together():  # the same weights error on every rank is shown once
+        extractor = FeatureExtractor(config, device=device)
+    summary = extract_to_store(mine, store, config, overwrite=overwrite, progress=progress and dist.is_main(),
+                               extractor=extractor)
+    parts = dist.gather_to_main(summary)
+    if parts is None:
+        return None
+    merged = ExtractSummary(store=str(store.path), elapsed_s=time.perf_counter() - start)
+    for part in parts:
+        merged.done += part.done
+        merged.skipped += part.skipped
+        merged.failed.extend(part.failed)
+    merged.failed.sort(key=lambda f: f["file"])
+    return merged

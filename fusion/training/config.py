@@ -8,6 +8,7 @@ from typing import Literal
 
 ValMetric = Literal["METEOR", "CIDEr", "Bleu_4", "ROUGE_L", "loss"]
 LRSchedule = Literal["constant", "cosine"]
+Precision = Literal["fp32", "bf16", "fp16"]
 
 
 @dataclass
@@ -38,7 +39,10 @@ class TrainConfig:
         patience: stop after this many validations without improvement (0 = never).
         checkpoint_every_steps: also save the resumable "last" checkpoint this often
             (validations and the end of training always save it).
-        device: "auto" (CUDA when available), "cpu", "cuda", "cuda:1", ...
+        device: "auto" (CUDA when available), "cpu", "cuda", "cuda:1", ...; under torchrun
+            "cuda" means each rank's own GPU (``cuda:LOCAL_RANK``).
+        precision: "fp32"; "bf16" (autocast, for GPUs with bfloat16 and CPUs); "fp16"
+            (autocast with a gradient scaler). Runtime only: a run may resume with another.
         num_threads: torch CPU threads (None = torch's default).
         tensorboard: write TensorBoard event files under ``<run>/tb``.
     """
@@ -60,6 +64,7 @@ class TrainConfig:
     patience: int = 5
     checkpoint_every_steps: int = 200
     device: str = "auto"
+    precision: Precision = "fp32"
     num_threads: int | None = None
     tensorboard: bool = True
 

@@ -14,7 +14,7 @@ import torch
 import yaml
 
 from fusion.config import to_dict
-from fusion.data import CaptionDataset, EpochSampler, default_store_path, open_features, split_entries
+from fusion.data import CaptionDataset, EpochSampler, default_store_path, open_features
 from fusion.errors import ConfigError, DataError
 from fusion.io import atomic_write_text
 
@@ -22,8 +22,12 @@ log = logging.getLogger(__name__)
 
 # Keys that may differ when a run folder is re-used: they change speed or logging, not numbers.
 RUNTIME_KEYS: frozenset[str] = frozenset(
-    {"train.device", "train.num_threads", "train.tensorboard", "extract.batch_size", "extract.decode_workers"}
+    {"train.device", "train.num_threads", "train.tensorboard", "train.precision", "extract.batch_size",
+     "extract.decode_workers", "extract.decode_processes"}
 )
+# Keys added after runs existed, with the value every older run had: a run folder whose
+# config.yaml lacks one still resumes when the new config keeps that value.
+ADDED_KEYS: dict[str, Any] = {"extract.precision": "fp32"}
 # Sections that never bind a run folder: decoding defaults change captions, not the trained weights.
 UNBOUND_SECTIONS: tuple[str, ...] = ("decode.",)
 
@@ -112,11 +116,11 @@ def resolve_data_paths(config: Any, manifest: str | Path | None, features: str |
 
 
 def prepare_data(config: Any, progress: bool = True) -> TrainingData:
-    """Load the manifest, extract missing features, build the vocabulary and datasets.
+    """Load the manifest, open the feature store, build the vocabulary and datasets.
 
     Call :func:`resolve_data_paths` first (``config.data.manifest`` must be set).
     """
-    from fusion.manifest import load_manifest
+    from fusion.manifest import load_manifest, split_entries
     from fusion.text import Vocabulary
 
     dc = config.data
@@ -127,7 +131,7 @@ def prepare_data(config: Any, progress: bool = True) -> TrainingData:
             found = sorted({e.split for e in entries})
             raise DataError(f"{dc.manifest}: no videos in split {split!r} (splits: {found}); "
                             f"set data.{key}, e.g. --set data.{key}={found[0] if found else 'train'}")
-    store = open_features(train_entries + val_entries, dc.manifest, config.extract, dc.features, progress=progress)
+    store = open_features(train_entries + val_entries, dc.manifest, config.extract, dc.features)
     vocab = Vocabulary.build([c for e in train_entries for c in e.captions], min_count=dc.min_word_count)
     train_ds = CaptionDataset(train_entries, store, vocab, dc.max_caption_words)
     val_ds = CaptionDataset(val_entries, store, vocab, dc.max_caption_words)
@@ -173,7 +177,7 @@ def check_run_config(config: Any, run_dir: str | Path) -> None:
         for key in sorted(set(flat_old) | set(flat_new)):
             if key in RUNTIME_KEYS or key.startswith(UNBOUND_SECTIONS):
                 continue
-            if flat_old.get(key) != flat_new.get(key):
+            if flat_old.get(key, ADDED_KEYS.get(key)) != flat_new.get(key):
                 raise ConfigError(
                     f"{run_dir} holds a run with {key}={flat_old.get(key)!r}, this config has {flat_new.get(key)!r}; "
                     "re-run with the same config to resume, or give another --out folder"

@@ -15,7 +15,6 @@ float32 in every case.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -24,25 +23,9 @@ import torch
 import torch.nn.functional as F
 
 from fusion import distributed as dist
-from fusion.errors import ConfigError
+from fusion.distributed import autocast
 
 logger = logging.getLogger(__name__)
-
-PRECISIONS: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
-
-
-def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager[Any]:
-    """The autocast context for ``precision`` on ``device`` (a no-op for fp32).
-
-    Raises:
-        ConfigError: an unknown precision name.
-    """
-    if precision not in PRECISIONS:
-        raise ConfigError(f"precision {precision!r} is unknown; use one of {', '.join(PRECISIONS)}")
-    dtype = PRECISIONS[precision]
-    if dtype is None:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=dtype)
 
 
 def to_device(batch: Any, device: torch.device) -> Any:

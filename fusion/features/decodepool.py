@@ -1,0 +1,102 @@
+"""Decode media in worker processes (``fusion extract --workers K``), ahead of the networks.
+
+Each worker process holds a frame preprocessor (no network) and turns a file into a
+:class:`~fusion.features.extractor.DecodedClip`: av decoding of the sampled frames and the
+22,050 Hz audio, then the frame CNN's resize/normalise. The prepared pixels travel back
+through shared memory (``torch.multiprocessing`` reductions), and the raw frames stay in the
+worker (only their count is kept), so a 720p clip costs the pipe a few bytes, not 90 MB.
+The main process keeps up to ``2 K`` clips in flight and takes results in input order, so
+the frame CNN and SoundNet never wait for av while there is decoding capacity left.
+
+Workers start with ``spawn`` (a fresh interpreter: safe with OpenMP and CUDA in the parent)
+and run torch with one thread each.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from typing import Any
+
+from fusion.errors import FusionError
+from fusion.features.config import ExtractConfig
+
+logger = logging.getLogger(__name__)
+
+_WORKER: dict[str, Any] = {}  # the worker process's decoder (set by _init_worker)
+
+
+class DecodeFailure(FusionError):
+    """A file a worker process could not decode; the message is the worker's one line."""
+
+
+def _init_worker(config: ExtractConfig) -> None:
+    import torch
+
+    from fusion.encoders.frames import get_frame_bundle
+    from fusion.features.framerunner import FrameRunner
+
+    torch.set_num_threads(1)
+    bundle = get_frame_bundle(config.frame_encoder)
+    _WORKER["config"] = config
+    _WORKER["runner"] = FrameRunner(bundle, torch.nn.Identity(), torch.device("cpu"))  # prepare() only
+
+
+def _decode_in_worker(path: str) -> Any:
+    """DecodedClip of ``path`` (raw frames dropped), or the error as a :class:`DecodeFailure` text."""
+    from fusion.features.extractor import decode_clip
+    from fusion.features.runner import error_text
+
+    try:
+        clip = decode_clip(path, _WORKER["config"], _WORKER["runner"])
+    except Exception as err:  # noqa: BLE001 (sent back as one line, recorded as a failure there)
+        return DecodeFailure(error_text(err))
+    frames = clip.media.frames
+    if frames is not None:  # keep the frame count (record meta), not the pixels at source size
+        clip.media = dataclasses.replace(clip.media, frames=frames[:, :0, :0])
+    return clip
+
+
+class ProcessPrefetcher:
+    """Decode ``todo`` files in ``workers`` processes, yielding results in input order.
+
+    Args:
+        config: the extraction config (frames per clip, frame encoder's preprocessing).
+        todo: ``(id, path)`` pairs.
+        workers: processes (>= 1).
+    """
+
+    def __init__(self, config: ExtractConfig, todo: list[tuple[str, str]], workers: int) -> None:
+        import torch.multiprocessing as mp
+
+        self.todo = todo
+        self.pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
+                                        initializer=_init_worker, initargs=(config,))
+        self.depth = 2 * workers
+        self.queue: deque[tuple[str, str, Future[Any]]] = deque()
+        self.next_index = 0
+
+    def _fill(self) -> None:
+        while len(self.queue) < self.depth and self.next_index < len(self.todo):
+            video_id, path = self.todo[self.next_index]
+            self.queue.append((video_id, path, self.pool.submit(_decode_in_worker, path)))
+            self.next_index += 1
+
+    def __iter__(self) -> Iterator[tuple[str, str, Any]]:
+        """Yield ``(id, path, DecodedClip or the exception)`` in input order."""
+        self._fill()
+        while self.queue:
+            video_id, path, future = self.queue.popleft()
+            try:
+                clip = future.result()
+            except Exception as err:  # noqa: BLE001 (a worker that died: recorded as this file's failure)
+                clip = err
+            self._fill()
+            yield video_id, path, clip
+
+    def close(self) -> None:
+        """Stop the workers (pending decodes are cancelled)."""
+        self.pool.shutdown(wait=True, cancel_futures=True)
