@@ -41,11 +41,29 @@ def _benchmark(data: Path, seed: int, size: str) -> Path:
 
     manifest = data / "manifest.jsonl"
     if manifest.is_file():
-        print(f"benchmark: reusing {manifest}")
+        print(f"benchmark: reusing {manifest} (sounds: {_sound_origin(data)})")
         return manifest
     summary = generate(data, seed, size, workers=2, progress=True)
     print(f"benchmark: {summary.clips} clips, sounds from {summary.sound_origin}, {summary.elapsed_s:.0f} s")
     return manifest
+
+
+def _sound_origin(data: Path) -> str:
+    """Which sounds the benchmark was built from: ``esc10`` or ``synthetic`` (its ``benchmark.json``)."""
+    info = data / "benchmark.json"
+    if not info.is_file():
+        return "unknown"
+    return str(json.loads(info.read_text(encoding="utf-8")).get("sound_origin", "unknown"))
+
+
+def _sounds_note(origin: str) -> list[str]:
+    """What the sounds were and how the numbers compare with the README's ``make demo`` figures."""
+    if origin == "esc10":
+        return ["sounds         ESC-10 recordings (real): comparable with the README's `make demo` figures"]
+    return [f"sounds         {'the synthetic stand-in for ESC-10' if origin == 'synthetic' else origin}: "
+            "NOT comparable with the README's `make demo` figures, measured with ESC-10's real recordings",
+            "               for those: python -m data_prep.fetch esc10 --out DATA; export FUSION_DATA_DIR=DATA; "
+            "remove the benchmark folder (--data) and run the demo again"]
 
 
 def _held_out_clip(manifest: Path) -> object:
@@ -86,7 +104,7 @@ def run_demo(out: Path, data: Path, config: Path, seed: int, size: str, override
     if caption.error:
         raise FusionError(caption.error)
     return {
-        "run_dir": str(out), "manifest": str(manifest), "steps": result.steps,
+        "run_dir": str(out), "manifest": str(manifest), "sound_origin": _sound_origin(data), "steps": result.steps,
         "metrics": {k: metrics.get(k) for k in METRICS_SHOWN if k in metrics},
         "n_test_videos": metrics.get("n_videos"), "eval_dir": metrics.get("out_dir"),
         "clip": {"video": clip.video, "caption": caption.caption, "references": clip.captions[:2],
@@ -123,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  caption      {clip['caption']}")
     print(f"  reference    {clip['references'][0]}")
     print(f"  truth        sound: {clip['sound']}; objects: {json.dumps(clip['objects'])}")
+    print("\n" + "\n".join(_sounds_note(summary["sound_origin"])))
     print(f"\ndone in {summary['total_s']:.0f} s; run folder {out}")
     print(f"next: fusion evaluate {out} --json   |   fusion caption {clip['video']} --model {out}")
     return 0
