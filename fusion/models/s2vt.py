@@ -38,7 +38,7 @@ probability ``p`` per video, so the model also learns to caption without sound.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -154,12 +154,21 @@ class Standardize(nn.Module):
     frame vector's energy); standardising every dimension over the training set, as a linear
     probe's scaler would, puts the dimensions that tell videos apart on an equal footing.
     The statistics are buffers, so checkpoints carry them; identity until :meth:`set_stats`.
+
+    Inputs are first clamped to each dimension's range over the training features (``lo``,
+    ``hi``; identity on the training data itself). A clip unlike the training data (a real
+    video for a model trained on the benchmark's shapes) otherwise turns dimensions that
+    hardly vary in training into inputs hundreds of standard deviations out, which drive
+    the LSTMs into saturation and the decoder into repeating one word. Checkpoints saved
+    before the bounds existed load unbounded (``has_bounds`` False) until :meth:`set_bounds`.
     """
 
     def __init__(self, dim: int) -> None:
         super().__init__()
         self.register_buffer("mean", torch.zeros(dim))
         self.register_buffer("std", torch.ones(dim))
+        self.register_buffer("lo", torch.full((dim,), float("-inf")))
+        self.register_buffer("hi", torch.full((dim,), float("inf")))
 
     @torch.no_grad()
     def set_stats(self, mean: Tensor, std: Tensor, min_std: float = 1e-3) -> None:
@@ -167,9 +176,25 @@ class Standardize(nn.Module):
         self.mean.copy_(mean)
         self.std.copy_(std.clamp(min=min_std))
 
+    @torch.no_grad()
+    def set_bounds(self, lo: Tensor | Any, hi: Tensor | Any) -> None:
+        """Set the per-dimension input range (float (D,) each, raw feature units)."""
+        self.lo.copy_(torch.as_tensor(lo, dtype=self.lo.dtype))
+        self.hi.copy_(torch.as_tensor(hi, dtype=self.hi.dtype))
+
+    @property
+    def has_bounds(self) -> bool:
+        """True once an input range is set (by training or :meth:`set_bounds`)."""
+        return bool(torch.isfinite(self.lo).all() and torch.isfinite(self.hi).all())
+
+    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any, **kwargs: Any) -> None:
+        for name in ("lo", "hi"):  # checkpoints from before the input bounds: keep them open
+            state_dict.setdefault(prefix + name, getattr(self, name).detach().clone())
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
     def forward(self, x: Tensor) -> Tensor:
-        """x float32 (..., D) -> standardised (..., D)."""
-        return (x - self.mean) / self.std
+        """x float32 (..., D) -> clamped to the training range, standardised (..., D)."""
+        return (torch.minimum(torch.maximum(x, self.lo), self.hi) - self.mean) / self.std
 
 
 class S2VT(nn.Module):
@@ -234,6 +259,9 @@ class S2VT(nn.Module):
             frames: float32 (N, Dv) training frame features (all steps of all videos).
             audio: float32 (M, Da) training audio steps, or None (no audio anywhere).
         """
+        self.frame_norm.set_bounds(frames.min(0).values, frames.max(0).values)  # inputs stay in the training range
+        if self.config.uses_audio and audio is not None and len(audio) > 0:
+            self.audio_norm.set_bounds(audio.min(0).values, audio.max(0).values)
         if not self.config.input_norm:
             return
         self.frame_norm.set_stats(frames.mean(0), frames.std(0))

@@ -20,10 +20,11 @@ import numpy as np
 
 from fusion.errors import CheckpointError, DataError
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 CLASSIFIER_FORMAT = "fusion.verifier.classifier/1"
 C_GRID = (0.01, 0.1, 1.0)  # inverse L2 strengths tried on validation
+SCALE_FLOOR = 0.05  # distance: per-dimension spreads floored at this share of the median spread
 _EPS = 1e-6
 
 
@@ -94,6 +95,21 @@ class NounClassifier:
     def evidence(self, pooled: np.ndarray) -> np.ndarray:
         """Log likelihood ratios (B, K) float64: calibrated log-odds minus the prior's."""
         return self.calibrated_logits(pooled) - self.prior_logit  # (B, K)
+
+    def distance(self, pooled: np.ndarray) -> np.ndarray:
+        """How far pooled features (B, D) lie from the training clips: (B,) float64.
+
+        The root mean square of the standardised features, each dimension's spread floored
+        at ``SCALE_FLOOR`` x the median spread (dimensions that hardly vary in training would
+        otherwise dominate); about 1 for a typical training clip.
+        """
+        pooled = np.asarray(pooled, dtype=np.float64)
+        if pooled.ndim != 2 or pooled.shape[1] != self.feature_dim:
+            raise DataError(f"the verifier classifier expects pooled audio features (B, {self.feature_dim}), got "
+                            f"{pooled.shape}; were the features extracted with the same SoundNet layer?")
+        scale = np.maximum(self.std, SCALE_FLOOR * float(np.median(self.std)))
+        z = (pooled - self.mean) / scale  # (B, D)
+        return np.sqrt((z * z).mean(axis=1))
 
     # -- persistence (the verifier file embeds these) -----------------------------------------
     ARRAYS = ("mean", "std", "weight", "bias", "platt_a", "platt_b", "prior_logit")
@@ -182,7 +198,7 @@ def fit_classifier(pooled: np.ndarray, labels: np.ndarray, pooled_val: np.ndarra
         rows.append((model.coef_[0], model.intercept_[0], a, b, prior))
         stats[noun] = {"train_positives": int(y.sum()), "train_clips": len(y), "val_positives": int(y_val.sum()),
                        "C": c, "val_log_loss": val_loss, "calibrated_on": "val" if calib_x is x_val else "train"}
-        log.info("verifier noun %-12s positives %d/%d, C=%g, Platt a=%.3f b=%.3f", noun, y.sum(), len(y), c, a, b)
+        logger.info("verifier noun %-12s positives %d/%d, C=%g, Platt a=%.3f b=%.3f", noun, y.sum(), len(y), c, a, b)
     if not keep:
         raise DataError(f"verifier training: no audible noun has {min_positives}+ positive and negative clips; "
                         "use a larger paired training set")

@@ -21,7 +21,9 @@ from fusion.verifier.classifier import fit_classifier, pool_audio
 from fusion.verifier.core import AudioNounVerifier
 from fusion.verifier.table import NounTable, default_table
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
+
+OOD_QUANTILE = 0.99  # share of the validation clips within the verifier's out-of-distribution threshold
 
 
 @dataclass
@@ -98,7 +100,7 @@ def train_verifier(entries: Sequence[Any], store: Any, table: NounTable | None =
     va = paired_split(val, store, nouns, table, label_threshold)
     if len(tr.ids) == 0:
         raise DataError("verifier training: no train clip has audio (e.g. MSVD has none); use paired audio data")
-    log.info("verifier training: %d train / %d val clips with audio, %d candidate nouns",
+    logger.info("verifier training: %d train / %d val clips with audio, %d candidate nouns",
              len(tr.ids), len(va.ids), len(nouns))
     classifier = fit_classifier(tr.pooled, tr.labels, va.pooled, va.labels, nouns, min_positives)
     probe = AudioNounVerifier(table=table)
@@ -109,10 +111,15 @@ def train_verifier(entries: Sequence[Any], store: Any, table: NounTable | None =
         obj = np.mean([m[0] for m in masses], axis=0)  # (K_linked,)
         place = np.mean([m[1] for m in masses], axis=0)
         prior = {n: (float(o), float(p)) for n, o, p in zip(probe.linked, obj, place)}
-    verifier = AudioNounVerifier(table=table, classifier=classifier, zero_shot_prior=prior)
+    # Out-of-distribution threshold: the distance that OOD_QUANTILE of the validation clips stay within.
+    calibration = va.pooled if len(va.ids) else tr.pooled
+    threshold = float(np.quantile(classifier.distance(calibration), OOD_QUANTILE))
+    verifier = AudioNounVerifier(table=table, classifier=classifier, zero_shot_prior=prior, ood_threshold=threshold)
     report = {"train_clips": len(tr.ids), "val_clips": len(va.ids), "skipped_without_audio":
               len(train) + len(val) - len(tr.ids) - len(va.ids), "nouns": classifier.nouns,
-              "stats": classifier.stats, "label_threshold": label_threshold}
+              "stats": classifier.stats, "label_threshold": label_threshold,
+              "ood_threshold": {"value": threshold, "quantile": OOD_QUANTILE,
+                                "calibrated_on": "val" if len(va.ids) else "train"}}
     if len(va.ids):
         report["val"] = _val_report(verifier, va, nouns)
     return verifier, report
