@@ -48,7 +48,8 @@ logger = logging.getLogger(__name__)
 
 ESC10_COMMIT = "553c8f1743b9dba6b282e1323c3ca8fa76923448"
 ESC10_TREE_SHA256 = "98dcfc5c90c324e1413fa1975dced99302ebae952bbdfa05a0381f4d07300269"
-_S2VT = "https://raw.githubusercontent.com/vijayvee/video-captioning/b28ee65d7832860eb79e316974ab9f2b1d5d0840/text_files/"
+_S2VT = ("https://raw.githubusercontent.com/vijayvee/video-captioning/"
+         "b28ee65d7832860eb79e316974ab9f2b1d5d0840/text_files/")
 _MSRVTT = ("https://github.com/WingsBrokenAngel/MSR-VTT-DataCleaning/raw/"
            "4eb2f4736e9b606e9296487c3b70351b2cde1dfa/clean_process/")
 CHUNK_BYTES = 1 << 20
