@@ -25,6 +25,8 @@ def test_demo_runs_and_reuses_its_work(tmp_path: Path, java_available: bool, cap
     assert {"METEOR", "CIDEr", "sound_accuracy", "visual_accuracy"} <= set(summary["metrics"])
     assert 0.0 <= summary["metrics"]["METEOR"] <= 1.0 and summary["n_test_videos"] == 3
     assert isinstance(summary["clip"]["caption"], str) and summary["clip"]["caption"] in printed
+    assert summary["sound_origin"] in ("esc10", "synthetic")  # the summary says which sounds it used
+    assert ("ESC-10 recordings (real)" if summary["sound_origin"] == "esc10" else "synthetic stand-in") in printed
     assert (out / "checkpoints" / "best.json").is_file() and (data / "manifest.jsonl").is_file()
     assert (out / "eval" / "test" / "predictions.json").is_file()
 

@@ -218,3 +218,14 @@ def test_real_files_through_a_mirror_and_from_the_data_folder(data_dir: Path, tm
     summary = build_msvd(tmp_path / "msvd.jsonl", source=copied / "msvd")
     assert summary.videos == {"train": 1200, "val": 100, "test": 670}
     shutil.rmtree(copied)
+
+
+def test_demo_names_its_sounds(tmp_path: Path) -> None:
+    from scripts.demo import _sound_origin, _sounds_note
+
+    assert _sound_origin(tmp_path) == "unknown"
+    (tmp_path / "benchmark.json").write_text(json.dumps({"sound_origin": "synthetic"}))
+    assert _sound_origin(tmp_path) == "synthetic"
+    note = "\n".join(_sounds_note("synthetic"))
+    assert "synthetic stand-in" in note and "NOT comparable" in note and "data_prep.fetch esc10" in note
+    assert "comparable with the README" in _sounds_note("esc10")[0]
