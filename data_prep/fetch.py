@@ -263,7 +263,12 @@ def copy_from(dataset: Dataset, source: Path, target: Path) -> None:
             if place.is_dir() and any(_CLASS_DIR.match(p.name) for p in place.iterdir() if p.is_dir()):
                 staged = target.with_name(f".{target.name}.unpacking")
                 shutil.rmtree(staged, ignore_errors=True)
-                shutil.copytree(place, staged, ignore=lambda d, names: [n for n in names if n.endswith(".part")])
+                for src in sorted(place.rglob("*")):  # contents only: a read-only source stays writable here
+                    rel = src.relative_to(place)
+                    if src.is_file() and (src.suffix == ".ogg" and _CLASS_DIR.match(rel.parts[0]) or
+                                          rel.as_posix() in _READMES):
+                        (staged / rel).parent.mkdir(parents=True, exist_ok=True)
+                        shutil.copyfile(src, staged / rel)
                 _install_tree(dataset, staged, target)
                 return
         raise DataError(f"{source}: no {dataset.name} here (looked for {dataset.subdir}/ with its class folders "
