@@ -11,9 +11,10 @@ features, per modality:
   training clips, and a clip's *distance* is the root mean square of its standardised
   pooled vector, ``sqrt(mean_d(((v_d - mu_d) / s_d) ** 2))`` (a diagonal Mahalanobis
   distance per dimension; ~1 for a typical training clip);
-* the threshold is calibrated on the run's validation clips: the ``quantile`` (0.99) of
-  their distances, so that 99% of them pass. A clip beyond the threshold of any modality it
-  has is *unlike the training data*.
+* the thresholds are calibrated on the run's validation clips so that ``quantile`` (99%) of
+  them pass: each modality's threshold is its distances' ``1 - (1 - quantile) / M`` quantile
+  for M modalities (a clip fails when any modality does). A clip beyond the threshold of any
+  modality it has is *unlike the training data*.
 
 The profile also keeps each modality's per-dimension range of the raw training steps (the
 captioner's input bounds; see ``fusion.models.s2vt.Standardize``) so that runs trained
@@ -145,6 +146,8 @@ class TrainingProfile:
         if not 0 < quantile <= 1:
             raise DataError(f"ood quantile must be in (0, 1], got {quantile}")
         out: dict[str, ModalityProfile] = {}
+        present = [m for m in MODALITIES if any(getattr(r, m, None) is not None for r in train)]
+        per_modality = 1 - (1 - quantile) / max(len(present), 1)  # any modality may fail a clip
         for name in MODALITIES:
             steps = [np.asarray(getattr(r, name)) for r in train if getattr(r, name, None) is not None
                      and len(getattr(r, name))]
@@ -161,7 +164,7 @@ class TrainingProfile:
                                       np.concatenate(steps).max(0).astype(np.float64), len(steps),
                                       len(calib_vectors), on)
             distances = np.array([profile.distance(v) for v in calib_vectors])
-            profile.threshold = float(np.quantile(distances, quantile))
+            profile.threshold = float(np.quantile(distances, per_modality, method="higher"))  # at least that share pass
             out[name] = profile
             logger.info("training profile %s: %d train clips, threshold %.3f (%d%% of %d %s clips pass)",
                         name, len(steps), profile.threshold, round(100 * quantile), len(calib_vectors), on)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -47,7 +48,7 @@ class BigramScorer:
 
 
 def _search(scorers: dict, weights: dict, evidence: list, beam: int = 3) -> list:
-    ctx = DecodeContext(batch_size=len(evidence), beam_size=beam, inputs={"audio_evidence": evidence})
+    ctx = DecodeContext(batch_size=len(evidence), beam_size=beam, audio_evidence=evidence)
     return beam_search(scorers, weights, ctx, bos_id=1, eos_id=2, max_len=6, nbest=beam,
                        decode_words=lambda ids: " ".join(WORDS[i] for i in ids))
 
@@ -55,7 +56,7 @@ def _search(scorers: dict, weights: dict, evidence: list, beam: int = 3) -> list
 def test_scorer_adds_exactly_the_evidence_at_noun_ids(table: NounTable) -> None:
     scorer = AudioScorer(WORDS, AudioNounVerifier(table))
     evidence = [{"dog": 1.5, "man": -2.0}, None]
-    state = scorer.init_state(DecodeContext(batch_size=2, beam_size=3, inputs={"audio_evidence": evidence}))
+    state = scorer.init_state(DecodeContext(batch_size=2, beam_size=3, audio_evidence=evidence))
     expected = torch.zeros(len(WORDS))
     expected[[DOG, DOGS]] = 1.5
     expected[MAN] = -2.0
@@ -70,7 +71,7 @@ def test_scorer_adds_exactly_the_evidence_at_noun_ids(table: NounTable) -> None:
 def test_supported_source_is_rewarded_once_contradicted_every_time(table: NounTable) -> None:
     scorer = AudioScorer(WORDS, AudioNounVerifier(table))
     state = scorer.init_state(DecodeContext(batch_size=1, beam_size=1,
-                                            inputs={"audio_evidence": [{"dog": 1.5, "man": -2.0}]}))
+                                            audio_evidence=[{"dog": 1.5, "man": -2.0}]))
     tokens = torch.tensor([[1]])
     for word in (DOG, MAN, 4):  # <bos> dog man a ...
         scores, state = scorer.score(tokens, state)
@@ -124,7 +125,7 @@ def test_evidence_steers_the_noun(table: NounTable) -> None:
 def test_scorer_rejects_wrong_batch(table: NounTable) -> None:
     scorer = AudioScorer(WORDS, AudioNounVerifier(table))
     with pytest.raises(ConfigError, match="one per video"):
-        scorer.init_state(DecodeContext(batch_size=2, beam_size=1, inputs={"audio_evidence": [None]}))
+        scorer.init_state(DecodeContext(batch_size=2, beam_size=1, audio_evidence=[None]))
 
 
 def test_rerank_and_explain(table: NounTable) -> None:
@@ -229,3 +230,66 @@ def test_zero_shot_evidence_hears_the_real_train(data_dir: Path) -> None:
     assert evidence is not None
     assert max(evidence, key=evidence.get) == "train" and evidence["train"] > 1.0
     assert evidence["dog"] < 0 and evidence["baby"] < 0  # contradicted nouns are penalised
+
+
+def _fitted(table: NounTable, tmp_path: Path) -> tuple[AudioNounVerifier, FeatureStore]:
+    """A verifier trained on 'dog' (feature 0 up) and 'clock' (feature 1 up) clips, with their store."""
+    rng = np.random.default_rng(2)
+    store = FeatureStore(tmp_path / "feats", ExtractConfig(random_weights=True))
+    entries = []
+    for i in range(90):
+        kind = ["dog", "clock", "silent"][i % 3]
+        audio = rng.normal(size=(4, 8)).astype(np.float32)
+        audio[:, 0 if kind == "dog" else 1] += 3.0 if kind != "silent" else 0.0
+        store.write(_record(f"v{i}", audio))
+        caps = {"dog": ["a dog barks"], "clock": ["a clock ticks"], "silent": ["a table"]}[kind]
+        entries.append(ManifestEntry(id=f"v{i}", video=f"/x/v{i}.mp4", split="train" if i < 60 else "val", captions=caps))
+    verifier, report = train_verifier(entries, store, table)
+    assert report["ood_threshold"]["calibrated_on"] == "val" and verifier.ood_threshold == report["ood_threshold"]["value"]
+    return verifier, store
+
+
+def test_verifier_abstains_out_of_distribution_and_says_why(table: NounTable, tmp_path: Path) -> None:
+    verifier, store = _fitted(table, tmp_path)
+    val = [verifier.evidence(store[f"v{i}"]) for i in range(60, 90)]
+    assert sum(bool(e.reason) for e in val) == 0  # calibrated: the validation clips pass
+    assert val[0]["dog"] > 1.0 and not val[0].unsure  # a dog clip: supported, no abstention
+    odd = np.full((4, 8), 40.0, np.float32)  # a sound far from every training clip
+    evidence = verifier.evidence(_record("odd", odd))
+    assert evidence.out_of_distribution and evidence.reason and set(evidence.unsure) == set(evidence)
+    assert all(abs(v) <= verifier.abstain_cap for v in evidence.values())
+    report = explain([_hyp("a dog barks")], evidence, table)
+    assert report["nouns"][0]["verdict"] == "unsure" and report["verifier"]["out_of_distribution"]
+    text = format_explanation(report)
+    assert "verifier: unsure - the sound is unlike the verifier's training clips" in text and "supported" not in text
+    path = tmp_path / "v.safetensors"
+    verifier.save(path)
+    assert AudioNounVerifier.load(path).ood_threshold == verifier.ood_threshold
+
+
+def test_verifier_abstains_on_unfamiliar_clips_and_disagreement(table: NounTable, tmp_path: Path) -> None:
+    verifier, store = _fitted(table, tmp_path)
+    dog = store["v60"]
+    dog.meta["ood"] = {"flagged": True, "unfamiliar": ["frames"]}  # the run's profile: unlike its training data
+    unfamiliar = verifier.evidence(dog)
+    assert "captioner's training data (frames)" in unfamiliar.reason and abs(unfamiliar["dog"]) <= verifier.abstain_cap
+    dog.meta.pop("ood")
+    # SoundNet's posteriors put no mass on the dog classes: zero-shot strongly against the learned 'dog'.
+    no_dog = np.array([1e-6, 1e-6, 0.5, 0.5, 0.0, 0.0], np.float32)
+    disagree = verifier.evidence(_record("d", store["v60"].audio, objects=no_dog))
+    assert disagree.reason is None and "dog" in disagree.unsure and "SoundNet" in disagree.unsure["dog"]
+    assert abs(disagree["dog"]) <= verifier.abstain_cap
+    item = explain([_hyp("a dog barks")], disagree, table)["nouns"][0]
+    assert item["verdict"] == "unsure" and "SoundNet" in item["why"]
+
+
+def test_no_audio_stream_names_no_sound_with_confidence(table: NounTable) -> None:
+    report = explain([_hyp("a dog barks")], None, table)
+    assert report["nouns"][0]["verdict"].startswith("not heard")
+    assert "supported" not in format_explanation(report)
+
+
+def _hyp(words: str) -> Any:
+    from fusion.decoding.hypothesis import Hypothesis
+
+    return Hypothesis(tokens=[WORDS.index(w) for w in words.split()], words=words, score=-1.0)

@@ -113,6 +113,22 @@ class NoRepeatNGramProcessor:
         return scores
 
 
+class NoImmediateRepeatProcessor:
+    """Ban the word just generated: no caption says a word twice in a row ("wails wails").
+
+    Captions of the benchmark and of MSVD practically never do (0 of the benchmark's
+    captions, 0.1% of MSVD's), while a captioner given a clip unlike its training data
+    otherwise loops on one word to the length limit.
+    """
+
+    def __call__(self, tokens: Tensor, scores: Tensor) -> Tensor:
+        if tokens.shape[1] < 2:  # only BOS so far
+            return scores
+        scores = scores.clone()
+        scores[torch.arange(tokens.shape[0], device=scores.device), tokens[:, -1]] = NEG_INF
+        return scores
+
+
 def apply_processors(processors: Sequence[Processor], tokens: Tensor, scores: Tensor) -> Tensor:
     """Apply ``processors`` in order to ``scores`` (N, V) given ``tokens`` (N, t)."""
     for processor in processors:
@@ -125,17 +141,22 @@ def caption_processors(
     bos_id: int,
     unk_id: int | None = None,
     no_repeat_ngram_size: int = 0,
+    no_immediate_repeat: bool = False,
 ) -> list[Processor]:
-    """The usual constraints for captions: no PAD / BOS, optionally no UNK and no repeated n-gram.
+    """The usual constraints for captions: no PAD / BOS, optionally no UNK, no repeated n-gram
+    and no word twice in a row.
 
     Args:
         pad_id: the padding id (never a word).
         bos_id: the begin-of-sentence id (never generated).
         unk_id: the unknown-word id to ban, or None to allow it.
         no_repeat_ngram_size: ban repeated n-grams of this size; 0 disables.
+        no_immediate_repeat: ban the word just generated.
     """
     banned = [pad_id, bos_id] + ([unk_id] if unk_id is not None else [])
     processors: list[Processor] = [SuppressTokensProcessor(banned)]
     if _check_int("no_repeat_ngram_size", no_repeat_ngram_size, 0) > 0:
         processors.append(NoRepeatNGramProcessor(no_repeat_ngram_size))
+    if no_immediate_repeat:
+        processors.append(NoImmediateRepeatProcessor())
     return processors

@@ -304,6 +304,10 @@ def train(
             with dist.together():
                 if dist.is_main():
                     fit_run_verifier(config, run_dir, data)
+        if dist.is_main():  # what the run knows: RUN/run_card.json + training_profile.safetensors (never raises)
+            from fusion.runcard import write_for_training
+
+            write_for_training(config, run_dir, data)
         return result
 
 

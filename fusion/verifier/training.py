@@ -113,7 +113,7 @@ def train_verifier(entries: Sequence[Any], store: Any, table: NounTable | None =
         prior = {n: (float(o), float(p)) for n, o, p in zip(probe.linked, obj, place)}
     # Out-of-distribution threshold: the distance that OOD_QUANTILE of the validation clips stay within.
     calibration = va.pooled if len(va.ids) else tr.pooled
-    threshold = float(np.quantile(classifier.distance(calibration), OOD_QUANTILE))
+    threshold = float(np.quantile(classifier.distance(calibration), OOD_QUANTILE, method="higher"))
     verifier = AudioNounVerifier(table=table, classifier=classifier, zero_shot_prior=prior, ood_threshold=threshold)
     report = {"train_clips": len(tr.ids), "val_clips": len(va.ids), "skipped_without_audio":
               len(train) + len(val) - len(tr.ids) - len(va.ids), "nouns": classifier.nouns,

@@ -1,0 +1,133 @@
+"""Clips unlike the training data: bounded captioner inputs, the training profile and its
+distance, the run card and the warning line, decoding that never loops (tiny models; one
+real-data test on the shared real clips)."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from fusion.errors import CheckpointError
+from fusion.features import FeatureRecord
+from fusion.manifest import ManifestEntry
+from fusion.models.s2vt import S2VT, S2VTConfig, Standardize
+from fusion.ood import TrainingProfile, annotate, bound_model_inputs, profile_path
+from fusion.runcard import describe_training, read_run_card, warning_line, write_run_knowledge
+from fusion.text import Vocabulary
+
+DV, DA = 12, 5
+
+
+def _records(rng: np.random.Generator, n: int, shift: float = 0.0, audio: bool = True) -> list[FeatureRecord]:
+    return [FeatureRecord(f"v{i}", (rng.normal(size=(6, DV)) + shift).astype(np.float32),
+                          (rng.normal(size=(8, DA)) + shift).astype(np.float32) if audio else None)
+            for i in range(n)]
+
+
+def _longest_run(words: str) -> int:
+    return max((len(list(g)) for _, g in itertools.groupby(words.split())), default=0)
+
+
+def test_standardize_clamps_inputs_to_the_training_range() -> None:
+    norm = Standardize(3)
+    norm.set_stats(torch.tensor([1.0, 0.0, 0.0]), torch.tensor([2.0, 1.0, 0.5]))
+    norm.set_bounds(torch.tensor([-1.0, -2.0, 0.0]), torch.tensor([3.0, 2.0, 1.0]))
+    inside = torch.tensor([[0.0, 1.0, 0.5]])
+    assert torch.allclose(norm(inside), (inside - norm.mean) / norm.std)  # identity on training-range inputs
+    far = torch.tensor([[1e4, -1e4, 50.0]])
+    assert torch.allclose(norm(far), torch.tensor([[1.0, -2.0, 2.0]]))  # clamped to (hi - mean) / std etc.
+
+
+def test_training_sets_bounds_and_old_checkpoints_load_open() -> None:
+    rng = np.random.default_rng(0)
+    train = _records(rng, 20)
+    model = S2VT(S2VTConfig(hidden_size=8, frame_embed_size=8, word_embed_size=8, audio_mode="stream",
+                            audio_embed_size=4), vocab_size=10, frame_dim=DV, audio_dim=DA)
+    frames = torch.from_numpy(np.concatenate([r.frames for r in train]))
+    audio = torch.from_numpy(np.concatenate([r.audio for r in train]))
+    model.set_input_stats(frames, audio)
+    assert model.frame_norm.has_bounds and model.audio_norm.has_bounds
+    assert torch.allclose(model.frame_norm(frames), (frames - model.frame_norm.mean) / model.frame_norm.std)
+    old_state = {k: v for k, v in model.state_dict().items() if not k.endswith((".lo", ".hi"))}
+    old = S2VT(model.config, vocab_size=10, frame_dim=DV, audio_dim=DA)
+    old.load_state_dict(old_state)  # strict: a checkpoint saved before the bounds still loads
+    assert not old.frame_norm.has_bounds
+    profile = TrainingProfile.fit(train, _records(rng, 10))
+    assert bound_model_inputs(old, profile)
+    assert torch.allclose(old.frame_norm.lo, model.frame_norm.lo) and torch.allclose(old.audio_norm.hi, model.audio_norm.hi)
+    assert not bound_model_inputs(old, profile)  # already bounded: left alone
+
+
+def test_profile_threshold_passes_the_calibration_quantile_and_flags_far_clips() -> None:
+    rng = np.random.default_rng(1)
+    train, val = _records(rng, 200), _records(rng, 100)
+    profile = TrainingProfile.fit(train, val, quantile=0.99)
+    passed = [not profile.assess(r).flagged for r in val]
+    assert np.mean(passed) >= 0.99
+    far = profile.assess(_records(rng, 1, shift=30.0)[0])
+    assert far.flagged and set(far.unfamiliar) == {"frames", "audio"}
+    assert far.distances["frames"] > 10 * profile.modalities["frames"].threshold
+    silent = profile.assess(_records(rng, 1, audio=False)[0])  # no audio stream: no audio distance
+    assert silent.distances["audio"] is None and "audio" not in silent.unfamiliar
+    report = annotate(profile, record := _records(rng, 1, shift=30.0)[0])
+    assert record.meta["ood"]["flagged"] and record.meta["ood"] == report.to_dict()
+
+
+def test_profile_round_trip_and_unreadable_file(tmp_path: Path) -> None:
+    rng = np.random.default_rng(2)
+    profile = TrainingProfile.fit(_records(rng, 30), _records(rng, 10))
+    profile.save(profile_path(tmp_path))
+    loaded = TrainingProfile.load(profile_path(tmp_path))
+    probe = _records(rng, 1, shift=2.0)[0]
+    for name in ("frames", "audio"):
+        assert loaded.assess(probe).distances[name] == pytest.approx(profile.assess(probe).distances[name], rel=1e-5)
+        assert loaded.modalities[name].threshold == profile.modalities[name].threshold
+    profile_path(tmp_path).write_bytes(b"not a profile")
+    with pytest.raises(CheckpointError, match="python -m fusion.ood"):
+        TrainingProfile.load(profile_path(tmp_path))
+
+
+def test_run_card_and_warning_line(tmp_path: Path) -> None:
+    from fusion.experiment import ExperimentConfig
+
+    rng = np.random.default_rng(3)
+    bench = tmp_path / "bench"
+    bench.mkdir()
+    (bench / "benchmark.json").write_text(json.dumps({"generator": "data_prep.avsynth", "size": "tiny"}))
+    config = ExperimentConfig()
+    config.data.manifest = str(bench / "manifest.jsonl")
+    entries = [ManifestEntry(f"v{i}", f"v{i}.mp4", "train", ["a red box moves left"],
+                             {"sound_class": ["Dog bark", "Rain"][i % 2]}) for i in range(6)]
+    train, val = _records(rng, 6), _records(rng, 3)
+    vocab = Vocabulary.build(["a red box moves left"])
+    run = tmp_path / "run"
+    run.mkdir()
+    profile = write_run_knowledge(run, config, entries, entries[:3], train, val, vocab)
+    card = read_run_card(run)
+    assert card is not None and card["dataset"] == "avsynth" and card["train_clips"] == 6
+    assert card["vocab_size"] == len(vocab) and card["sound_classes"] == ["Dog bark", "Rain"]
+    assert card["ood"]["frames"]["calibrated_on"] == "val"
+    assert "coloured shapes" in describe_training(card)
+    far = profile.assess(_records(rng, 1, shift=30.0)[0])
+    line = warning_line(far, card)
+    assert line is not None and line.startswith("warning:") and "\n" not in line
+    assert "the model was trained on avsynth" in line and "this caption is unreliable" in line
+    assert warning_line(profile.assess(val[0]), card) is None or profile.assess(val[0]).flagged
+    assert read_run_card(tmp_path) is None  # no card: None, not an error
+
+
+def test_no_immediate_repeat_processor() -> None:
+    from fusion.decoding.processors import NoImmediateRepeatProcessor, caption_processors
+
+    tokens = torch.tensor([[1, 5, 7], [1, 5, 5]])
+    scores = NoImmediateRepeatProcessor()(tokens, torch.zeros(2, 9))
+    assert scores[0, 7] == float("-inf") and scores[1, 5] == float("-inf")
+    assert torch.isfinite(scores[0, :7]).all() and torch.isfinite(scores[1, 6:]).all()
+    assert torch.isfinite(NoImmediateRepeatProcessor()(tokens[:, :1], torch.zeros(2, 9))).all()  # after BOS only
+    assert any(isinstance(p, NoImmediateRepeatProcessor)
+               for p in caption_processors(0, 1, 3, no_repeat_ngram_size=3, no_immediate_repeat=True))
