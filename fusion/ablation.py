@@ -1,7 +1,7 @@
 """Ablations of one trained run: what each input and scorer is worth, with paired intervals.
 
 ``run_ablation`` decodes one test set under named conditions and compares each against
-``full`` with paired bootstrap 95% intervals over videos:
+``full``:
 
 - ``full``: the run as it is, with the decoding options given (LM, verifier weights).
 - ``audio_absent``: every clip treated as having no audio stream (the learned "absent" input).
@@ -13,6 +13,16 @@
 - ``verifier_off``: the audio-noun verifier's weight set to 0.
 - ``lm_off``: the late-fusion language model removed.
 - ``video_only_model``: a second run trained without audio, decoded with the same options.
+
+Two kinds of comparison, never mixed:
+
+- ``delta``: corpus-level metric of the condition minus ``full``'s (every headline metric, as
+  coco-caption computes it over the whole split), without an interval;
+- ``paired``: for METEOR, CIDEr and sound accuracy, the mean over videos of the per-video
+  difference (condition minus ``full``) with the paired bootstrap 95% percentile interval of
+  that same mean, so a point estimate and its interval are one statistic. (A corpus-level
+  delta beside a per-video interval can fall outside it; METEOR's corpus score is not the mean
+  of its per-video scores.)
 
 A condition that cannot differ from ``full`` (audio conditions where no clip has audio, as on
 MSVD; ``verifier_off`` when the verifier is not in use) is still evaluated and is marked
@@ -29,6 +39,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from fusion.ablation_report import HEADLINE_METRICS, PAIRED_METRICS, write_report
 from fusion.errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -38,9 +49,7 @@ CONDITIONS: tuple[str, ...] = (
     "video_only_model",
 )
 AUDIO_CONDITIONS = ("audio_absent", "audio_zero", "audio_shuffled", "audio_noise")
-# Metrics compared with paired bootstrap intervals (per-video scores exist for these).
-PAIRED_METRICS = ("METEOR", "CIDEr", "sound_accuracy")
-HEADLINE_METRICS = ("Bleu_4", "METEOR", "ROUGE_L", "CIDEr", "sound_accuracy", "visual_accuracy", "false_sound_rate")
+PER_VIDEO_KEYS = {"sound_accuracy": "sound_named"}  # a paired metric's key in per_video.json, where it differs
 
 
 @dataclass
@@ -165,30 +174,36 @@ def paired_bootstrap(deltas: np.ndarray, samples: int, rng: np.random.Generator)
     return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
 
 
-def compare(full: dict[str, Any], cond: dict[str, Any], samples: int, seed: int) -> tuple[dict[str, float], dict[str, list[float]]]:
-    """Deltas (condition - full) of the headline metrics and paired 95% intervals.
+def compare(full: dict[str, Any], cond: dict[str, Any], samples: int,
+            seed: int) -> tuple[dict[str, float], dict[str, dict[str, Any]]]:
+    """Corpus-level deltas of the headline metrics, and paired per-video deltas with their intervals.
 
     Args:
-        full / cond: outputs of ``_evaluate_condition`` (``metrics`` and ``per_video``).
+        full / cond: outputs of ``_score`` (``metrics`` and ``per_video``).
         samples: bootstrap resamples.
         seed: bootstrap seed (the same for every condition, so intervals are comparable).
+
+    Returns:
+        ``delta``: metric -> corpus-level condition minus full (no interval);
+        ``paired``: paired metric -> ``{"mean_delta", "ci95": [low, high], "n_videos"}``, where
+        ``mean_delta`` is the mean over videos of the per-video difference and ``ci95`` the
+        paired bootstrap 95% percentile interval of that same mean.
     """
     delta: dict[str, float] = {}
     for name in HEADLINE_METRICS:
         a, b = full["metrics"].get(name), cond["metrics"].get(name)
         if isinstance(a, (int, float)) and isinstance(b, (int, float)):
             delta[name] = float(b) - float(a)
-    ci: dict[str, list[float]] = {}
-    per_key = {"sound_accuracy": "sound_named"}
+    paired: dict[str, dict[str, Any]] = {}
     for name in PAIRED_METRICS:
-        key = per_key.get(name, name)
+        key = PER_VIDEO_KEYS.get(name, name)
         ids = [i for i, row in full["per_video"].items() if key in row and key in cond["per_video"].get(i, {})]
         if not ids:
             continue
-        d = np.array([cond["per_video"][i][key] - full["per_video"][i][key] for i in ids], dtype=np.float64)
-        low, high = paired_bootstrap(d, samples, np.random.default_rng(seed))
-        ci[name] = [low, high]
-    return delta, ci
+        diffs = np.array([cond["per_video"][i][key] - full["per_video"][i][key] for i in ids], dtype=np.float64)
+        low, high = paired_bootstrap(diffs, samples, np.random.default_rng(seed))
+        paired[name] = {"mean_delta": float(diffs.mean()), "ci95": [low, high], "n_videos": len(ids)}
+    return delta, paired
 
 
 # ----------------------------------------------------------------- runner
@@ -234,28 +249,25 @@ def run_ablation(
         features: feature store; None = the store beside the manifest.
         video_only_run: a run trained without audio, for ``video_only_model``.
         device: torch device.
-        **decode_overrides: DecodeOptions fields (beam_size, lm, lm_weight, audio_weight, ...).
+        **decode_overrides: DecodeConfig fields (beam_size, lm, lm_weight, audio_weight, ...)
+            over the run's decode section.
 
     Returns:
-        The ``ablation.json`` content: ``{"conditions": [{"name", "metrics", "delta", "ci95",
-        "identical_to_full"?}], "n_videos", "n_audio_absent", "notes", ...}``.
+        The ``ablation.json`` content: ``{"conditions": [{"name", "metrics", "delta", "paired",
+        "identical_to_full"?}], "n_videos", "n_audio_absent", "notes", "decode", ...}``.
     """
     from fusion.checkpoint import load_run
-    from fusion.data import open_features
-    from fusion.decoding.decoder import CaptionDecoder, DecodeOptions
-    from fusion.pipeline import run_manifest_entries
+    from fusion.decoding.decoder import CaptionDecoder
+    from fusion.pipeline import prepare_split
 
     config = config or AblationConfig()
     conditions = [c for c in config.conditions if c != "video_only_model" or video_only_run is not None]
     if "video_only_model" in config.conditions and video_only_run is None:
         logger.warning("video_only_model skipped: give --video-only-run RUN (a run trained without audio)")
-    run = load_run(run_path, device=device)
-    options = DecodeOptions.for_run(run, **decode_overrides)
-    manifest_path, entries, _ = run_manifest_entries(run, manifest, config.split)
-    if features is None and manifest is None:
-        features = run.config.data.features
-    store = open_features(entries, manifest_path, run.extract_config, features)
-    records = [store[e.id] for e in entries]
+    video_only = load_run(video_only_run, device=device) if video_only_run is not None else None
+    prepared = prepare_split(run_path, config.split, manifest=manifest, features=features,
+                             overrides=decode_overrides, device=device)
+    run, options, entries, records = prepared.run, prepared.options, prepared.entries, prepared.records
 
     results: dict[str, dict[str, Any]] = {}
     reasons: dict[str, str] = {}
@@ -269,8 +281,8 @@ def run_ablation(
             cond_options = dataclasses.replace(options, audio_weight=0.0)
         elif name == "lm_off":
             cond_options = dataclasses.replace(options, lm=None, lm_weight=0.0)
-        elif name == "video_only_model":
-            cond_run = load_run(video_only_run, device=device)  # type: ignore[arg-type]
+        elif name == "video_only_model" and video_only is not None:
+            cond_run = video_only
         reason = _identical_reason(name, records, options, video_only_run is not None)
         if reason is not None:
             reasons[name] = reason
@@ -281,8 +293,8 @@ def run_ablation(
 
     rows = []
     for name in conditions:
-        delta, ci = compare(results["full"], results[name], config.bootstrap_samples, config.seed)
-        row: dict[str, Any] = {"name": name, "metrics": results[name]["metrics"], "delta": delta, "ci95": ci}
+        delta, paired = compare(results["full"], results[name], config.bootstrap_samples, config.seed)
+        row: dict[str, Any] = {"name": name, "metrics": results[name]["metrics"], "delta": delta, "paired": paired}
         if name in reasons:
             row["identical_to_full"] = reasons[name]
         rows.append(row)
@@ -293,22 +305,9 @@ def run_ablation(
         notes.append(f"No test video has an audio stream (as on MSVD), so {', '.join(same) or 'the audio conditions'} "
                      "are identical to full by construction.")
     report = {
-        "run": str(run.checkpoint_dir), "manifest": str(manifest_path), "split": config.split,
-        "n_videos": len(entries), "n_audio_absent": n_absent, "decode": dataclasses.asdict(options),
+        "run": str(run.checkpoint_dir), "manifest": str(prepared.manifest), "split": config.split,
+        "n_videos": len(entries), "n_audio_absent": n_absent, "decode": options.to_dict(),
         "bootstrap_samples": config.bootstrap_samples, "seed": config.seed, "conditions": rows, "notes": notes,
     }
     write_report(report, results, Path(out_dir))
     return report
-
-
-def write_report(report: dict[str, Any], results: dict[str, dict[str, Any]], out: Path) -> None:
-    """Write ablation.json, ablation.md, ablation.png and the predictions of each condition."""
-    from fusion.ablation_report import render_markdown, render_plot
-    from fusion.io import atomic_write_json, atomic_write_text
-
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out / "ablation.json", report)
-    atomic_write_text(out / "ablation.md", render_markdown(report))
-    render_plot(report, out / "ablation.png")
-    atomic_write_json(out / "predictions.json", {k: v["predictions"] for k, v in results.items()})
-    atomic_write_json(out / "per_video.json", {k: v["per_video"] for k, v in results.items()})

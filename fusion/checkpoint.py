@@ -27,7 +27,7 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -36,7 +36,15 @@ from fusion.config import from_dict, to_dict
 from fusion.errors import CheckpointError, ConfigError
 from fusion.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 
-log = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    from fusion.decoding.config import DecodeConfig
+    from fusion.experiment import ExperimentConfig
+    from fusion.features import ExtractConfig
+    from fusion.models.deep_fusion import DeepFusionS2VT
+    from fusion.models.s2vt import S2VT
+    from fusion.text import Vocabulary
+
+logger = logging.getLogger(__name__)
 
 MODEL_FILE, META_FILE, TRAINER_FILE = "model.safetensors", "meta.json", "trainer.pt"
 VERIFIER_FILE = "verifier.safetensors"  # RUN/verifier.safetensors: the audio-noun verifier `fusion train` fits
@@ -49,20 +57,29 @@ class LoadedRun:
     """A trained captioner ready for decoding.
 
     Attributes:
-        model: the S2VT model in eval mode.
-        config: the run's ExperimentConfig.
+        model: the captioner in eval mode (S2VT, or S2VT with a deep-fused LM).
+        config: the run's ExperimentConfig; its ``decode`` section is ``RUN/config.yaml``'s
+            where the checkpoint lives in a run folder.
         vocab: its Vocabulary.
-        extract_config: the ExtractConfig its features were made with (= ``config.extract``).
         checkpoint_dir: the checkpoint folder loaded.
         meta: the checkpoint's meta.json (step, epoch, validation metrics, encoders, dims).
     """
 
-    model: Any
-    config: Any
-    vocab: Any
-    extract_config: Any
+    model: S2VT | DeepFusionS2VT
+    config: ExperimentConfig
+    vocab: Vocabulary
     checkpoint_dir: Path
     meta: dict[str, Any]
+
+    @property
+    def extract_config(self) -> ExtractConfig:
+        """The ExtractConfig the run's features were made with (``config.extract``)."""
+        return self.config.extract
+
+    @property
+    def run_dir(self) -> Path:
+        """The run folder (:func:`run_folder` of the checkpoint)."""
+        return run_folder(self.checkpoint_dir)
 
 
 def checkpoints_dir(run_dir: str | Path) -> Path:
@@ -190,29 +207,57 @@ def run_folder(checkpoint_dir: str | Path) -> Path:
     return ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt
 
 
-def run_decode_config(checkpoint_dir: Path, stored: Any) -> Any:
-    """The run's decode defaults: ``RUN/config.yaml``'s decode section where the checkpoint lives in
-    a run folder (decode settings do not bind a run, so ``fusion train`` updates them there without
-    retraining and they may be newer than the checkpoint's), else the checkpoint's ``stored`` one.
+def run_decode_config(checkpoint_dir: Path, stored: DecodeConfig) -> DecodeConfig:
+    """The run's decode section: ``RUN/config.yaml``'s where the checkpoint lives in a run folder
+    (decode settings do not bind a run, so ``fusion train`` and ``fusion tune`` update them there
+    without retraining and they may be newer than the checkpoint's), else the checkpoint's ``stored`` one.
 
     Raises:
-        ConfigError: the run's decode section is invalid (naming the file and key).
+        ConfigError: ``RUN/config.yaml`` is not valid YAML (naming the file and line) or its
+            decode section is invalid (naming the file and key).
     """
-    import yaml
-
-    from fusion.experiment import DecodeConfig
+    from fusion.config import read_yaml
+    from fusion.decoding.config import DecodeConfig  # noqa: F811 (the runtime class, for from_dict)
 
     path = run_folder(checkpoint_dir) / "config.yaml"
-    try:
-        section = (yaml.safe_load(path.read_text()) or {}).get("decode")
-    except (OSError, AttributeError, yaml.YAMLError):
+    if not path.is_file():
         return stored
-    if not isinstance(section, dict):
+    section = read_yaml(path).get("decode")
+    if section is None:
         return stored
     try:
         return from_dict(DecodeConfig, section, prefix="decode")
     except ConfigError as err:
         raise ConfigError(f"{path}: {err}") from None
+
+
+def write_run_decode(run: LoadedRun, changes: dict[str, Any]) -> Path:
+    """Set decode fields in the run's ``RUN/config.yaml`` (atomically; the rest of the file is kept).
+
+    A checkpoint outside a run folder gets a ``config.yaml`` beside it (its whole config), which
+    :func:`load_run` then reads like a run folder's.
+
+    Returns:
+        The ``config.yaml`` written.
+
+    Raises:
+        ConfigError: the file is not valid YAML, or the new decode section is invalid.
+    """
+    import yaml
+
+    from fusion.config import read_yaml
+    from fusion.decoding.config import DecodeConfig  # noqa: F811 (the runtime class, for from_dict)
+
+    path = run_folder(run.checkpoint_dir) / "config.yaml"
+    data = read_yaml(path) if path.is_file() else to_dict(run.config)
+    section = {**dict(data.get("decode") or {}), **changes}
+    try:
+        from_dict(DecodeConfig, section, prefix="decode")
+    except ConfigError as err:
+        raise ConfigError(f"{path}: {err}") from None
+    data["decode"] = section
+    atomic_write_text(path, yaml.safe_dump(data, sort_keys=False))
+    return path
 
 
 def load_run(path: str | Path, which: str = "best", device: str | torch.device = "cpu") -> LoadedRun:
@@ -244,12 +289,12 @@ def load_run(path: str | Path, which: str = "best", device: str | torch.device =
         raise CheckpointError(f"{ckpt}: unreadable checkpoint ({type(err).__name__}: {err}); retrain or pick another") from None
     config.decode = run_decode_config(ckpt, config.decode)
     model.to(device).eval()
-    log.info("loaded %s (step %s)", ckpt, meta.get("step"))
-    return LoadedRun(model, config, vocab, config.extract, ckpt, meta)
+    logger.info("loaded %s (step %s)", ckpt, meta.get("step"))
+    return LoadedRun(model, config, vocab, ckpt, meta)
 
 
-def checkpoint_meta(config: Any, vocab: Any, dims: dict[str, int], **extra: Any) -> dict[str, Any]:
+def checkpoint_meta(config: ExperimentConfig, vocab: Vocabulary, dims: dict[str, int], **extra: Any) -> dict[str, Any]:
     """The meta.json content: config, vocabulary, model dims, encoder names, plus ``extra``."""
-    ex = config.extract
-    encoders = {"frame": ex.frame_encoder, "audio": ex.audio_encoder, "audio_layer": ex.audio_layer}
+    extract = config.extract
+    encoders = {"frame": extract.frame_encoder, "audio": extract.audio_encoder, "audio_layer": extract.audio_layer}
     return {"config": to_dict(config), "vocab": vocab.to_dict(), "dims": dims, "encoders": encoders, **extra}

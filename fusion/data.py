@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from fusion.manifest import ManifestEntry
     from fusion.text import Vocabulary
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -38,8 +38,9 @@ class DataConfig:
     Attributes:
         manifest: manifest path (relative paths are taken from the working directory);
             ``fusion train --manifest`` overrides it.
-        features: feature store folder; None = ``<manifest dir>/features/<encoders>`` (made
-            on first use); ``fusion train --features`` overrides it.
+        features: feature store folder; None = ``<manifest dir>/features/<encoders>`` (filled
+            by the commands' extraction stage, :mod:`fusion.stages`); ``fusion train --features``
+            overrides it.
         train_split / val_split: manifest splits used for training and model selection.
         min_word_count: words seen fewer times in the training captions become ``<unk>``.
         max_caption_words: longer captions are cut to this many words (EOS added after).
@@ -185,7 +186,7 @@ class CaptionDataset:
         if missing:
             raise DataError(
                 f"{len(missing)} videos (e.g. {missing[0]}) have no features in {getattr(store, 'path', store)}; "
-                "run `fusion extract` or let `fusion train` extract them"
+                f"extract them first: `{extraction_command(getattr(store, 'path', store), getattr(store, 'config', None))}`"
             )
         # Feature records are small (T x Dv floats); keep them all in memory.
         self.records: list[FeatureRecord] = [store[e.id] for e in self.entries]
@@ -260,29 +261,54 @@ def default_store_path(manifest_path: str | Path, extract: ExtractConfig) -> Pat
     return Path(manifest_path).resolve().parent / "features" / name
 
 
+def feature_store_path(manifest_path: str | Path, extract: ExtractConfig, features: str | Path | None) -> Path:
+    """The store a manifest's features live in: ``features`` if given, else :func:`default_store_path`."""
+    return Path(features) if features is not None else default_store_path(manifest_path, extract)
+
+
+def extraction_command(store_path: str | Path, extract: ExtractConfig | None, manifest: str | Path = "MANIFEST") -> str:
+    """The ``fusion extract`` command line that fills ``store_path`` with ``extract``'s features."""
+    from fusion.features import ExtractConfig
+
+    sets = ""
+    if extract is not None:
+        defaults = ExtractConfig().feature_dict()
+        sets = "".join(f" --set {key}={value}" for key, value in extract.feature_dict().items()
+                       if defaults.get(key) != value)
+    return f"fusion extract {manifest} --out {store_path}{sets}"
+
+
 def open_features(
     entries: Sequence[ManifestEntry],
     manifest_path: str | Path,
     extract: ExtractConfig,
     features: str | Path | None,
-    progress: bool = True,
 ) -> FeatureStore:
-    """The feature store for ``entries``, extracting the videos it lacks.
+    """Open the feature store holding every entry's record; never runs an encoder.
+
+    Extraction is a stage of its own (:func:`fusion.stages.extract_features`, which ``fusion
+    train`` / ``evaluate`` / ``tune`` / ``ablate`` run first, and ``fusion extract``).
 
     Args:
         entries: manifest entries whose features are needed.
         manifest_path: the manifest (the default store lives beside it).
-        extract: extraction config (encoders, frames per clip).
+        extract: extraction config (encoders, frames per clip); must match the store's.
         features: explicit store folder, or None for :func:`default_store_path`.
-        progress: tqdm bar while extracting.
+
+    Raises:
+        DataError: the store is missing, holds other features, or lacks some entries'
+            records; the message names the ``fusion extract`` command that fills it.
     """
-    from fusion.features import ensure_features
+    from fusion.features import FeatureStore
 
-    path = Path(features) if features is not None else default_store_path(manifest_path, extract)
-    log.info("feature store %s (%d videos needed)", path, len(entries))
-    return ensure_features(list(entries), path, extract, progress=progress)
-
-
-def split_entries(entries: Sequence[ManifestEntry], split: str) -> list[ManifestEntry]:
-    """The entries of ``split`` (manifest order)."""
-    return [e for e in entries if e.split == split]
+    path = feature_store_path(manifest_path, extract, features)
+    command = extraction_command(path, extract, manifest_path)
+    if not path.is_dir():
+        raise DataError(f"{path}: no feature store; extract the features first: `{command}`")
+    store = FeatureStore(path, extract)
+    missing = [e.id for e in entries if e.id not in store]
+    if missing:
+        raise DataError(f"{path}: {len(missing)} of {len(entries)} videos have no features (e.g. {missing[0]!r}); "
+                        f"extract them first: `{command}`")
+    logger.debug("feature store %s holds all %d videos", path, len(entries))
+    return store

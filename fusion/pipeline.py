@@ -1,13 +1,17 @@
-"""Trained run in, captions and metrics out: :class:`CaptionPipeline` and :func:`evaluate_run`.
+"""Trained run in, captions and metrics out: :class:`CaptionPipeline`, :func:`prepare_split`, :func:`evaluate_split`.
 
 ``CaptionPipeline(model_path).caption(paths)`` loads the run, its encoders (the ones the
 checkpoint names) and the fused scorers once, then captions raw video files: features on
-the fly, one batched beam search, n-best captions with total and per-scorer scores. A
-file that cannot be read gets an ``error`` instead of captions; the others go on.
+the fly, one batched beam search, n-best captions with total and per-scorer scores, and
+the verifier's explanation on request. A file that cannot be read gets an ``error`` instead
+of captions; the others go on.
 
-``evaluate_run`` decodes one manifest split with a run (features extracted and cached in a
-store as for training), scores it with coco-caption (plus the benchmark's judgements where
-the manifest has them) and writes predictions, per-video scores and metrics beside the run.
+Evaluating, tuning and ablating a run on a manifest split share one preparation,
+:func:`prepare_split`: load the run -> resolve its decode configuration -> read the
+manifest split -> extract the missing features (the visible stage, :mod:`fusion.stages`) ->
+read the records. :func:`evaluate_split` then decodes the records (:func:`decode_records`),
+scores them with coco-caption (plus the benchmark's judgements where the manifest has them)
+and writes predictions, per-video scores and metrics beside the run.
 """
 
 from __future__ import annotations
@@ -16,14 +20,19 @@ import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import torch
 
-from fusion.checkpoint import run_folder
-from fusion.decoding.decoder import CaptionDecoder, DecodeOptions
+from fusion.checkpoint import LoadedRun, load_run, run_folder
+from fusion.decoding.config import DecodeConfig, resolve_decode_config
+from fusion.decoding.decoder import CaptionDecoder
 from fusion.decoding.hypothesis import Hypothesis
 from fusion.errors import ConfigError, DataError, MediaError
+
+if TYPE_CHECKING:
+    from fusion.features import FeatureRecord
+    from fusion.manifest import ManifestEntry
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +55,7 @@ class CaptionResult:
     hypotheses: list[Hypothesis] = field(default_factory=list)
     error: str | None = None
     audio_present: bool | None = None
-    record: Any = None
+    record: FeatureRecord | None = None
 
     @property
     def caption(self) -> str | None:
@@ -67,46 +76,67 @@ class CaptionPipeline:
 
     Args:
         model_path: a run folder, checkpoint folder or ``model.safetensors``.
-        options: decoding options; None = the run's stored decode config.
+        options: the decode configuration; None = :func:`resolve_decode_config` of the run
+            with ``overrides``.
         device: torch device for the encoders and the captioner.
-        **overrides: DecodeOptions fields overriding the run's (e.g. ``beam_size=3``).
+        **overrides: DecodeConfig fields overriding the run's (e.g. ``beam_size=3``).
     """
 
-    def __init__(self, model_path: str | Path, options: DecodeOptions | None = None,
+    def __init__(self, model_path: str | Path, options: DecodeConfig | None = None,
                  device: str | torch.device = "cpu", **overrides: Any) -> None:
-        from fusion.checkpoint import load_run
         from fusion.features import FeatureExtractor
 
         self.run = load_run(model_path, device=device)
-        self.options = options if options is not None else DecodeOptions.for_run(self.run, **overrides)
+        self.device = device
+        self.options = options if options is not None else resolve_decode_config(self.run, overrides)
         self.extractor = FeatureExtractor(self.run.extract_config, device=device)
         self.decoder = CaptionDecoder(self.run, self.options, device=device)
 
-    def caption(self, paths: Sequence[str | Path]) -> list[CaptionResult]:
+    def decoder_for(self, options: DecodeConfig) -> CaptionDecoder:
+        """A decoder of this run with other decode settings; the loaded LM and verifier are reused."""
+        same_lm = options.lm is not None and options.lm == self.options.lm
+        same_verifier = options.verifier == self.options.verifier
+        return CaptionDecoder(self.run, options, device=self.device,
+                              language_model=self.decoder.language_model if same_lm else None,
+                              verifier=self.decoder.verifier if same_verifier else None)
+
+    def read(self, path: str | Path) -> CaptionResult:
+        """Extract one file's features (``result.record``); an unreadable file gets ``error``."""
+        result = CaptionResult(path=str(path), id=Path(path).stem)
+        try:
+            result.record = self.extractor.extract(result.path, id=result.id)
+        except MediaError as err:
+            result.error = str(err)  # reported by the caller, once
+            logger.info("cannot caption: %s", err)
+            return result
+        result.audio_present = result.record.audio is not None
+        return result
+
+    def caption(self, paths: Sequence[str | Path], options: DecodeConfig | None = None) -> list[CaptionResult]:
         """Caption each file; unreadable files get ``error`` and the rest go on.
 
         Args:
             paths: video (or audio) files.
+            options: decode settings for this call; None = the pipeline's.
 
         Returns:
             One result per path, in order.
         """
-        results = [CaptionResult(path=str(p), id=Path(p).stem) for p in paths]
-        readable: list[CaptionResult] = []
-        for res in results:
-            try:
-                res.record = self.extractor.extract(res.path, id=res.id)
-            except MediaError as err:
-                res.error = str(err)  # reported by the caller, once
-                logger.info("cannot caption: %s", err)
-                continue
-            res.audio_present = res.record.audio is not None
-            readable.append(res)
+        results = [self.read(p) for p in paths]
+        readable = [r for r in results if r.record is not None]
         if readable:
-            hyps = self.decoder.decode([r.record for r in readable])
-            for res, nbest in zip(readable, hyps):
+            decoder = self.decoder if options is None or options == self.options else self.decoder_for(options)
+            for res, nbest in zip(readable, decoder.decode([r.record for r in readable if r.record is not None])):
                 res.hypotheses = nbest
         return results
+
+    def explain(self, result: CaptionResult, max_runners_up: int = 4) -> dict[str, Any]:
+        """The verifier's report on a result's n-best list: audible nouns, their audio evidence, runner-ups."""
+        from fusion.verifier import explain
+
+        if result.record is None:
+            raise DataError(f"{result.path}: nothing to explain ({result.error or 'not captioned'})")
+        return explain(result.hypotheses, self.decoder.audio_evidence(result.record), max_runners_up=max_runners_up)
 
 
 def default_eval_dir(checkpoint_dir: Path, split: str) -> Path:
@@ -114,76 +144,135 @@ def default_eval_dir(checkpoint_dir: Path, split: str) -> Path:
     return run_folder(checkpoint_dir) / "eval" / split
 
 
-def run_manifest_entries(run: Any, manifest: str | Path | None, split: str) -> tuple[Path, list[Any], list[Any]]:
-    """(manifest path, split entries, train entries) of the manifest to evaluate on."""
-    from fusion.manifest import load_manifest, split_entries
+@dataclass
+class RunSplit:
+    """A run, its decode configuration and one manifest split with its features, ready to decode.
 
+    Attributes:
+        run: the loaded run.
+        options: the effective decode configuration.
+        manifest: the manifest file.
+        split: the split name.
+        entries: the split's manifest entries (in manifest order).
+        train_entries: the manifest's train entries (for novelty diagnostics).
+        records: one feature record per entry.
+        store: the feature store folder.
+    """
+
+    run: LoadedRun
+    options: DecodeConfig
+    manifest: Path
+    split: str
+    entries: list[ManifestEntry]
+    train_entries: list[ManifestEntry]
+    records: list[FeatureRecord]
+    store: Path
+
+
+def prepare_split(
+    run_path: str | Path | LoadedRun,
+    split: str,
+    *,
+    manifest: str | Path | None = None,
+    features: str | Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    device: str | torch.device = "cpu",
+    captioned_only: bool = False,
+    require_references: bool = False,
+    progress: bool = True,
+) -> RunSplit:
+    """Load run -> decode configuration -> manifest split -> extract missing features -> records.
+
+    Everything that can fail fast (the run, the decode options, the manifest and split) is
+    checked before the extraction stage (:func:`fusion.stages.extract_features`) starts.
+
+    Args:
+        run_path: a run folder, checkpoint, ``model.safetensors``, or an already loaded run.
+        split: the split to decode ("test", "val", "train").
+        manifest: manifest to decode; None = the run's training manifest.
+        features: feature store folder; None = the store beside the manifest (the run's own
+            store when decoding the run's manifest).
+        overrides: DecodeConfig fields from the command line (None values keep the run's).
+        device: torch device.
+        captioned_only: keep only entries with reference captions (tuning).
+        require_references: fail unless some entry has reference captions (evaluation).
+        progress: progress bar while extracting.
+
+    Raises:
+        ConfigError / CheckpointError: bad run, decode options or manifest choice.
+        DataError: the split is empty, or has no references where they are needed.
+    """
+    from fusion.data import open_features
+    from fusion.manifest import load_manifest, split_entries
+    from fusion.stages import extract_features
+
+    run = run_path if isinstance(run_path, LoadedRun) else load_run(run_path, device=device)
+    options = resolve_decode_config(run, overrides)
     path = manifest if manifest is not None else run.config.data.manifest
     if path is None:
         raise ConfigError("the run names no manifest: give --manifest M")
-    entries = load_manifest(path)
-    chosen = split_entries(entries, split)
-    if not chosen:
-        splits = sorted({e.split for e in entries})
-        raise DataError(f"{path}: no videos in split {split!r} (it has {splits}); pick one with --split")
-    return Path(path), chosen, split_entries(entries, "train")
+    all_entries = load_manifest(path)
+    entries = [e for e in split_entries(all_entries, split) if e.captions or not captioned_only]
+    if not entries:
+        found = sorted({e.split for e in all_entries})
+        what = "videos with reference captions" if captioned_only else "videos"
+        raise DataError(f"{path}: no {what} in split {split!r} (it has {found}); pick one with --split")
+    if require_references and not any(e.captions for e in entries):
+        raise DataError(f"{path}: split {split!r} has no reference captions to score against")
+    if features is None and manifest is None:
+        features = run.config.data.features
+    store_path = extract_features(entries, path, run.extract_config, features, progress=progress)
+    store = open_features(entries, path, run.extract_config, store_path)
+    records = [store[e.id] for e in entries]
+    return RunSplit(run, options, Path(path), split, entries, split_entries(all_entries, "train"), records, store_path)
 
 
-def evaluate_run(
-    run_path: str | Path,
-    manifest: str | Path | None = None,
-    split: str = "test",
-    options: DecodeOptions | None = None,
+def decode_records(decoder: CaptionDecoder, records: Sequence[FeatureRecord], progress: bool = True) -> list[list[Hypothesis]]:
+    """The decode loop of an evaluation: n-best hypotheses per record, in order."""
+    return decoder.decode(records, progress=progress)
+
+
+def evaluate_split(
+    prepared: RunSplit,
     out_dir: str | Path | None = None,
-    features: str | Path | None = None,
     device: str | torch.device = "cpu",
-    **overrides: Any,
+    progress: bool = True,
 ) -> dict[str, Any]:
-    """Decode a manifest split with a run, score it, write the outputs.
+    """Decode a prepared split, score it, write the outputs.
 
     Args:
-        run_path: run folder, checkpoint folder or model.safetensors.
-        manifest: manifest to evaluate on; None = the run's training manifest.
-        split: the split to decode ("test", "val", "train").
-        options: decoding options; None = the run's decode config with ``overrides``.
+        prepared: from :func:`prepare_split`.
         out_dir: where outputs go; None = ``RUN/eval/<split>``.
-        features: feature store folder; None = the store beside the manifest (the run's own
-            store when evaluating on the run's manifest).
         device: torch device.
+        progress: progress bar while decoding.
 
     Returns:
-        The metrics dict that ``fusion evaluate --json`` prints: Bleu_1..4, METEOR,
-        ROUGE_L, CIDEr, n_videos, the benchmark's sound/visual judgements where available,
-        ``diagnostics``, ``n_audio_absent``, the decoding ``weights``, ``out_dir``.
+        The metrics dict that ``fusion evaluate --json`` prints (and ``metrics.json`` holds):
+        Bleu_1..4, METEOR, ROUGE_L, CIDEr, n_videos, the benchmark's sound/visual judgements
+        where available, ``diagnostics``, ``n_audio_absent``, the scorer ``weights``, the
+        effective ``decode`` configuration, ``out_dir``.
     """
-    from fusion.checkpoint import load_run
-    from fusion.data import open_features
     from fusion.evaluation import caption_diagnostics, score_predictions
     from fusion.io import atomic_write_json, atomic_write_text
 
-    run = load_run(run_path, device=device)
-    options = options if options is not None else DecodeOptions.for_run(run, **overrides)
-    manifest_path, entries, train_entries = run_manifest_entries(run, manifest, split)
+    run, options, entries, records = prepared.run, prepared.options, prepared.entries, prepared.records
     if not any(e.captions for e in entries):
-        raise DataError(f"{manifest_path}: split {split!r} has no reference captions to score against")
-    if features is None and manifest is None:
-        features = run.config.data.features
-    store = open_features(entries, manifest_path, run.extract_config, features)
-    records = [store[e.id] for e in entries]
+        raise DataError(f"{prepared.manifest}: split {prepared.split!r} has no reference captions to score against")
     decoder = CaptionDecoder(run, options, device=device)
-    hyps = decoder.decode(records, progress=True)
+    hyps = decode_records(decoder, records, progress=progress)
     predictions = {e.id: h[0].words for e, h in zip(entries, hyps)}
 
     result, metrics, per_video = score_predictions(predictions, entries)
     metrics["n_unscored"] = len(entries) - result.n_videos
     metrics["n_audio_absent"] = sum(r.audio is None for r in records)
-    metrics["diagnostics"] = caption_diagnostics(predictions, [c for e in train_entries for c in e.captions])
-    metrics["weights"] = dict(decoder.weights)
+    metrics["diagnostics"] = caption_diagnostics(predictions, [c for e in prepared.train_entries for c in e.captions])
+    metrics["weights"] = decoder.weights
     metrics["verifier"] = (options.verifier or "zero-shot") if options.audio_weight else None
     metrics["beam_size"] = options.beam_size
+    metrics["decode"] = options.to_dict()
     metrics["checkpoint"] = str(run.checkpoint_dir)
 
-    out = Path(out_dir) if out_dir is not None else default_eval_dir(run.checkpoint_dir, split)
+    out = Path(out_dir) if out_dir is not None else default_eval_dir(run.checkpoint_dir, prepared.split)
     metrics["out_dir"] = str(out)
     atomic_write_json(out / "predictions.json", predictions)
     atomic_write_json(out / "per_video.json", per_video)
@@ -192,3 +281,29 @@ def evaluate_run(
     atomic_write_json(out / "metrics.json", metrics)
     logger.info("wrote %s", out)
     return metrics
+
+
+def evaluate_run(
+    run_path: str | Path,
+    manifest: str | Path | None = None,
+    split: str = "test",
+    out_dir: str | Path | None = None,
+    features: str | Path | None = None,
+    device: str | torch.device = "cpu",
+    progress: bool = True,
+    **overrides: Any,
+) -> dict[str, Any]:
+    """:func:`prepare_split` then :func:`evaluate_split`: ``fusion evaluate`` in one call.
+
+    Args:
+        run_path: run folder, checkpoint folder or model.safetensors.
+        manifest / split / features: what to decode (see :func:`prepare_split`).
+        out_dir: where outputs go; None = ``RUN/eval/<split>``.
+        device: torch device.
+        progress: progress bars (extraction, decoding).
+        **overrides: DecodeConfig fields overriding the run's (e.g. ``beam_size=5``).
+    """
+    prepared = prepare_split(run_path, split, manifest=manifest, features=features, overrides=overrides,
+                             device=device, require_references=True, progress=progress)
+    return evaluate_split(prepared, out_dir=out_dir, device=device, progress=progress)
+

@@ -4,13 +4,18 @@
 alpha with the run's caption model plus the LM as scorer ``"lm"`` (log-linear or linear
 interpolation, :mod:`fusion.decoding.lm_scorer`), scores every decoding with coco-caption,
 and picks the alpha with the best metric (default METEOR; ties go to the smaller alpha, so
-an LM that does not help gets alpha 0). The features and the LM are loaded once. The choice
-and every alpha's scores are written to ``RUN/tune/lm_<mode>.json`` (or ``out``), with the
-``fusion evaluate`` command line that uses it.
+an LM that does not help gets alpha 0). The features, the LM and the verifier are loaded once.
+
+The choice is written into the run's ``config.yaml`` decode section (``lm``, ``lm_weight``,
+``lm_mode``; ``lm: null`` when the LM did not help), which ``fusion evaluate`` / ``caption``
+/ ``ablate`` then use (:func:`fusion.decoding.config.resolve_decode_config`); ``apply=False``
+only reports it. Every alpha's scores are written to ``RUN/tune/lm_<mode>.json`` (or ``out``)
+as a record; that file never changes captions by itself.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from dataclasses import asdict, dataclass, field
@@ -20,7 +25,7 @@ from typing import Any, Sequence
 import torch
 from tqdm import tqdm
 
-from fusion.errors import ConfigError, DataError
+from fusion.errors import ConfigError
 from fusion.io import atomic_write_json
 
 logger = logging.getLogger(__name__)
@@ -43,9 +48,10 @@ class TuneResult:
         scores: per alpha (as a string key), every coco metric.
         lm: the LM path or hub id.
         run: the checkpoint used.
-        command: the ``fusion evaluate`` line that applies the choice.
+        command: the ``fusion evaluate`` line that uses the choice.
         seconds: wall time.
         out: the JSON file written.
+        config: the run's ``config.yaml`` the choice was written into ("" when not applied).
     """
 
     best_alpha: float
@@ -61,6 +67,7 @@ class TuneResult:
     command: str = ""
     seconds: float = 0.0
     out: str = ""
+    config: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict."""
@@ -91,78 +98,75 @@ def tune_lm_weight(
     device: str | torch.device = "cpu",
     beam_size: int | None = None,
     batch_size: int | None = None,
+    apply: bool = True,
     progress: bool = True,
 ) -> TuneResult:
-    """Pick alpha for late fusion by decoding ``split`` once per alpha.
+    """Pick alpha for late fusion by decoding ``split`` once per alpha; write it into the run's config.
 
     Args:
         run_path: the captioner run / checkpoint.
         lm_path: ``fusion lm train`` folder, Hugging Face folder or hub id.
-        alphas: weights to try (0 is always added).
-        mode: "loglinear" (shallow fusion) or "linear" (interpolated probabilities).
-        manifest: manifest to tune on (default: the run's).
+        alphas: weights to try (0 is always added as the baseline).
+        mode: "loglinear" (shallow fusion) or "linear" (interpolation; alphas in [0, 1]).
+        manifest: manifest to tune on; None = the run's.
         split: the split decoded (default "val": never tune on test).
         metric: coco metric to maximise (METEOR, CIDEr, Bleu_4, ...).
         features: feature store folder (default: beside the manifest / the run's).
         out: JSON file for the result (default ``RUN/tune/lm_<mode>.json``).
         device: torch device.
         beam_size / batch_size: decoding overrides (default: the run's decode config).
-        progress: tqdm over alphas.
+        apply: write the choice into the run's ``config.yaml`` decode section.
+        progress: progress bars (extraction, alphas).
 
     Raises:
         ConfigError: bad alphas, mode or metric. DataError: empty split or no references.
         CheckpointError / WeightsError: run or LM unloadable.
     """
-    from fusion.checkpoint import load_run
-    from fusion.data import open_features
-    from fusion.decoding.decoder import CaptionDecoder, DecodeOptions
-    from fusion.decoding.lm_scorer import LM_FUSION_MODES, lm_fusion, load_language_model
-    from fusion.decoding.scorers import CaptionScorer
+    from fusion.checkpoint import write_run_decode
+    from fusion.decoding.config import LM_MODES
+    from fusion.decoding.decoder import CaptionDecoder
+    from fusion.decoding.lm_scorer import load_language_model
     from fusion.evaluation import METRICS, coco_metrics
-    from fusion.manifest import load_manifest, split_entries
+    from fusion.pipeline import prepare_split
 
-    if mode not in LM_FUSION_MODES:
-        raise ConfigError(f"--mode {mode!r} is not one of {list(LM_FUSION_MODES)}")
+    if mode not in LM_MODES:
+        raise ConfigError(f"--mode {mode!r} is not one of {list(LM_MODES)}")
     if metric not in METRICS:
         raise ConfigError(f"--metric {metric!r} is not one of {list(METRICS)}")
     grid = _check_alphas(alphas, mode)
     start = time.time()
-    run = load_run(run_path, device=device)
-    manifest_path = manifest if manifest is not None else run.config.data.manifest
-    if manifest_path is None:
-        raise ConfigError("the run names no manifest: give --manifest M")
-    entries = [e for e in split_entries(load_manifest(manifest_path), split) if e.captions]
-    if not entries:
-        raise DataError(f"{manifest_path}: split {split!r} has no videos with reference captions; pick one with --split")
-    if features is None and manifest is None:
-        features = run.config.data.features
-    store = open_features(entries, manifest_path, run.extract_config, features, progress=progress)
-    records = [store[e.id] for e in entries]
+    prepared = prepare_split(run_path, split, manifest=manifest, features=features, device=device,
+                             overrides={"beam_size": beam_size, "batch_size": batch_size}, captioned_only=True,
+                             progress=progress)
+    run, entries = prepared.run, prepared.entries
     refs = {e.id: list(e.captions) for e in entries}
     lm = load_language_model(lm_path, device=device)
-    decoder = CaptionDecoder(run, DecodeOptions.for_run(run, beam_size=beam_size, batch_size=batch_size), device=device)
-    extra_scorers = {k: v for k, v in decoder.scorers.items() if k != "caption"}
-    extra_weights = {k: v for k, v in decoder.weights.items() if k != "caption"}
-    caption = CaptionScorer(run.model)
+    verifier = None
 
     scores: dict[str, dict[str, float]] = {}
     for alpha in tqdm(grid, desc=f"tune lm ({mode})", disable=not progress):
-        scorers, weights = lm_fusion(caption, lm, alpha, mode)  # type: ignore[arg-type]
-        decoder.scorers, decoder.weights = {**scorers, **extra_scorers}, {**weights, **extra_weights}
-        hyps = decoder.decode(records)
+        options = dataclasses.replace(prepared.options, lm=str(lm_path) if alpha > 0 else None,
+                                      lm_weight=alpha, lm_mode=mode)
+        decoder = CaptionDecoder(run, options, device=device, language_model=lm, verifier=verifier)
+        verifier = decoder.verifier if options.audio_weight else None  # loaded once, shared
+        hyps = decoder.decode(prepared.records)
         predictions = {e.id: h[0].words for e, h in zip(entries, hyps)}
         scores[str(alpha)] = dict(coco_metrics(predictions, refs).metrics)
         logger.info("alpha %.3f: %s %.4f", alpha, metric, scores[str(alpha)][metric])
     best = max(grid, key=lambda a: (scores[str(a)][metric], -a))  # ties -> smaller alpha
-    run_dir = Path(run.checkpoint_dir)
-    run_dir = run_dir.parent.parent if run_dir.parent.name == "checkpoints" else run_dir
-    out_path = Path(out) if out is not None else run_dir / "tune" / f"lm_{mode}.json"
-    command = (f"fusion evaluate {run_path} --lm {lm_path} --lm-weight {best:g} --lm-mode {mode}"
-               if best > 0 else f"fusion evaluate {run_path}   # the LM did not help on {split}")
+    out_path = Path(out) if out is not None else run.run_dir / "tune" / f"lm_{mode}.json"
+    choice = {"lm": str(lm_path) if best > 0 else None, "lm_weight": best, "lm_mode": mode}
+    config_path = write_run_decode(run, choice) if apply else None
+    if config_path is not None:
+        command = f"fusion evaluate {run_path}   # decode.lm, lm_weight, lm_mode are in {config_path}"
+    elif best > 0:
+        command = f"fusion evaluate {run_path} --lm {lm_path} --lm-weight {best:g} --lm-mode {mode}"
+    else:
+        command = f"fusion evaluate {run_path}   # the LM did not help on {split}"
     result = TuneResult(best_alpha=best, best_value=scores[str(best)][metric], baseline_value=scores["0.0"][metric],
                         metric=metric, mode=mode, split=split, n_videos=len(entries), scores=scores, lm=str(lm_path),
                         run=str(run.checkpoint_dir), command=command, seconds=time.time() - start,
-                        out=str(out_path))
+                        out=str(out_path), config=str(config_path or ""))
     atomic_write_json(out_path, result.to_dict())
     logger.info("best alpha %g (%s %.4f, without LM %.4f); wrote %s", best, metric, result.best_value,
                 result.baseline_value, out_path)

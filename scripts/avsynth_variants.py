@@ -28,10 +28,12 @@ def run_variant(name: str, manifest: Path, out_root: Path, overrides: list[str],
     """Train (or resume / reuse) one variant and evaluate it on the test split."""
     from fusion.experiment import load_experiment
     from fusion.pipeline import evaluate_run
+    from fusion.stages import prepare_training
     from fusion.training import train
 
     cfg = load_experiment(REPO_ROOT / "configs" / "avsynth" / f"{name}.yaml", overrides)
-    result = train(cfg, out_root / name, manifest=manifest)
+    prepare_training(cfg, out_root / name, manifest=manifest)  # check the run folder, extract missing features
+    result = train(cfg, out_root / name)
     metrics = evaluate_run(out_root / name, split="test", beam_size=beam)
     row = {k: metrics.get(k) for k in COLUMNS}
     row.update(variant=name, audio_mode=cfg.model.audio_mode, steps=result.steps, epochs=result.epochs,

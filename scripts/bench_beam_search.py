@@ -25,7 +25,7 @@ import torch
 
 from fusion.data import collate
 from fusion.decoding.beam_search import beam_search
-from fusion.decoding.scorer import INPUT_BATCH, DecodeContext
+from fusion.decoding.scorer import DecodeContext
 from fusion.decoding.scorers import CaptionScorer
 from fusion.features import FeatureRecord
 from fusion.io import atomic_write_json, atomic_write_text
@@ -59,7 +59,7 @@ def make_records(n: int, frames: int, seed: int = 0) -> list[FeatureRecord]:
 
 def decode(model: S2VT, records: list[FeatureRecord], beam: int, max_len: int) -> list:
     batch = collate(records, FRAME_DIM, AUDIO_DIM)
-    ctx = DecodeContext(batch_size=len(records), beam_size=beam, inputs={INPUT_BATCH: batch})
+    ctx = DecodeContext(batch_size=len(records), beam_size=beam, batch=batch)
     return beam_search({"caption": CaptionScorer(model)}, {"caption": 1.0}, ctx, bos_id=BOS, eos_id=EOS,
                        max_len=max_len, nbest=1)
 

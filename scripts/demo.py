@@ -78,6 +78,7 @@ def run_demo(out: Path, data: Path, config: Path, seed: int, size: str, override
     """Run every stage; returns the summary written to ``OUT/demo_summary.json``."""
     from fusion.experiment import load_experiment
     from fusion.pipeline import CaptionPipeline, evaluate_run
+    from fusion.stages import prepare_training
     from fusion.training import train
 
     timings: dict[str, float] = {}
@@ -87,7 +88,8 @@ def run_demo(out: Path, data: Path, config: Path, seed: int, size: str, override
 
     t = _stage("2/4 features + training (fusion train)")
     cfg = load_experiment(config, overrides)
-    result = train(cfg, out, manifest=manifest)
+    prepare_training(cfg, out, manifest=manifest)  # check the run folder, then extract the features it lacks
+    result = train(cfg, out)
     best = result.best or {}
     print(f"trained {result.steps} steps / {result.epochs} epochs ({result.stop_reason}); "
           f"best val {best.get('metric')}={best.get('value')} at step {best.get('step')}")

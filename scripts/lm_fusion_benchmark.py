@@ -92,11 +92,13 @@ def variant_config(mode: str, lm_dir: Path, overrides: list[str]) -> Any:
 def train_variant(mode: str, lm_dir: Path, run_dir: Path, manifest: Path, features: str,
                   overrides: list[str]) -> tuple[Any, float]:
     """Train one captioner with ``fusion.training.train`` (the model comes from build_captioner)."""
+    from fusion.stages import prepare_training
     from fusion.training import train
 
     cfg = variant_config(mode, lm_dir, overrides)
     t0 = time.perf_counter()
-    result = train(cfg, run_dir, manifest=manifest, features=features, progress=False)
+    prepare_training(cfg, run_dir, manifest=manifest, features=features, progress=False)
+    result = train(cfg, run_dir, progress=False)
     return result, time.perf_counter() - t0
 
 
@@ -110,14 +112,15 @@ def load_variant(run_dir: Path, mode: str, lm_dir: Path) -> Any:
 def evaluate(run: Any, split: str, beam: int, lm: str | None = None, alpha: float = 0.0, lm_mode: str = "loglinear") -> dict:
     """coco metrics + benchmark judgements of ``run`` on ``split`` of its manifest."""
     from fusion.data import open_features
-    from fusion.decoding.decoder import CaptionDecoder, DecodeOptions
+    from fusion.decoding.config import resolve_decode_config
+    from fusion.decoding.decoder import CaptionDecoder
     from fusion.evaluation import benchmark_metrics, coco_metrics
     from fusion.manifest import load_manifest, split_entries
 
     entries = split_entries(load_manifest(run.config.data.manifest), split)
     store = open_features(entries, run.config.data.manifest, run.extract_config, run.config.data.features)
-    options = DecodeOptions.for_run(run, beam_size=beam, lm=lm if alpha > 0 else None, lm_weight=alpha if lm else 0.0,
-                                    lm_mode=lm_mode)
+    options = resolve_decode_config(run, {"beam_size": beam, "lm": lm if alpha > 0 else None,
+                                          "lm_weight": alpha if lm else 0.0, "lm_mode": lm_mode})
     hyps = CaptionDecoder(run, options).decode([store[e.id] for e in entries], progress=True)
     predictions = {e.id: h[0].words for e, h in zip(entries, hyps)}
     metrics = dict(coco_metrics(predictions, {e.id: e.captions for e in entries}).metrics)

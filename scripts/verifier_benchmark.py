@@ -31,10 +31,13 @@ KEYS = ("sound_accuracy", "false_sound_rate", "false_sound_rate_no_source", "vis
 
 
 def _decode(run: Any, records: list[Any], beta: float, verifier_path: Path, nbest: int = 1) -> list[list[Any]]:
-    from fusion.decoding.decoder import CaptionDecoder, DecodeOptions
+    import dataclasses
 
-    options = DecodeOptions.for_run(run, audio_weight=beta, verifier=str(verifier_path))
-    options.nbest = min(max(options.nbest, nbest), options.beam_size)
+    from fusion.decoding.config import resolve_decode_config
+    from fusion.decoding.decoder import CaptionDecoder
+
+    options = resolve_decode_config(run, {"audio_weight": beta, "verifier": str(verifier_path)})
+    options = dataclasses.replace(options, nbest=min(max(options.nbest, nbest), options.beam_size))
     return CaptionDecoder(run, options).decode(records)
 
 
@@ -57,10 +60,12 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     from fusion.data import open_features
     from fusion.decoding.audio_scorer import rerank
     from fusion.manifest import load_manifest
+    from fusion.stages import extract_features
     from fusion.verifier import AudioNounVerifier, train_verifier
 
     entries = load_manifest(args.manifest)
     video_run, audio_run = load_run(args.video_only), load_run(args.audio)
+    extract_features(entries, args.manifest, video_run.extract_config, args.features)
     store = open_features(entries, args.manifest, video_run.extract_config, args.features)
     verifier_path = Path(args.verifier) if args.verifier else Path("runs/verifier/verifier.safetensors")
     report: dict[str, Any] = {"manifest": str(args.manifest), "video_only_run": str(args.video_only),

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from fusion.ablation import (AblationConfig, _audio_noise, _audio_shuffled, _audio_zero, derangement,
+from fusion.ablation import (AblationConfig, _audio_noise, _audio_shuffled, _audio_zero, compare, derangement,
                              paired_bootstrap, run_ablation)
+from fusion.ablation_report import error_bars, render_markdown, render_plot
 from fusion.checkpoint import checkpoint_meta, save_checkpoint
 from fusion.cli import main as cli_main
 from fusion.errors import ConfigError
@@ -98,6 +99,39 @@ def test_paired_bootstrap_interval() -> None:
     assert low < d.mean() < high and high - low < 0.4
 
 
+def _scored(corpus_meteor: float, per_video: list[float]) -> dict:
+    return {"metrics": {"METEOR": corpus_meteor},
+            "per_video": {f"v{i}": {"METEOR": value} for i, value in enumerate(per_video)}}
+
+
+def test_paired_delta_and_its_interval_are_one_statistic_and_the_plot_never_crashes(tmp_path: Path) -> None:
+    # Corpus METEOR is not the mean of per-video METEOR: here the corpus delta (-0.0654) lies
+    # below every resampled per-video mean delta (about -0.1 ... -0.07), as on a real run
+    # (ΔMETEOR -0.0654 [-0.1086, -0.0672] for audio_zero). The old table paired the two and
+    # its chart asked matplotlib for a negative error bar, which raises.
+    full_videos, cond_videos = [0.30, 0.25, 0.35, 0.28, 0.32, 0.27], [0.21, 0.17, 0.26, 0.19, 0.24, 0.18]
+    full, cond = _scored(0.2654, full_videos), _scored(0.2000, cond_videos)
+    delta, paired = compare(full, cond, samples=500, seed=0)
+    assert delta["METEOR"] == pytest.approx(-0.0654)
+    low, high = paired["METEOR"]["ci95"]
+    assert not low <= delta["METEOR"] <= high  # the corpus delta is another statistic
+    mean_delta = paired["METEOR"]["mean_delta"]
+    assert mean_delta == pytest.approx(np.mean(np.subtract(cond_videos, full_videos)))
+    assert low <= mean_delta <= high and paired["METEOR"]["n_videos"] == 6
+    # an estimate outside its interval (or no interval) gets a clipped bar, never a negative one
+    bars = error_bars([-0.0654, 0.1], [[-0.1086, -0.0672], [float("nan"), float("nan")]])
+    np.testing.assert_allclose(bars, [[0.0432, 0.0], [0.0, 0.0]], atol=1e-12)  # rows: distance down, up
+    row = {"name": "audio_zero", "metrics": cond["metrics"], "delta": delta,
+           "paired": {"METEOR": {"mean_delta": -0.0654, "ci95": [-0.1086, -0.0672], "n_videos": 6}}}
+    report = {"run": "r", "manifest": "m", "split": "test", "n_videos": 6, "n_audio_absent": 0,
+              "bootstrap_samples": 500, "conditions": [{"name": "full", "metrics": full["metrics"], "delta": {},
+                                                        "paired": {}}, row]}
+    render_plot(report, tmp_path / "ablation.png")  # the old chart raised "'yerr' must not contain negative values"
+    assert (tmp_path / "ablation.png").stat().st_size > 1000
+    md = render_markdown(report)
+    assert "mean over videos of the per-video difference" in md and "-0.0654 [-0.1086, -0.0672]" in md
+
+
 def test_config_rejects_unknown_condition() -> None:
     with pytest.raises(ConfigError, match="unknown ablation condition 'audio_loud'"):
         AblationConfig(conditions=("audio_loud",))
@@ -112,7 +146,11 @@ def test_ablation_runner_on_tiny_run(tmp_path: Path, java_available: bool) -> No
     assert names == ["full", "audio_absent", "audio_zero", "audio_shuffled", "audio_noise", "verifier_off",
                      "lm_off", "video_only_model"]
     rows = {c["name"]: c for c in report["conditions"]}
-    assert rows["full"]["delta"]["METEOR"] == 0.0 and rows["full"]["ci95"]["METEOR"] == [0.0, 0.0]
+    assert rows["full"]["delta"]["METEOR"] == 0.0
+    assert rows["full"]["paired"]["METEOR"] == {"mean_delta": 0.0, "ci95": [0.0, 0.0], "n_videos": 8}
+    for row in rows.values():  # each paired point estimate lies in its own interval
+        for paired in row["paired"].values():
+            assert paired["ci95"][0] - 1e-12 <= paired["mean_delta"] <= paired["ci95"][1] + 1e-12
     # The same run as its own "video-only" model decodes identically.
     assert rows["video_only_model"]["delta"]["CIDEr"] == pytest.approx(0.0)
     assert "identical_to_full" in rows["verifier_off"] and "identical_to_full" in rows["lm_off"]

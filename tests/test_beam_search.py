@@ -21,6 +21,7 @@ from fusion.decoding.processors import (
 from fusion.decoding.scorer import DecodeContext, Scorer
 from fusion.decoding.scorers import CaptionScorer, LengthScorer
 from fusion.errors import ConfigError
+from fusion.features import FeatureRecord
 
 BOS, EOS = 1, 2
 V = 7
@@ -33,7 +34,8 @@ class MarkovScorer:
         self.tables = tables  # (num_videos, V, V) float
 
     def init_state(self, ctx: DecodeContext) -> Tensor:
-        videos = torch.as_tensor(ctx.inputs["videos"])  # (B,)
+        assert ctx.records is not None
+        videos = torch.as_tensor([int(r.id) for r in ctx.records])  # (B,) the toy videos' table rows
         return videos[ctx.video_index()]  # (N,) video id per row
 
     def score(self, tokens: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
@@ -60,7 +62,8 @@ def random_tables(num_videos: int, seed: int) -> Tensor:
 
 
 def ctx_for(videos: list[int], beam: int) -> DecodeContext:
-    return DecodeContext(batch_size=len(videos), beam_size=beam, inputs={"videos": videos})
+    records = [FeatureRecord(id=str(v), frames=None, audio=None) for v in videos]
+    return DecodeContext(batch_size=len(videos), beam_size=beam, records=records)
 
 
 def search(scorers: dict[str, Scorer], weights: dict[str, float], videos: list[int], beam: int, **kw):
@@ -240,7 +243,7 @@ def tiny_batch(num_videos: int, seed: int = 0):
 
 
 def s2vt_search(scorers, weights, batch, beam, **kw):
-    ctx = DecodeContext(batch_size=len(batch), beam_size=beam, inputs={"batch": batch})
+    ctx = DecodeContext(batch_size=len(batch), beam_size=beam, batch=batch)
     kw.setdefault("max_len", 6)
     return beam_search(scorers, weights, ctx, bos_id=BOS, eos_id=EOS, **kw)
 

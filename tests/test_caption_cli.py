@@ -12,8 +12,9 @@ import torch
 
 from fusion.checkpoint import checkpoint_meta, save_checkpoint
 from fusion.cli import main
-from fusion.decoding.decoder import CaptionDecoder, DecodeOptions
-from fusion.errors import ConfigError
+from fusion.decoding.config import DecodeConfig, resolve_decode_config
+from fusion.decoding.decoder import CaptionDecoder
+from fusion.errors import ConfigError, DataError
 from fusion.experiment import ExperimentConfig
 from fusion.features import ExtractConfig
 from fusion.manifest import ManifestEntry, write_manifest
@@ -85,29 +86,49 @@ def test_pipeline_captions_files_and_reports_broken_ones(tiny_run: dict, pipelin
     assert alone == [ok.caption, silent.caption]
 
 
+def test_pipeline_api_other_options_and_explanations(tiny_run: dict, pipeline: CaptionPipeline) -> None:
+    import dataclasses
+
+    root = tiny_run["root"]
+    other = dataclasses.replace(pipeline.options, beam_size=2, nbest=2, audio_weight=0.5)
+    (res,) = pipeline.caption([root / "c3.mp4"], options=other)
+    assert len(res.hypotheses) == 2 and all(set(h.scores) == {"caption", "audio"} for h in res.hypotheses)
+    assert pipeline.decoder.config.audio_weight == 0.0  # the pipeline's own decoder is unchanged
+    explanation = pipeline.explain(res, max_runners_up=1)
+    assert isinstance(explanation, dict) and explanation
+    (bad,) = pipeline.caption([tiny_run["broken"]])
+    with pytest.raises(DataError, match="nothing to explain"):
+        pipeline.explain(bad)
+
+
 def test_decoder_weights_and_options(tiny_run: dict) -> None:
     from fusion.checkpoint import load_run
 
     run = load_run(tiny_run["run"])
-    opts = DecodeOptions.for_run(run, beam_size=2, length_weight=0.5)
-    assert (opts.beam_size, opts.max_len, opts.length_weight) == (2, 8, 0.5)
+    opts = resolve_decode_config(run, {"beam_size": 2, "length_weight": 0.5, "max_len": None})
+    assert (opts.beam_size, opts.max_len, opts.length_weight) == (2, 8, 0.5)  # max_len: the run's
     decoder = CaptionDecoder(run, opts)
     assert decoder.weights == {"caption": 1.0, "length": 0.5}
-    with pytest.raises(ConfigError, match="--lm-weight 0.3 given without --lm"):
-        DecodeOptions(lm_weight=0.3)
-    with pytest.raises(ConfigError, match="--lm given without a weight"):
-        DecodeOptions(lm="some/lm")
-    with pytest.raises(ConfigError, match="--nbest 4"):
-        DecodeOptions(beam_size=3, nbest=4)
-    # `fusion tune` wrote a choice for this run and LM: --lm alone uses it
+    with pytest.raises(ConfigError, match="lm_weight=0.3 is given without a language model: name it with --lm"):
+        DecodeConfig(lm_weight=0.3)
+    with pytest.raises(ConfigError, match="given without a weight: add --lm-weight"):
+        DecodeConfig(lm="some/lm")
+    with pytest.raises(ConfigError, match="nbest=4"):
+        DecodeConfig(beam_size=3, nbest=4)
+    with pytest.raises(ConfigError, match="unknown decode option 'beam'"):
+        resolve_decode_config(run, {"beam": 2})
+    # an older `fusion tune` left a choice beside the run: it no longer changes captions by itself,
+    # and --lm without a weight says which weight it chose and how to apply it
     tune = tiny_run["run"] / "tune" / "lm_loglinear.json"
     tune.parent.mkdir()
     try:
         tune.write_text(json.dumps({"best_alpha": 0.3, "lm": "some/lm", "mode": "loglinear"}))
-        assert DecodeOptions.for_run(run, lm="some/lm").lm_weight == 0.3
-        assert DecodeOptions.for_run(run, lm="some/lm", lm_weight=0.1).lm_weight == 0.1
-        with pytest.raises(ConfigError, match="--lm given without a weight"):
-            DecodeOptions.for_run(run, lm="other/lm")
+        with pytest.raises(ConfigError, match=r"lm_loglinear.json .*chose lm_weight 0.3 .*give --lm-weight 0.3"):
+            resolve_decode_config(run, {"lm": "some/lm"})
+        assert resolve_decode_config(run, {"lm": "some/lm", "lm_weight": 0.1}).lm_weight == 0.1
+        assert resolve_decode_config(run).lm is None  # the side file alone changes nothing
+        with pytest.raises(ConfigError, match="given without a weight"):
+            resolve_decode_config(run, {"lm": "other/lm"})
     finally:
         tune.unlink()
         tune.parent.rmdir()
@@ -121,6 +142,7 @@ def test_evaluate_writes_outputs_and_matches_caption(tiny_run: dict, pipeline: C
         assert 0.0 <= metrics[name] <= 10.0
     assert metrics["n_videos"] == 3 and metrics["n_audio_absent"] == 1
     assert metrics["weights"] == {"caption": 1.0} and metrics["beam_size"] == 3
+    assert metrics["decode"] == DecodeConfig(beam_size=3, max_len=8).to_dict()  # the effective decode config
     assert set(metrics["diagnostics"]) >= {"vocab_used", "novel_share", "mean_length"}
     preds = json.loads((tmp_path / "eval" / "predictions.json").read_text())
     per_video = json.loads((tmp_path / "eval" / "per_video.json").read_text())
@@ -158,7 +180,8 @@ def test_caption_cli_explain_and_user_errors(tiny_run: dict, capsys: pytest.Capt
     assert "caption" in out[1] and any("no audio stream" in line for line in out)
     assert main(["caption", str(root / "c4.mp4"), "--model", str(tiny_run["run"]), "--lm-weight", "0.5"]) == 2
     assert capsys.readouterr().err.strip().splitlines() == [
-        "fusion caption: error: --lm-weight 0.5 given without --lm: name the language model (--lm PATH)"]
+        "fusion caption: error: decode.lm_weight=0.5 is given without a language model: name it with --lm PATH "
+        "(or decode.lm in the run's config.yaml)"]
     assert main(["caption", str(root / "c4.mp4"), "--model", str(root / "no_such_run")]) == 2
     err = capsys.readouterr().err
     assert "no such run" in err and len(err.strip().splitlines()) == 1
@@ -171,8 +194,10 @@ def test_evaluate_cli_json(tiny_run: dict, java_available: bool, tmp_path: Path,
                  "--beam", "2", "--json", "--out", str(tmp_path / "ev")]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["n_videos"] == 1 and out["beam_size"] == 2 and "CIDEr" in out
+    assert out["decode"]["beam_size"] == 2 and out["decode"]["max_len"] == 8  # command line < run's config
+    assert json.loads((tmp_path / "ev" / "metrics.json").read_text())["decode"] == out["decode"]
     assert (tmp_path / "ev" / "predictions.json").is_file()
     assert main(["evaluate", str(tiny_run["run"]), "--split", "val", "--lm-weight", "1"]) == 2
-    assert "without --lm" in capsys.readouterr().err
+    assert "without a language model" in capsys.readouterr().err
     assert main(["evaluate", str(tiny_run["run"]), "--split", "nosuch"]) == 2
     assert "unknown split 'nosuch'" in capsys.readouterr().err

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 from fusion.checkpoint import checkpoint_meta, save_checkpoint
 from fusion.cli import main as cli_main
@@ -53,23 +54,35 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> dict:
 @pytest.mark.parametrize("mode", ["loglinear", "linear"])
 def test_tune_picks_an_alpha_that_helps(setup: dict, mode: str, java_available: bool, tmp_path: Path) -> None:
     out = tmp_path / f"{mode}.json"
-    result = tune_lm_weight(setup["run"], setup["lm"], [0.5, 1.0], mode=mode, out=out, progress=False)
+    result = tune_lm_weight(setup["run"], setup["lm"], [0.5, 1.0], mode=mode, out=out, apply=False, progress=False)
     assert set(result.scores) == {"0.0", "0.5", "1.0"} and result.n_videos == 2 and result.split == "val"
     # A random caption model babbles; an LM trained on the references steers it to real captions.
     assert result.best_alpha > 0 and result.best_value > result.baseline_value
     assert result.best_value == max(s["METEOR"] for s in result.scores.values())
     saved = json.loads(out.read_text())
     assert saved["best_alpha"] == result.best_alpha and saved["mode"] == mode
-    assert f"--lm-weight {result.best_alpha:g} --lm-mode {mode}" in saved["command"]
+    assert f"--lm-weight {result.best_alpha:g} --lm-mode {mode}" in saved["command"]  # not applied: how to use it
+    assert result.config == "" and not (setup["run"] / "config.yaml").exists()
 
 
 @pytest.mark.java
-def test_tune_cli_default_output(setup: dict, java_available: bool, capsys: pytest.CaptureFixture) -> None:
+def test_tune_cli_writes_its_choice_into_the_run_config(setup: dict, java_available: bool,
+                                                        capsys: pytest.CaptureFixture) -> None:
+    from fusion.checkpoint import load_run
+    from fusion.decoding.config import resolve_decode_config
+
     code = cli_main(["tune", str(setup["run"]), "--lm", str(setup["lm"]), "--alphas", "1", "--json"])
     assert code == 0
     printed = json.loads(capsys.readouterr().out)
     assert Path(printed["out"]) == setup["run"] / "tune" / "lm_loglinear.json"
-    assert json.loads(Path(printed["out"]).read_text())["best_alpha"] == printed["best_alpha"]
+    assert json.loads(Path(printed["out"]).read_text())["best_alpha"] == printed["best_alpha"] == 1.0
+    assert Path(printed["config"]) == setup["run"] / "config.yaml"
+    decode = yaml.safe_load((setup["run"] / "config.yaml").read_text())["decode"]
+    assert (decode["lm"], decode["lm_weight"], decode["lm_mode"]) == (str(setup["lm"]), 1.0, "loglinear")
+    assert decode["beam_size"] == 2  # the rest of the decode section is kept
+    options = resolve_decode_config(load_run(setup["run"]))  # evaluate / caption / ablate now decode with it
+    assert (options.lm, options.lm_weight) == (str(setup["lm"]), 1.0)
+    assert resolve_decode_config(load_run(setup["run"]), {"lm_weight": 0.5}).lm_weight == 0.5  # the command line wins
 
 
 def test_tune_user_errors(setup: dict, capsys: pytest.CaptureFixture) -> None:

@@ -36,7 +36,8 @@ def msvd_manifest(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_msvd_extract_train_evaluate_caption(msvd_manifest: Path, java_available: bool, capsys) -> None:
-    from fusion.decoding.decoder import CaptionDecoder, DecodeOptions
+    from fusion.decoding.config import resolve_decode_config
+    from fusion.decoding.decoder import CaptionDecoder
     from fusion.evaluation import coco_metrics
     from fusion.features import FeatureStore
 
@@ -60,7 +61,7 @@ def test_msvd_extract_train_evaluate_caption(msvd_manifest: Path, java_available
     assert all(r.frames.shape == (4, 1280) for r in records)
 
     test = [e for e in entries if e.split == "test"]
-    decoder = CaptionDecoder(run, DecodeOptions.for_run(run, beam_size=2))
+    decoder = CaptionDecoder(run, resolve_decode_config(run, {"beam_size": 2}))
     hyps = decoder.decode([store[e.id] for e in test])
     predictions = {e.id: h[0].words for e, h in zip(test, hyps)}
     result = coco_metrics(predictions, {e.id: e.captions for e in test})

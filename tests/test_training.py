@@ -282,7 +282,7 @@ def test_collate_names_a_feature_width_mismatch() -> None:
 
 
 def test_decode_section_does_not_bind_a_run(toy: Path) -> None:
-    from fusion.decoding.decoder import DecodeOptions
+    from fusion.decoding.config import resolve_decode_config
 
     train(toy_config(toy, max_steps=2), toy / "run", progress=False)
     cfg = toy_config(toy, max_steps=2)
@@ -293,13 +293,14 @@ def test_decode_section_does_not_bind_a_run(toy: Path) -> None:
     assert saved["audio_weight"] == 1.5 and saved["beam_size"] == 3
     run = load_run(toy / "run")  # its checkpoint predates the change; RUN/config.yaml's decode wins
     assert run.meta["config"]["decode"]["audio_weight"] == 0.0 and run.config.decode.audio_weight == 1.5
-    options = DecodeOptions.for_run(run)
+    options = resolve_decode_config(run)
     assert (options.audio_weight, options.beam_size) == (1.5, 3)
-    assert DecodeOptions.for_run(run, audio_weight=0.0).audio_weight == 0.0  # the command line wins
+    assert resolve_decode_config(run, {"audio_weight": 0.0}).audio_weight == 0.0  # the command line wins
 
 
 def test_learned_verifier_is_fitted_with_the_run_and_used_by_decoding(toy: Path) -> None:
-    from fusion.decoding.decoder import CaptionDecoder, DecodeOptions
+    from fusion.decoding.config import resolve_decode_config
+    from fusion.decoding.decoder import CaptionDecoder
     from fusion.verifier import AudioNounVerifier
 
     cfg = toy_config(toy, max_steps=4)
@@ -312,7 +313,7 @@ def test_learned_verifier_is_fitted_with_the_run_and_used_by_decoding(toy: Path)
     assert verifier.classifier is not None and set(verifier.classifier.nouns) == set(SOUNDS)
 
     run = load_run(toy / "run")
-    options = DecodeOptions.for_run(run)
+    options = resolve_decode_config(run)
     assert options.verifier == str(path) and options.audio_weight == 1.0
     decoder = CaptionDecoder(run, options)
     assert decoder.weights["audio"] == 1.0
@@ -325,7 +326,7 @@ def test_learned_verifier_is_fitted_with_the_run_and_used_by_decoding(toy: Path)
     assert path.stat().st_mtime_ns == stamp
     path.unlink()
     with pytest.raises(ConfigError, match="verifier.safetensors is missing"):
-        DecodeOptions.for_run(run)
+        resolve_decode_config(run)
 
 
 def test_learned_verifier_falls_back_to_zero_shot_without_enough_pairs(tmp_path: Path) -> None:

@@ -12,25 +12,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``ablate`` sub-command."""
     from fusion.ablation import CONDITIONS
 
-    p = subparsers.add_parser(
+    parser = subparsers.add_parser(
         "ablate",
         help="evaluate a run under ablation conditions (audio absent/zero/shuffled/noise, verifier/LM off)",
-        description="Evaluate one test set under named conditions and compare each with `full` using paired "
-        f"bootstrap 95%% intervals over videos. Conditions: {', '.join(CONDITIONS)}. Writes ablation.json, "
-        "ablation.md, ablation.png, predictions.json and per_video.json to --out.",
+        description="Evaluate one test set under named conditions and compare each with `full`: corpus-level "
+        "metrics per condition, and for METEOR, CIDEr and sound accuracy the mean over videos of the per-video "
+        "difference with the paired bootstrap 95% interval of that same mean. Features the store lacks are "
+        f"extracted first. Conditions: {', '.join(CONDITIONS)}. Writes ablation.json, ablation.md, "
+        "ablation.png, predictions.json and per_video.json to --out.",
     )
-    p.add_argument("run_path", metavar="RUN", help="run folder or checkpoint to ablate")
-    p.add_argument("--out", required=True, metavar="DIR", help="output folder for the report")
-    p.add_argument("--manifest", metavar="M", help="manifest to evaluate on (default: the run's)")
-    p.add_argument("--features", metavar="STORE", help="feature store folder (default: beside the manifest)")
-    p.add_argument("--split", default="test", help="split to evaluate (default test)")
-    p.add_argument("--video-only-run", metavar="RUN2", help="a run trained without audio (adds video_only_model)")
-    p.add_argument("--conditions", nargs="+", metavar="NAME", choices=CONDITIONS, help="subset of conditions")
-    p.add_argument("--bootstrap", type=int, default=1000, metavar="N", help="bootstrap resamples (default 1000)")
-    p.add_argument("--seed", type=int, default=0, help="seed of shuffling, noise and bootstrap (default 0)")
-    p.add_argument("--json", action="store_true", help="print ablation.json")
-    add_decode_arguments(p)
-    p.set_defaults(func=run)
+    parser.add_argument("run_path", metavar="RUN", help="run folder or checkpoint to ablate")
+    parser.add_argument("--out", required=True, metavar="DIR", help="output folder for the report")
+    parser.add_argument("--manifest", metavar="M", help="manifest to evaluate on (default: the run's)")
+    parser.add_argument("--features", metavar="STORE", help="feature store folder (default: beside the manifest)")
+    parser.add_argument("--split", default="test", help="split to evaluate (default test)")
+    parser.add_argument("--video-only-run", metavar="RUN2", help="a run trained without audio (adds video_only_model)")
+    parser.add_argument("--conditions", nargs="+", metavar="NAME", choices=CONDITIONS, help="subset of conditions")
+    parser.add_argument("--bootstrap", type=int, default=1000, metavar="N", help="bootstrap resamples (default 1000)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of shuffling, noise and bootstrap (default 0)")
+    parser.add_argument("--json", action="store_true", help="print ablation.json")
+    add_decode_arguments(parser)
+    parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fusion.commands.evaluate import add_decode_arguments, apply_threads, decode_overrides
+
+if TYPE_CHECKING:
+    from fusion.pipeline import CaptionResult
 
 logger = logging.getLogger(__name__)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``caption`` sub-command."""
-    p = subparsers.add_parser(
+    parser = subparsers.add_parser(
         "caption",
         help="caption video files with a trained run",
         description="Caption raw video files: features are extracted on the fly with the encoders the "
@@ -23,28 +27,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "language model (--lm) and audio-noun verifier (--audio-weight). A file that cannot be read "
         "gets one error line; the others are captioned; the exit status is then 1.",
     )
-    p.add_argument("videos", nargs="+", metavar="VIDEO", help="video files")
-    p.add_argument("--model", required=True, metavar="RUN_OR_CHECKPOINT", help="run folder or checkpoint")
-    p.add_argument("--nbest", type=int, default=None, metavar="N", help="captions per video (<= beam size)")
-    p.add_argument("--json", action="store_true", help="print one JSON object per video (JSON Lines)")
-    p.add_argument("--explain", action="store_true",
+    parser.add_argument("videos", nargs="+", metavar="VIDEO", help="video files")
+    parser.add_argument("--model", required=True, metavar="RUN_OR_CHECKPOINT", help="run folder or checkpoint")
+    parser.add_argument("--nbest", type=int, default=None, metavar="N", help="captions per video (<= beam size)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object per video (JSON Lines)")
+    parser.add_argument("--explain", action="store_true",
                    help="show the per-scorer scores of the runner-up captions and the audio evidence for nouns")
-    add_decode_arguments(p)
-    p.set_defaults(func=run)
+    add_decode_arguments(parser)
+    parser.set_defaults(func=run)
 
 
-def _explanation(pipeline: Any, result: Any, max_runners_up: int) -> dict[str, Any]:
-    """The verifier's report on the n-best list: audible nouns, their audio evidence, runner-ups."""
-    from fusion.decoding.decoder import load_verifier
-    from fusion.verifier import explain
-
-    decoder = pipeline.decoder
-    if decoder.verifier is None:  # --explain without --audio-weight: evidence all the same
-        decoder.verifier = load_verifier(pipeline.options.verifier)
-    return explain(result.hypotheses, decoder.verifier.evidence(result.record), max_runners_up=max_runners_up)
-
-
-def _print_text(result: Any, explain: bool, explanation: Any) -> None:
+def _print_text(result: CaptionResult, explain: bool, explanation: dict[str, Any] | None) -> None:
     print(f"{result.path}: {result.caption}")
     ranked = list(enumerate(result.hypotheses, start=1))
     for rank, hyp in ranked if explain else ranked[1:]:  # --explain: the winner's breakdown too
@@ -64,10 +57,11 @@ def run(args: argparse.Namespace) -> int:
     if not getattr(args, "verbose", 0):  # FFmpeg's own log lines would repeat the one error line per file
         logging.getLogger("libav").setLevel(logging.CRITICAL)
     pipeline = CaptionPipeline(args.model, device=args.device, **decode_overrides(args))
+    options = pipeline.options
     if args.explain and args.nbest is None:  # runner-ups to compare with, as many as the beam holds
-        pipeline.options.nbest = min(3, pipeline.options.beam_size)
+        options = dataclasses.replace(options, nbest=min(3, options.beam_size))
     failed = 0
-    for result in pipeline.caption(args.videos):
+    for result in pipeline.caption(args.videos, options=options):
         if result.error is not None:
             failed += 1
             print(f"fusion caption: error: {result.error}", file=sys.stderr)
@@ -75,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
                 print(json.dumps(result.to_dict()))
             continue
         # text output lists the runner-ups with their weighted scores itself
-        explanation = _explanation(pipeline, result, 4 if args.json else 0) if args.explain else None
+        explanation = pipeline.explain(result, max_runners_up=4 if args.json else 0) if args.explain else None
         if args.json:
             out = result.to_dict()
             if args.explain:

@@ -13,8 +13,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "train",
         help="train an S2VT captioner from a YAML config (resumes a killed run)",
         description="Train an S2VT captioner: teacher forcing, Adam, validation with METEOR/CIDEr "
-        "for model selection and early stopping, checkpoints (best kept) in RUN_DIR. Features the "
-        "feature store lacks are extracted first. Re-running the same command on the same "
+        "for model selection and early stopping, checkpoints (best kept) in RUN_DIR. RUN_DIR's config is "
+        "checked first (another run's folder is refused at once), then the features the store lacks are "
+        "extracted (the log says which and where). Re-running the same command on the same "
         "RUN_DIR continues a killed run exactly.",
     )
     parser.add_argument("config", metavar="CONFIG", help="experiment YAML (see configs/)")
@@ -33,11 +34,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Load the config, train, print where the best checkpoint is."""
     from fusion.experiment import load_experiment
+    from fusion.stages import prepare_training
     from fusion.training import train
 
     config = load_experiment(args.config, args.overrides)
     out = Path(args.out) if args.out else Path("runs") / Path(args.config).stem
-    result = train(config, out, manifest=args.manifest, features=args.features, progress=not args.no_progress)
+    # check the run folder (a mismatched --out fails here), then extract missing features, visibly
+    prepare_training(config, out, manifest=args.manifest, features=args.features, progress=not args.no_progress)
+    result = train(config, out, progress=not args.no_progress)
     best = result.best or {}
     summary = {
         "run_dir": str(result.run_dir),

@@ -1,8 +1,9 @@
 """``fusion tune RUN --lm LM [--manifest M] [--split val] [--alphas A ...] [--mode loglinear|linear]``.
 
 Tunes the late-fusion weight alpha of a language model on validation captions: decodes the
-split once per alpha, scores it with coco-caption and writes the choice (and every alpha's
-scores) to ``RUN/tune/lm_<mode>.json`` or ``--out``.
+split once per alpha, scores it with coco-caption, writes the choice into the run's config.yaml
+decode section (lm, lm_weight, lm_mode; what evaluate, caption and ablate then use) and every
+alpha's scores to RUN/tune/lm_<mode>.json or --out. --dry-run only reports the choice.
 """
 
 from __future__ import annotations
@@ -16,24 +17,26 @@ from fusion.tuning import DEFAULT_ALPHAS
 
 def register(subparsers: Any) -> None:
     """Add the ``tune`` sub-command."""
-    p = subparsers.add_parser("tune", help="tune the language-model weight alpha on validation data",
-                              description=__doc__.split("\n\n")[1])
-    p.add_argument("run_path", metavar="RUN", help="captioner run folder or checkpoint")
-    p.add_argument("--lm", required=True, help="LM: `fusion lm train` folder, Hugging Face folder or hub id")
-    p.add_argument("--manifest", metavar="M", help="manifest to tune on (default: the run's)")
-    p.add_argument("--split", default="val", help="split to decode (default val; never tune on test)")
-    p.add_argument("--alphas", type=float, nargs="+", default=list(DEFAULT_ALPHAS), metavar="A",
-                   help=f"weights to try; 0 (no LM) is always added (default {' '.join(map(str, DEFAULT_ALPHAS))})")
-    p.add_argument("--mode", default="loglinear", choices=("loglinear", "linear"),
-                   help="log-linear (shallow) fusion or linear interpolation of probabilities")
-    p.add_argument("--metric", default="METEOR", help="coco metric to maximise (default METEOR)")
-    p.add_argument("--features", metavar="STORE", help="feature store folder (default: beside the manifest)")
-    p.add_argument("--beam", dest="beam_size", type=int, metavar="K", help="beam size (default: the run's)")
-    p.add_argument("--batch-size", type=int, metavar="B", help="videos decoded together")
-    p.add_argument("--out", metavar="FILE", help="result JSON (default RUN/tune/lm_<mode>.json)")
-    p.add_argument("--device", default="cpu", help="torch device (default cpu)")
-    p.add_argument("--json", action="store_true", help="print the result as JSON")
-    p.set_defaults(func=run)
+    parser = subparsers.add_parser("tune", help="tune the language-model weight alpha on validation data",
+                                   description=__doc__.split("\n\n")[1])
+    parser.add_argument("run_path", metavar="RUN", help="captioner run folder or checkpoint")
+    parser.add_argument("--lm", required=True, help="LM: `fusion lm train` folder, Hugging Face folder or hub id")
+    parser.add_argument("--manifest", metavar="M", help="manifest to tune on (default: the run's)")
+    parser.add_argument("--split", default="val", help="split to decode (default val; never tune on test)")
+    parser.add_argument("--alphas", type=float, nargs="+", default=list(DEFAULT_ALPHAS), metavar="A",
+                        help=f"weights to try; 0 (no LM) is always added (default {' '.join(map(str, DEFAULT_ALPHAS))})")
+    parser.add_argument("--mode", default="loglinear", choices=("loglinear", "linear"),
+                        help="log-linear (shallow) fusion or linear interpolation of probabilities")
+    parser.add_argument("--metric", default="METEOR", help="coco metric to maximise (default METEOR)")
+    parser.add_argument("--features", metavar="STORE", help="feature store folder (default: beside the manifest)")
+    parser.add_argument("--beam", dest="beam_size", type=int, metavar="K", help="beam size (default: the run's)")
+    parser.add_argument("--batch-size", type=int, metavar="B", help="videos decoded together")
+    parser.add_argument("--out", metavar="FILE", help="result JSON (default RUN/tune/lm_<mode>.json)")
+    parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="report the choice without writing it into the run's config.yaml")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -42,7 +45,8 @@ def run(args: argparse.Namespace) -> int:
 
     result = tune_lm_weight(args.run_path, args.lm, args.alphas, mode=args.mode, manifest=args.manifest,
                             split=args.split, metric=args.metric, features=args.features, out=args.out,
-                            device=args.device, beam_size=args.beam_size, batch_size=args.batch_size)
+                            device=args.device, beam_size=args.beam_size, batch_size=args.batch_size,
+                            apply=not args.dry_run)
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
         return 0
@@ -50,5 +54,11 @@ def run(args: argparse.Namespace) -> int:
         mark = "  <- best" if float(alpha) == result.best_alpha else ""
         print(f"alpha {float(alpha):<6g} {result.metric} {scores[result.metric]:.4f}{mark}")
     print(f"chosen alpha {result.best_alpha:g} ({result.mode}, {result.split}, {result.n_videos} videos); wrote {result.out}")
+    if result.config:
+        lm = result.lm if result.best_alpha > 0 else None
+        print(f"wrote decode.lm={lm}, decode.lm_weight={result.best_alpha:g}, decode.lm_mode={result.mode} "
+              f"into {result.config}: fusion evaluate / caption / ablate now decode with it")
+    else:
+        print("not applied (--dry-run); to use it:")
     print(result.command)
     return 0

@@ -9,10 +9,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``verifier`` sub-command group (same as ``python -m fusion.verifier``)."""
     from fusion.verifier.__main__ import add_subcommands
 
-    p = subparsers.add_parser(
+    parser = subparsers.add_parser(
         "verifier",
         help="train the audio-noun verifier on paired data, or print clips' audio evidence",
         description="The audio-noun verifier: `train` fits per-noun audio classifiers (calibrated on val) "
         "for `--audio-weight` decoding with `--verifier FILE`; `evidence` prints what the sound says.",
     )
-    add_subcommands(p)
+    add_subcommands(parser)

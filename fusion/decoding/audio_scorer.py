@@ -8,11 +8,11 @@ confirms gain (once per sound source and caption), nouns it contradicts lose (at
 mention), other words are untouched. A video without audio has no evidence, so its rows
 are all 0 - exactly as if the scorer were off.
 
-Inputs read from ``DecodeContext.inputs`` (first match wins):
+Inputs read from the :class:`~fusion.decoding.scorer.DecodeContext` (first match wins):
 
-* ``"audio_evidence"``: per video, ``Evidence | None`` (noun -> float) - or a ready
+* ``ctx.audio_evidence``: per video, ``Evidence | None`` (noun -> float) - or a ready
   (B, V) float tensor;
-* ``"records"``: per video, ``FeatureRecord | None`` - evidence computed by the verifier;
+* ``ctx.records``: per video, ``FeatureRecord | None`` - evidence computed by the verifier;
 * neither: no evidence (all zeros).
 """
 
@@ -27,14 +27,13 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from fusion.decoding.scorer import INPUT_RECORDS, DecodeContext
+from fusion.decoding.scorer import DecodeContext
 from fusion.errors import ConfigError
 from fusion.verifier.core import AudioNounVerifier, Evidence
 from fusion.verifier.table import NounTable, default_table
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
-INPUT_AUDIO_EVIDENCE = "audio_evidence"  # per video Evidence | None, or a (B, V) tensor
 RERANK_KEY = "audio_rerank"  # the re-ranker's entry in Hypothesis.scores / .weights
 
 
@@ -62,8 +61,8 @@ class AudioScorer:
     Args:
         words: the caption vocabulary's words in id order (``Vocabulary.words``) or a
             ``Vocabulary``.
-        verifier: computes evidence from ``ctx.inputs["records"]`` (default: zero-shot only,
-            on the committed table). Not needed when the caller passes ``"audio_evidence"``.
+        verifier: computes evidence from ``ctx.records`` (default: zero-shot only, on the
+            committed table). Not needed when the caller passes ``ctx.audio_evidence``.
     """
 
     def __init__(self, words: Sequence[str] | Any, verifier: AudioNounVerifier | None = None) -> None:
@@ -108,13 +107,13 @@ class AudioScorer:
 
     def init_state(self, ctx: DecodeContext) -> AudioState:
         """Per-row bonus (N, V) and no source named yet."""
-        given = ctx.inputs.get(INPUT_AUDIO_EVIDENCE)
+        given = ctx.audio_evidence
         if isinstance(given, Tensor):
             per_video = given.float()
         elif given is not None:
             per_video = self.evidence_matrix(list(given))
-        elif ctx.inputs.get(INPUT_RECORDS) is not None:
-            per_video = self.evidence_matrix(self.verifier.evidence_batch(ctx.inputs[INPUT_RECORDS]))
+        elif ctx.records is not None:
+            per_video = self.evidence_matrix(self.verifier.evidence_batch(list(ctx.records)))
         else:
             per_video = torch.zeros(ctx.batch_size, len(self.words))
         if per_video.shape != (ctx.batch_size, len(self.words)):

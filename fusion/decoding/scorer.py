@@ -17,34 +17,43 @@ that holds per-video inputs (features, audio evidence) expands them with
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import torch
 from torch import Tensor
 
-# Well-known keys of ``DecodeContext.inputs``; scorers document which they read.
-INPUT_BATCH = "batch"  # fusion.data.Batch of the batch_size videos (caption scorer)
-INPUT_RECORDS = "records"  # list[FeatureRecord | None], one per video (audio scorer)
-INPUT_VOCAB = "vocab"  # fusion.text.Vocabulary of the caption model (lm / audio scorers)
-
+if TYPE_CHECKING:
+    from fusion.data import Batch
+    from fusion.features import FeatureRecord
+    from fusion.text import Vocabulary
 
 @dataclass
 class DecodeContext:
-    """What every scorer's ``init_state`` may read.
+    """What every scorer's ``init_state`` may read: the search's shape and the batch's inputs.
 
     Attributes:
         batch_size: number of videos decoded together (B).
         beam_size: beams per video (K); the search runs N = B * K rows.
         device: where scores live.
-        inputs: per-batch inputs keyed by name (see ``INPUT_*``): the model batch, the
-            feature records, the vocabulary. Scorers take what they need.
+        batch: the padded model batch of the B videos (:class:`fusion.data.Batch`), read by
+            the ``"caption"`` scorer.
+        records: the B feature records (``None`` for a video without one), read by the
+            ``"audio"`` scorer to compute the verifier's evidence.
+        vocab: the caption model's vocabulary, read by the ``"lm"`` and ``"audio"`` scorers.
+        audio_evidence: per video, ready audio evidence (noun -> float, or None without
+            audio) or a (B, V) float tensor; when given, the ``"audio"`` scorer uses it
+            instead of ``records``.
     """
 
     batch_size: int
     beam_size: int
     device: torch.device | str = "cpu"
-    inputs: dict[str, Any] = field(default_factory=dict)
+    batch: Batch | None = None
+    records: Sequence[FeatureRecord | None] | None = None
+    vocab: Vocabulary | None = None
+    audio_evidence: Sequence[Mapping[str, float] | None] | Tensor | None = None
 
     @property
     def num_rows(self) -> int:

@@ -12,7 +12,7 @@ from typing import Any, Protocol
 import torch
 from torch import Tensor
 
-from fusion.decoding.scorer import INPUT_BATCH, DecodeContext
+from fusion.decoding.scorer import DecodeContext
 from fusion.errors import ConfigError
 
 
@@ -37,7 +37,7 @@ class StepModel(Protocol):
 class CaptionScorer:
     """The captioner as scorer ``"caption"``: ``log p(w_t | video, w_<t)``.
 
-    Reads ``ctx.inputs["batch"]`` (the model batch of the ``batch_size`` videos), runs the
+    Reads ``ctx.batch`` (the model batch of the ``batch_size`` videos), runs the
     encoding phase once and repeats each video's state over its beams.
 
     Args:
@@ -55,9 +55,9 @@ class CaptionScorer:
     @torch.no_grad()
     def init_state(self, ctx: DecodeContext) -> Any:
         """Encode the batch (B rows) and expand to N = B * K rows."""
-        if INPUT_BATCH not in ctx.inputs:
-            raise ConfigError(f"the caption scorer needs ctx.inputs[{INPUT_BATCH!r}] (the model batch)")
-        state = self.model.encode(ctx.inputs[INPUT_BATCH])
+        if ctx.batch is None:
+            raise ConfigError("the caption scorer needs DecodeContext.batch (the model batch of the videos)")
+        state = self.model.encode(ctx.batch)
         return self.model.select_state(state, ctx.video_index())
 
     @torch.no_grad()

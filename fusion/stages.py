@@ -1,0 +1,110 @@
+"""The explicit stages a command runs before training or decoding: feature extraction, in view.
+
+Opening a feature store never runs an encoder: :func:`fusion.data.open_features` raises a
+``DataError`` naming the ``fusion extract`` command when records are missing. The commands
+that need features (``fusion train``, ``evaluate``, ``tune``, ``ablate``) first run
+:func:`extract_features`, which says what it extracts and where (one log line on stderr,
+shown by default) and shows a progress bar, after every check that can fail fast:
+
+- ``fusion train``: :func:`prepare_training` checks the run folder's ``config.yaml`` against
+  the config (a mismatched ``--out`` fails in seconds), then extracts the train / val videos;
+- ``evaluate`` / ``tune`` / ``ablate``: :func:`fusion.pipeline.prepare_split` loads the run and
+  resolves the decode configuration, then extracts the split's videos.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Sequence
+
+if TYPE_CHECKING:
+    from fusion.experiment import ExperimentConfig
+    from fusion.features import ExtractConfig
+    from fusion.manifest import ManifestEntry
+
+logger = logging.getLogger(__name__)
+
+
+def describe_encoders(extract: ExtractConfig) -> str:
+    """``"efficientnet_lite0 frames (8 per clip), soundnet conv7 audio"``: what a store holds."""
+    frames = f"{extract.frame_rate_hz} Hz" if extract.frame_rate_hz else f"{extract.frames_per_clip} per clip"
+    audio = f"{extract.audio_encoder} {extract.audio_layer} audio" if extract.audio_encoder else "no audio"
+    return f"{extract.frame_encoder} frames ({frames}), {audio}"
+
+
+def extract_features(
+    entries: Sequence[ManifestEntry],
+    manifest_path: str | Path,
+    extract: ExtractConfig,
+    features: str | Path | None = None,
+    *,
+    progress: bool = True,
+) -> Path:
+    """The extraction stage: make sure the store holds a record for every entry.
+
+    Videos already in the store are skipped; the missing ones are extracted with a progress
+    bar after one log line saying how many, with which encoders and into which store.
+
+    Args:
+        entries: the manifest entries whose features are needed.
+        manifest_path: their manifest (the default store lives beside it).
+        extract: the extraction config (must match an existing store's).
+        features: the store folder; None = :func:`fusion.data.default_store_path`.
+        progress: show a progress bar while extracting.
+
+    Returns:
+        The store folder, ready for :func:`fusion.data.open_features`.
+
+    Raises:
+        DataError: the store holds other features, or some videos could not be read.
+    """
+    from fusion.data import feature_store_path
+    from fusion.features import FeatureStore, ensure_features
+
+    path = feature_store_path(manifest_path, extract, features)
+    wanted = {e.id for e in entries}
+    present = FeatureStore(path, extract) if path.is_dir() else None  # a store of other features fails here
+    missing = sorted(wanted if present is None else {i for i in wanted if i not in present})
+    if not missing:
+        logger.debug("%s holds the features of all %d videos", path, len(wanted))
+        return path
+    logger.info("extracting features of %d of %d videos (%s) into %s", len(missing), len(wanted),
+                describe_encoders(extract), path)
+    ensure_features(list(entries), path, extract, progress=progress)
+    return path
+
+
+def prepare_training(
+    config: ExperimentConfig,
+    run_dir: str | Path,
+    *,
+    manifest: str | Path | None = None,
+    features: str | Path | None = None,
+    progress: bool = True,
+) -> Path:
+    """``fusion train``'s stages before training: check the run folder, then extract features.
+
+    Sets ``config.data.manifest`` / ``.features`` to the paths the run will use (as
+    :func:`fusion.training.train` does), checks ``RUN/config.yaml`` against ``config`` (a folder
+    holding another run fails here, before any extraction), then extracts the train and val
+    splits' missing features.
+
+    Returns:
+        The feature store folder.
+
+    Raises:
+        ConfigError: no manifest, or the run folder holds a run of another config.
+        DataError: another trainer holds the folder, or videos could not be read.
+    """
+    from fusion.manifest import load_manifest, split_entries
+    from fusion.training.setup import check_run_config, resolve_data_paths, run_lock
+
+    resolve_data_paths(config, manifest, features)
+    with run_lock(run_dir):
+        check_run_config(config, run_dir)
+    data = config.data
+    assert data.manifest is not None  # resolve_data_paths raised otherwise
+    entries = load_manifest(data.manifest)
+    needed = split_entries(entries, data.train_split) + split_entries(entries, data.val_split)
+    return extract_features(needed, data.manifest, config.extract, data.features, progress=progress)
