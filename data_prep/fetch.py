@@ -15,8 +15,9 @@ Sources, and what is checked (SHA-256, computed from copies identical to the dis
   ``vijayvee/video-captioning`` (``text_files/``): ``sents_{train,val,test}_lc_nopunc.txt`` and
   ``youtube_video_to_id_mapping.txt``, each file checked.
 * ``msrvtt-annotations``: the MSR-VTT 10K annotation files as Microsoft distributed them,
-  ``train_val_annotation.zip`` and ``test_videodatainfo.json.zip`` (the original download site is
-  gone; the copy in ``WingsBrokenAngel/MSR-VTT-DataCleaning`` is byte-identical), each zip checked.
+  ``train_val_annotation.zip`` and ``test_videodatainfo.json.zip``, each zip checked. Microsoft's
+  download site is gone; they are fetched from the copy kept in ``WingsBrokenAngel/MSR-VTT-DataCleaning``
+  (``clean_process/``), the zips themselves, not re-packed.
 
 Downloads resume: bytes go to ``FILE.part`` and a rerun asks for the rest (HTTP ``Range``); a
 file is moved into place only once its checksum matches. Without a network the error is one
