@@ -191,9 +191,9 @@ def compare(full: dict[str, Any], cond: dict[str, Any], samples: int,
     """
     delta: dict[str, float] = {}
     for name in HEADLINE_METRICS:
-        a, b = full["metrics"].get(name), cond["metrics"].get(name)
-        if isinstance(a, (int, float)) and isinstance(b, (int, float)):
-            delta[name] = float(b) - float(a)
+        full_value, cond_value = full["metrics"].get(name), cond["metrics"].get(name)
+        if isinstance(full_value, (int, float)) and isinstance(cond_value, (int, float)):
+            delta[name] = float(cond_value) - float(full_value)
     paired: dict[str, dict[str, Any]] = {}
     for name in PAIRED_METRICS:
         key = PER_VIDEO_KEYS.get(name, name)
@@ -311,3 +311,36 @@ def run_ablation(
     }
     write_report(report, results, Path(out_dir))
     return report
+
+
+def rescore_report(out_dir: str | Path) -> dict[str, Any]:
+    """Recompute a written report's comparisons from its saved per-video scores; no decoding.
+
+    Reads ``ablation.json``, ``per_video.json`` and ``predictions.json`` in ``out_dir`` (also a
+    report written before ``paired`` existed, whose ``ci95`` stood beside corpus-level deltas),
+    recomputes every row's ``delta`` and ``paired`` with the report's bootstrap settings, and
+    rewrites the report files.
+
+    Raises:
+        DataError: a file is missing or unreadable.
+    """
+    import json
+
+    from fusion.errors import DataError
+
+    out = Path(out_dir)
+    try:
+        report = json.loads((out / "ablation.json").read_text())
+        per_video = json.loads((out / "per_video.json").read_text())
+        predictions = json.loads((out / "predictions.json").read_text())
+    except (OSError, ValueError) as err:
+        raise DataError(f"{out}: cannot read the saved ablation ({err}); run `fusion ablate` again") from None
+    results = {row["name"]: {"metrics": row["metrics"], "per_video": per_video[row["name"]],
+                             "predictions": predictions[row["name"]]} for row in report["conditions"]}
+    for row in report["conditions"]:
+        row.pop("ci95", None)
+        row["delta"], row["paired"] = compare(results["full"], results[row["name"]], report["bootstrap_samples"],
+                                              report["seed"])
+    write_report(report, results, out)
+    return report
+

@@ -132,15 +132,15 @@ def collate(
         tokens: optional B id sequences (each ``bos .. eos``).
         pad_id: id that pads ``tokens``.
     """
-    b = len(records)
-    if b == 0:
+    batch_size = len(records)
+    if batch_size == 0:
         raise DataError("empty batch: the split has no videos; check the manifest's split names")
     t_max = max((r.frames.shape[0] for r in records if r.frames is not None), default=1)
     a_max = max((r.audio.shape[0] for r in records if r.audio is not None and len(r.audio)), default=1)
-    frames = torch.zeros(b, t_max, frame_dim)  # (B, T, Dv)
-    frame_mask = torch.zeros(b, t_max, dtype=torch.bool)
-    audio = torch.zeros(b, a_max, audio_dim)  # (B, A, Da)
-    audio_mask = torch.zeros(b, a_max, dtype=torch.bool)
+    frames = torch.zeros(batch_size, t_max, frame_dim)  # (B, T, Dv)
+    frame_mask = torch.zeros(batch_size, t_max, dtype=torch.bool)
+    audio = torch.zeros(batch_size, a_max, audio_dim)  # (B, A, Da)
+    audio_mask = torch.zeros(batch_size, a_max, dtype=torch.bool)
     for i, rec in enumerate(records):
         _fill_steps(frames, frame_mask, i, rec.frames, rec.id, "frame", "frame encoder")
         if audio_dim > 0:
@@ -148,7 +148,7 @@ def collate(
     token_tensor = None
     if tokens is not None:
         l_max = max(len(t) for t in tokens)
-        token_tensor = torch.full((b, l_max), pad_id, dtype=torch.long)  # (B, L)
+        token_tensor = torch.full((batch_size, l_max), pad_id, dtype=torch.long)  # (B, L)
         for i, seq in enumerate(tokens):
             token_tensor[i, : len(seq)] = torch.as_tensor(list(seq), dtype=torch.long)
     return Batch(

@@ -132,13 +132,13 @@ def load_manifest(path: str | os.PathLike[str]) -> list[ManifestEntry]:
 
 def _relative_video(video: str, base: Path) -> str:
     """``video`` relative to ``base`` when it lies inside it, else absolute."""
-    p = Path(video)
-    if not p.is_absolute():
-        return p.as_posix()
+    path = Path(video)
+    if not path.is_absolute():
+        return path.as_posix()
     try:
-        return p.resolve().relative_to(base).as_posix()
+        return path.resolve().relative_to(base).as_posix()
     except ValueError:
-        return str(p)
+        return str(path)
 
 
 def entry_to_dict(entry: ManifestEntry) -> dict[str, Any]:

@@ -132,6 +132,28 @@ def test_paired_delta_and_its_interval_are_one_statistic_and_the_plot_never_cras
     assert "mean over videos of the per-video difference" in md and "-0.0654 [-0.1086, -0.0672]" in md
 
 
+def test_rescore_turns_an_old_report_into_one_statistic_per_column(tmp_path: Path, capsys) -> None:
+    # a report as the old `fusion ablate` wrote it: corpus delta beside a per-video interval
+    full_videos, cond_videos = [0.30, 0.25, 0.35, 0.28], [0.21, 0.17, 0.26, 0.19]
+    per_video = {"full": {f"v{i}": {"METEOR": x} for i, x in enumerate(full_videos)},
+                 "audio_zero": {f"v{i}": {"METEOR": x} for i, x in enumerate(cond_videos)}}
+    rows = [{"name": "full", "metrics": {"METEOR": 0.2654}, "delta": {"METEOR": 0.0}, "ci95": {"METEOR": [0.0, 0.0]}},
+            {"name": "audio_zero", "metrics": {"METEOR": 0.2}, "delta": {"METEOR": -0.0654},
+             "ci95": {"METEOR": [-0.0925, -0.0825]}}]
+    old = {"run": "r", "manifest": "m", "split": "test", "n_videos": 4, "n_audio_absent": 0, "bootstrap_samples": 200,
+           "seed": 0, "conditions": rows, "notes": []}
+    (tmp_path / "ablation.json").write_text(json.dumps(old))
+    (tmp_path / "per_video.json").write_text(json.dumps(per_video))
+    (tmp_path / "predictions.json").write_text(json.dumps({"full": {}, "audio_zero": {}}))
+    assert cli_main(["ablate", "unused", "--out", str(tmp_path), "--rescore", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    row = report["conditions"][1]
+    assert "ci95" not in row and row["delta"]["METEOR"] == pytest.approx(-0.0654)
+    low, high = row["paired"]["METEOR"]["ci95"]
+    assert row["paired"]["METEOR"]["mean_delta"] == pytest.approx(-0.0875) and low <= -0.0875 <= high
+    assert json.loads((tmp_path / "ablation.json").read_text()) == report and (tmp_path / "ablation.png").is_file()
+
+
 def test_config_rejects_unknown_condition() -> None:
     with pytest.raises(ConfigError, match="unknown ablation condition 'audio_loud'"):
         AblationConfig(conditions=("audio_loud",))

@@ -30,6 +30,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--conditions", nargs="+", metavar="NAME", choices=CONDITIONS, help="subset of conditions")
     parser.add_argument("--bootstrap", type=int, default=1000, metavar="N", help="bootstrap resamples (default 1000)")
     parser.add_argument("--seed", type=int, default=0, help="seed of shuffling, noise and bootstrap (default 0)")
+    parser.add_argument("--rescore", action="store_true",
+                        help="no decoding: recompute the comparisons of the report already in --out from its saved "
+                        "per-video scores (e.g. a report written by an older fusion)")
     parser.add_argument("--json", action="store_true", help="print ablation.json")
     add_decode_arguments(parser)
     parser.set_defaults(func=run)
@@ -37,13 +40,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the ablation and print the table (or the JSON)."""
-    from fusion.ablation import CONDITIONS, AblationConfig, run_ablation
+    from fusion.ablation import CONDITIONS, AblationConfig, rescore_report, run_ablation
     from fusion.ablation_report import render_markdown
 
-    config = AblationConfig(conditions=tuple(args.conditions or CONDITIONS), split=args.split,
-                            bootstrap_samples=args.bootstrap, seed=args.seed)
-    report = run_ablation(args.run_path, args.out, config=config, manifest=args.manifest, features=args.features,
-                          video_only_run=args.video_only_run, device=args.device, **decode_overrides(args))
+    if args.rescore:
+        report = rescore_report(args.out)
+    else:
+        config = AblationConfig(conditions=tuple(args.conditions or CONDITIONS), split=args.split,
+                                bootstrap_samples=args.bootstrap, seed=args.seed)
+        report = run_ablation(args.run_path, args.out, config=config, manifest=args.manifest, features=args.features,
+                              video_only_run=args.video_only_run, device=args.device, **decode_overrides(args))
     if args.json:
         print(json.dumps(report, indent=2))
     else:

@@ -93,19 +93,19 @@ class NoRepeatNGramProcessor:
         self.ngram_size = _check_int("no_repeat_ngram_size", ngram_size, 1)
 
     def __call__(self, tokens: Tensor, scores: Tensor) -> Tensor:
-        n = self.ngram_size
+        size = self.ngram_size
         num_rows, length = tokens.shape
-        if length + 1 < n:
+        if length + 1 < size:
             return scores
         rows = tokens.tolist()
         banned_rows: list[int] = []
         banned_ids: list[int] = []
         for r, seq in enumerate(rows):
-            prefix = tuple(seq[length - n + 1 :]) if n > 1 else ()
-            for i in range(length - n + 1):
-                if tuple(seq[i : i + n - 1]) == prefix:
+            prefix = tuple(seq[length - size + 1 :]) if size > 1 else ()
+            for i in range(length - size + 1):
+                if tuple(seq[i : i + size - 1]) == prefix:
                     banned_rows.append(r)
-                    banned_ids.append(seq[i + n - 1])
+                    banned_ids.append(seq[i + size - 1])
         if not banned_rows:
             return scores
         scores = scores.clone()
