@@ -12,21 +12,21 @@ helper here is a no-op on a world of one, so nothing has a "distributed version"
   :func:`all_gather`, :func:`broadcast` and :func:`all_reduce_sum` bring results together.
 - Rank 0 alone writes files and prints (:func:`is_main`); the others meet it at
   :func:`barrier`. Logging on the other ranks is limited to errors.
-- Errors: :func:`together` is a sync point. Every rank runs the block; if any rank raised,
-  the lowest such rank re-raises its own error and the others raise :class:`PeerFailedError`,
-  which :func:`run_command` turns into a quiet exit. A rank that dies (SIGKILL, segfault)
-  makes the others' next collective fail; they exit quietly too, and torchrun stops the job.
-  So a failing rank's error is shown once, by that rank, and nothing hangs.
+- Errors: :func:`run_command` (the CLI's runner) prints a rank's error as one line naming
+  the rank, once however many ranks hit it, and exits non-zero; torchrun then stops the
+  other ranks. :func:`together` is a sync point for work every rank does: if any rank
+  raised in the block, the lowest such rank re-raises its own error and the others raise
+  :class:`PeerFailedError`, which ends them quietly. A rank that dies (SIGKILL, out of
+  memory) makes the others' next collective fail; they exit quietly and torchrun ends the
+  job. So a failing rank's error is shown once, by that rank, and nothing hangs.
 """
 
 from __future__ import annotations
 
 import datetime
-import json
 import logging
 import os
 import sys
-import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
@@ -53,14 +53,6 @@ class PeerFailedError(FusionError):
     """Another rank failed; its own error was reported there. This rank stops quietly."""
 
     exit_code = 1
-
-
-class RankError(FusionError):
-    """A project error raised on one rank of a torchrun job; the message names the rank."""
-
-    def __init__(self, message: str, exit_code: int = 2) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
 
 
 def env_world_size() -> int:
@@ -135,13 +127,31 @@ def setup(device: torch.device | str = "cpu") -> torch.device:
     # a job that extracts on the CPU and then trains on GPUs shares one process group.
     backend = "cpu:gloo,cuda:nccl" if torch.cuda.is_available() else "gloo"
     timeout = datetime.timedelta(seconds=float(os.environ.get(TIMEOUT_ENV, DEFAULT_TIMEOUT_S)))
-    dist.init_process_group(backend=backend, timeout=timeout)
-    _control = dist.new_group(backend="gloo", timeout=timeout) if "nccl" in backend else None
+    with _quiet_stdout():  # Gloo's C++ connection notices would mix with a --json result on stdout
+        dist.init_process_group(backend=backend, timeout=timeout)
+        _control = dist.new_group(backend="gloo", timeout=timeout) if "nccl" in backend else None
     if rank() != 0:  # logs and results from rank 0 only; errors still surface on stderr (run_command)
         logging.getLogger().setLevel(logging.ERROR)
-        sys.stdout = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115 (for the life of the process)
+        sys.stdout.flush()
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 1)  # the C++ side's prints too
+        os.close(devnull)
     logger.info("process group: %d processes, backend %s, rank 0 on %s", world_size(), backend, device)
     return device
+
+
+@contextmanager
+def _quiet_stdout() -> Iterator[None]:
+    """Send file descriptor 1 to /dev/null for the block (C++ prints included)."""
+    sys.stdout.flush()
+    saved, devnull = os.dup(1), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+        os.close(devnull)
 
 
 def teardown() -> None:
@@ -327,51 +337,57 @@ def _peer_lost(err: BaseException) -> bool:
     )
 
 
-def _write_elastic_error(message: str) -> None:
-    """Give torchrun this rank's one-line error for its failure summary (``TORCHELASTIC_ERROR_FILE``)."""
-    path = os.environ.get("TORCHELASTIC_ERROR_FILE")
-    if not path:
-        return
-    data = {"message": {"message": message, "extraInfo": {"py_callstack": message, "timestamp": str(int(time.time()))}}}
+def _report(command: str, text: str) -> None:
+    """Print one rank's error line, unless another rank already printed the same error.
+
+    The ranks meet in torchrun's key-value store (not a collective, so a rank stuck in a
+    collective elsewhere cannot block it): the first error is printed, a later one only when
+    it differs (a failure of that rank alone).
+    """
+    from torch.distributed import distributed_c10d
+
+    show = True
     try:
-        with open(path, "w", encoding="utf-8") as fh:
-            json.dump(data, fh)
-    except OSError:
-        pass
+        store = distributed_c10d._get_default_store()
+        if store.add("fusion/errors", 1) == 1:
+            store.set("fusion/first_error", text)
+        else:
+            store.wait(["fusion/first_error"], datetime.timedelta(seconds=5))
+            show = store.get("fusion/first_error").decode("utf-8") != text
+    except Exception:  # noqa: BLE001 (the store is gone: print rather than lose the error)
+        show = True
+    if show:
+        print(f"fusion {command}: error: rank {rank()}: {text}", file=sys.stderr)
 
 
 def run_command(func: Callable[[Any], int | None], args: Any, command: str) -> int:
     """Run a CLI command under one process or torchrun; leave the process group at the end.
 
-    In one process this is ``func(args)``. Under torchrun a project error is raised again
-    with the rank named (the CLI prints it once, as one line), an unexpected error becomes one
-    line too (its traceback at ``-v``), and a rank stopped by another rank's failure exits
-    quietly with status 1.
+    In one process this is ``func(args)``, and errors propagate to the CLI. Under torchrun
+    the process group is joined first, a rank's error is printed as one line naming the rank,
+    once however many ranks hit the same error (an unexpected error's traceback at ``-v``),
+    and a rank stopped by another rank's failure exits quietly with status 1.
     """
+    if env_world_size() <= 1:
+        try:
+            return int(func(args) or 0)
+        finally:
+            teardown()
     try:
+        setup()  # every later error happens inside the job, where ranks can agree on who reports it
         return int(func(args) or 0)
     except PeerFailedError:
         return PeerFailedError.exit_code
     except FusionError as err:
-        if world_size() <= 1:
-            if env_world_size() > 1 and os.environ.get("RANK", "0") != "0":
-                return err.exit_code  # before the group exists every rank sees the same error: rank 0 shows it
-            raise
-        message = f"rank {rank()}: {err}"
-        _write_elastic_error(f"fusion {command}: error: {message}")
-        raise RankError(message, err.exit_code) from None
+        _report(command, str(err))
+        return err.exit_code
     except Exception as err:  # noqa: BLE001
-        if env_world_size() <= 1:
-            raise
-        if not is_initialized() and os.environ.get("RANK", "0") != "0":
-            return 1
         if _peer_lost(err):
             logger.debug("stopped after another rank went away: %s", err)
             return PeerFailedError.exit_code
-        line = f"rank {rank()}: {type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else ''}"
+        first = str(err).strip().splitlines()[0] if str(err).strip() else ""
         logger.debug("%s", "".join(traceback.format_exception(err)))
-        _write_elastic_error(f"fusion {command}: error: {line}")
-        print(f"fusion {command}: error: {line} (run with -v for the traceback)", file=sys.stderr)
+        _report(command, f"{type(err).__name__}: {first} (run with -v for the traceback)")
         return 1
     finally:
         teardown()

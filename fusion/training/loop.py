@@ -288,14 +288,12 @@ def train(
     resolve_data_paths(config, manifest, features)
     dist.setup(resolve_device(config.train.device))  # under torchrun: join the job before any collective
     with ExitStack() as stack:
-        with dist.together():  # rank 0 owns the run folder; an error there stops every rank
-            if dist.is_main():
-                stack.enter_context(run_lock(run_dir))
-                check_run_config(config, run_dir)
+        with dist.together():  # rank 0 owns the run folder (lock, config.yaml); every rank checks it
+            stack.enter_context(run_lock(run_dir))
+            check_run_config(config, run_dir)
         with dist.together():
             data = prepare_data(config, progress=progress)
-            if dist.is_main():
-                check_run_vocab(run_dir, data.vocab)
+            check_run_vocab(run_dir, data.vocab)
         trainer = Trainer(config, run_dir, data, progress=progress)
         with dist.together():
             trainer.resume()

@@ -64,11 +64,17 @@ def run_lock(run_dir: str | Path) -> Iterator[None]:
     """Hold an exclusive lock on ``RUN/.lock`` while training writes the folder.
 
     The OS drops the lock when the process dies (even on SIGKILL), so a killed run can be
-    resumed at once; a second live trainer on the same folder is refused.
+    resumed at once; a second live trainer on the same folder is refused. Under torchrun rank 0
+    holds the lock for the job (the other ranks never write the folder).
 
     Raises:
         DataError: another process is training into ``run_dir``.
     """
+    from fusion import distributed as dist
+
+    if not dist.is_main():
+        yield
+        return
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     with open(run_dir / ".lock", "w") as fh:
@@ -161,6 +167,7 @@ def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 def check_run_config(config: Any, run_dir: str | Path) -> None:
     """Write ``config.yaml`` in a new run folder; in an existing one, check that it matches
     (a resumed run must be the same run) and take the new ``decode`` section, which does not bind.
+    Under torchrun every rank checks and rank 0 alone writes.
 
     Raises:
         ConfigError: the folder holds a run with another config, naming the first key.
@@ -182,8 +189,11 @@ def check_run_config(config: Any, run_dir: str | Path) -> None:
                     f"{run_dir} holds a run with {key}={flat_old.get(key)!r}, this config has {flat_new.get(key)!r}; "
                     "re-run with the same config to resume, or give another --out folder"
                 )
-    run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(path, yaml.safe_dump(new, sort_keys=False))
+    from fusion import distributed as dist
+
+    if dist.is_main():
+        run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path, yaml.safe_dump(new, sort_keys=False))
 
 
 def check_run_vocab(run_dir: str | Path, vocab: Any) -> None:
@@ -193,6 +203,7 @@ def check_run_vocab(run_dir: str | Path, vocab: Any) -> None:
         ConfigError: the training captions changed since the run started.
     """
     from fusion.checkpoint import read_pointer
+    from fusion.distributed import is_main
 
     run_dir = Path(run_dir)
     vocab_path = run_dir / "vocab.json"
@@ -201,5 +212,5 @@ def check_run_vocab(run_dir: str | Path, vocab: Any) -> None:
 
         if Vocabulary.load(vocab_path) != vocab:
             raise ConfigError(f"{run_dir}: the training captions changed since this run started; use another --out")
-    else:
+    elif is_main():
         vocab.save(vocab_path)
