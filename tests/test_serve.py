@@ -25,6 +25,7 @@ from fusion.serve import runs as runs_mod
 from fusion.serve import views
 from fusion.serve.clipview import audio_status, frame_strip
 from fusion.text import Vocabulary
+from fusion.verifier import AudioNounVerifier
 from tests.mediafactory import make_audio, make_video
 
 CAPTIONS = ["a dog barks while a red ball moves left", "a blue box spins in the rain", "a bell rings and a car passes"]
@@ -49,10 +50,14 @@ def make_tiny_run(root: Path) -> dict[str, Path]:
     cfg.model.hidden_size, cfg.model.frame_embed_size, cfg.model.word_embed_size = 16, 8, 8
     cfg.model.audio_embed_size, cfg.model.audio_mode = 4, "early"
     cfg.decode.beam_size, cfg.decode.max_len, cfg.decode.audio_weight = 3, 8, 1.0
+    run = root / "runs" / "tiny"
+    run.mkdir(parents=True)
+    # zero-shot evidence of random SoundNet weights is tiny; scaled up, the audio weight visibly matters
+    AudioNounVerifier(zero_shot_scale=40.0).save(run / "verifier.safetensors")
+    cfg.decode.verifier = str(run / "verifier.safetensors")
     vocab = Vocabulary.build(CAPTIONS)
     torch.manual_seed(0)
     model = S2VT(cfg.model, len(vocab), frame_dim=1280, audio_dim=256)
-    run = root / "runs" / "tiny"
     dims = {"vocab_size": len(vocab), "frame_dim": 1280, "audio_dim": 256}
     save_checkpoint(run, 1, model, checkpoint_meta(cfg, vocab, dims), None, best={"metric": "METEOR", "value": 0.21})
     (run / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))

@@ -73,9 +73,9 @@ class Page:
         audio = gr.Audio(value=path if not analysis.has_video and analysis.audio != "absent" else None,
                          visible=not analysis.has_video)
         note = "" if playable or not analysis.has_video else f" (the browser cannot play {suffix} files; the strip shows the sampled frames)"
-        info = views.model_info_markdown(self.service.trained_on(run), analysis.familiarity)
-        status = (f"Captioned **{views.html.escape(analysis.name)}** ({analysis.duration_s:.1f} s) with run "
-                  f"**{views.html.escape(run)}**{note}.")
+        info = views.model_info_markdown(*self.service.trained_on(run), analysis.familiarity)
+        status = (f"Captioned <b>{views.html.escape(analysis.name)}</b> ({analysis.duration_s:.1f} s) with run "
+                  f"<b>{views.html.escape(run)}</b>{views.html.escape(note)}.")
         return (status, view.caption, video, audio, analysis.strip, views.AUDIO_TEXT[analysis.audio],
                 views.audio_charts(analysis.tags), views.frame_chart(analysis.tags),
                 views.nbest_rows(view.hypotheses),
@@ -120,7 +120,11 @@ class Page:
         lm_info = "weight of the run's language model" if has_lm else "this run fuses no language model"
         return (gr.Slider(value=settings.beam_size), gr.Slider(value=settings.lm_weight, interactive=has_lm, info=lm_info),
                 gr.Slider(value=settings.audio_weight), gr.Dropdown(choices=list(self.examples(run)), value=None),
-                views.model_info_markdown(self.service.trained_on(run), None), None)
+                self.run_info(run), None)
+
+    def run_info(self, run: str) -> str:
+        """What the run was trained on, where its folder records it."""
+        return views.model_info_markdown(*self.service.trained_on(run), None)
 
     # -- runs tab ---------------------------------------------------------------------------------
     def compare(self, names: list[str] | None, split: str) -> tuple[Any, ...]:

@@ -36,7 +36,7 @@ def _caption_tab(page: Page, default_run: str) -> None:
                              elem_id="fusion-lm-weight")
             audio_w = gr.Slider(0, 5, value=settings.audio_weight, step=0.1, label="audio weight",
                                 info="weight of the audio-noun verifier", elem_id="fusion-audio-weight")
-            info = gr.Markdown(page.pick_run(default_run)[4], elem_id="fusion-model-info")
+            info = gr.Markdown(page.run_info(default_run), elem_id="fusion-model-info")
         with gr.Column(scale=2):
             status = gr.HTML("", elem_id="fusion-status")
             caption = gr.Textbox(label="caption", interactive=False, elem_id="fusion-caption")
@@ -48,8 +48,8 @@ def _caption_tab(page: Page, default_run: str) -> None:
             audio_state = gr.Markdown("", elem_id="fusion-audio-status")
             audio_tags = gr.HTML("", elem_id="fusion-audio-tags")
             frame_tags = gr.HTML("", elem_id="fusion-frame-tags")
-            nbest = gr.Dataframe(headers=NBEST_HEADERS, label="n-best captions: ranking score, total and each "
-                                 "scorer's weighted share (empty = scorer off)", interactive=False, elem_id="fusion-nbest")
+            nbest = gr.Dataframe(headers=NBEST_HEADERS, label="n-best captions: ranking score (total per word), total, and each "
+                                 "scorer's weighted share of the total (empty = scorer off)", interactive=False, elem_id="fusion-nbest")
             explain = gr.Markdown("", elem_id="fusion-explain")
     key = gr.State(None)
     sliders = [beam, lm_w, audio_w]
@@ -60,7 +60,7 @@ def _caption_tab(page: Page, default_run: str) -> None:
                   concurrency_id="model", show_progress="minimal")
     redecode = _guarded(page.redecode, 4, 0)
     for slider in sliders:
-        slider.release(redecode, [key, run, *sliders], [status, caption, nbest, explain], concurrency_id="model",
+        slider.change(redecode, [key, run, *sliders], [status, caption, nbest, explain], concurrency_id="model",
                        trigger_mode="always_last", show_progress="hidden")
     run.input(_guarded(page.pick_run, 6, 4), [run], [beam, lm_w, audio_w, example, info, key], concurrency_id="model")
 

@@ -152,7 +152,7 @@ def ablation_report(folder: Path) -> dict[str, Any] | None:
 
 def ablation_table(report: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
     """A row per condition: headline metrics, then each paired delta with its 95% interval."""
-    from fusion.ablation import HEADLINE_METRICS, PAIRED_METRICS
+    from fusion.ablation_report import HEADLINE_METRICS, PAIRED_METRICS
 
     conditions = report["conditions"]
     shown = [m for m in HEADLINE_METRICS if any(c.get("metrics", {}).get(m) is not None for c in conditions)]

@@ -60,7 +60,7 @@ class Analysis:
     """Everything one upload yields before decoding; cached by content hash.
 
     Attributes:
-        key: content hash of the file plus the run's feature fingerprint.
+        key: content hash of the file, the run's feature fingerprint and the run's name.
         name: the file's name as uploaded.
         record: the feature record (``fusion.features.FeatureRecord``).
         audio: ``"present"``, ``"silent"`` (a track of near-zero samples) or ``"absent"``.
@@ -138,29 +138,23 @@ def check_upload(path: str | Path, max_bytes: int, name: str | None = None) -> i
 
 
 class _LoadedRun:
-    """One run's pipeline, its base decode options, verifier and decoders by settings."""
+    """One run's pipeline, its base decode configuration, what it knows, and decoders by settings."""
 
     def __init__(self, path: Path, device: str) -> None:
         from fusion.pipeline import CaptionPipeline
+        from fusion.runcard import describe_training, run_knowledge
 
         self.pipeline = CaptionPipeline(path, device=device)
-        self.device = device
         self.base = self.pipeline.options
         self.decoders: OrderedDict[DecodeSettings, Any] = OrderedDict()
-        self._verifier: Any = None
-
-    def verifier(self) -> Any:
-        """The run's verifier (its decode config's, else zero-shot), loaded on first use."""
-        if self._verifier is None:
-            from fusion.decoding.decoder import load_verifier
-
-            self._verifier = load_verifier(self.base.verifier)
-        return self._verifier
+        # the card and training profile as the run folder has them (never computed here: the
+        # server writes nothing into run folders)
+        knowledge = run_knowledge(self.pipeline.run, compute=False)
+        self.card, self.profile, self.note = knowledge.card, knowledge.profile, knowledge.note
+        self.trained_on = describe_training(self.card) if self.card else None
 
     def decoder(self, settings: DecodeSettings) -> Any:
-        """A decoder for ``settings`` (the last 16 kept)."""
-        from fusion.decoding.decoder import CaptionDecoder
-
+        """A decoder for ``settings`` (the last 16 kept; the run's LM and verifier are shared)."""
         if settings in self.decoders:
             self.decoders.move_to_end(settings)
             return self.decoders[settings]
@@ -169,7 +163,7 @@ class _LoadedRun:
             self.base, beam_size=settings.beam_size, nbest=settings.beam_size, lm=lm,
             lm_weight=settings.lm_weight if lm is not None else 0.0, audio_weight=settings.audio_weight, batch_size=1,
         )
-        decoder = CaptionDecoder(self.pipeline.run, options, device=self.device)
+        decoder = self.pipeline.decoder_for(options)
         self.decoders[settings] = decoder
         while len(self.decoders) > 16:
             self.decoders.popitem(last=False)
@@ -216,20 +210,10 @@ class CaptionService:
         has_lm = base.lm is not None
         return DecodeSettings(int(base.beam_size), float(base.lm_weight if has_lm else 0.0), float(base.audio_weight)), has_lm
 
-    def trained_on(self, run: str) -> dict[str, Any] | None:
-        """What the run was trained on, where its folder records it (``fusion.datastats``), else None."""
-        try:
-            from fusion import datastats
-        except ImportError:
-            return None
-        reader = getattr(datastats, "read_training_summary", None) or getattr(datastats, "training_summary", None)
-        if reader is None:
-            return None
-        try:
-            return reader(self.load(run).pipeline.run)
-        except (FusionError, OSError, ValueError, TypeError, AttributeError) as err:
-            logger.info("no training summary for %s: %s", run, err)
-            return None
+    def trained_on(self, run: str) -> tuple[str | None, str | None]:
+        """(what the run was trained on, from its run card; why the clip's familiarity cannot be judged), each or None."""
+        loaded = self.load(run)
+        return loaded.trained_on, loaded.note
 
     def analyse(self, run: str, path: str | Path, name: str | None = None) -> Analysis:
         """Features, tags, frame strip and audio status of a file (cached by content).
@@ -246,7 +230,7 @@ class CaptionService:
         check_upload(path, self.max_upload_bytes, name)
         loaded = self.load(run)
         extractor = loaded.pipeline.extractor
-        key = f"{content_hash(path)}-{extractor.config.fingerprint()}"
+        key = f"{content_hash(path)}-{extractor.config.fingerprint()}-{run}"  # the run: its own familiarity annotation
         with self._lock:
             if key in self._analyses:
                 self._analyses.move_to_end(key)
@@ -268,6 +252,11 @@ class CaptionService:
             while len(self._analyses) > self.cache_size:
                 self._analyses.popitem(last=False)
             return analysis
+
+    def clear_cache(self) -> None:
+        """Forget every analysis (the next upload of any clip is extracted again)."""
+        with self._lock:
+            self._analyses.clear()
 
     def cached(self, key: str) -> Analysis | None:
         """The analysis of ``key`` if still cached."""
@@ -295,13 +284,8 @@ class CaptionService:
             start = time.perf_counter()
             hyps = decoder.decode([analysis.record])[0]
             elapsed = time.perf_counter() - start
-            verifier = loaded.verifier()
-            evidence = verifier.evidence(analysis.record)
-        table = getattr(verifier, "table", None)
-        if table is None:
-            from fusion.verifier import default_table
-
-            table = default_table()
+            evidence = decoder.audio_evidence(analysis.record)
+            table = decoder.verifier.table
         nouns = [noun_evidence(h.words, evidence, table) for h in hyps]
         return CaptionView(settings, hyps, nouns, evidence is not None, elapsed)
 
@@ -324,17 +308,15 @@ class CaptionService:
 
     @staticmethod
     def _familiarity(loaded: _LoadedRun, record: Any) -> dict[str, Any] | None:
-        """How far the clip lies from the run's training features (``fusion.ood``), where available."""
-        try:
-            from fusion import ood
-        except ImportError:
+        """How far the clip lies from the run's training features (``fusion.ood``), with the warning
+        line when it is unlike them; None when the run has no training profile. Annotates the
+        record, so the verifier abstains on an unfamiliar clip as ``fusion caption`` does."""
+        from fusion.ood import annotate
+        from fusion.runcard import warning_line
+
+        report = annotate(loaded.profile, record)
+        if report is None:
             return None
-        scorer = getattr(ood, "clip_distance", None) or getattr(ood, "distance_report", None)
-        if scorer is None:
-            return None
-        try:
-            report = scorer(loaded.pipeline.run, record)
-        except (FusionError, OSError, ValueError, TypeError, AttributeError) as err:
-            logger.info("no out-of-distribution report: %s", err)
-            return None
-        return report if isinstance(report, dict) else getattr(report, "__dict__", None)
+        out = report.to_dict()
+        out["warning"] = warning_line(report, loaded.card)
+        return out

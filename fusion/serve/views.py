@@ -14,7 +14,7 @@ from typing import Any
 logger = logging.getLogger(__name__)
 
 SCORERS = ("caption", "lm", "audio", "length")  # the n-best table's columns, in this order
-NBEST_HEADERS = ["#", "caption", "rank score", "total", *(f"{name} share" for name in SCORERS)]
+NBEST_HEADERS = ["#", "caption", "score", "total", *SCORERS]  # the scorers' columns: weighted shares of the total
 AUDIO_TEXT = {
     "present": "Audio: **present** (SoundNet hears the track; the verifier can weigh audible nouns)",
     "silent": "Audio: **silent** (the file has an audio track, but it holds near-zero samples)",
@@ -108,28 +108,25 @@ def explanation_markdown(hypotheses: Sequence[Any], nouns: Sequence[Sequence[dic
     return "\n".join(lines)
 
 
-def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.3g}"
-    if isinstance(value, (list, tuple)):
-        return ", ".join(_fmt(v) for v in value[:12]) + (" ..." if len(value) > 12 else "")
-    if isinstance(value, dict):
-        return "; ".join(f"{k} {_fmt(v)}" for k, v in list(value.items())[:12])
-    return str(value)
+def model_info_markdown(trained_on: str | None, note: str | None, familiarity: dict[str, Any] | None) -> str:
+    """What the model was trained on and how far this clip lies from it, where the run records them.
 
-
-def model_info_markdown(trained_on: dict[str, Any] | None, familiarity: dict[str, Any] | None) -> str:
-    """What the model was trained on and how far this clip lies from it, where the run records them."""
-    lines = []
-    if trained_on:
-        lines.append("**The model was trained on:** " + "; ".join(f"{k} {_fmt(v)}" for k, v in trained_on.items()))
-    if familiarity:
-        warning = familiarity.get("warning") or familiarity.get("message")
-        if warning:
-            lines.append(f"**Warning:** {html.escape(str(warning))}")
-        rest = {k: v for k, v in familiarity.items() if k not in ("warning", "message")}
-        if rest:
-            lines.append("**This clip against the training data:** " + "; ".join(f"{k} {_fmt(v)}" for k, v in rest.items()))
+    Args:
+        trained_on: ``fusion.runcard.describe_training`` of the run's card, or None.
+        note: why the run has no training profile, or None.
+        familiarity: the clip's ``OODReport.to_dict()`` plus ``"warning"`` (a line or None), or None.
+    """
+    lines = [f"**The model was trained on** {html.escape(trained_on)}." if trained_on
+             else "**The model was trained on** an unknown dataset (the run has no run card)."]
+    if familiarity is not None:
+        if familiarity.get("warning"):
+            lines.append(f"**⚠ {html.escape(str(familiarity['warning']))}**")
+        parts = [f"{m} distance {d:.2f} (threshold {familiarity['threshold'].get(m, float('nan')):.2f})"
+                 for m, d in familiarity.get("distance", {}).items() if d is not None]
+        verdict = "unlike the training data" if familiarity.get("flagged") else "within the training data's range"
+        lines.append(f"This clip: {verdict}" + (f"; {', '.join(parts)}." if parts else "."))
+    elif note:
+        lines.append(f"How familiar a clip is cannot be judged: {html.escape(note)}")
     return "\n\n".join(lines)
 
 

@@ -1,0 +1,126 @@
+"""Benchmark: the web page's two requests, through the page's own request functions.
+
+* a warm caption request for a 10-s clip (run loaded, clip not yet seen: decode, both
+  encoders, tags, frame strip, beam search, rendering), goal < 1.5 s on 2 cores;
+* a slider change (re-decode from the cached features and re-render), goal < 0.3 s;
+* the same clip uploaded again (content-hash cache hit).
+
+The baseline, measured in the same run, is ``CaptionPipeline.caption`` (what ``fusion
+caption`` does per file, warm): the ratio shows what the page adds. The clip and the
+model are those of ``scripts/bench_caption.py`` (``--model RUN``, default ``runs/demo``
+when it exists, else a benchmark-sized S2VT with random decoder weights and the real
+pretrained encoders).
+
+    python -m scripts.bench_serve [--model RUN] [--repeat 5] [--threads 1 2] [--out results]
+
+Writes ``results/bench_serve.json`` and ``.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from fusion.io import atomic_write_json, atomic_write_text
+from fusion.paths import REPO_ROOT
+from scripts.bench_caption import CLIP_SECONDS, make_clip, make_run
+
+GOAL_CAPTION_S, GOAL_SLIDER_S = 1.5, 0.3
+
+
+def _median(fn, repeat: int) -> float:  # noqa: ANN001 - any zero-argument callable
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def measure(model: Path, clip: Path, repeat: int, workdir: Path) -> dict:
+    """Median seconds of each request, the run loaded once (as the server does at start)."""
+    from fusion.pipeline import CaptionPipeline
+    from fusion.serve import CaptionService
+    from fusion.serve.app import Page
+
+    service = CaptionService({"run": model})
+    page = Page(service, model.parent, workdir)
+    settings, _ = service.defaults("run")
+    beam, lm_w, audio_w = settings.beam_size, settings.lm_weight, settings.audio_weight
+    out = page.caption_upload(str(clip), "run", beam, lm_w, audio_w)  # warm-up: allocator, kernels, first decoder
+    if str(out[0]).startswith('<div id="fusion-error"') or not out[1]:
+        raise SystemExit(f"the caption request failed: {out[0]}")
+    key = out[-1]
+
+    def fresh_upload() -> None:
+        service.clear_cache()  # as if the clip had never been seen
+        page.caption_upload(str(clip), "run", beam, lm_w, audio_w)
+
+    caption_s = _median(fresh_upload, repeat)
+    cached_s = _median(lambda: page.caption_upload(str(clip), "run", beam, lm_w, audio_w), repeat)
+    weights = iter([audio_w + 1.0, audio_w] * repeat)
+    page.redecode(key, "run", beam, lm_w, audio_w + 1.0)  # the new setting's decoder, built once
+    slider_s = _median(lambda: page.redecode(key, "run", beam, lm_w, next(weights)), repeat)
+    new_beam_s = _median(lambda: (service.load("run").decoders.clear(),
+                                  page.redecode(key, "run", beam + 1, lm_w, audio_w)), repeat)
+    pipeline = CaptionPipeline(model)
+    pipeline.caption([clip])
+    baseline_s = _median(lambda: pipeline.caption([clip]), repeat)
+    return {"caption_request_s": round(caption_s, 3), "same_clip_again_s": round(cached_s, 3),
+            "slider_change_s": round(slider_s, 4), "slider_new_setting_s": round(new_beam_s, 4),
+            "baseline_fusion_caption_s": round(baseline_s, 3),
+            "caption_request_vs_baseline": round(caption_s / baseline_s, 3),
+            "beam_size": beam, "frames_per_clip": pipeline.run.extract_config.frames_per_clip,
+            "caption": out[1]}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--model", help="run folder (default runs/demo, else a benchmark-sized random decoder)")
+    p.add_argument("--repeat", type=int, default=5)
+    p.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="torch CPU threads to measure with")
+    p.add_argument("--out", default="results")
+    args = p.parse_args(argv)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        clip = make_clip(Path(tmp) / "clip10s.mp4")
+        model = Path(args.model) if args.model else REPO_ROOT / "runs" / "demo"
+        source = str(args.model or "runs/demo")
+        if args.model is None and not model.is_dir():
+            model, source = make_run(Path(tmp) / "run"), "random S2VT of configs/avsynth/audio_early.yaml size"
+        for threads in args.threads:
+            torch.set_num_threads(threads)
+            row = {"model": source, "clip_s": CLIP_SECONDS, "threads": threads,
+                   **measure(model.resolve(), clip, args.repeat, Path(tmp))}
+            print(json.dumps(row))
+            rows.append(row)
+    load = os.getloadavg()[0]
+    out = Path(args.out)
+    atomic_write_json(out / "bench_serve.json", {"load_avg_1min_at_end": round(load, 2), "cpu_count": os.cpu_count(),
+                                                 "goals_s": {"caption_request": GOAL_CAPTION_S,
+                                                             "slider_change": GOAL_SLIDER_S},
+                                                 "results": rows})
+    lines = ["# fusion serve: request times on a 10-s clip", "",
+             f"Model: {rows[0]['model']}; beam {rows[0]['beam_size']}; {rows[0]['frames_per_clip']} frames per clip; "
+             f"{os.cpu_count()} CPUs, 1-min load average {load:.1f} at the end; median of {args.repeat}. Measured "
+             "through the page's request functions (fusion.serve.app.Page); baseline: CaptionPipeline.caption "
+             "(fusion caption, warm) in the same process.", "",
+             f"| threads | caption request (s; goal < {GOAL_CAPTION_S}) | baseline fusion caption (s) | ratio "
+             f"| slider change (s; goal < {GOAL_SLIDER_S}) | slider, new beam size (s) | same clip again (s) |",
+             "|---|---|---|---|---|---|---|"]
+    lines += [f"| {r['threads']} | {r['caption_request_s']:.2f} | {r['baseline_fusion_caption_s']:.2f} "
+              f"| {r['caption_request_vs_baseline']:.2f} | {r['slider_change_s']:.3f} | {r['slider_new_setting_s']:.3f} "
+              f"| {r['same_clip_again_s']:.3f} |" for r in rows]
+    atomic_write_text(out / "bench_serve.md", "\n".join(lines) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

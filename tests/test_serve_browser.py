@@ -1,0 +1,177 @@
+"""``fusion serve`` driven in headless Chromium with Playwright: one server for the module.
+
+The server is started as a new user would (``python -m fusion serve``) on a free loopback
+port with a tiny random run. Screenshots go to the test's temporary folder.
+Needs Debian's ``chromium`` (Playwright cannot download its own browser here) and the
+``serve`` extra (gradio, playwright); skipped with the install command where absent.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from fusion.paths import data_dir
+from tests.mediafactory import make_video
+from tests.test_serve import make_tiny_run
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+INSTALL = "apt-get update && apt-get install -y chromium; pip install -e '.[serve]'"
+if not Path(CHROMIUM).is_file():
+    pytest.skip(f"chromium not found; install it: {INSTALL}", allow_module_level=True)
+pytest.importorskip("playwright.sync_api", reason=f"playwright not installed: {INSTALL}")
+pytest.importorskip("gradio", reason=f"gradio not installed: {INSTALL}")
+
+MAX_UPLOAD_MB = 3
+START_TIMEOUT_S = 180
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _status(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            return int(resp.status)
+    except urllib.error.HTTPError as err:
+        return int(err.code)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
+    """``fusion serve`` on a free port with a tiny run; yields its URL, folders and log."""
+    root = tmp_path_factory.mktemp("serve_browser")
+    tiny = make_tiny_run(root)
+    port = _free_port()
+    log = open(root / "server.log", "w")  # noqa: SIM115 - closed below
+    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"}
+    proc = subprocess.Popen([sys.executable, "-m", "fusion", "serve", "--runs", str(tiny["runs"]), "--port", str(port),
+                             "--max-upload-mb", str(MAX_UPLOAD_MB), "--threads", "1"],
+                            stdout=log, stderr=subprocess.STDOUT, env=env)
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            if _status(url) == 200:
+                break
+        except OSError:
+            time.sleep(1)
+    else:
+        proc.kill()
+        log.close()
+        pytest.fail(f"fusion serve did not start: {(root / 'server.log').read_text()[-2000:]}")
+    yield {"url": url, "root": root, **tiny}
+    proc.terminate()
+    proc.wait(timeout=30)
+    log.close()
+    assert "Traceback" not in (root / "server.log").read_text()
+
+
+@pytest.fixture(scope="module")
+def page(server: dict) -> Iterator[object]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        tab = browser.new_page(viewport={"width": 1400, "height": 1700})
+        tab.set_default_timeout(60_000)
+        tab.goto(server["url"])
+        tab.wait_for_selector("#fusion-upload input[type=file]", state="attached")
+        yield tab
+        browser.close()
+
+
+def _clip_with_sound(folder: Path) -> Path:
+    real = data_dir() / "msrvtt" / "clips" / "video0.mp4"
+    return real if real.is_file() else make_video(folder / "clip.mp4", seconds=4, fps=10, audio="noise")
+
+
+def _upload(page: object, path: Path) -> None:
+    """Upload ``path``; a previous upload is cleared first (the box then shows its drop zone again)."""
+    box = page.locator("#fusion-upload input[type=file]")  # type: ignore[attr-defined]
+    if box.count() == 0:
+        page.locator("#fusion-upload button[aria-label*='clear' i]").first.click()  # type: ignore[attr-defined]
+        box.wait_for(state="attached")
+    box.set_input_files(str(path))
+
+
+def _nbest(page: object) -> str:
+    return page.locator("#fusion-nbest").inner_text()  # type: ignore[attr-defined]
+
+
+def test_caption_a_clip_then_move_the_audio_weight(server: dict, page: object, tmp_path: Path) -> None:
+    clip = _clip_with_sound(tmp_path)
+    _upload(page, clip)
+    page.wait_for_function(  # type: ignore[attr-defined]
+        "document.querySelector('#fusion-caption textarea').value.length > 0")
+    caption = page.locator("#fusion-caption textarea").input_value()  # type: ignore[attr-defined]
+    assert caption and clip.name in page.locator("#fusion-status").inner_text()  # type: ignore[attr-defined]
+    table = _nbest(page)
+    assert caption in table and "audio" in table and "total" in table
+    assert page.locator("#fusion-nbest [role=row]").count() == 1 + 3  # type: ignore[attr-defined]  # header + beam 3
+    assert page.locator("#fusion-audio-tags .fusion-bar").count() == 10  # type: ignore[attr-defined]  # places + objects
+    assert page.locator("#fusion-frame-tags .fusion-bar").count() == 5  # type: ignore[attr-defined]
+    assert "present" in page.locator("#fusion-audio-status").inner_text()  # type: ignore[attr-defined]
+    assert page.locator("#fusion-strip img").count() == 1  # type: ignore[attr-defined]
+    page.screenshot(path=str(tmp_path / "caption.png"), full_page=True)  # type: ignore[attr-defined]
+    # the audio-weight slider re-decodes from the cached features: the scores change
+    weight = page.locator("#fusion-audio-weight input[type=number]")  # type: ignore[attr-defined]
+    weight.fill("4")
+    weight.press("Enter")
+    page.wait_for_function("(before) => document.querySelector('#fusion-nbest').innerText !== before",  # type: ignore[attr-defined]
+                           arg=table)
+    page.wait_for_function("document.querySelector('#fusion-status').innerText.includes('audio weight 4')")  # type: ignore[attr-defined]
+    assert "cached features" in page.locator("#fusion-status").inner_text()  # type: ignore[attr-defined]
+    assert page.locator("#fusion-explain").inner_text().startswith("Why these captions")  # type: ignore[attr-defined]
+    page.screenshot(path=str(tmp_path / "audio_weight_4.png"), full_page=True)  # type: ignore[attr-defined]
+
+
+def test_broken_and_oversized_uploads_get_one_message(server: dict, page: object, tmp_path: Path) -> None:
+    _upload(page, server["broken"])
+    error = page.locator("#fusion-error")  # type: ignore[attr-defined]
+    error.wait_for()
+    text = error.inner_text()
+    assert "broken.mp4:" in text and "\n" not in text.strip() and "Traceback" not in page.content()  # type: ignore[attr-defined]
+    page.screenshot(path=str(tmp_path / "broken.png"))  # type: ignore[attr-defined]
+    big = tmp_path / "huge.mp4"
+    big.write_bytes(os.urandom((MAX_UPLOAD_MB + 1) * 2**20))
+    _upload(page, big)
+    toast = page.get_by_text("exceed the maximum allowed size").first  # type: ignore[attr-defined]
+    toast.wait_for()
+    assert "huge.mp4" in toast.inner_text()
+    page.screenshot(path=str(tmp_path / "too_large.png"))  # type: ignore[attr-defined]
+
+
+def test_runs_tab_compares_runs_and_shows_the_ablation(server: dict, page: object, tmp_path: Path) -> None:
+    page.get_by_role("tab", name="Runs").click()  # type: ignore[attr-defined]
+    metrics = page.locator("#fusion-metrics")  # type: ignore[attr-defined]
+    page.wait_for_function("document.querySelector('#fusion-metrics').innerText.includes('METEOR')")  # type: ignore[attr-defined]
+    assert "tiny" in metrics.inner_text() and "0.25" in metrics.inner_text()
+    page.wait_for_function(  # type: ignore[attr-defined]
+        "document.querySelector('#fusion-ablation-table').innerText.includes('audio_zero')")
+    assert "-0.0500 [-0.0800, -0.0200]" in page.locator("#fusion-ablation-table").inner_text()  # type: ignore[attr-defined]
+    assert "beam_size" in page.locator("#fusion-decode").inner_text()  # type: ignore[attr-defined]
+    page.locator("#fusion-ablation-plot img").wait_for()  # type: ignore[attr-defined]
+    page.screenshot(path=str(tmp_path / "runs.png"), full_page=True)  # type: ignore[attr-defined]
+
+
+def test_serves_no_file_outside_its_folders(server: dict) -> None:
+    outside = [server["root"] / "manifest.jsonl", Path("/etc/passwd"), Path(__file__).resolve()]
+    for path in outside:
+        assert _status(f"{server['url']}gradio_api/file={path}") in (403, 404), path
+    assert _status(f"{server['url']}gradio_api/file={server['ablation'] / 'ablation.json'}") == 200
