@@ -24,10 +24,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from fusion.errors import ConfigError
+from fusion.models.captioner import CaptionDecoder
 from fusion.models.lm import WordLM, vocab_map
 from fusion.models.s2vt import S2VT, DecoderState
 from fusion.text import Vocabulary
@@ -77,14 +77,21 @@ class DeepFusionState:
 
     @property
     def num_rows(self) -> int:
+        """N, the number of decoding rows."""
         return self.dec.num_rows
 
+    @property
+    def device(self) -> torch.device:
+        """Where the state lives."""
+        return self.dec.device
 
-class DeepFusionS2VT(nn.Module):
+
+class DeepFusionS2VT(CaptionDecoder):
     """S2VT whose output layer reads ``[h_dec ; h_lm]`` from a frozen LSTM LM.
 
-    Same interface as :class:`S2VT` (``forward``, ``encode``, ``step``, ``select_state``,
-    ``expand_state``, ``greedy``), so training, validation and the beam search use it as is.
+    Same interface as :class:`S2VT` (both are :class:`~fusion.models.captioner.CaptionDecoder`),
+    so training, validation and the beam search use it as is; the decoding step is S2VT's
+    (:meth:`S2VT.decoder_outputs`) with the fused output layer after it.
 
     Args:
         s2vt: the caption model (its ``out`` layer is replaced by the fused one).
@@ -125,8 +132,8 @@ class DeepFusionS2VT(nn.Module):
     def encode(self, batch: Batch) -> DeepFusionState:
         """S2VT's encoding phase; the LM starts from its zero state (N = B rows)."""
         dec = self.s2vt.encode(batch)
-        h, c = self.lm.init_state(dec.num_rows, dec.h1.device)
-        return DeepFusionState(dec, h, c)
+        lm_h, lm_c = self.lm.init_state(dec.num_rows, dec.device)
+        return DeepFusionState(dec, lm_h, lm_c)
 
     def _decode(self, words: Tensor, state: DeepFusionState) -> tuple[Tensor, DeepFusionState]:
         """Decoding phase over given previous words (BOS first), ``words`` long (N, L).
@@ -134,53 +141,11 @@ class DeepFusionS2VT(nn.Module):
         Returns:
             logits float32 (N, L, V) and the state after the L steps.
         """
-        s, d = self.s2vt, state.dec
-        n, steps = words.shape
-        pad = words.new_zeros((n, steps, s.input_size), dtype=d.h1.dtype)  # (N, L, D)
-        o1, (h1, c1) = s.lstm1(pad, (d.h1, d.c1))  # (N, L, H)
-        o2, (h2, c2) = s.lstm2(s.second_inputs(o1, words, d), (d.h2, d.c2))  # (N, L, H)
+        o2, dec = self.s2vt.decoder_outputs(words, state.dec)  # (N, L, H)
         with torch.no_grad():
-            lm_hidden, (lh, lc) = self.lm.hidden_states(self.to_lm[words], (state.lm_h, state.lm_c))  # (N, L, H_lm)
-        fused = s.drop(torch.cat([o2, lm_hidden], -1))  # (N, L, H + H_lm)
-        return self.fused_out(fused), DeepFusionState(DecoderState(h1, c1, h2, c2, context=d.context), lh, lc)
-
-    def forward(self, batch: Batch) -> Tensor:
-        """Teacher-forced logits float32 (B, L-1, V); position t predicts ``batch.tokens[:, t + 1]``."""
-        logits, _ = self._decode(batch.tokens[:, :-1], self.encode(batch))
-        return logits
-
-    def step(self, tokens: Tensor, state: DeepFusionState) -> tuple[Tensor, DeepFusionState]:
-        """One step: ``tokens`` long (N,) -> (log_probs float32 (N, V), new state)."""
-        logits, state = self._decode(tokens[:, None], state)  # (N, 1, V)
-        return F.log_softmax(logits[:, 0], -1), state
-
-    @staticmethod
-    def select_state(state: DeepFusionState, idx: Tensor) -> DeepFusionState:
-        """Reorder / select rows (``idx`` long (N',))."""
-        return state.index_select(idx)
-
-    @staticmethod
-    def expand_state(state: DeepFusionState, beam_size: int) -> DeepFusionState:
-        """Repeat each row ``beam_size`` times."""
-        idx = torch.arange(state.num_rows, device=state.lm_h.device).repeat_interleave(beam_size)
-        return state.index_select(idx)
-
-    @torch.no_grad()
-    def greedy(self, batch: Batch, bos_id: int, eos_id: int, max_len: int = 20) -> list[list[int]]:
-        """Greedy decoding; the word ids per video, EOS excluded (as :meth:`S2VT.greedy`)."""
-        state = self.encode(batch)
-        tokens = torch.full((state.num_rows,), bos_id, dtype=torch.long, device=state.lm_h.device)  # (N,)
-        out: list[list[int]] = [[] for _ in range(state.num_rows)]
-        done = torch.zeros_like(tokens, dtype=torch.bool)  # (N,)
-        for _ in range(max_len):
-            log_probs, state = self.step(tokens, state)
-            tokens = log_probs.argmax(-1)  # (N,)
-            for i in (~done & (tokens != eos_id)).nonzero()[:, 0].tolist():
-                out[i].append(int(tokens[i]))
-            done |= tokens == eos_id
-            if bool(done.all()):
-                break
-        return out
+            lm_hidden, (lm_h, lm_c) = self.lm.hidden_states(self.to_lm[words], (state.lm_h, state.lm_c))  # (N, L, H_lm)
+        fused = self.s2vt.drop(torch.cat([o2, lm_hidden], -1))  # (N, L, H + H_lm)
+        return self.fused_out(fused), DeepFusionState(dec, lm_h, lm_c)
 
 
 def early_fusion_init(s2vt: S2VT, lm: WordLM, vocab: Vocabulary) -> dict[str, int]:

@@ -16,17 +16,14 @@ Audio (SoundNet features), chosen by ``S2VTConfig.audio_mode``:
   own rate (~0.37 s per pool5 step); the mean of its outputs over the clip (a summary that
   does not care when the sound happens) joins the second LSTM's input at every step, next to
   the first LSTM's output and the word. The frame stream is S2VT's, untouched, so the sound
-  never competes with the picture for the first LSTM's memory. (On the benchmark's validation
-  clips, "early" named the right sound for ~0.2 of them, the first LSTM reading the audio
-  steps after the frames ~0.74 but forgot the picture, this summary stream ~0.85.)
+  never competes with the picture for the first LSTM's memory (the README's benchmark
+  tables compare the modes).
 
 A clip-level picture summary (``frame_summary_size > 0``) joins the second LSTM the same way:
 the standardised frame features' mean and their change (mean of the second half of the frames
 minus the first half's), projected. S2VT's first LSTM must carry what it saw through its
 state; the summary hands the decoder, at every word, what a linear probe reads best from
-pooled features (which object is which colour and shape, and where it goes). On the
-benchmark's two-object clips the captioner without it described the main object right about
-half the time while a linear probe on this summary reads its action right 92% of the time.
+pooled features (which object is which colour and shape, and where it goes).
 
 An absent audio modality (a video without an audio stream, e.g. every MSVD clip) is never fed
 as zeros pretending to be sound: it is replaced by a *learned* ``absent`` vector (one per
@@ -37,16 +34,21 @@ probability ``p`` per video, so the model also learns to caption without sound.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
+from fusion.models.captioner import CaptionDecoder
+from fusion.models.layers import Standardize, resample_steps
+
 if TYPE_CHECKING:
     from fusion.data import Batch
+
+logger = logging.getLogger(__name__)
 
 AudioMode = Literal["none", "early", "stream"]
 
@@ -115,90 +117,18 @@ class DecoderState:
 
     @property
     def num_rows(self) -> int:
+        """N, the number of decoding rows."""
         return self.h1.shape[1]
 
-
-def resample_steps(audio: Tensor, audio_lengths: Tensor, frame_lengths: Tensor, num_steps: int) -> Tensor:
-    """Linearly resample each video's audio steps onto its frame steps.
-
-    Frames and audio both cover the whole clip uniformly, so frame step ``t`` of ``T_b``
-    sits at relative time ``(t + 0.5) / T_b``; the audio is interpolated there.
-
-    Args:
-        audio: float32 (B, A, D) audio step features, padded at the end.
-        audio_lengths: long (B,) valid audio steps per video (>= 1).
-        frame_lengths: long (B,) valid frame steps per video (>= 1).
-        num_steps: T, the padded number of frame steps.
-
-    Returns:
-        float32 (B, T, D); steps beyond a video's frame length repeat its last value.
-    """
-    a_len = audio_lengths.clamp(min=1).to(audio.dtype)[:, None]  # (B, 1)
-    t_len = frame_lengths.clamp(min=1).to(audio.dtype)[:, None]  # (B, 1)
-    t = torch.arange(num_steps, device=audio.device, dtype=audio.dtype)[None]  # (1, T)
-    pos = ((t + 0.5) * a_len / t_len - 0.5).clamp(min=0.0)  # (B, T)
-    pos = torch.minimum(pos, a_len - 1)
-    lo = pos.floor().long()  # (B, T)
-    hi = torch.minimum(lo + 1, (a_len - 1).long())  # (B, T)
-    w = (pos - lo.to(pos.dtype))[..., None]  # (B, T, 1)
-    d = audio.shape[-1]
-    a_lo = audio.gather(1, lo[..., None].expand(-1, -1, d))  # (B, T, D)
-    a_hi = audio.gather(1, hi[..., None].expand(-1, -1, d))  # (B, T, D)
-    return a_lo * (1 - w) + a_hi * w
-
-
-class Standardize(nn.Module):
-    """Per-dimension ``(x - mean) / std`` with statistics of the training features.
-
-    Pooled CNN features of one dataset share a large common component (here ~70 % of each
-    frame vector's energy); standardising every dimension over the training set, as a linear
-    probe's scaler would, puts the dimensions that tell videos apart on an equal footing.
-    The statistics are buffers, so checkpoints carry them; identity until :meth:`set_stats`.
-
-    Inputs are first clamped to each dimension's range over the training features (``lo``,
-    ``hi``; identity on the training data itself). A clip unlike the training data (a real
-    video for a model trained on the benchmark's shapes) otherwise turns dimensions that
-    hardly vary in training into inputs hundreds of standard deviations out, which drive
-    the LSTMs into saturation and the decoder into repeating one word. Checkpoints saved
-    before the bounds existed load unbounded (``has_bounds`` False) until :meth:`set_bounds`.
-    """
-
-    def __init__(self, dim: int) -> None:
-        super().__init__()
-        self.register_buffer("mean", torch.zeros(dim))
-        self.register_buffer("std", torch.ones(dim))
-        self.register_buffer("lo", torch.full((dim,), float("-inf")))
-        self.register_buffer("hi", torch.full((dim,), float("inf")))
-
-    @torch.no_grad()
-    def set_stats(self, mean: Tensor, std: Tensor, min_std: float = 1e-3) -> None:
-        """Set the statistics (float (D,) each); tiny stds are floored to ``min_std``."""
-        self.mean.copy_(mean)
-        self.std.copy_(std.clamp(min=min_std))
-
-    @torch.no_grad()
-    def set_bounds(self, lo: Tensor | Any, hi: Tensor | Any) -> None:
-        """Set the per-dimension input range (float (D,) each, raw feature units)."""
-        self.lo.copy_(torch.as_tensor(lo, dtype=self.lo.dtype))
-        self.hi.copy_(torch.as_tensor(hi, dtype=self.hi.dtype))
-
     @property
-    def has_bounds(self) -> bool:
-        """True once an input range is set (by training or :meth:`set_bounds`)."""
-        return bool(torch.isfinite(self.lo).all() and torch.isfinite(self.hi).all())
-
-    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any, **kwargs: Any) -> None:
-        for name in ("lo", "hi"):  # checkpoints from before the input bounds: keep them open
-            state_dict.setdefault(prefix + name, getattr(self, name).detach().clone())
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
-
-    def forward(self, x: Tensor) -> Tensor:
-        """x float32 (..., D) -> clamped to the training range, standardised (..., D)."""
-        return (torch.minimum(torch.maximum(x, self.lo), self.hi) - self.mean) / self.std
+    def device(self) -> torch.device:
+        """Where the state lives."""
+        return self.h1.device
 
 
-class S2VT(nn.Module):
-    """The S2VT captioner; see the module docstring.
+class S2VT(CaptionDecoder):
+    """The S2VT captioner; see the module docstring. ``forward``, ``step``, ``greedy`` and the
+    beam's row bookkeeping come from :class:`~fusion.models.captioner.CaptionDecoder`.
 
     Args:
         config: hyper-parameters.
@@ -211,36 +141,35 @@ class S2VT(nn.Module):
         super().__init__()
         self.config = config
         self.vocab_size, self.frame_dim, self.audio_dim = vocab_size, frame_dim, audio_dim
-        c = config
         self.frame_norm = Standardize(frame_dim)
-        self.frame_proj = nn.Linear(frame_dim * (2 if c.frame_deltas else 1), c.frame_embed_size)
+        self.frame_proj = nn.Linear(frame_dim * (2 if config.frame_deltas else 1), config.frame_embed_size)
         # A video with no video stream (audio-only file) reads one learned step.
-        self.absent_frames = nn.Parameter(torch.zeros(c.frame_embed_size))
-        self.input_size = c.frame_embed_size
-        if c.uses_audio:
+        self.absent_frames = nn.Parameter(torch.zeros(config.frame_embed_size))
+        self.input_size = config.frame_embed_size
+        if config.uses_audio:
             if audio_dim < 1:
-                raise ValueError(f"audio_mode {c.audio_mode!r} needs audio_dim >= 1, got {audio_dim}")
-            width = c.audio_embed_size
+                raise ValueError(f"audio_mode {config.audio_mode!r} needs audio_dim >= 1, got {audio_dim}")
+            width = config.audio_embed_size
             self.audio_norm = Standardize(audio_dim)
             self.audio_proj = nn.Linear(audio_dim, width)
             self.absent_audio = nn.Parameter(torch.randn(width) * 0.1)  # learned "no sound" input
-            if c.audio_mode == "early":
+            if config.audio_mode == "early":
                 self.input_size += width
             else:
                 self.audio_lstm = nn.LSTM(width, width, batch_first=True)
-                if c.audio_pooled_size:
-                    self.audio_pooled_proj = nn.Linear(2 * audio_dim, c.audio_pooled_size)
-                    self.absent_audio_pooled = nn.Parameter(torch.randn(c.audio_pooled_size) * 0.1)
-        if c.frame_summary_size:
-            self.frame_summary_proj = nn.Linear(2 * frame_dim, c.frame_summary_size)
-            self.absent_frame_summary = nn.Parameter(torch.randn(c.frame_summary_size) * 0.1)  # no video stream
-        audio_summary = c.audio_embed_size + c.audio_pooled_size if c.audio_mode == "stream" else 0
-        self.summary_size = c.frame_summary_size + audio_summary
-        self.embed = nn.Embedding(vocab_size, c.word_embed_size)
-        self.lstm1 = nn.LSTM(self.input_size, c.hidden_size, batch_first=True)
-        self.lstm2 = nn.LSTM(c.hidden_size + c.word_embed_size + self.summary_size, c.hidden_size, batch_first=True)
-        self.drop = nn.Dropout(c.dropout)
-        self.out = nn.Linear(c.hidden_size, vocab_size)
+                if config.audio_pooled_size:
+                    self.audio_pooled_proj = nn.Linear(2 * audio_dim, config.audio_pooled_size)
+                    self.absent_audio_pooled = nn.Parameter(torch.randn(config.audio_pooled_size) * 0.1)
+        if config.frame_summary_size:
+            self.frame_summary_proj = nn.Linear(2 * frame_dim, config.frame_summary_size)
+            self.absent_frame_summary = nn.Parameter(torch.randn(config.frame_summary_size) * 0.1)  # no video stream
+        audio_summary = config.audio_embed_size + config.audio_pooled_size if config.audio_mode == "stream" else 0
+        self.summary_size = config.frame_summary_size + audio_summary
+        self.embed = nn.Embedding(vocab_size, config.word_embed_size)
+        self.lstm1 = nn.LSTM(self.input_size, config.hidden_size, batch_first=True)
+        self.lstm2 = nn.LSTM(config.hidden_size + config.word_embed_size + self.summary_size, config.hidden_size, batch_first=True)
+        self.drop = nn.Dropout(config.dropout)
+        self.out = nn.Linear(config.hidden_size, vocab_size)
         self._init_forget_gates()
 
     def _init_forget_gates(self) -> None:
@@ -253,20 +182,21 @@ class S2VT(nn.Module):
                 lstm.bias_hh_l0[h : 2 * h].zero_()
 
     def set_input_stats(self, frames: Tensor, audio: Tensor | None) -> None:
-        """Standardise inputs with these training features' per-dimension mean / std.
+        """Standardise inputs with these training features' per-dimension mean / std, and cap each
+        standardised step's root mean square at the largest of these training steps.
 
         Args:
             frames: float32 (N, Dv) training frame features (all steps of all videos).
             audio: float32 (M, Da) training audio steps, or None (no audio anywhere).
         """
-        self.frame_norm.set_bounds(frames.min(0).values, frames.max(0).values)  # inputs stay in the training range
-        if self.config.uses_audio and audio is not None and len(audio) > 0:
-            self.audio_norm.set_bounds(audio.min(0).values, audio.max(0).values)
-        if not self.config.input_norm:
-            return
-        self.frame_norm.set_stats(frames.mean(0), frames.std(0))
-        if self.config.uses_audio and audio is not None and len(audio) > 1:
-            self.audio_norm.set_stats(audio.mean(0), audio.std(0))
+        has_audio = self.config.uses_audio and audio is not None and len(audio) > 0
+        if self.config.input_norm:
+            self.frame_norm.set_stats(frames.mean(0), frames.std(0))
+            if has_audio and len(audio) > 1:
+                self.audio_norm.set_stats(audio.mean(0), audio.std(0))
+        self.frame_norm.fit_max_rms(frames)  # identity on the training steps themselves
+        if has_audio:
+            self.audio_norm.fit_max_rms(audio)
 
     # ------------------------------------------------------------------ encoding inputs
     def _frame_inputs(self, batch: Batch) -> tuple[Tensor, Tensor]:
@@ -299,8 +229,7 @@ class S2VT(nn.Module):
         Returns:
             float32 (B, Ha [+ Pa]); the learned absent vector where audio is absent (or dropped).
             With ``audio_pooled_size`` = Pa, a linear summary of the standardised steps' mean
-            and standard deviation follows the LSTM's (a linear probe on those two reads the
-            benchmark's unseen test recordings better than the LSTM summary alone).
+            and standard deviation follows the LSTM's.
         """
         present = self._audio_present(batch)  # (B,)
         x = self.audio_norm(batch.audio)  # (B, A, Da)
@@ -382,21 +311,26 @@ class S2VT(nn.Module):
         _, (h2, c2) = self.lstm2(in2)
         return DecoderState(h1, c1, h2, c2, context=context)
 
-    def _decode(self, words: Tensor, state: DecoderState) -> tuple[Tensor, DecoderState]:
-        """Decoding phase over given previous words.
+    def decoder_outputs(self, words: Tensor, state: DecoderState) -> tuple[Tensor, DecoderState]:
+        """The decoding phase's LSTMs over given previous words (the step every S2VT variant shares).
 
         Args:
             words: long (N, L) previous words (BOS first).
             state: state for N rows.
 
         Returns:
-            logits float32 (N, L, V) and the state after the L steps.
+            the second LSTM's outputs float32 (N, L, H) and the state after the L steps.
         """
         n, steps = words.shape
         pad = words.new_zeros((n, steps, self.input_size), dtype=state.h1.dtype)  # (N, L, D)
         o1, (h1, c1) = self.lstm1(pad, (state.h1, state.c1))  # (N, L, H)
         o2, (h2, c2) = self.lstm2(self.second_inputs(o1, words, state), (state.h2, state.c2))  # (N, L, H)
-        return self.out(self.drop(o2)), DecoderState(h1, c1, h2, c2, context=state.context)
+        return o2, DecoderState(h1, c1, h2, c2, context=state.context)
+
+    def _decode(self, words: Tensor, state: DecoderState) -> tuple[Tensor, DecoderState]:
+        """Logits float32 (N, L, V) over given previous words ``words`` long (N, L), and the state after them."""
+        o2, state = self.decoder_outputs(words, state)  # (N, L, H)
+        return self.out(self.drop(o2)), state
 
     def second_inputs(self, o1: Tensor, words: Tensor, state: DecoderState) -> Tensor:
         """The second LSTM's decoding-phase input: [first LSTM output, word embedding, context].
@@ -408,58 +342,3 @@ class S2VT(nn.Module):
         if state.context is None:
             return torch.cat([o1, e], -1)
         return torch.cat([o1, e, state.context[:, None].expand(-1, words.shape[1], -1)], -1)
-
-    def forward(self, batch: Batch) -> Tensor:
-        """Teacher-forced logits.
-
-        Args:
-            batch: ``batch.tokens`` long (B, L) = BOS w1 ... EOS PAD...
-
-        Returns:
-            float32 (B, L-1, V) logits; position t predicts ``batch.tokens[:, t + 1]``.
-        """
-        logits, _ = self._decode(batch.tokens[:, :-1], self.encode(batch))
-        return logits
-
-    def step(self, tokens: Tensor, state: DecoderState) -> tuple[Tensor, DecoderState]:
-        """One decoding step.
-
-        Args:
-            tokens: long (N,) the previous word of each row (BOS at the start).
-            state: the rows' state.
-
-        Returns:
-            log_probs float32 (N, V) over the next word, and the new state.
-        """
-        logits, state = self._decode(tokens[:, None], state)  # (N, 1, V)
-        return F.log_softmax(logits[:, 0], -1), state
-
-    @staticmethod
-    def select_state(state: DecoderState, idx: Tensor) -> DecoderState:
-        """Reorder / select rows after beam pruning (``idx`` long (N',) into the N rows)."""
-        return state.index_select(idx)
-
-    @staticmethod
-    def expand_state(state: DecoderState, beam_size: int) -> DecoderState:
-        """Repeat each row ``beam_size`` times: row ``b * beam_size + k`` is video b's beam k."""
-        idx = torch.arange(state.num_rows, device=state.h1.device).repeat_interleave(beam_size)
-        return state.index_select(idx)
-
-    @torch.no_grad()
-    def greedy(self, batch: Batch, bos_id: int, eos_id: int, max_len: int = 20) -> list[list[int]]:
-        """Greedy decoding (argmax each step); returns the word ids per video, EOS excluded."""
-        state = self.encode(batch)
-        n = state.num_rows
-        tokens = torch.full((n,), bos_id, dtype=torch.long, device=state.h1.device)
-        out: list[list[int]] = [[] for _ in range(n)]
-        done = torch.zeros(n, dtype=torch.bool, device=tokens.device)
-        for _ in range(max_len):
-            log_probs, state = self.step(tokens, state)
-            tokens = log_probs.argmax(-1)  # (N,)
-            for i in (~done).nonzero()[:, 0].tolist():
-                if tokens[i].item() != eos_id:
-                    out[i].append(int(tokens[i]))
-            done |= tokens == eos_id
-            if bool(done.all()):
-                break
-        return out

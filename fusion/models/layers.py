@@ -1,0 +1,106 @@
+"""Input layers of the S2VT captioner: per-dimension standardisation and audio-to-frame resampling."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+logger = logging.getLogger(__name__)
+
+
+def resample_steps(audio: Tensor, audio_lengths: Tensor, frame_lengths: Tensor, num_steps: int) -> Tensor:
+    """Linearly resample each video's audio steps onto its frame steps.
+
+    Frames and audio both cover the whole clip uniformly, so frame step ``t`` of ``T_b``
+    sits at relative time ``(t + 0.5) / T_b``; the audio is interpolated there.
+
+    Args:
+        audio: float32 (B, A, D) audio step features, padded at the end.
+        audio_lengths: long (B,) valid audio steps per video (>= 1).
+        frame_lengths: long (B,) valid frame steps per video (>= 1).
+        num_steps: T, the padded number of frame steps.
+
+    Returns:
+        float32 (B, T, D); steps beyond a video's frame length repeat its last value.
+    """
+    a_len = audio_lengths.clamp(min=1).to(audio.dtype)[:, None]  # (B, 1)
+    t_len = frame_lengths.clamp(min=1).to(audio.dtype)[:, None]  # (B, 1)
+    t = torch.arange(num_steps, device=audio.device, dtype=audio.dtype)[None]  # (1, T)
+    pos = ((t + 0.5) * a_len / t_len - 0.5).clamp(min=0.0)  # (B, T)
+    pos = torch.minimum(pos, a_len - 1)
+    lo = pos.floor().long()  # (B, T)
+    hi = torch.minimum(lo + 1, (a_len - 1).long())  # (B, T)
+    w = (pos - lo.to(pos.dtype))[..., None]  # (B, T, 1)
+    d = audio.shape[-1]
+    a_lo = audio.gather(1, lo[..., None].expand(-1, -1, d))  # (B, T, D)
+    a_hi = audio.gather(1, hi[..., None].expand(-1, -1, d))  # (B, T, D)
+    return a_lo * (1 - w) + a_hi * w
+
+
+class Standardize(nn.Module):
+    """Per-dimension ``(x - mean) / std`` with statistics of the training features.
+
+    Pooled CNN features of one dataset share a large common component; standardising every
+    dimension over the training set, as a linear probe's scaler would, puts the dimensions
+    that tell videos apart on an equal footing.
+    The statistics are buffers, so checkpoints carry them; identity until :meth:`set_stats`.
+
+    Each standardised step is then scaled down, where need be, to the largest root mean
+    square any training step had (``max_rms``, recorded at training; identity on every step
+    within it, so the benchmark's clips decode exactly as before). A clip unlike the training
+    data (a real video for a model trained on the benchmark's shapes) otherwise turns
+    dimensions that hardly vary in training into inputs hundreds of standard deviations out
+    (a root mean square of ~110 where training steps reach 4), which saturate the LSTMs and
+    send the decoder into repeating one word; with the cap the decoder writes a fluent
+    sentence of its training world. Checkpoints saved before the cap existed load without it
+    (``has_bounds`` False) until :meth:`set_max_rms`.
+    """
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(dim))
+        self.register_buffer("std", torch.ones(dim))
+        self.register_buffer("max_rms", torch.tensor(float("inf")))
+
+    @torch.no_grad()
+    def set_stats(self, mean: Tensor, std: Tensor, min_std: float = 1e-3) -> None:
+        """Set the statistics (float (D,) each); tiny stds are floored to ``min_std``."""
+        self.mean.copy_(mean)
+        self.std.copy_(std.clamp(min=min_std))
+
+    @torch.no_grad()
+    def set_max_rms(self, max_rms: float) -> None:
+        """Set the largest root mean square a standardised step may have."""
+        self.max_rms.fill_(float(max_rms))
+
+    @torch.no_grad()
+    def fit_max_rms(self, x: Tensor, chunk: int = 65536) -> float:
+        """Set ``max_rms`` to the largest root mean square of the standardised training steps x (N, D)."""
+        self.max_rms.fill_(float("inf"))
+        largest = max(float(self(part).pow(2).mean(-1).sqrt().max()) for part in x.split(chunk))
+        self.max_rms.fill_(largest)
+        return largest
+
+    @property
+    def has_bounds(self) -> bool:
+        """True once the step norm cap is set (by training, or :meth:`set_max_rms`)."""
+        return bool(torch.isfinite(self.max_rms))
+
+    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any, **kwargs: Any) -> None:
+        # Checkpoints from before the cap load without it; per-dimension range buffers ("lo", "hi")
+        # that an intermediate version saved are not used.
+        state_dict.setdefault(prefix + "max_rms", self.max_rms.detach().clone())
+        for name in ("lo", "hi"):
+            state_dict.pop(prefix + name, None)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """x float32 (..., D) -> standardised, each step's root mean square capped at ``max_rms`` (..., D)."""
+        z = (x - self.mean) / self.std
+        if bool(torch.isfinite(self.max_rms)):
+            rms = z.pow(2).mean(-1, keepdim=True).sqrt().clamp(min=1e-12)  # (..., 1)
+            z = z * (self.max_rms / rms).clamp(max=1.0)
+        return z
