@@ -273,6 +273,36 @@ def unshard(parts: Sequence[Sequence[T]], num_items: int, batch_size: int) -> li
     return out
 
 
+def map_batches(fn: Callable[[Sequence[T]], list[Any]], items: Sequence[T], batch_size: int,
+                progress: bool = False, desc: str = "decoding") -> list[Any]:
+    """``fn`` over ``items`` in whole batches of ``batch_size``, shared by the ranks; results on every rank.
+
+    Batch i is computed by rank i mod N exactly as one process computes it (same members, same
+    padding), so the gathered list (in item order) equals one process's ``fn`` over the
+    batches. An error on any rank stops every rank (:func:`together`).
+
+    Args:
+        fn: maps a batch (a slice of ``items``) to one result per item.
+        items: the work, e.g. feature records.
+        batch_size: items per call of ``fn``.
+        progress: a tqdm bar over this rank's batches (rank 0 only).
+        desc: the bar's label.
+    """
+    from tqdm import tqdm
+
+    starts = batch_starts(len(items), batch_size)
+    mine: list[Any] = []
+    with together():
+        for start in tqdm(starts, desc=desc, unit="batch", disable=not (progress and is_main()) or len(starts) < 2):
+            out = fn(items[start : start + batch_size])
+            if len(out) != len(items[start : start + batch_size]):
+                raise ValueError(f"map_batches: {len(out)} results for a batch of {batch_size}")
+            mine.extend(out)
+    if world_size() == 1:
+        return mine
+    return unshard(all_gather(mine), len(items), batch_size)
+
+
 # ---------------------------------------------------------------------------------- errors
 def agree(error: BaseException | None) -> None:
     """A sync point every rank calls: if any rank brings an error, every rank raises.

@@ -8,9 +8,9 @@ the applied gradient is exactly the gradient of (sum of all token losses / globa
 count), the mean cross-entropy one process computes on the whole batch. With dropout off, a
 run with N processes therefore follows the one-process run up to float rounding.
 
-Precision (``train.precision``): ``fp32``; ``bf16`` (autocast, no scaler); ``fp16``
-(autocast with a gradient scaler, whose state is checkpointed). The loss is computed in
-float32 in every case.
+Precision (``train.precision``): ``fp32``; ``bf16`` (autocast, no scaler; GPUs and CPUs);
+``fp16`` (autocast with a gradient scaler, whose state is checkpointed; CUDA only, as the
+CPU's oneDNN has no fp16 LSTM). The loss is computed in float32 in every case.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import torch.nn.functional as F
 
 from fusion import distributed as dist
 from fusion.distributed import autocast
+from fusion.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +57,9 @@ class StepRunner:
                  precision: str = "fp32") -> None:
         self.module, self.optimizer, self.device, self.precision = model, optimizer, device, precision
         autocast(device, precision)  # validates the name
+        if precision == "fp16" and device.type != "cuda":  # oneDNN has no fp16 LSTM on most CPUs
+            raise ConfigError(f"train.precision=fp16 needs a CUDA device (this run is on {device}); "
+                              "use --set train.precision=bf16 on the CPU")
         self.model: torch.nn.Module = model
         if dist.world_size() > 1:
             from torch.nn.parallel import DistributedDataParallel
