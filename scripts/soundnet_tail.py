@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -134,7 +135,8 @@ def write_report(out: Path, clips: dict[str, Any], checks: dict[str, Any], meta:
     """``<out>.md`` and ``<out>.json``; returns the markdown."""
     lines = ["# SoundNet's last head step: original model vs tail padding", "",
              f"Command: `{meta['command']}`  ",
-             f"Run time {meta['seconds']:.0f} s on {meta['threads']} CPU thread(s). A head step is degenerate when "
+             f"Run time {meta['seconds']:.0f} s on {meta['threads']} CPU thread(s) (load average "
+             f"{meta['load_avg_1min_at_end']} at the end). A head step is degenerate when "
              f"its largest place logit is below {DEGENERATE_LOGIT:g} (healthy steps: about +1 to +3). Clips under "
              "12 s are tiled to 12 s in every mode, so their rows do not change.", "",
              "## Top place and object per clip", "",
@@ -202,7 +204,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"soundnet_tail: error: {err}", file=sys.stderr)
         return 2
     meta = {"command": "python scripts/soundnet_tail.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-            "seconds": time.time() - start, "threads": args.threads, "step_s": args.step}
+            "seconds": time.time() - start, "threads": args.threads, "step_s": args.step,
+            "load_avg_1min_at_end": round(os.getloadavg()[0], 1)}
     print(write_report(args.out, clips, checks, meta))
     return 0
 

@@ -58,10 +58,10 @@ from fusion.errors import DataError, WeightsError
 logger = logging.getLogger(__name__)
 
 __all__ = [
-    "INPUT_SCALE", "MIN_INPUT_SAMPLES", "PAD_TO_SAMPLES", "SAMPLE_RATE_HZ", "SOUNDNET8", "SOUNDNET_FEATURE_DIMS",
-    "SOUNDNET_HOP_SAMPLES", "SOUNDNET_LAYERS", "AudioDescription", "SoundNet8", "SoundNetBundle",
-    "SoundNetPreprocess", "analyse_audio", "default_weights_file", "describe_audio", "load_sound8_weights",
-    "output_lengths", "pool_time", "receptive_field",
+    "DEFAULT_AUDIO", "INPUT_SCALE", "MIN_INPUT_SAMPLES", "PAD_TO_SAMPLES", "SAMPLE_RATE_HZ", "SOUNDNET8",
+    "SOUNDNET_FEATURE_DIMS", "SOUNDNET_HOP_SAMPLES", "SOUNDNET_LAYERS", "AudioDescription", "SoundNet8",
+    "SoundNetBundle", "SoundNetPreprocess", "analyse_audio", "default_weights_file", "describe_audio",
+    "load_sound8_npy", "load_sound8_weights", "output_lengths", "pool_time", "receptive_field",
 ]
 
 
