@@ -14,7 +14,11 @@ field, one step per 2.97 s) whose window reaches those zeros is degenerate: its 
 * **Short audio** (under :data:`PAD_TO_SAMPLES`, 12 s): the heads need 9.5 s for one step, and
   a step that only just fits is dominated by the padding. The clip is repeat-padded (tiled)
   to 12 s, all head steps of that input are kept, and each layer's features are cropped to
-  the steps that cover the real audio (``ceil(samples / hop)``, at least 1).
+  the steps that cover the real audio (``ceil(samples / hop)``, at least 1). The head step's
+  window ends 358 samples (16 ms) past the 12-s input, harmlessly (its logits stay healthy);
+  so do the kept feature steps, except the last pool5 / conv6 / conv7 step of a clip of
+  11.89-12 s, which reaches 0.4 / 0.8 / 1.5 s past it (left so, to keep every shorter clip's
+  numbers as they were).
 * **The tail of longer audio** (``tail``): the original model's last head step reads the
   padding whenever the clip ends just past a step boundary (about every other length). With
   ``tail="repeat"`` (default) the clip's beginning is appended after its end, with
