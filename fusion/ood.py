@@ -16,9 +16,10 @@ features, per modality:
   for M modalities (a clip fails when any modality does). A clip beyond the threshold of any
   modality it has is *unlike the training data*.
 
-The profile also keeps each modality's per-dimension range of the raw training steps (the
-captioner's input bounds; see ``fusion.models.s2vt.Standardize``) so that runs trained
-before the model recorded them get them too (:func:`bound_model_inputs`).
+For a captioner saved before it recorded its input cap (the largest standardised step
+norm of its training steps; see ``fusion.models.layers.Standardize``), the profile keeps
+that cap too, measured on the training steps (:func:`measure_model_bounds`), and gives it
+to the loaded model (:func:`bound_model_inputs`).
 
 Files: ``RUN/training_profile.safetensors`` (arrays; the settings and thresholds in its
 metadata) beside ``RUN/run_card.json`` (:mod:`fusion.runcard`). ``fusion train`` writes
@@ -70,20 +71,20 @@ class ModalityProfile:
         mean: (P,) float64 per-dimension mean of the training clips' pooled vectors.
         scale: (P,) float64 per-dimension spread (floored at ``SCALE_FLOOR`` x the median).
         threshold: the distance that ``quantile`` of the calibration clips stay within.
-        step_min, step_max: (D,) float64 per-dimension range of the raw training steps.
         n_train: training clips with this modality.
         n_calibration: clips the threshold was calibrated on.
         calibrated_on: ``"val"`` (the run's validation split) or ``"train"`` (no val clips).
+        max_rms: the captioner's largest standardised step norm on the training steps, for a
+            captioner saved before it recorded one (None: not needed or not measured).
     """
 
     mean: np.ndarray
     scale: np.ndarray
     threshold: float
-    step_min: np.ndarray
-    step_max: np.ndarray
     n_train: int
     n_calibration: int
     calibrated_on: str = "val"
+    max_rms: float | None = None
 
     def distance(self, vector: np.ndarray) -> float:
         """The RMS standardised distance of one pooled vector (P,) from the training clips."""
@@ -160,9 +161,7 @@ class TrainingProfile:
                      and len(getattr(r, name))]
             on = "val" if calib else "train"
             calib_vectors = np.stack(calib) if calib else vectors
-            profile = ModalityProfile(mean, scale, 0.0, np.concatenate(steps).min(0).astype(np.float64),
-                                      np.concatenate(steps).max(0).astype(np.float64), len(steps),
-                                      len(calib_vectors), on)
+            profile = ModalityProfile(mean, scale, 0.0, len(steps), len(calib_vectors), on)
             distances = np.array([profile.distance(v) for v in calib_vectors])
             profile.threshold = float(np.quantile(distances, per_modality, method="higher"))  # at least that share pass
             out[name] = profile
@@ -195,10 +194,10 @@ class TrainingProfile:
 
         arrays, meta = {}, {}
         for name, p in self.modalities.items():
-            for key in ("mean", "scale", "step_min", "step_max"):
+            for key in ("mean", "scale"):
                 arrays[f"{name}.{key}"] = np.ascontiguousarray(getattr(p, key), dtype=np.float32)
             meta[name] = {"threshold": p.threshold, "n_train": p.n_train, "n_calibration": p.n_calibration,
-                          "calibrated_on": p.calibrated_on}
+                          "calibrated_on": p.calibrated_on, "max_rms": p.max_rms}
         header = {"format": PROFILE_FORMAT, "quantile": json.dumps(self.quantile), "modalities": json.dumps(meta)}
         atomic_write_bytes(path, save(arrays, metadata=header))
 
@@ -214,9 +213,10 @@ class TrainingProfile:
                 arrays = {k: fh.get_tensor(k) for k in fh.keys()}  # noqa: SIM118 (safe_open API)
             if header.get("format") != PROFILE_FORMAT:
                 raise ValueError(f"format {header.get('format')!r}")
-            out = {name: ModalityProfile(arrays[f"{name}.mean"], arrays[f"{name}.scale"], float(m["threshold"]),
-                                         arrays[f"{name}.step_min"], arrays[f"{name}.step_max"], int(m["n_train"]),
-                                         int(m["n_calibration"]), str(m["calibrated_on"]))
+            out = {name: ModalityProfile(arrays[f"{name}.mean"].astype(np.float64),
+                                         arrays[f"{name}.scale"].astype(np.float64), float(m["threshold"]),
+                                         int(m["n_train"]), int(m["n_calibration"]), str(m["calibrated_on"]),
+                                         m.get("max_rms"))
                    for name, m in json.loads(header["modalities"]).items()}
             return cls(out, float(json.loads(header["quantile"])))
         except Exception as err:  # safetensors raises its own error types; any failure means "rebuild it"
@@ -236,22 +236,37 @@ def annotate(profile: TrainingProfile | None, record: Any) -> OODReport | None:
     return report
 
 
+def measure_model_bounds(model: Any, profile: TrainingProfile, train: Sequence[Any]) -> bool:
+    """For a captioner saved before it recorded its input cap: measure its largest standardised
+    step norm on the training records, set it and keep it in the profile (``max_rms``), so that
+    :func:`bound_model_inputs` restores it later. True when done."""
+    done = False
+    for name, norm in (("frames", getattr(model, "frame_norm", None)), ("audio", getattr(model, "audio_norm", None))):
+        p = profile.modalities.get(name)
+        if p is None or norm is None or not hasattr(norm, "fit_max_rms") or norm.has_bounds:
+            continue
+        import torch
+
+        steps = [np.asarray(getattr(r, name)) for r in train if getattr(r, name, None) is not None and len(getattr(r, name))]
+        p.max_rms = norm.fit_max_rms(torch.from_numpy(np.concatenate(steps).astype(np.float32)))
+        done = True
+    return done
+
+
 def bound_model_inputs(model: Any, profile: TrainingProfile | None) -> bool:
-    """Give a captioner that lacks recorded input bounds (trained before they existed) the
-    profile's per-dimension range of the raw training steps. Returns True when set."""
+    """Give a captioner that lacks a recorded input cap (trained before it existed) the cap the
+    profile measured for it (:func:`measure_model_bounds`). Returns True when set."""
     if profile is None:
         return False
     changed = False
     for name, norm in (("frames", getattr(model, "frame_norm", None)), ("audio", getattr(model, "audio_norm", None))):
         p = profile.modalities.get(name)
-        if p is None or norm is None or not hasattr(norm, "set_bounds") or norm.has_bounds:
+        if p is None or p.max_rms is None or norm is None or not hasattr(norm, "set_max_rms") or norm.has_bounds:
             continue
-        if p.step_min.shape != tuple(norm.mean.shape):
-            continue
-        norm.set_bounds(p.step_min, p.step_max)
+        norm.set_max_rms(p.max_rms)
         changed = True
     if changed:
-        logger.info("the captioner's inputs are bounded by the training profile's ranges")
+        logger.info("the captioner's inputs are capped as the training profile measured")
     return changed
 
 

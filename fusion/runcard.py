@@ -24,7 +24,7 @@ from typing import Any
 
 from fusion.errors import FusionError
 from fusion.io import atomic_write_json
-from fusion.ood import DEFAULT_QUANTILE, TrainingProfile, profile_path
+from fusion.ood import DEFAULT_QUANTILE, TrainingProfile, bound_model_inputs, measure_model_bounds, profile_path
 
 logger = logging.getLogger(__name__)
 
@@ -190,13 +190,16 @@ def compute_for_run(run: Any, manifest: str | Path | None = None, features: str 
         raise DataError(f"{features}: no features for {len(missing)} training clips (e.g. {missing[0]!r}); "
                         f"extract them with `fusion extract {manifest}`")
     folder = run_folder(run.checkpoint_dir)
-    profile = write_run_knowledge(folder, run.config, train, val, [store[e.id] for e in train],
-                                  [store[e.id] for e in val], run.vocab)
+    train_records = [store[e.id] for e in train]
+    profile = write_run_knowledge(folder, run.config, train, val, train_records, [store[e.id] for e in val], run.vocab)
+    if measure_model_bounds(run.model, profile, train_records):  # a captioner from before the input bounds
+        profile.save(profile_path(folder))
     return RunKnowledge(read_run_card(folder), profile)
 
 
 def run_knowledge(run: Any, compute: bool = True) -> RunKnowledge:
     """The card and profile of a loaded run; computed (and written) first if missing and ``compute``.
+    A captioner saved before it recorded input bounds gets them from the profile.
 
     Never raises for a missing or unreadable profile: the result's ``note`` says why and how to fix it.
     """
@@ -207,9 +210,24 @@ def run_knowledge(run: Any, compute: bool = True) -> RunKnowledge:
     path = profile_path(folder)
     if path.is_file():
         try:
-            return RunKnowledge(read_run_card(folder), TrainingProfile.load(path))
+            profile = TrainingProfile.load(path)
         except FusionError as err:
             return RunKnowledge(read_run_card(folder), None, str(err))
+        bound_model_inputs(run.model, profile)
+        if not _bounded(run.model) and compute:  # a profile without the step norm the old captioner needs
+            remeasured = _compute(run, folder, fix, compute)
+            if remeasured.profile is not None:
+                return remeasured
+        return RunKnowledge(read_run_card(folder), profile)
+    return _compute(run, folder, fix, compute)
+
+
+def _bounded(model: Any) -> bool:
+    norms = [getattr(model, n, None) for n in ("frame_norm", "audio_norm")]
+    return all(getattr(n, "has_bounds", True) for n in norms if n is not None and hasattr(n, "lo"))
+
+
+def _compute(run: Any, folder: Path, fix: str, compute: bool) -> RunKnowledge:
     if not compute:
         return RunKnowledge(read_run_card(folder), None, f"the run has no training profile; {fix}")
     try:

@@ -1,4 +1,4 @@
-"""Clips unlike the training data: bounded captioner inputs, the training profile and its
+"""Clips unlike the training data: capped captioner inputs, the training profile and its
 distance, the run card and the warning line, decoding that never loops (tiny models; one
 real-data test on the shared real clips)."""
 
@@ -16,7 +16,7 @@ from fusion.errors import CheckpointError
 from fusion.features import FeatureRecord
 from fusion.manifest import ManifestEntry
 from fusion.models.s2vt import S2VT, S2VTConfig, Standardize
-from fusion.ood import TrainingProfile, annotate, bound_model_inputs, profile_path
+from fusion.ood import TrainingProfile, annotate, bound_model_inputs, measure_model_bounds, profile_path
 from fusion.runcard import describe_training, read_run_card, warning_line, write_run_knowledge
 from fusion.text import Vocabulary
 
@@ -33,17 +33,20 @@ def _longest_run(words: str) -> int:
     return max((len(list(g)) for _, g in itertools.groupby(words.split())), default=0)
 
 
-def test_standardize_clamps_inputs_to_the_training_range() -> None:
-    norm = Standardize(3)
-    norm.set_stats(torch.tensor([1.0, 0.0, 0.0]), torch.tensor([2.0, 1.0, 0.5]))
-    norm.set_bounds(torch.tensor([-1.0, -2.0, 0.0]), torch.tensor([3.0, 2.0, 1.0]))
-    inside = torch.tensor([[0.0, 1.0, 0.5]])
-    assert torch.allclose(norm(inside), (inside - norm.mean) / norm.std)  # identity on training-range inputs
-    far = torch.tensor([[1e4, -1e4, 50.0]])
-    assert torch.allclose(norm(far), torch.tensor([[1.0, -2.0, 2.0]]))  # clamped to (hi - mean) / std etc.
+def test_standardize_caps_the_step_norm_at_the_training_maximum() -> None:
+    norm = Standardize(4)
+    norm.set_stats(torch.tensor([1.0, 0.0, 0.0, 0.0]), torch.tensor([2.0, 1.0, 0.5, 1.0]))
+    train = torch.randn(50, 4)
+    cap = norm.fit_max_rms(train)
+    assert norm.has_bounds and cap == pytest.approx(float(((train - norm.mean) / norm.std).pow(2).mean(-1).sqrt().max()))
+    assert torch.allclose(norm(train), (train - norm.mean) / norm.std)  # identity on the training steps
+    far = torch.tensor([[1e4, -1e4, 50.0, 0.0]])
+    z = norm(far)
+    assert float(z.pow(2).mean(-1).sqrt()) == pytest.approx(cap, rel=1e-5)  # scaled down to the cap
+    assert torch.allclose(z / z.norm(), ((far - norm.mean) / norm.std) / ((far - norm.mean) / norm.std).norm())
 
 
-def test_training_sets_bounds_and_old_checkpoints_load_open() -> None:
+def test_training_sets_the_cap_and_old_checkpoints_get_it_from_the_profile() -> None:
     rng = np.random.default_rng(0)
     train = _records(rng, 20)
     model = S2VT(S2VTConfig(hidden_size=8, frame_embed_size=8, word_embed_size=8, audio_mode="stream",
@@ -53,14 +56,19 @@ def test_training_sets_bounds_and_old_checkpoints_load_open() -> None:
     model.set_input_stats(frames, audio)
     assert model.frame_norm.has_bounds and model.audio_norm.has_bounds
     assert torch.allclose(model.frame_norm(frames), (frames - model.frame_norm.mean) / model.frame_norm.std)
-    old_state = {k: v for k, v in model.state_dict().items() if not k.endswith((".lo", ".hi"))}
+    old_state = {k: v for k, v in model.state_dict().items() if not k.endswith(".max_rms")}
     old = S2VT(model.config, vocab_size=10, frame_dim=DV, audio_dim=DA)
-    old.load_state_dict(old_state)  # strict: a checkpoint saved before the bounds still loads
+    old.load_state_dict(old_state)  # strict: a checkpoint saved before the cap still loads
     assert not old.frame_norm.has_bounds
     profile = TrainingProfile.fit(train, _records(rng, 10))
-    assert bound_model_inputs(old, profile)
-    assert torch.allclose(old.frame_norm.lo, model.frame_norm.lo) and torch.allclose(old.audio_norm.hi, model.audio_norm.hi)
-    assert not bound_model_inputs(old, profile)  # already bounded: left alone
+    assert not bound_model_inputs(old, profile)  # nothing measured yet
+    assert measure_model_bounds(old, profile, train)
+    assert profile.modalities["frames"].max_rms == pytest.approx(float(model.frame_norm.max_rms), rel=1e-5)
+    again = S2VT(model.config, vocab_size=10, frame_dim=DV, audio_dim=DA)
+    again.load_state_dict(old_state)
+    assert bound_model_inputs(again, profile) and again.audio_norm.has_bounds
+    assert float(again.audio_norm.max_rms) == pytest.approx(float(model.audio_norm.max_rms), rel=1e-5)
+    assert not bound_model_inputs(again, profile)  # already capped: left alone
 
 
 def test_profile_threshold_passes_the_calibration_quantile_and_flags_far_clips() -> None:

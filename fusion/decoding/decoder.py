@@ -71,7 +71,7 @@ class CaptionDecoder:
         if config.audio_weight != 0:
             from fusion.decoding.audio_scorer import AudioScorer
 
-            scorers["audio"] = AudioScorer(self.vocab, self.verifier)
+            scorers["audio"] = AudioScorer(self.vocab, self.verifier, penalty=config.audio_penalty)
             weights["audio"] = float(config.audio_weight)
         if config.length_weight != 0:
             scorers["length"] = LengthScorer(len(self.vocab))
@@ -79,7 +79,7 @@ class CaptionDecoder:
         self._scorers, self._weights = scorers, weights
         vocab = self.vocab
         self.processors = caption_processors(vocab.pad_id, vocab.bos_id, None if config.allow_unk else vocab.unk_id,
-                                             config.no_repeat_ngram_size)
+                                             config.no_repeat_ngram_size, config.no_immediate_repeat)
 
     @property
     def weights(self) -> dict[str, float]:
