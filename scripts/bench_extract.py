@@ -11,7 +11,8 @@ in one process: decode alone (every clip, sequentially), the frame CNN alone on 
 decoded frames (preprocess + forward as extraction runs it, ``describe_frames`` with one
 batch of 32, and the forward alone: channels-last vs NCHW input, small batches vs one of 32),
 SoundNet alone on the same audio, then the end-to-end store extraction for each
-``--decode-workers`` value. Reports clips/s, frames/s, real-time factor, the per-stage
+``--decode-workers`` value (K: K background decode threads; pK: K decode worker processes,
+``fusion extract --workers K``, their start-up included). Reports clips/s, frames/s, real-time factor, the per-stage
 breakdown, peak RSS, and ratio = end-to-end / (CNN alone + decode alone).
 Writes ``<out>.json`` and ``<out>.md``.
 """
@@ -105,10 +106,18 @@ def measure_alone(paths: list[Path], extractor: FeatureExtractor) -> tuple[Clock
     return clock, medias
 
 
-def measure_end_to_end(paths: list[Path], extractor: FeatureExtractor, workers: int, store: Path) -> dict[str, Any]:
-    """One ``extract_to_store`` run into a fresh store: wall, CPU, peak RSS, stage breakdown."""
+def measure_end_to_end(paths: list[Path], extractor: FeatureExtractor, workers: str, store: Path) -> dict[str, Any]:
+    """One ``extract_to_store`` run into a fresh store: wall, CPU, peak RSS, stage breakdown.
+
+    ``workers``: "K" = K decode threads, "pK" = K decode worker processes (CPU seconds and peak
+    RSS are then the main process's only, and decode does not appear in its breakdown).
+    """
     cfg = extractor.config
-    extractor.config = ExtractConfig(**{**cfg.__dict__, "decode_workers": workers})
+    if workers.startswith("p"):
+        runtime = {"decode_workers": 0, "decode_processes": int(workers[1:])}
+    else:
+        runtime = {"decode_workers": int(workers), "decode_processes": 0}
+    extractor.config = ExtractConfig(**{**cfg.__dict__, **runtime})
     extractor.timings.clear()
     reset_peak_rss()
     cpu0 = time.process_time()
@@ -142,7 +151,7 @@ def measure_cli(paths: list[Path], work: Path, batch_size: int) -> dict[str, Any
             "peak_rss_mb": round(peak_kb / 1024, 1), "summary": json.loads(proc.stdout)}
 
 
-def bench_corpus(name: str, paths: list[Path], extractor: FeatureExtractor, workers_list: list[int],
+def bench_corpus(name: str, paths: list[Path], extractor: FeatureExtractor, workers_list: list[str],
                  work: Path, repeat: int) -> dict[str, Any]:
     """All measurements of one corpus, in this process: ``repeat`` interleaved rounds of
     (alone stages, end-to-end per decode_workers); each figure is the minimum over rounds,
@@ -150,7 +159,7 @@ def bench_corpus(name: str, paths: list[Path], extractor: FeatureExtractor, work
     extractor.extract(paths[0])  # warm-up: allocator, oneDNN kernels, file cache
     wall: dict[str, float] = {}
     cpu: dict[str, float] = {}
-    runs: dict[int, dict[str, Any]] = {}
+    runs: dict[str, dict[str, Any]] = {}
     for _ in range(repeat):
         clock, medias = measure_alone(paths, extractor)
         for key in clock.wall:
@@ -175,7 +184,7 @@ def bench_corpus(name: str, paths: list[Path], extractor: FeatureExtractor, work
     }
     for workers, run in runs.items():
         e2e = run["seconds"]
-        result["end_to_end"][str(workers)] = {
+        result["end_to_end"][workers] = {
             "seconds": round(e2e, 3),
             "cpu_seconds": round(run["cpu_seconds"], 3),
             "peak_rss_mb": run["peak_rss_mb"],
@@ -239,7 +248,7 @@ def to_markdown(report: dict[str, Any]) -> str:
         f"SoundNet {report['config']['audio_layer']}. RSS after loading the models "
         f"{m['rss_after_model_load_mb']} MB; peak RSS of each end-to-end run in the table.",
         "",
-        "| corpus | decode workers | clips | clips/s | frames/s | x real time | end-to-end s (cpu s) "
+        "| corpus | decode workers (K threads / pK processes) | clips | clips/s | frames/s | x real time | end-to-end s (cpu s) "
         "| decode alone s (cpu) | frame CNN alone s (cpu) | SoundNet alone s | ratio e2e/(CNN+decode) wall (cpu) "
         "| peak RSS MB | breakdown s in the e2e run |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
@@ -278,7 +287,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clips", type=int, default=8, help="generated clips (default 8)")
     parser.add_argument("--seconds", type=float, default=10.0, help="length of a generated clip")
     parser.add_argument("--frames", type=int, default=32, help="frames per clip")
-    parser.add_argument("--decode-workers", default="0,1", help="comma list of decode_workers to compare")
+    parser.add_argument("--decode-workers", default="0,1,p1,p2",
+                        help="comma list: K = K decode threads, pK = K decode worker processes")
     parser.add_argument("--repeat", type=int, default=3, help="rounds; each figure is the minimum over rounds")
     parser.add_argument("--batch-size", type=int, default=ExtractConfig.batch_size, help="frames per CNN forward")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
@@ -291,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
     config = ExtractConfig(frames_per_clip=args.frames, batch_size=args.batch_size)
     extractor = FeatureExtractor(config)
     info["rss_after_model_load_mb"] = _rss_mb()
-    workers_list = [int(w) for w in args.decode_workers.split(",")]
+    workers_list = [w.strip() for w in args.decode_workers.split(",")]
     report: dict[str, Any] = {
         "command": " ".join(["python -m scripts.bench_extract", *(argv if argv is not None else sys.argv[1:])]),
         "machine": info, "config": config.feature_dict(), "batch_size": config.batch_size,
