@@ -44,7 +44,8 @@ def extract_features(
     """The extraction stage: make sure the store holds a record for every entry.
 
     Videos already in the store are skipped; the missing ones are extracted with a progress
-    bar after one log line saying how many, with which encoders and into which store.
+    bar after one log line saying how many, with which encoders and into which store. Under
+    torchrun rank 0 extracts while the other ranks wait (every rank must call this).
 
     Args:
         entries: the manifest entries whose features are needed.
@@ -59,6 +60,13 @@ def extract_features(
     Raises:
         DataError: the store holds other features, or some videos could not be read.
     """
+    from fusion import distributed as dist
+
+    return dist.main_first(lambda: _extract_missing(entries, manifest_path, extract, features, progress))
+
+
+def _extract_missing(entries: Sequence[ManifestEntry], manifest_path: str | Path, extract: ExtractConfig,
+                     features: str | Path | None, progress: bool) -> Path:
     from fusion.data import feature_store_path
     from fusion.features import FeatureStore, ensure_features
 
