@@ -29,6 +29,8 @@ from fusion.decoding.config import DecodeConfig, resolve_decode_config
 from fusion.decoding.decoder import CaptionDecoder
 from fusion.decoding.hypothesis import Hypothesis
 from fusion.errors import ConfigError, DataError, MediaError
+from fusion.ood import annotate
+from fusion.runcard import run_knowledge, warning_line
 
 if TYPE_CHECKING:
     from fusion.features import FeatureRecord
@@ -48,6 +50,8 @@ class CaptionResult:
         error: one line saying why the file could not be captioned, else None.
         audio_present: whether the file had an audio stream (None when unread).
         record: the feature record (for explanations), None when unread.
+        ood: how far the clip lies from the run's training data (``OODReport.to_dict()``, plus
+            ``"warning"``: the one warning line, or None), None without a training profile.
     """
 
     path: str
@@ -56,6 +60,7 @@ class CaptionResult:
     error: str | None = None
     audio_present: bool | None = None
     record: FeatureRecord | None = None
+    ood: dict[str, Any] | None = None
 
     @property
     def caption(self) -> str | None:
@@ -68,6 +73,8 @@ class CaptionResult:
                                "audio_present": self.audio_present, "nbest": [h.to_dict() for h in self.hypotheses]}
         if self.error is not None:
             out["error"] = self.error
+        if self.ood is not None:
+            out["ood"] = self.ood
         return out
 
 
@@ -79,14 +86,19 @@ class CaptionPipeline:
         options: the decode configuration; None = :func:`resolve_decode_config` of the run
             with ``overrides``.
         device: torch device for the encoders and the captioner.
+        compute_profile: compute the run's card and training profile (``fusion.runcard``) when
+            the run folder lacks them (a run trained before they existed), writing them there.
         **overrides: DecodeConfig fields overriding the run's (e.g. ``beam_size=3``).
     """
 
     def __init__(self, model_path: str | Path, options: DecodeConfig | None = None,
-                 device: str | torch.device = "cpu", **overrides: Any) -> None:
+                 device: str | torch.device = "cpu", *, compute_profile: bool = True, **overrides: Any) -> None:
         from fusion.features import FeatureExtractor
+        from fusion.runcard import run_knowledge
 
         self.run = load_run(model_path, device=device)
+        # What the run was trained on, and how far a clip lies from it; caps an older captioner's inputs.
+        self.knowledge = run_knowledge(self.run, compute=compute_profile)
         self.device = device
         self.options = options if options is not None else resolve_decode_config(self.run, overrides)
         self.extractor = FeatureExtractor(self.run.extract_config, device=device)
@@ -110,6 +122,9 @@ class CaptionPipeline:
             logger.info("cannot caption: %s", err)
             return result
         result.audio_present = result.record.audio is not None
+        report = annotate(self.knowledge.profile, result.record)  # the verifier abstains on an unfamiliar clip
+        if report is not None:
+            result.ood = {**report.to_dict(), "warning": warning_line(report, self.knowledge.card)}
         return result
 
     def caption(self, paths: Sequence[str | Path], options: DecodeConfig | None = None) -> list[CaptionResult]:
@@ -224,6 +239,9 @@ def prepare_split(
     store_path = extract_features(entries, path, run.extract_config, features, progress=progress)
     store = open_features(entries, path, run.extract_config, store_path)
     records = [store[e.id] for e in entries]
+    profile = run_knowledge(run).profile  # caps an older captioner's inputs; None without a profile
+    for record in records:
+        annotate(profile, record)  # record.meta["ood"]: per_video.json reports it, the verifier reads it
     return RunSplit(run, options, Path(path), split, entries, split_entries(all_entries, "train"), records, store_path)
 
 
@@ -249,7 +267,9 @@ def evaluate_split(
     Returns:
         The metrics dict that ``fusion evaluate --json`` prints (and ``metrics.json`` holds):
         Bleu_1..4, METEOR, ROUGE_L, CIDEr, n_videos, the benchmark's sound/visual judgements
-        where available, ``diagnostics``, ``n_audio_absent``, the scorer ``weights``, the
+        where available, ``diagnostics``, ``n_audio_absent``, ``n_unfamiliar`` (clips unlike the
+        run's training data; None without a training profile; ``per_video.json`` holds each
+        clip's ``ood`` report), the scorer ``weights``, the
         effective ``decode`` configuration, ``out_dir``.
     """
     from fusion.evaluation import caption_diagnostics, score_predictions
@@ -263,6 +283,10 @@ def evaluate_split(
     predictions = {e.id: h[0].words for e, h in zip(entries, hyps)}
 
     result, metrics, per_video = score_predictions(predictions, entries)
+    ood = {e.id: (r.meta or {}).get("ood") for e, r in zip(entries, records)}
+    for vid, report in ood.items():
+        per_video.setdefault(vid, {})["ood"] = report  # distance per modality, threshold, flagged
+    metrics["n_unfamiliar"] = sum(bool(r and r["flagged"]) for r in ood.values()) if any(ood.values()) else None
     metrics["n_unscored"] = len(entries) - result.n_videos
     metrics["n_audio_absent"] = sum(r.audio is None for r in records)
     metrics["diagnostics"] = caption_diagnostics(predictions, [c for e in prepared.train_entries for c in e.captions])

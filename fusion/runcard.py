@@ -32,8 +32,7 @@ CARD_FILE = "run_card.json"
 CARD_FORMAT = "fusion.run_card/1"
 # Datasets the project can make, by the generator named in the manifest folder's benchmark.json.
 KNOWN_DATASETS = {
-    "data_prep.avsynth": ("avsynth", "synthetic clips of coloured shapes moving on a plain background, "
-                                     "with ESC-10 sounds (dog, rooster, rain, sea waves, ...)"),
+    "data_prep.avsynth": ("avsynth", "coloured shapes moving on a plain background, with ESC-10 sounds"),
 }
 
 
@@ -48,8 +47,7 @@ def _dataset(manifest: str | None) -> tuple[str, str]:
         info = {}
     known = KNOWN_DATASETS.get(str(info.get("generator", "")))
     if known is not None:
-        size = f" ({info['size']} size)" if info.get("size") else ""
-        return known[0], known[1] + size
+        return known[0] + (f" ({info['size']})" if info.get("size") else ""), known[1]
     return folder.name or Path(manifest).stem, ""
 
 
@@ -94,18 +92,21 @@ def make_run_card(config: Any, train_entries: Sequence[Any], val_entries: Sequen
     }
 
 
-def describe_training(card: dict[str, Any] | None) -> str:
-    """One phrase: ``avsynth (300 training clips: synthetic clips of ...; 57 words; sounds: ...)``."""
+def describe_training(card: dict[str, Any] | None, short: bool = False) -> str:
+    """One phrase: ``avsynth (small): 300 training clips of coloured shapes ...; a vocabulary of 134
+    words; sounds: Baby cry, ...`` (``short``: up to the clips only)."""
     if not card:
         return "an unknown dataset (the run has no run card)"
-    parts = [f"{card.get('train_clips', '?')} training clips"]
+    clips = f"{card.get('train_clips', '?')} training clips"
     if card.get("description"):
-        parts[0] += f" of {card['description']}"
-    parts.append(f"a vocabulary of {card.get('vocab_size', '?')} words")
-    sounds = card.get("sound_classes") or []
-    if sounds:
-        parts.append("sounds: " + ", ".join(sounds[:10]) + (" ..." if len(sounds) > 10 else ""))
-    return f"{card.get('dataset', 'unknown')} ({'; '.join(parts)})"
+        clips += f" of {card['description']}"
+    parts = [clips]
+    if not short:
+        parts.append(f"a vocabulary of {card.get('vocab_size', '?')} words")
+        sounds = card.get("sound_classes") or []
+        if sounds:
+            parts.append("sounds: " + ", ".join(sounds[:10]) + (" ..." if len(sounds) > 10 else ""))
+    return f"{card.get('dataset', 'unknown')}: {'; '.join(parts)}"
 
 
 def read_run_card(run_dir: str | Path) -> dict[str, Any] | None:
@@ -244,4 +245,4 @@ def warning_line(report: Any, card: dict[str, Any] | None) -> str | None:
         return None
     far = ", ".join(f"{m} distance {report.distances[m]:.1f} > {report.thresholds[m]:.1f}" for m in report.unfamiliar)
     return (f"warning: this clip is unlike the training data ({far}); the model was trained on "
-            f"{describe_training(card)}; this caption is unreliable")
+            f"{describe_training(card, short=True)}; this caption is unreliable")

@@ -117,7 +117,7 @@ def test_run_card_and_warning_line(tmp_path: Path) -> None:
     run.mkdir()
     profile = write_run_knowledge(run, config, entries, entries[:3], train, val, vocab)
     card = read_run_card(run)
-    assert card is not None and card["dataset"] == "avsynth" and card["train_clips"] == 6
+    assert card is not None and card["dataset"] == "avsynth (tiny)" and card["train_clips"] == 6
     assert card["vocab_size"] == len(vocab) and card["sound_classes"] == ["Dog bark", "Rain"]
     assert card["ood"]["frames"]["calibrated_on"] == "val"
     assert "coloured shapes" in describe_training(card)
@@ -139,3 +139,42 @@ def test_no_immediate_repeat_processor() -> None:
     assert torch.isfinite(NoImmediateRepeatProcessor()(tokens[:, :1], torch.zeros(2, 9))).all()  # after BOS only
     assert any(isinstance(p, NoImmediateRepeatProcessor)
                for p in caption_processors(0, 1, 3, no_repeat_ngram_size=3, no_immediate_repeat=True))
+
+
+@pytest.mark.slow
+@pytest.mark.real_data
+@pytest.mark.real_weights
+def test_real_clips_are_flagged_and_never_loop(data_dir: Path, tmp_path: Path) -> None:
+    """A tiny run trained on a tiny benchmark (real encoders), then the shared real clips:
+    every real clip gets the warning line, none repeats a word more than twice in a row, and
+    the run folder says what it was trained on."""
+    from data_prep.avsynth.build import generate
+    from fusion.cli import main
+    from fusion.manifest import load_manifest
+    from fusion.pipeline import CaptionPipeline
+
+    generate(tmp_path / "bench", seed=3, size="tiny", esc10_dir=data_dir / "esc10", workers=1, progress=False)
+    config = tmp_path / "tiny.yaml"
+    config.write_text("extract: {frames_per_clip: 4}\n"
+                      "model: {hidden_size: 16, frame_embed_size: 8, word_embed_size: 8, audio_mode: stream, "
+                      "audio_embed_size: 4}\n"
+                      "train: {batch_size: 8, max_epochs: 2, num_threads: 1}\n")
+    run = tmp_path / "run"
+    assert main(["train", str(config), "--manifest", str(tmp_path / "bench" / "manifest.jsonl"),
+                 "--out", str(run)]) == 0
+    card = read_run_card(run)
+    assert card is not None and card["dataset"] == "avsynth (tiny)" and card["train_clips"] == 6
+    assert profile_path(run).is_file()
+    real = [data_dir / "msvd" / "clips" / "PeUHy0A1GF0_114_121.avi", data_dir / "msvd" / "clips" / "ufFT2BWh3BQ_0_8.avi",
+            data_dir / "msrvtt" / "clips" / "video0.mp4", data_dir / "msrvtt" / "clips" / "video676.mp4"]
+    bench = [e.video for e in load_manifest(tmp_path / "bench" / "manifest.jsonl") if e.split == "test"]
+    pipeline = CaptionPipeline(run, compute_profile=False)
+    assert pipeline.run.model.frame_norm.has_bounds  # the input cap was recorded by training
+    results = pipeline.caption([*real, *bench])
+    for result in results:
+        assert result.error is None and result.ood is not None
+        assert _longest_run(result.caption) <= 2, result.caption
+    for result in results[: len(real)]:
+        assert result.ood["flagged"] and "this caption is unreliable" in result.ood["warning"]
+    real_far = min(r.ood["distance"]["frames"] for r in results[: len(real)])
+    assert real_far > 3 * max(r.ood["distance"]["frames"] for r in results[len(real):])

@@ -47,11 +47,18 @@ def _print_text(result: CaptionResult, explain: bool, explanation: dict[str, Any
         from fusion.verifier import format_explanation
 
         print("  " + format_explanation(explanation).replace("\n", "\n  "))
+    if result.ood is not None and result.ood.get("warning"):
+        print(f"  {result.ood['warning']}")  # one line: the clip is unlike the training data
+    elif result.ood is not None:
+        distances = ", ".join(f"{m} {d:.2f} (threshold {result.ood['threshold'][m]:.2f})"
+                              for m, d in result.ood["distance"].items() if d is not None)
+        print(f"  distance from the training data: {distances}")
 
 
 def run(args: argparse.Namespace) -> int:
     """Caption every file; one error line per unreadable file; exit 1 if any failed."""
     from fusion.pipeline import CaptionPipeline
+    from fusion.runcard import describe_training
 
     apply_threads(args)
     if not getattr(args, "verbose", 0):  # FFmpeg's own log lines would repeat the one error line per file
@@ -74,7 +81,11 @@ def run(args: argparse.Namespace) -> int:
             out = result.to_dict()
             if args.explain:
                 out["explanation"] = explanation
+            if pipeline.knowledge.card is not None:
+                out["trained_on"] = describe_training(pipeline.knowledge.card)
             print(json.dumps(out))
         else:
             _print_text(result, args.explain, explanation)
+    if not args.json and pipeline.knowledge.card is not None:
+        print(f"(the model was trained on {describe_training(pipeline.knowledge.card)})")
     return 1 if failed else 0

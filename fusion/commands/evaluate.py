@@ -89,6 +89,8 @@ def run(args: argparse.Namespace) -> int:
         if metrics.get(name) is not None:
             print(f"{name:18s} {metrics[name]:.4f}")
     print(f"{'videos':18s} {metrics['n_videos']} ({metrics['n_audio_absent']} without audio)")
+    if metrics.get("n_unfamiliar") is not None:
+        print(f"{'unfamiliar':18s} {metrics['n_unfamiliar']} (unlike the training data; per_video.json: each clip's ood)")
     diagnostics = metrics["diagnostics"]
     print(f"{'diagnostics':18s} vocab {diagnostics['vocab_used']}, novel {diagnostics['novel_share']:.2f}, "
           f"unique {diagnostics['unique_share']:.2f}, mean length {diagnostics['mean_length']:.1f}")
