@@ -217,12 +217,12 @@ def run_decode_config(checkpoint_dir: Path, stored: DecodeConfig) -> DecodeConfi
             decode section is invalid (naming the file and key).
     """
     from fusion.config import read_yaml
-    from fusion.decoding.config import DecodeConfig  # noqa: F811 (the runtime class, for from_dict)
+    from fusion.decoding.config import DecodeConfig, legacy_section  # noqa: F811 (the runtime class)
 
     path = run_folder(checkpoint_dir) / "config.yaml"
     if not path.is_file():
         return stored
-    section = read_yaml(path).get("decode")
+    section = legacy_section(read_yaml(path).get("decode"))
     if section is None:
         return stored
     try:
@@ -271,6 +271,7 @@ def load_run(path: str | Path, which: str = "best", device: str | torch.device =
     Raises:
         CheckpointError: missing/corrupt checkpoint, or a config this version cannot read.
     """
+    from fusion.decoding.config import legacy_section
     from fusion.experiment import ExperimentConfig
     from fusion.models.deep_fusion import build_captioner
     from fusion.text import Vocabulary
@@ -278,7 +279,9 @@ def load_run(path: str | Path, which: str = "best", device: str | torch.device =
     ckpt = resolve_checkpoint(path, which)
     try:
         meta = json.loads((ckpt / META_FILE).read_text())
-        config = from_dict(ExperimentConfig, meta["config"])
+        stored = dict(meta["config"])
+        stored["decode"] = legacy_section(stored.get("decode", {}))  # a run older than a decode field decodes as then
+        config = from_dict(ExperimentConfig, stored)
         vocab = Vocabulary.from_dict(meta["vocab"])
         dims = meta["dims"]
         model = build_captioner(config, vocab, dims, initialise=False)  # weights are loaded next

@@ -17,7 +17,7 @@ from fusion.checkpoint import checkpoint_meta, load_run, save_checkpoint
 from fusion.cli import main as cli_main
 from fusion.config import to_dict
 from fusion.data import CaptionDataset, default_store_path, open_features
-from fusion.decoding.config import DecodeConfig, resolve_decode_config
+from fusion.decoding.config import LEGACY_DEFAULTS, DecodeConfig, resolve_decode_config
 from fusion.errors import ConfigError, DataError
 from fusion.experiment import ExperimentConfig
 from fusion.features import ExtractConfig, FeatureRecord, FeatureStore
@@ -136,9 +136,10 @@ def test_decode_settings_resolve_defaults_then_run_config_then_command_line(tmp_
     assert resolve_decode_config(run) == DecodeConfig(beam_size=4, max_len=9)
     (run_dir / "config.yaml").write_text(yaml.safe_dump({"decode": {"beam_size": 3, "length_weight": 0.5}}))
     run = load_run(run_dir)  # RUN/config.yaml's section wins over the checkpoint's; unset keys: the defaults
-    assert resolve_decode_config(run) == DecodeConfig(beam_size=3, length_weight=0.5)
+    unset = LEGACY_DEFAULTS  # (keys added after runs were trained: the value that kept their captions)
+    assert resolve_decode_config(run) == DecodeConfig(beam_size=3, length_weight=0.5, **unset)
     resolved = resolve_decode_config(run, {"beam_size": 2, "max_len": None, "nbest": 2})  # None keeps the run's
-    assert resolved == DecodeConfig(beam_size=2, length_weight=0.5, nbest=2)
+    assert resolved == DecodeConfig(beam_size=2, length_weight=0.5, nbest=2, **unset)
     assert resolve_decode_config(None) == DecodeConfig()
     with pytest.raises(ConfigError, match="nbest=4 is invalid"):  # validated once, on the merged value
         resolve_decode_config(run, {"nbest": 4})
@@ -161,3 +162,20 @@ def test_evaluate_extracts_visibly_before_decoding_and_records_its_decode_config
     assert len(FeatureStore(store)) == 2  # the test split's videos only, extracted before decoding them
     assert metrics["decode"] == DecodeConfig(beam_size=1, max_len=6).to_dict()  # command line < run
     assert json.loads((run / "eval" / "test" / "metrics.json").read_text())["decode"] == metrics["decode"]
+
+
+def test_a_run_older_than_a_decode_field_decodes_as_it_did(tmp_path: Path) -> None:
+    run_dir = _random_run(tmp_path)
+    old_section = {"beam_size": 2, "max_len": 6, "min_len": 1, "length_norm": True, "length_weight": 0.0,
+                   "audio_weight": 0.0, "verifier": None}  # what runs trained before the one DecodeConfig stored
+    meta_path = next((run_dir / "checkpoints").glob("step-*/meta.json"))
+    meta = json.loads(meta_path.read_text())
+    meta["config"]["decode"] = old_section
+    meta_path.write_text(json.dumps(meta))
+    resolved = resolve_decode_config(load_run(run_dir))
+    assert {key: getattr(resolved, key) for key in LEGACY_DEFAULTS} == LEGACY_DEFAULTS
+    (run_dir / "config.yaml").write_text(yaml.safe_dump({**to_dict(ExperimentConfig()), "decode": old_section}))
+    assert resolve_decode_config(load_run(run_dir)) == resolved  # the old run folder's config.yaml: the same
+    assert resolve_decode_config(load_run(run_dir), {"no_repeat_ngram_size": 3}).no_repeat_ngram_size == 3
+    new_run = resolve_decode_config(load_run(_random_run(tmp_path / "new")))  # a current run: today's defaults
+    assert new_run.no_repeat_ngram_size == DecodeConfig().no_repeat_ngram_size
