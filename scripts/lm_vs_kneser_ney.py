@@ -1,23 +1,30 @@
-"""LSTM word LM against nltk's interpolated Kneser-Ney trigram on MSVD captions.
+"""LSTM word LM against nltk's interpolated Kneser-Ney trigram on MSVD or MSR-VTT captions.
 
-Both models see the same tokens and the same vocabulary: MSVD train captions (the S2VT
-release, ``sents_train_lc_nopunc.txt``) tokenised with ``fusion.text.tokenize``; words seen
+Both models see the same tokens and the same vocabulary: the train captions (MSVD: the S2VT
+release, ``sents_train_lc_nopunc.txt``; MSR-VTT: the official annotations, read by
+:mod:`data_prep.msrvtt`, zipped or not) tokenised with ``fusion.text.tokenize``; words seen
 fewer than ``min_count`` times in train become ``<unk>`` in train, validation and test alike;
 every sentence ends with one ``</s>`` event (the LSTM's ``<eos>``), which both models
 predict and both perplexities count. Neither model can predict ``<s>``/``<bos>`` or padding.
 Perplexity is ``exp(total NLL / tokens)`` over the words (``<unk>`` included) and one
 end-of-sentence per test sentence, the same token count for both.
 
-Model selection uses the MSVD validation captions for both: the LSTM keeps its best epoch,
+Model selection uses the validation captions for both: the LSTM keeps its best epoch,
 the trigram its best discount (nltk's default is 0.1; Chen & Goodman recommend ~0.75).
 The trigram is ``nltk.lm.KneserNeyInterpolated(3)`` fitted with nltk's
 ``padded_everygram_pipeline``; its estimator's continuation counts are precomputed once
 (:class:`TabulatedKneserNey`, same formulas, verified against nltk's own on test trigrams),
 since nltk rescans every n-gram per query.
 
-Usage: ``python scripts/lm_vs_kneser_ney.py --out results/lm_vs_kn [--config configs/lm/msvd_lstm.yaml]``.
-Writes ``DIR/results.json`` and the LSTM LM folder ``DIR/lstm_lm`` (``fusion lm eval
-DIR/lstm_lm <test captions> --json`` reproduces the LSTM number).
+MSR-VTT (train 6,513 clips x 20 captions, test 2,990 x 20) is large for a CPU: with
+``--train-per-clip N`` / ``--val-per-clip N`` / ``--test-per-clip N`` only the first N
+captions of each clip of the split are used (every clip is kept; default all 20).
+
+Usage: ``python scripts/lm_vs_kneser_ney.py --out results/lm_vs_kn [--config configs/lm/msvd_lstm.yaml]``
+or ``python scripts/lm_vs_kneser_ney.py --dataset msrvtt --out results/lm_vs_kneser_ney_msrvtt
+--train-per-clip 4 --val-per-clip 2 --test-per-clip 5 --discounts 0.9 --set max_epochs=4``. Writes ``DIR/results.json``, ``DIR/results.md`` and the
+LSTM LM folder (``--lm-dir``, default ``DIR/lstm_lm``; ``fusion lm eval LM_DIR <test captions>
+--json`` reproduces the LSTM number).
 """
 
 from __future__ import annotations
@@ -37,7 +44,7 @@ from nltk.lm.preprocessing import padded_everygram_pipeline
 from nltk.lm.smoothing import KneserNey
 
 from fusion.config import load_config, to_dict
-from fusion.io import atomic_write_json
+from fusion.io import atomic_write_json, atomic_write_text
 from fusion.models.lm import LMConfig, evaluate_lm, read_corpus, train_lm
 from fusion.paths import data_dir
 from fusion.text import UNK, Vocabulary, tokenize
@@ -121,11 +128,39 @@ def check_tabulation(model: KneserNeyInterpolated, sentences: list[list[str]], n
     return worst
 
 
-def run(out: Path, config: LMConfig, discounts: tuple[float, ...]) -> dict[str, Any]:
-    """Train and evaluate both models; write ``out/results.json``. Returns the results."""
-    start = time.time()
+def msvd_corpus() -> tuple[list[str], list[str], list[str], dict[str, Any]]:
+    """MSVD train / val / test captions (S2VT release) and a description of them."""
     captions = data_dir() / "msvd" / "captions"
     train, val, test = (read_corpus(captions / f"sents_{split}_lc_nopunc.txt") for split in ("train", "val", "test"))
+    return train, val, test, {"dataset": "msvd", "source": "msvd/captions/sents_{train,val,test}_lc_nopunc.txt"}
+
+
+def msrvtt_corpus(source: Path, train_per_clip: int | None, val_per_clip: int | None,
+                  test_per_clip: int | None = None) -> tuple[list[str], list[str], list[str], dict[str, Any]]:
+    """MSR-VTT train / val / test captions: the first ``*_per_clip`` captions of every clip of
+    the split (None = all 20); and a description of the subset."""
+    from data_prep.msrvtt import read_msrvtt
+
+    layout, split_of, captions, _ = read_msrvtt(source)
+    per_clip = {"train": train_per_clip, "val": val_per_clip, "test": test_per_clip}
+    corpus: dict[str, list[str]] = {"train": [], "val": [], "test": []}
+    clips = {k: 0 for k in corpus}
+    for vid, split in split_of.items():
+        caps = captions.get(vid, [])
+        corpus[split] += caps[: per_clip[split]] if per_clip[split] else caps
+        clips[split] += 1
+    info = {"dataset": "msrvtt", "source": f"MSR-VTT {layout} annotations", "clips": clips,
+            "captions_per_clip": {k: v or "all" for k, v in per_clip.items()},
+            "captions": {k: len(v) for k, v in corpus.items()}}
+    return corpus["train"], corpus["val"], corpus["test"], info
+
+
+def run(out: Path, config: LMConfig, discounts: tuple[float, ...],
+        corpus: tuple[list[str], list[str], list[str], dict[str, Any]] | None = None,
+        lm_dir: Path | None = None) -> dict[str, Any]:
+    """Train and evaluate both models on ``corpus`` (default MSVD); write ``out/results.{json,md}``."""
+    start = time.time()
+    train, val, test, info = corpus or msvd_corpus()
     vocab = Vocabulary.build([tokenize(s) for s in train], min_count=config.min_count)
     train_w, val_w, test_w = (map_unk(s, vocab) for s in (train, val, test))
 
@@ -141,11 +176,12 @@ def run(out: Path, config: LMConfig, discounts: tuple[float, ...]) -> dict[str, 
     logger.info("KN3 (discount %.2f) test perplexity %.3f over %d tokens", best_d, kn_ppl, kn_tokens)
 
     kn_seconds = time.time() - start
-    lm = train_lm(train, config, val_sentences=val, out_dir=out / "lstm_lm", vocab=vocab)
+    lm = train_lm(train, config, val_sentences=val, out_dir=lm_dir or out / "lstm_lm", vocab=vocab)
     lstm = evaluate_lm(lm, test)
     lstm_val = evaluate_lm(lm, val)
     assert lstm.tokens == kn_tokens, (lstm.tokens, kn_tokens)  # same events for both
     results = {
+        "corpus": info,
         "lstm_perplexity": lstm.perplexity,
         "kn3_perplexity": kn_ppl,
         "ratio": lstm.perplexity / kn_ppl,
@@ -169,7 +205,26 @@ def run(out: Path, config: LMConfig, discounts: tuple[float, ...]) -> dict[str, 
         "unigram_counts_top": Counter(w for s in train_w for w in s).most_common(5),
     }
     atomic_write_json(out / "results.json", results)
+    atomic_write_text(out / "results.md", results_markdown(results))
     return results
+
+
+def results_markdown(results: dict[str, Any]) -> str:
+    """A short table of the two perplexities on the test captions."""
+    info = results.get("corpus", {})
+    per_clip = info.get("captions_per_clip")
+    subset = (f"Captions per clip used: train {per_clip['train']}, validation {per_clip['val']}, test "
+              f"{per_clip['test']}.\n" if per_clip else "")
+    return (f"# LSTM LM vs Kneser-Ney trigram: {info.get('dataset', 'msvd')} captions\n\n"
+            f"Train {results['train_sentences']:,} sentences -> test {results['test_sentences']:,} sentences "
+            f"({results['test_tokens']:,} tokens incl. one end-of-sentence each); vocabulary {results['vocab_size']:,} "
+            f"(min count {results['min_count']}), test OOV rate {results['test_oov_rate']:.3f}.\n{subset}\n"
+            "| model | test perplexity |\n|---|---|\n"
+            f"| interpolated Kneser-Ney trigram (discount {results['kn3_discount']}) | {results['kn3_perplexity']:.2f} |\n"
+            f"| LSTM LM | {results['lstm_perplexity']:.2f} |\n"
+            f"| ratio LSTM / trigram (goal <= {results['goal_ratio']}) | {results['ratio']:.3f} "
+            f"({'met' if results['goal_met'] else 'not met'}) |\n\n"
+            f"Time: trigram {results['kn3_seconds']:.0f} s, LSTM {results['lstm_seconds']:.0f} s (CPU).\n")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -179,11 +234,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", type=Path, default=None, help="LMConfig YAML (default: configs/lm/msvd_lstm.yaml)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], help="LMConfig override key=value")
     parser.add_argument("--discounts", type=float, nargs="+", default=[0.1, 0.5, 0.75, 0.9])
+    parser.add_argument("--dataset", choices=("msvd", "msrvtt"), default="msvd", help="caption corpus (default msvd)")
+    parser.add_argument("--source", type=Path, default=None,
+                        help="MSR-VTT annotation folder (default: FUSION_DATA_DIR/msrvtt/annotations)")
+    parser.add_argument("--train-per-clip", type=int, default=None, help="MSR-VTT: first N captions per train clip")
+    parser.add_argument("--val-per-clip", type=int, default=None, help="MSR-VTT: first N captions per validation clip")
+    parser.add_argument("--test-per-clip", type=int, default=None, help="MSR-VTT: first N captions per test clip")
+    parser.add_argument("--lm-dir", type=Path, default=None, help="where to save the LSTM LM (default OUT/lstm_lm)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     default = Path(__file__).resolve().parent.parent / "configs" / "lm" / "msvd_lstm.yaml"
     config = load_config(LMConfig, args.config or (default if default.is_file() else None), args.overrides)
-    results = run(args.out, config, tuple(args.discounts))
+    corpus = None
+    if args.dataset == "msrvtt":
+        corpus = msrvtt_corpus(args.source or data_dir() / "msrvtt" / "annotations", args.train_per_clip,
+                               args.val_per_clip, args.test_per_clip)
+    results = run(args.out, config, tuple(args.discounts), corpus, args.lm_dir)
     print(f"LSTM perplexity {results['lstm_perplexity']:.3f}  KN3 perplexity {results['kn3_perplexity']:.3f}  "
           f"ratio {results['ratio']:.3f} (goal <= {GOAL_RATIO})  tokens {results['test_tokens']}")
     return 0
