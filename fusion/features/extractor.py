@@ -22,9 +22,9 @@ import numpy as np
 import torch
 
 from fusion.distributed import autocast
+from fusion.encoders.frames import FrameRunner
 from fusion.errors import ConfigError
 from fusion.features.config import ExtractConfig, FeatureRecord
-from fusion.features.framerunner import FrameRunner
 
 logger = logging.getLogger(__name__)
 
