@@ -232,7 +232,8 @@ def write_reports(out: Path, per_fold: dict[str, list[float]], choices: dict[str
     lines += ["", "Pooling over time (mean / max / mean+std) and the SVM's C are chosen on the four training",
               "folds of each outer fold by leave-one-fold-out CV; the test fold is never used to choose.",
               "SoundNet input: 5-s clips repeat-padded to 12 s for the network, features cropped to the",
-              "steps covering the real 5 s (fusion.encoders.soundnet short-audio policy).", ""]
+              "steps covering the real 5 s (SOUNDNET8.preprocess, fusion.encoders.soundnet_preprocess; no ESC-10",
+              "clip reaches 12 s, where the tail padding of longer audio begins).", ""]
     atomic_write_text(out / "results.md", "\n".join(lines))
     import matplotlib
 
