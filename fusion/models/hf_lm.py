@@ -254,6 +254,9 @@ class BoundHF:
         self.single = [i for i, p in enumerate(self.pieces) if len(p) == 1]
         self.single_first = torch.tensor([self.pieces[i][0] for i in self.single], dtype=torch.long)
         self.multi = [i for i, p in enumerate(self.pieces) if len(p) > 1]
+        self.multi_by_length: dict[int, list[int]] = {}  # subwords after the first -> multi-subword words
+        for i in self.multi:
+            self.multi_by_length.setdefault(len(self.pieces[i]) - 1, []).append(i)
         self.spelled = [i for i, p in enumerate(self.pieces) if p]
         logger.info("HF LM on %d caption words: %d single-subword, %d multi-subword", len(vocab), len(self.single), len(self.multi))
 
@@ -323,12 +326,16 @@ class BoundHF:
         """Fill ``scores[r, w]`` (in place) for rows ``rows`` and every multi-subword word ``w``.
 
         The word's first subword is scored by ``first`` (N, V_sub); the others by running its
-        subwords but the last on top of the row's cache (``past`` over ``mask`` (N, S) slots).
+        subwords but the last on top of the row's cache (``past`` over ``mask`` (N, S) slots),
+        words of the same length together (no padding).
         """
-        if not self.multi or not rows:
-            return
+        for words in self.multi_by_length.values():
+            self._multi_group_scores(scores, first, [(r, w) for r in rows for w in words], past, mask)
+
+    def _multi_group_scores(self, scores: Tensor, first: Tensor, pairs: list[tuple[int, int]], past: KVCache,
+                            mask: Tensor) -> None:
+        """:meth:`_multi_scores` for (row, word) ``pairs`` whose words have the same number of subwords."""
         device = scores.device
-        pairs = [(r, w) for r in rows for w in self.multi]
         for start in range(0, len(pairs), self.lm.chunk_rows):
             chunk = pairs[start : start + self.lm.chunk_rows]
             row_idx = torch.tensor([r for r, _ in chunk], device=device)
