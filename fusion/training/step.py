@@ -93,8 +93,9 @@ class StepRunner:
             (mean token loss over the global batch, gradient norm before clipping).
         """
         local = dist.split_batch(indices)
+        world = dist.world_size()
         error: BaseException | None = None
-        loss_sum: torch.Tensor | None = None
+        loss: torch.Tensor | None = None
         count = 0
         try:
             # A rank without samples (a last batch smaller than the world) still joins the
@@ -105,21 +106,24 @@ class StepRunner:
             with autocast(self.device, self.precision):
                 logits = self.model(batch)  # (b, L-1, V)
             targets = batch.tokens[:, 1:]  # (b, L-1)
-            loss_sum = F.cross_entropy(logits.float().transpose(1, 2), targets, ignore_index=pad_id,
-                                       label_smoothing=label_smoothing, reduction="sum")
-            if local:
-                count = int((targets != pad_id).sum())
-            else:
-                loss_sum = loss_sum * 0.0
+            # One process: torch's mean over the batch's tokens, as always. N ranks: each rank's
+            # sum, divided below by the global token count.
+            loss = F.cross_entropy(logits.float().transpose(1, 2), targets, ignore_index=pad_id,
+                                   label_smoothing=label_smoothing, reduction="mean" if world == 1 else "sum")
+            count = int((targets != pad_id).sum()) if local else 0
+            if not local:
+                loss = loss * 0.0
         except Exception as err:  # noqa: BLE001 (shared with the other ranks first)
             error = err
         dist.agree(error)
-        assert loss_sum is not None
-        world = dist.world_size()
-        total_count, total_loss = dist.all_reduce_sum([count, float(loss_sum.detach())])
-        # DDP averages gradients over the ranks: dividing by (global count / N) makes the
-        # applied gradient that of the global mean (for N = 1 this is the plain mean).
-        loss = loss_sum / (max(total_count, 1.0) / world)
+        assert loss is not None
+        if world == 1:
+            total_loss, total_count = float(loss.detach()), 1.0
+        else:
+            total_count, total_loss = dist.all_reduce_sum([count, float(loss.detach())])
+            # DDP averages gradients over the N ranks: dividing each rank's sum by (global
+            # count / N) makes the applied gradient that of the mean over the global batch.
+            loss = loss / (max(total_count, 1.0) / world)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         self.optimizer.zero_grad(set_to_none=True)
