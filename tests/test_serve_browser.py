@@ -141,7 +141,7 @@ def test_caption_a_clip_then_move_the_audio_weight(server: dict, page: object, t
     page.screenshot(path=str(tmp_path / "audio_weight_4.png"), full_page=True)  # type: ignore[attr-defined]
 
 
-def test_broken_and_oversized_uploads_get_one_message(server: dict, page: object, tmp_path: Path) -> None:
+def test_broken_and_oversized_uploads_get_one_message_then_an_example_works(server: dict, page: object, tmp_path: Path) -> None:
     _upload(page, server["broken"])
     error = page.locator("#fusion-error")  # type: ignore[attr-defined]
     error.wait_for()
@@ -155,6 +155,11 @@ def test_broken_and_oversized_uploads_get_one_message(server: dict, page: object
     toast.wait_for()
     assert "huge.mp4" in toast.inner_text()
     page.screenshot(path=str(tmp_path / "too_large.png"))  # type: ignore[attr-defined]
+    # the page goes on: an example of the run's test split is captioned after the errors
+    page.locator("#fusion-example input").click()  # type: ignore[attr-defined]
+    page.get_by_role("option", name="test: c3").click()  # type: ignore[attr-defined]
+    page.wait_for_function("document.querySelector('#fusion-status').innerText.includes('c3.mp4')")  # type: ignore[attr-defined]
+    assert page.locator("#fusion-error").count() == 0  # type: ignore[attr-defined]
 
 
 def test_runs_tab_compares_runs_and_shows_the_ablation(server: dict, page: object, tmp_path: Path) -> None:

@@ -49,7 +49,8 @@ def _caption_tab(page: Page, default_run: str) -> None:
             audio_tags = gr.HTML("", elem_id="fusion-audio-tags")
             frame_tags = gr.HTML("", elem_id="fusion-frame-tags")
             nbest = gr.Dataframe(headers=NBEST_HEADERS, label="n-best captions: ranking score (total per word), total, and each "
-                                 "scorer's weighted share of the total (empty = scorer off)", interactive=False, elem_id="fusion-nbest")
+                                 "scorer's weighted share of the total (empty = scorer off)", interactive=False, elem_id="fusion-nbest",
+                                 column_widths=["5%", "39%", "9%", "9%", "10%", "9%", "9%", "10%"], wrap=True)
             explain = gr.Markdown("", elem_id="fusion-explain")
     key = gr.State(None)
     sliders = [beam, lm_w, audio_w]

@@ -11,7 +11,9 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import signal
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +70,7 @@ def build(runs_dir: str | Path = "runs", model: str | None = None, device: str =
     """
     if max_upload_mb <= 0:
         raise ConfigError(f"--max-upload-mb {max_upload_mb} is invalid: give a size in MB above 0")
+    runs, default = resolve_runs(runs_dir, model)  # before the slow gradio import: a wrong folder fails at once
     workdir = workdir or make_workdir()
     try:
         import gradio  # noqa: F401
@@ -76,7 +79,6 @@ def build(runs_dir: str | Path = "runs", model: str | None = None, device: str =
     from fusion.serve.app import Page
     from fusion.serve.layout import build_app
 
-    runs, default = resolve_runs(runs_dir, model)
     service = CaptionService(runs, device=device, max_upload_bytes=int(max_upload_mb * 2**20))
     service.load(default)
     page = Page(service, Path(runs_dir).resolve(), workdir)
@@ -87,6 +89,8 @@ def serve(runs_dir: str | Path = "runs", model: str | None = None, host: str = D
           device: str = "cpu", max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB, queue_size: int = 64) -> None:
     """Build the page and serve it until interrupted; the temp folder is removed on exit."""
     workdir = make_workdir()
+    # SIGTERM (a service manager, `kill`) ends the server like Ctrl+C does, so the temp folder goes too
+    previous = signal.signal(signal.SIGTERM, _exit_on_sigterm) if threading.current_thread() is threading.main_thread() else None
     try:
         app, _, _, default = build(runs_dir, model, device, max_upload_mb, workdir)
         from fusion.serve.views import CSS
@@ -101,3 +105,9 @@ def serve(runs_dir: str | Path = "runs", model: str | None = None, host: str = D
                    footer_links=[], pwa=False, css=CSS, run_history=False)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _exit_on_sigterm(signum: int, frame: Any) -> None:
+    raise SystemExit(0)

@@ -14,7 +14,8 @@ from typing import Any
 logger = logging.getLogger(__name__)
 
 SCORERS = ("caption", "lm", "audio", "length")  # the n-best table's columns, in this order
-NBEST_HEADERS = ["#", "caption", "score", "total", *SCORERS]  # the scorers' columns: weighted shares of the total
+# the scorers' columns hold their weighted shares of the total, in SCORERS order
+NBEST_HEADERS = ["#", "caption", "score", "total", "S2VT (caption)", "LM", "audio", "length"]
 AUDIO_TEXT = {
     "present": "Audio: **present** (SoundNet hears the track; the verifier can weigh audible nouns)",
     "silent": "Audio: **silent** (the file has an audio track, but it holds near-zero samples)",
@@ -77,8 +78,8 @@ def nbest_rows(hypotheses: Sequence[Any]) -> list[list[Any]]:
     rows = []
     for rank, hyp in enumerate(hypotheses, start=1):
         shares = hyp.weighted_scores()
-        row: list[Any] = [rank, hyp.words, round(float(hyp.score), 4), round(float(hyp.total), 4)]
-        row += [round(float(shares[name]), 4) if name in shares else None for name in SCORERS]
+        row: list[Any] = [rank, hyp.words, round(float(hyp.score), 3), round(float(hyp.total), 3)]
+        row += [round(float(shares[name]), 3) if name in shares else None for name in SCORERS]
         rows.append(row)
     return rows
 
