@@ -12,6 +12,7 @@
   feature mean and std; posteriors a random distribution.
 - ``verifier_off``: the audio-noun verifier's weight set to 0.
 - ``lm_off``: the late-fusion language model removed.
+- ``lm_and_verifier_off``: both removed: the captioner alone.
 - ``video_only_model``: a second run trained without audio, decoded with the same options.
 
 Two kinds of comparison, never mixed:
@@ -46,7 +47,7 @@ logger = logging.getLogger(__name__)
 
 CONDITIONS: tuple[str, ...] = (
     "full", "audio_absent", "audio_zero", "audio_shuffled", "audio_noise", "verifier_off", "lm_off",
-    "video_only_model",
+    "lm_and_verifier_off", "video_only_model",
 )
 AUDIO_CONDITIONS = ("audio_absent", "audio_zero", "audio_shuffled", "audio_noise")
 PER_VIDEO_KEYS = {"sound_accuracy": "sound_named"}  # a paired metric's key in per_video.json, where it differs
@@ -226,6 +227,8 @@ def _identical_reason(name: str, records: Sequence[Any], options: Any, has_video
         return "the audio-noun verifier is not in use (audio weight 0): give --audio-weight to ablate it"
     if name == "lm_off" and options.lm is None:
         return "no language model is fused (no --lm): give --lm PATH --lm-weight ALPHA to ablate it"
+    if name == "lm_and_verifier_off" and options.lm is None and not options.audio_weight:
+        return "neither a language model nor the verifier is in use: the run decodes with the captioner alone"
     return None
 
 
@@ -281,6 +284,8 @@ def run_ablation(
             cond_options = dataclasses.replace(options, audio_weight=0.0)
         elif name == "lm_off":
             cond_options = dataclasses.replace(options, lm=None, lm_weight=0.0)
+        elif name == "lm_and_verifier_off":
+            cond_options = dataclasses.replace(options, lm=None, lm_weight=0.0, audio_weight=0.0)
         elif name == "video_only_model" and video_only is not None:
             cond_run = video_only
         reason = _identical_reason(name, records, options, video_only_run is not None)

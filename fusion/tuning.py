@@ -1,4 +1,4 @@
-"""Tune the late-fusion weight alpha on validation data, by a command, not by hand.
+"""Tune the late-fusion weight alpha (and the verifier's beta) on validation data, by a command, not by hand.
 
 ``tune_lm_weight(run, lm, alphas)`` decodes one manifest split (default ``val``) once per
 alpha with the run's caption model plus the LM as scorer ``"lm"`` (log-linear or linear
@@ -6,8 +6,13 @@ interpolation, :mod:`fusion.decoding.lm_scorer`), scores every decoding with coc
 and picks the alpha with the best metric (default METEOR; ties go to the smaller alpha, so
 an LM that does not help gets alpha 0). The features, the LM and the verifier are loaded once.
 
+With ``betas``, the LM weight alpha and the audio-noun verifier's weight beta are chosen
+together: the split is decoded once per (alpha, beta) of the grid (the whole decoder:
+captioner + ``"lm"`` + ``"audio"``), ties go to the smaller alpha, then the smaller beta, and
+the choice includes ``audio_weight``. :func:`format_grid` prints the grid as a table.
+
 The choice is written into the run's ``config.yaml`` decode section (``lm``, ``lm_weight``,
-``lm_mode``; ``lm: null`` when the LM did not help), which ``fusion evaluate`` / ``caption``
+``lm_mode``, and ``audio_weight`` when ``betas`` are tuned; ``lm: null`` when the LM did not help), which ``fusion evaluate`` / ``caption``
 / ``ablate`` then use (:func:`fusion.decoding.config.resolve_decode_config`); ``apply=False``
 only reports it. Every alpha's scores are written to ``RUN/tune/lm_<mode>.json`` (or ``out``)
 as a record; that file never changes captions by itself.
@@ -52,6 +57,9 @@ class TuneResult:
         seconds: wall time.
         out: the JSON file written.
         config: the run's ``config.yaml`` the choice was written into ("" when not applied).
+        best_beta: the chosen verifier weight (None when beta was not tuned: the run's kept).
+        grid: every decoded point: ``{"alpha", "beta", "metrics"}`` (coco metrics, plus the
+            benchmark's judgements, e.g. ``false_sound_rate``, where the manifest has them).
     """
 
     best_alpha: float
@@ -68,6 +76,8 @@ class TuneResult:
     seconds: float = 0.0
     out: str = ""
     config: str = ""
+    best_beta: float | None = None
+    grid: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict."""
@@ -82,6 +92,39 @@ def _check_alphas(alphas: Sequence[float], mode: str) -> list[float]:
         bound = "in [0, 1]" if mode == "linear" else ">= 0"
         raise ConfigError(f"--alphas {alphas}: each alpha must be {bound} for --mode {mode}")
     return out
+
+
+def _check_betas(betas: Sequence[float] | None) -> list[float] | None:
+    if betas is None:
+        return None
+    if not betas:
+        raise ConfigError("--betas is empty: give the verifier weights to try, e.g. --betas 0 1 2")
+    if min(betas) < 0:
+        raise ConfigError(f"--betas {list(betas)}: each beta (the verifier's weight) must be >= 0")
+    return sorted({float(b) for b in betas})
+
+
+def format_grid(result: TuneResult, metrics: Sequence[str] = ("METEOR", "false_sound_rate")) -> str:
+    """The decoded grid as text tables: one per metric, alpha down, beta across; the choice marked ``*``."""
+    betas = sorted({row["beta"] for row in result.grid})
+    alphas = sorted({row["alpha"] for row in result.grid})
+    cells = {(row["alpha"], row["beta"]): row["metrics"] for row in result.grid}
+    chosen = (result.best_alpha, result.best_beta if result.best_beta is not None else betas[0] if betas else None)
+    lines: list[str] = []
+    for name in metrics:
+        if not any(isinstance(m.get(name), (int, float)) for m in cells.values()):
+            continue
+        lines.append(f"{name} on {result.split} ({result.n_videos} videos), alpha down, beta across:")
+        lines.append("alpha \\ beta " + "".join(f"{b:>10g}" for b in betas))
+        for a in alphas:
+            row = f"{a:<12g}"
+            for b in betas:
+                value = cells.get((a, b), {}).get(name)
+                text = f"{value:.4f}" if isinstance(value, (int, float)) else "-"
+                row += f"{text + ('*' if (a, b) == chosen else ' '):>10}"
+            lines.append(row)
+        lines.append("")
+    return "\n".join(lines).rstrip() + "\n"
 
 
 def tune_lm_weight(
@@ -100,8 +143,10 @@ def tune_lm_weight(
     batch_size: int | None = None,
     apply: bool = True,
     progress: bool = True,
+    betas: Sequence[float] | None = None,
+    audio_penalty: float | None = None,
 ) -> TuneResult:
-    """Pick alpha for late fusion by decoding ``split`` once per alpha; write it into the run's config.
+    """Pick alpha for late fusion (with ``betas``: alpha and beta together) on ``split``; write it into the run's config.
 
     Args:
         run_path: the captioner run / checkpoint.
@@ -117,6 +162,10 @@ def tune_lm_weight(
         beam_size / batch_size: decoding overrides (default: the run's decode config).
         apply: write the choice into the run's ``config.yaml`` decode section.
         progress: progress bars (extraction, alphas).
+        betas: verifier weights to try with every alpha (the joint grid); None = keep the run's
+            ``audio_weight``.
+        audio_penalty: the audio scorer's penalty for contradicted nouns (None = the run's;
+            given, it is written into the run's config with the choice).
 
     Raises:
         ConfigError: bad alphas, mode or metric. DataError: empty split or no references.
@@ -126,7 +175,7 @@ def tune_lm_weight(
     from fusion.decoding.config import LM_MODES
     from fusion.decoding.decoder import CaptionDecoder
     from fusion.decoding.lm_scorer import load_language_model
-    from fusion.evaluation import METRICS, coco_metrics
+    from fusion.evaluation import METRICS, benchmark_metrics, coco_metrics
     from fusion.pipeline import prepare_split
 
     if mode not in LM_MODES:
@@ -134,40 +183,60 @@ def tune_lm_weight(
     if metric not in METRICS:
         raise ConfigError(f"--metric {metric!r} is not one of {list(METRICS)}")
     grid = _check_alphas(alphas, mode)
+    beta_grid = _check_betas(betas)
     start = time.time()
     prepared = prepare_split(run_path, split, manifest=manifest, features=features, device=device,
-                             overrides={"beam_size": beam_size, "batch_size": batch_size}, captioned_only=True,
-                             progress=progress)
+                             overrides={"beam_size": beam_size, "batch_size": batch_size,
+                                        "audio_penalty": audio_penalty},
+                             captioned_only=True, progress=progress)
     run, entries = prepared.run, prepared.entries
     refs = {e.id: list(e.captions) for e in entries}
     lm = load_language_model(lm_path, device=device)
     verifier = None
+    run_beta = prepared.options.audio_weight
+    points = [(a, b) for a in grid for b in (beta_grid if beta_grid is not None else [run_beta])]
 
-    scores: dict[str, dict[str, float]] = {}
-    for alpha in tqdm(grid, desc=f"tune lm ({mode})", disable=not progress):
+    rows: list[dict[str, Any]] = []
+    for alpha, beta in tqdm(points, desc=f"tune lm ({mode})", disable=not progress):
         options = dataclasses.replace(prepared.options, lm=str(lm_path) if alpha > 0 else None,
-                                      lm_weight=alpha, lm_mode=mode)
+                                      lm_weight=alpha, lm_mode=mode, audio_weight=beta)
         decoder = CaptionDecoder(run, options, device=device, language_model=lm, verifier=verifier)
-        verifier = decoder.verifier if options.audio_weight else None  # loaded once, shared
+        if beta:
+            verifier = decoder.verifier  # loaded once, shared
         hyps = decoder.decode(prepared.records)
         predictions = {e.id: h[0].words for e, h in zip(entries, hyps)}
-        scores[str(alpha)] = dict(coco_metrics(predictions, refs).metrics)
-        logger.info("alpha %.3f: %s %.4f", alpha, metric, scores[str(alpha)][metric])
-    best = max(grid, key=lambda a: (scores[str(a)][metric], -a))  # ties -> smaller alpha
+        values = dict(coco_metrics(predictions, refs).metrics)
+        values.update(benchmark_metrics(predictions, entries))
+        rows.append({"alpha": alpha, "beta": beta, "metrics": values})
+        logger.info("alpha %.3f, beta %.3f: %s %.4f", alpha, beta, metric, values[metric])
+    best_row = max(rows, key=lambda r: (r["metrics"][metric], -r["alpha"], -r["beta"]))  # ties -> smaller
+    best, best_beta = best_row["alpha"], best_row["beta"]
+    scores = {str(r["alpha"]): {k: v for k, v in r["metrics"].items() if k in METRICS}
+              for r in rows if r["beta"] == best_beta}
+    base_beta = run_beta if any(r["alpha"] == 0 and r["beta"] == run_beta for r in rows) else best_beta
+    baseline = next(r for r in rows if r["alpha"] == 0 and r["beta"] == base_beta)["metrics"][metric]
     out_path = Path(out) if out is not None else run.run_dir / "tune" / f"lm_{mode}.json"
-    choice = {"lm": str(lm_path) if best > 0 else None, "lm_weight": best, "lm_mode": mode}
+    choice: dict[str, Any] = {"lm": str(lm_path) if best > 0 else None, "lm_weight": best, "lm_mode": mode}
+    if beta_grid is not None:
+        choice["audio_weight"] = best_beta
+    if audio_penalty is not None:
+        choice["audio_penalty"] = float(audio_penalty)  # the grid was decoded with it
     config_path = write_run_decode(run, choice) if apply else None
     if config_path is not None:
-        command = f"fusion evaluate {run_path}   # decode.lm, lm_weight, lm_mode are in {config_path}"
+        command = f"fusion evaluate {run_path}   # decode.{', '.join(choice)} are in {config_path}"
     elif best > 0:
         command = f"fusion evaluate {run_path} --lm {lm_path} --lm-weight {best:g} --lm-mode {mode}"
+        command += f" --audio-weight {best_beta:g}" if beta_grid is not None else ""
+    elif beta_grid is not None:
+        command = f"fusion evaluate {run_path} --audio-weight {best_beta:g}   # the LM did not help on {split}"
     else:
         command = f"fusion evaluate {run_path}   # the LM did not help on {split}"
-    result = TuneResult(best_alpha=best, best_value=scores[str(best)][metric], baseline_value=scores["0.0"][metric],
+    result = TuneResult(best_alpha=best, best_value=best_row["metrics"][metric], baseline_value=baseline,
                         metric=metric, mode=mode, split=split, n_videos=len(entries), scores=scores, lm=str(lm_path),
                         run=str(run.checkpoint_dir), command=command, seconds=time.time() - start,
-                        out=str(out_path), config=str(config_path or ""))
+                        out=str(out_path), config=str(config_path or ""),
+                        best_beta=best_beta if beta_grid is not None else None, grid=rows)
     atomic_write_json(out_path, result.to_dict())
-    logger.info("best alpha %g (%s %.4f, without LM %.4f); wrote %s", best, metric, result.best_value,
-                result.baseline_value, out_path)
+    logger.info("best alpha %g, beta %g (%s %.4f, without LM %.4f); wrote %s", best, best_beta, metric,
+                result.best_value, result.baseline_value, out_path)
     return result

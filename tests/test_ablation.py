@@ -166,7 +166,7 @@ def test_ablation_runner_on_tiny_run(tmp_path: Path, java_available: bool) -> No
                           video_only_run=run)
     names = [c["name"] for c in report["conditions"]]
     assert names == ["full", "audio_absent", "audio_zero", "audio_shuffled", "audio_noise", "verifier_off",
-                     "lm_off", "video_only_model"]
+                     "lm_off", "lm_and_verifier_off", "video_only_model"]
     rows = {c["name"]: c for c in report["conditions"]}
     assert rows["full"]["delta"]["METEOR"] == 0.0
     assert rows["full"]["paired"]["METEOR"] == {"mean_delta": 0.0, "ci95": [0.0, 0.0], "n_videos": 8}
@@ -176,6 +176,7 @@ def test_ablation_runner_on_tiny_run(tmp_path: Path, java_available: bool) -> No
     # The same run as its own "video-only" model decodes identically.
     assert rows["video_only_model"]["delta"]["CIDEr"] == pytest.approx(0.0)
     assert "identical_to_full" in rows["verifier_off"] and "identical_to_full" in rows["lm_off"]
+    assert "identical_to_full" in rows["lm_and_verifier_off"]
     assert "identical_to_full" not in rows["audio_absent"]
     # The audio stream matters to this model: removing it moves the captions' scores.
     assert rows["audio_absent"]["metrics"]["mean_score"] != rows["full"]["metrics"]["mean_score"]

@@ -1,9 +1,11 @@
-"""``fusion tune RUN --lm LM [--manifest M] [--split val] [--alphas A ...] [--mode loglinear|linear]``.
+"""``fusion tune RUN --lm LM [--manifest M] [--split val] [--alphas A ...] [--betas B ...] [--mode loglinear|linear]``.
 
-Tunes the late-fusion weight alpha of a language model on validation captions: decodes the
-split once per alpha, scores it with coco-caption, writes the choice into the run's config.yaml
-decode section (lm, lm_weight, lm_mode; what evaluate, caption and ablate then use) and every
-alpha's scores to RUN/tune/lm_<mode>.json or --out. --dry-run only reports the choice.
+Tunes the late-fusion weight alpha of a language model on validation captions (with --betas,
+alpha and the audio-noun verifier's weight beta together, the whole decoder): decodes the
+split once per grid point, scores it with coco-caption, prints the grid, writes the choice into
+the run's config.yaml decode section (lm, lm_weight, lm_mode, and audio_weight with --betas;
+what evaluate, caption and ablate then use) and every point's scores to RUN/tune/lm_<mode>.json
+or --out. --dry-run only reports the choice.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import argparse
 import json
 from typing import Any
 
-from fusion.tuning import DEFAULT_ALPHAS
+from fusion.tuning import DEFAULT_ALPHAS, format_grid
 
 
 def register(subparsers: Any) -> None:
@@ -25,6 +27,10 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--split", default="val", help="split to decode (default val; never tune on test)")
     parser.add_argument("--alphas", type=float, nargs="+", default=list(DEFAULT_ALPHAS), metavar="A",
                         help=f"weights to try; 0 (no LM) is always added (default {' '.join(map(str, DEFAULT_ALPHAS))})")
+    parser.add_argument("--betas", type=float, nargs="+", metavar="B",
+                        help="verifier weights to try with every alpha, chosen together (default: keep the run's)")
+    parser.add_argument("--audio-penalty", type=float, metavar="P",
+                        help="audio scorer's extra cost of a noun the sound contradicts (default: the run's)")
     parser.add_argument("--mode", default="loglinear", choices=("loglinear", "linear"),
                         help="log-linear (shallow) fusion or linear interpolation of probabilities")
     parser.add_argument("--metric", default="METEOR", help="coco metric to maximise (default METEOR)")
@@ -46,17 +52,24 @@ def run(args: argparse.Namespace) -> int:
     result = tune_lm_weight(args.run_path, args.lm, args.alphas, mode=args.mode, manifest=args.manifest,
                             split=args.split, metric=args.metric, features=args.features, out=args.out,
                             device=args.device, beam_size=args.beam_size, batch_size=args.batch_size,
-                            apply=not args.dry_run)
+                            apply=not args.dry_run, betas=args.betas, audio_penalty=args.audio_penalty)
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
         return 0
-    for alpha, scores in result.scores.items():
-        mark = "  <- best" if float(alpha) == result.best_alpha else ""
-        print(f"alpha {float(alpha):<6g} {result.metric} {scores[result.metric]:.4f}{mark}")
-    print(f"chosen alpha {result.best_alpha:g} ({result.mode}, {result.split}, {result.n_videos} videos); wrote {result.out}")
+    if result.best_beta is not None:
+        print(format_grid(result, (result.metric, "false_sound_rate")))
+        print(f"chosen alpha {result.best_alpha:g}, beta {result.best_beta:g} ({result.mode}, {result.split}, "
+              f"{result.n_videos} videos); wrote {result.out}")
+    else:
+        for alpha, scores in result.scores.items():
+            mark = "  <- best" if float(alpha) == result.best_alpha else ""
+            print(f"alpha {float(alpha):<6g} {result.metric} {scores[result.metric]:.4f}{mark}")
+        print(f"chosen alpha {result.best_alpha:g} ({result.mode}, {result.split}, {result.n_videos} videos); "
+              f"wrote {result.out}")
     if result.config:
         lm = result.lm if result.best_alpha > 0 else None
-        print(f"wrote decode.lm={lm}, decode.lm_weight={result.best_alpha:g}, decode.lm_mode={result.mode} "
+        beta = f", decode.audio_weight={result.best_beta:g}" if result.best_beta is not None else ""
+        print(f"wrote decode.lm={lm}, decode.lm_weight={result.best_alpha:g}, decode.lm_mode={result.mode}{beta} "
               f"into {result.config}: fusion evaluate / caption / ablate now decode with it")
     else:
         print("not applied (--dry-run); to use it:")

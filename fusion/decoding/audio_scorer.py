@@ -8,6 +8,11 @@ confirms gain (once per sound source and caption), nouns it contradicts lose (at
 mention), other words are untouched. A video without audio has no evidence, so its rows
 are all 0 - exactly as if the scorer were off.
 
+With ``penalty`` P > 0 (``decode.audio_penalty``) a noun the sound *contradicts* (evidence at
+most ``-SUPPORT``, the verifier's line for a claim; an abstaining noun never reaches it)
+costs P more at every mention: evidence alone is a soft log-likelihood ratio that a language
+model's pull towards naming a sound can outweigh, the penalty makes "the sound says no" firm.
+
 Inputs read from the :class:`~fusion.decoding.scorer.DecodeContext` (first match wins):
 
 * ``ctx.audio_evidence``: per video, ``Evidence | None`` (noun -> float) - or a ready
@@ -29,7 +34,7 @@ from torch import Tensor
 
 from fusion.decoding.scorer import DecodeContext
 from fusion.errors import ConfigError
-from fusion.verifier.core import AudioNounVerifier, Evidence
+from fusion.verifier.core import SUPPORT, AudioNounVerifier, Evidence
 from fusion.verifier.table import NounTable, default_table
 
 logger = logging.getLogger(__name__)
@@ -63,11 +68,16 @@ class AudioScorer:
             ``Vocabulary``.
         verifier: computes evidence from ``ctx.records`` (default: zero-shot only, on the
             committed table). Not needed when the caller passes ``ctx.audio_evidence``.
+        penalty: extra cost of a contradicted noun (evidence <= ``-SUPPORT``) at every mention.
     """
 
-    def __init__(self, words: Sequence[str] | Any, verifier: AudioNounVerifier | None = None) -> None:
+    def __init__(self, words: Sequence[str] | Any, verifier: AudioNounVerifier | None = None,
+                 penalty: float = 0.0) -> None:
+        if penalty < 0:
+            raise ConfigError(f"audio scorer: penalty={penalty} is invalid: give 0 (off) or more")
         self.words = list(words.words if hasattr(words, "words") else words)
         self._verifier = verifier
+        self.penalty = float(penalty)
         self._noun_ids: dict[int, str] | None = None
         self._groups: Tensor | None = None
 
@@ -119,6 +129,8 @@ class AudioScorer:
         if per_video.shape != (ctx.batch_size, len(self.words)):
             raise ConfigError(f"audio scorer: evidence for {tuple(per_video.shape)} (videos, vocabulary) but the "
                               f"search has {ctx.batch_size} videos and {len(self.words)} words; pass one per video")
+        if self.penalty:
+            per_video = per_video - self.penalty * (per_video <= -SUPPORT).float()  # contradicted nouns
         bonus = per_video.to(ctx.device)[ctx.video_index()]  # (B, V) -> (N, V)
         n_groups = int(self.groups.max()) + 1 if len(self.groups) else 0
         return AudioState(bonus, torch.zeros(ctx.num_rows, n_groups, dtype=torch.bool, device=ctx.device))
@@ -139,9 +151,11 @@ class AudioScorer:
         return AudioState(state.bonus[idx], state.used[idx])
 
 
-def caption_audio_score(words: str, evidence: Mapping[str, float] | None, table: NounTable | None = None) -> float:
+def caption_audio_score(words: str, evidence: Mapping[str, float] | None, table: NounTable | None = None,
+                        penalty: float = 0.0) -> float:
     """What the ``"audio"`` scorer adds to a caption, unweighted: each supported source's evidence
-    at its first mention, each contradicted noun's evidence at every mention."""
+    at its first mention, each contradicting noun's evidence (less ``penalty`` where it is at most
+    ``-SUPPORT``) at every mention."""
     if not evidence:
         return 0.0
     table = table if table is not None else default_table()
@@ -151,6 +165,8 @@ def caption_audio_score(words: str, evidence: Mapping[str, float] | None, table:
         if noun is None:
             continue
         value = evidence.get(noun, 0.0)
+        if value <= -SUPPORT:
+            value -= penalty
         if value <= 0 or table.source_group(noun) not in named:
             total += value
         named.add(table.source_group(noun))
@@ -158,7 +174,7 @@ def caption_audio_score(words: str, evidence: Mapping[str, float] | None, table:
 
 
 def rerank(hypotheses: Sequence[Any], evidence: Mapping[str, float] | None, beta: float,
-           table: NounTable | None = None) -> list[Any]:
+           table: NounTable | None = None, penalty: float = 0.0) -> list[Any]:
     """Re-rank one video's n-best list with the audio evidence.
 
     Each hypothesis gains ``beta * caption_audio_score`` on its fused total (its ranking
@@ -171,6 +187,7 @@ def rerank(hypotheses: Sequence[Any], evidence: Mapping[str, float] | None, beta
         evidence: the video's evidence (noun -> float) or None.
         beta: the re-ranker's weight.
         table: the audible-noun table (default: the committed one).
+        penalty: the scorer's extra cost of a contradicted noun (see :class:`AudioScorer`).
 
     Returns:
         New hypotheses (the inputs are not modified), best first.
@@ -179,7 +196,7 @@ def rerank(hypotheses: Sequence[Any], evidence: Mapping[str, float] | None, beta
         return list(hypotheses)
     out = []
     for hyp in hypotheses:
-        audio = caption_audio_score(hyp.words, evidence, table)
+        audio = caption_audio_score(hyp.words, evidence, table, penalty)
         total = float(getattr(hyp, "total", hyp.score))
         normalised = abs(total - hyp.score) > 1e-9 * max(1.0, abs(total))
         new_total = total + beta * audio
