@@ -2,8 +2,8 @@
 
 ``python -m data_prep.audible_nouns --out data_prep/audible_nouns.json [--vocab FILE ...]``
 
-For every noun of the vocabulary (MSVD train captions, :mod:`fusion.benchmark`'s words, any
-``--vocab`` file) the table records whether it is audible (:data:`RULE`) and, for audible ones:
+For every noun of the vocabulary (MSVD train captions, MSR-VTT train captions' words seen
+>= 10 times, :mod:`fusion.benchmark`'s words, any ``--vocab`` file) the table records whether it is audible (:data:`RULE`) and, for audible ones:
 ``objects``, SoundNet conv8 (ImageNet) classes under a primary sense or its part/member
 meronyms (``dog`` covers every breed; ``train`` -> locomotive -> steam locomotive);
 ``places``, conv8_2 (Places2) scenes whose name contains the noun (``train`` ->

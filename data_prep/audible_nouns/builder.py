@@ -8,8 +8,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from data_prep.audible_nouns.rules import (AUDIBLE_ANCHORS, ESC10_ANCHORS, MAX_NAMING_HYPONYMS, MUTE_ANCHORS, RULE,
-                                           TABLE_FORMAT)
+from data_prep.audible_nouns.rules import (AUDIBLE_ANCHORS, CAPTION_SENSES_NOT_AUDIBLE, ESC10_ANCHORS,
+                                           MAX_NAMING_HYPONYMS, MUTE_ANCHORS, RULE, TABLE_FORMAT)
 from data_prep.audible_nouns.wordnet import closure, gloss_nouns, noun_lemma, primary_senses, resolve_anchor
 
 logger = logging.getLogger(__name__)
@@ -75,9 +75,14 @@ class TableBuilder:
         why = f"names ESC-10 {esc[0]}" if esc else None
         first = closures[0]  # audibility follows the dominant sense ("pole" is not a Pole)
         hit = next((a for a in self.audible if a in first), None)
-        if why is None and hit is not None and not any(m in first for m in self.mute):
-            why = f"under {hit.name()}"
-        entry: dict[str, Any] = {"audible": why is not None, "why": why or "no audible anchor",
+        not_why = "no audible anchor"
+        if lemma in CAPTION_SENSES_NOT_AUDIBLE:
+            not_why = f"caption sense: {CAPTION_SENSES_NOT_AUDIBLE[lemma]}"
+        elif senses[0].instance_hypernyms():
+            not_why = "a proper name"
+        elif hit is not None and not any(m in first for m in self.mute):
+            why = why or f"under {hit.name()}"
+        entry: dict[str, Any] = {"audible": why is not None, "why": why or not_why,
                                  "synsets": [s.name() for s in senses]}
         if why is None:
             return entry

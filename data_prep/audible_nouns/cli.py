@@ -7,7 +7,7 @@ import json
 import logging
 import sys
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from data_prep.audible_nouns.builder import Sources, build_table, dump_table
@@ -23,21 +23,41 @@ DEFAULT_OUT = Path(__file__).resolve().parent.parent / "audible_nouns.json"  # d
 DETERMINERS = frozenset("a an the his her their its some another two".split())
 
 
-def read_caption_words(path: Path, min_count: int) -> tuple[list[str], set[str]]:
-    """Words of a caption file (``id<TAB>sentence`` lines) seen >= ``min_count`` times, and those
-    of them that end a determiner phrase ("a train is") in >= 30% of their uses (used as nouns)."""
-    if not path.is_file():
-        raise DataError(f"{path}: caption file not found; pass --captions FILE or set FUSION_DATA_DIR")
+def caption_word_stats(sentences: Iterable[list[str]], min_count: int) -> tuple[list[str], set[str], Counter[str]]:
+    """Words of tokenised captions seen >= ``min_count`` times, those of them that end a
+    determiner phrase ("a train is") in >= 30% of their uses (used as nouns), and all word counts."""
     counts: Counter[str] = Counter()
     after_determiner: Counter[str] = Counter()
-    for line in path.read_text(encoding="utf-8").splitlines():
-        words = line.split("\t")[-1].lower().split()
+    for words in sentences:
         counts.update(words)
         ends = [*words[2:], "."]  # "a train is", "the dog ." (not "a white dog")
         after_determiner.update(w for prev, w, nxt in zip(words, words[1:], ends)
                                 if prev in DETERMINERS and (nxt == "." or nxt in FUNCTION_WORDS))
     words = sorted(w for w, c in counts.items() if c >= min_count)
-    return words, {w for w in words if after_determiner[w] >= 0.3 * counts[w]}
+    return words, {w for w in words if after_determiner[w] >= 0.3 * counts[w]}, counts
+
+
+def read_caption_words(path: Path, min_count: int) -> tuple[list[str], set[str]]:
+    """Words of a caption file (``id<TAB>sentence`` lines) seen >= ``min_count`` times, and those
+    of them used as nouns (see :func:`caption_word_stats`)."""
+    if not path.is_file():
+        raise DataError(f"{path}: caption file not found; pass --captions FILE or set FUSION_DATA_DIR")
+    lines = path.read_text(encoding="utf-8").splitlines()
+    words, in_use, _ = caption_word_stats((line.split("\t")[-1].lower().split() for line in lines), min_count)
+    return words, in_use
+
+
+def msrvtt_caption_words(source: Path, min_count: int) -> tuple[list[str], set[str]]:
+    """Words of the MSR-VTT train captions seen >= ``min_count`` times, and those used as nouns."""
+    from data_prep.msrvtt import read_msrvtt
+    from fusion.text import tokenize
+
+    if not source.is_dir():
+        raise DataError(f"{source}: MSR-VTT annotations not found; pass --msrvtt DIR or --no-msrvtt")
+    _, split_of, captions, _ = read_msrvtt(source)
+    sentences = (tokenize(c) for vid, caps in captions.items() if split_of[vid] == "train" for c in caps)
+    words, in_use, _ = caption_word_stats(sentences, min_count)
+    return words, in_use
 
 
 def read_vocab_file(path: Path) -> list[str]:
@@ -83,6 +103,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--vocab", type=Path, nargs="*", default=[], help="extra vocabulary files")
     parser.add_argument("--captions", type=Path, help="default: $FUSION_DATA_DIR/msvd/captions/sents_train_lc_nopunc.txt")
     parser.add_argument("--min-count", type=int, default=2, help="caption words rarer than this are skipped")
+    parser.add_argument("--msrvtt", type=Path, default=None,
+                        help="MSR-VTT annotations whose train captions join the vocabulary "
+                             "(default: $FUSION_DATA_DIR/msrvtt/annotations)")
+    parser.add_argument("--msrvtt-min-count", type=int, default=10, help="MSR-VTT words rarer than this are skipped")
+    parser.add_argument("--no-msrvtt", action="store_true", help="leave MSR-VTT's captions out of the vocabulary")
     parser.add_argument("--wordnet", type=Path, default=DEFAULT_WORDNET_DIR, help="WordNet 3.0 database folder")
     parser.add_argument("--imagenet", type=Path, default=None, help="SoundNet object labels (default: fusion's)")
     parser.add_argument("--places", type=Path, default=None, help="SoundNet place labels (default: fusion's)")
@@ -94,6 +119,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         captions = args.captions or data_dir() / "msvd" / "captions" / "sents_train_lc_nopunc.txt"
         words, in_use = read_caption_words(captions, args.min_count)
         words += bench_words
+        if not args.no_msrvtt:
+            more, more_in_use = msrvtt_caption_words(args.msrvtt or data_dir() / "msrvtt" / "annotations",
+                                                     args.msrvtt_min_count)
+            words, in_use = words + more, in_use | more_in_use
         for path in args.vocab:
             words += read_vocab_file(path)
         with open_wordnet(args.wordnet) as wn:

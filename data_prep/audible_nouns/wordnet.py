@@ -104,8 +104,12 @@ def noun_lemma(wn: Any, word: str, used_as_noun: bool = False) -> str | None:
 
 
 def primary_senses(wn: Any, lemma: str) -> list[Any]:
-    """The first noun sense plus every sense with a large share of the tagged uses."""
+    """The first noun sense plus every sense with a large share of the tagged uses. Captions are
+    lower case, so a word's proper-name senses (instances: ``barber`` the composer) yield to its
+    common ones (``barber`` the hairdresser); a word with only proper-name senses keeps them."""
     synsets = wn.synsets(lemma, "n")
+    common = [s for s in synsets if not s.instance_hypernyms()]
+    synsets = common or synsets
     counts = [sum(x.count() for x in s.lemmas() if x.name().lower() == lemma) for s in synsets]
     total = sum(counts)
     return [s for i, (s, c) in enumerate(zip(synsets, counts))
