@@ -270,7 +270,9 @@ def test_verifier_abstains_out_of_distribution_and_says_why(table: NounTable, tm
 def test_verifier_abstains_on_unfamiliar_clips_and_disagreement(table: NounTable, tmp_path: Path) -> None:
     verifier, store = _fitted(table, tmp_path)
     dog = store["v60"]
-    dog.meta["ood"] = {"flagged": True, "unfamiliar": ["frames"]}  # the run's profile: unlike its training data
+    dog.meta["ood"] = {"flagged": True, "unfamiliar": ["frames"], "ratio": {"frames": 1.2}}  # just past the threshold
+    assert verifier.evidence(dog).reason is None
+    dog.meta["ood"]["ratio"]["frames"] = 20.0  # the run's profile: far unlike its training data
     unfamiliar = verifier.evidence(dog)
     assert "captioner's training data (frames)" in unfamiliar.reason and abs(unfamiliar["dog"]) <= verifier.abstain_cap
     dog.meta.pop("ood")
