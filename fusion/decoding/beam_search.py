@@ -26,6 +26,7 @@ from typing import Any, Callable, Mapping, Sequence
 import torch
 from torch import Tensor
 
+from fusion.decoding.config import DecodeConfig
 from fusion.decoding.hypothesis import Hypothesis
 from fusion.decoding.processors import (
     MaxLengthProcessor,
@@ -56,14 +57,10 @@ def _active_scorers(scorers: Mapping[str, Scorer], weights: Mapping[str, float])
 
 
 def _validate(ctx: DecodeContext, max_len: int, min_len: int, nbest: int) -> None:
+    """The decode configuration's own checks (:class:`DecodeConfig`), for callers that pass the values here."""
     if ctx.batch_size < 1:
         raise ConfigError(f"batch_size={ctx.batch_size} is invalid: decode at least one video")
-    if ctx.beam_size < 1:
-        raise ConfigError(f"beam size {ctx.beam_size} is invalid: give --beam 1 or more")
-    if not 1 <= nbest <= ctx.beam_size:
-        raise ConfigError(f"nbest={nbest} is invalid: give 1 <= nbest <= beam size ({ctx.beam_size})")
-    if max_len < 1 or min_len < 0 or min_len > max_len:
-        raise ConfigError(f"min_len={min_len}, max_len={max_len} are invalid: need 0 <= min_len <= max_len, max_len >= 1")
+    DecodeConfig(beam_size=ctx.beam_size, nbest=nbest, max_len=max_len, min_len=min_len)
 
 
 @torch.no_grad()
