@@ -112,6 +112,11 @@ class CaptionPipeline:
                               language_model=self.decoder.language_model if same_lm else None,
                               verifier=self.decoder.verifier if same_verifier else None)
 
+    def decode(self, records: Sequence[FeatureRecord], options: DecodeConfig | None = None) -> list[list[Hypothesis]]:
+        """N-best hypotheses (per-scorer scores included) of feature records, with other decode settings if given."""
+        decoder = self.decoder if options is None or options == self.options else self.decoder_for(options)
+        return decoder.decode(records)
+
     def read(self, path: str | Path) -> CaptionResult:
         """Extract one file's features (``result.record``); an unreadable file gets ``error``."""
         result = CaptionResult(path=str(path), id=Path(path).stem)
@@ -140,8 +145,7 @@ class CaptionPipeline:
         results = [self.read(p) for p in paths]
         readable = [r for r in results if r.record is not None]
         if readable:
-            decoder = self.decoder if options is None or options == self.options else self.decoder_for(options)
-            for res, nbest in zip(readable, decoder.decode([r.record for r in readable if r.record is not None])):
+            for res, nbest in zip(readable, self.decode([r.record for r in readable if r.record is not None], options)):
                 res.hypotheses = nbest
         return results
 

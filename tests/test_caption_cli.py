@@ -94,6 +94,7 @@ def test_pipeline_api_other_options_and_explanations(tiny_run: dict, pipeline: C
     (res,) = pipeline.caption([root / "c3.mp4"], options=other)
     assert len(res.hypotheses) == 2 and all(set(h.scores) == {"caption", "audio"} for h in res.hypotheses)
     assert pipeline.decoder.config.audio_weight == 0.0  # the pipeline's own decoder is unchanged
+    assert [h.words for h in pipeline.decode([res.record], other)[0]] == [h.words for h in res.hypotheses]
     explanation = pipeline.explain(res, max_runners_up=1)
     assert isinstance(explanation, dict) and explanation
     (bad,) = pipeline.caption([tiny_run["broken"]])
