@@ -138,10 +138,37 @@ def test_bad_uploads_are_one_line_errors(tiny: dict[str, Path], service: Caption
     empty.touch()
     with pytest.raises(UploadError, match="empty"):
         service.analyse("tiny", empty)
+    with pytest.raises(UploadError, match="not a file"):
+        service.analyse("tiny", tmp_path)
     with pytest.raises(UploadError, match="upload it again"):
         service.decode("tiny", "no-such-key", DecodeSettings(1, 0.0, 0.0))
     with pytest.raises(UploadError, match="unknown"):
         service.load("nope")
+
+
+def test_run_card_and_familiarity_shown(tiny: dict[str, Path], service: CaptionService, tmp_path: Path) -> None:
+    import shutil
+
+    from fusion.manifest import load_manifest, split_entries
+    from fusion.runcard import write_run_knowledge
+
+    assert service.trained_on("tiny")[0] is None and "python -m fusion.ood" in service.trained_on("tiny")[1]
+    run = tmp_path / "known"
+    shutil.copytree(tiny["run"], run)
+    loaded = service.load("tiny")
+    entries = load_manifest(tiny["root"] / "manifest.jsonl")
+    val = split_entries(entries, "val") + split_entries(entries, "test")  # all six clips train: enough to spread
+    records = {e.id: loaded.pipeline.extractor.extract(e.video, id=e.id) for e in entries}
+    write_run_knowledge(run, loaded.pipeline.run.config, entries, val, list(records.values()),
+                        [records[e.id] for e in val], loaded.pipeline.run.vocab)
+    known = CaptionService({"known": run})
+    trained_on, note = known.trained_on("known")
+    assert "6 training clips" in trained_on and note is None
+    analysis = known.analyse("known", tiny["root"] / "c3.mp4")
+    assert set(analysis.familiarity) >= {"flagged", "distance", "threshold", "warning"}
+    assert analysis.record.meta["ood"]["distance"] == analysis.familiarity["distance"]  # what the verifier reads
+    text = views.model_info_markdown(trained_on, note, analysis.familiarity)
+    assert "The model was trained on** " + trained_on.split(" (")[0] in text and "This clip:" in text
 
 
 def test_runs_readers(tiny: dict[str, Path]) -> None:

@@ -9,6 +9,7 @@ traceback.
 
 from __future__ import annotations
 
+import html
 import logging
 import shutil
 from collections.abc import Callable
@@ -26,7 +27,7 @@ BROWSER_VIDEO = {".mp4", ".webm", ".ogg", ".ogv", ".m4v", ".mov"}  # containers 
 MAX_BEAM = 10
 
 
-def _guarded(fn: Callable[..., tuple[Any, ...]], n_outputs: int, status_index: int) -> Callable[..., tuple[Any, ...]]:
+def guarded(fn: Callable[..., tuple[Any, ...]], n_outputs: int, status_index: int) -> Callable[..., tuple[Any, ...]]:
     """Turn any exception of ``fn`` into one line in the status output (index ``status_index``)."""
     import gradio as gr
 
@@ -39,7 +40,7 @@ def _guarded(fn: Callable[..., tuple[Any, ...]], n_outputs: int, status_index: i
             logger.exception("request failed")
             message = f"internal error ({type(err).__name__}); the server log has the details"
         out: list[Any] = [gr.skip()] * n_outputs
-        out[status_index] = f'<div id="fusion-error">⚠ {views.html.escape(message)}</div>'
+        out[status_index] = f'<div id="fusion-error">⚠ {html.escape(message)}</div>'
         return tuple(out)
 
     return wrapper
@@ -74,8 +75,8 @@ class Page:
                          visible=not analysis.has_video)
         note = "" if playable or not analysis.has_video else f" (the browser cannot play {suffix} files; the strip shows the sampled frames)"
         info = views.model_info_markdown(*self.service.trained_on(run), analysis.familiarity)
-        status = (f"Captioned <b>{views.html.escape(analysis.name)}</b> ({analysis.duration_s:.1f} s) with run "
-                  f"<b>{views.html.escape(run)}</b>{views.html.escape(note)}.")
+        status = (f"Captioned <b>{html.escape(analysis.name)}</b> ({analysis.duration_s:.1f} s) with run "
+                  f"<b>{html.escape(run)}</b>{html.escape(note)}.")
         return (status, view.caption, video, audio, analysis.strip, views.AUDIO_TEXT[analysis.audio],
                 views.audio_charts(analysis.tags), views.frame_chart(analysis.tags),
                 views.nbest_rows(view.hypotheses),

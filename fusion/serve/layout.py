@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from fusion.serve.app import MAX_BEAM, Page, _guarded
+from fusion.serve.app import MAX_BEAM, Page, guarded
 from fusion.serve.runs import discover_ablations, discover_runs
 from fusion.serve.views import NBEST_HEADERS
 
@@ -20,6 +20,7 @@ INTRO = ("Upload a video or audio file (or pick an example) to caption it with a
 
 
 def _caption_tab(page: Page, default_run: str) -> None:
+    """The caption tab: inputs on the left, what the run made of the clip on the right."""
     import gradio as gr
 
     service = page.service
@@ -55,18 +56,19 @@ def _caption_tab(page: Page, default_run: str) -> None:
     key = gr.State(None)
     sliders = [beam, lm_w, audio_w]
     outputs = [status, caption, video, audio, strip, audio_state, audio_tags, frame_tags, nbest, explain, info, key]
-    upload.upload(_guarded(page.caption_upload, len(outputs), 0), [upload, run, *sliders], outputs,
+    upload.upload(guarded(page.caption_upload, len(outputs), 0), [upload, run, *sliders], outputs,
                   concurrency_id="model", show_progress="minimal")
-    example.input(_guarded(page.caption_example, len(outputs), 0), [example, run, *sliders], outputs,
+    example.input(guarded(page.caption_example, len(outputs), 0), [example, run, *sliders], outputs,
                   concurrency_id="model", show_progress="minimal")
-    redecode = _guarded(page.redecode, 4, 0)
+    redecode = guarded(page.redecode, 4, 0)
     for slider in sliders:
         slider.change(redecode, [key, run, *sliders], [status, caption, nbest, explain], concurrency_id="model",
                        trigger_mode="always_last", show_progress="hidden")
-    run.input(_guarded(page.pick_run, 6, 4), [run], [beam, lm_w, audio_w, example, info, key], concurrency_id="model")
+    run.input(guarded(page.pick_run, 6, 4), [run], [beam, lm_w, audio_w, example, info, key], concurrency_id="model")
 
 
-def _runs_tab(page: Page) -> None:
+def _runs_tab(page: Page, app: Any) -> None:
+    """The runs tab; filled when the page loads (``app.load``) and on every change of choice."""
     import gradio as gr
 
     names = list(discover_runs(page.runs_dir))
@@ -89,12 +91,13 @@ def _runs_tab(page: Page) -> None:
                                   elem_id="fusion-ablation-table")
     ablation_plot = gr.Image(label="ablation plot", interactive=False, elem_id="fusion-ablation-plot")
     outputs = [status, table, loss, val, decode]
-    compare = _guarded(page.compare, len(outputs), 0)
+    compare = guarded(page.compare, len(outputs), 0)
     chosen.change(compare, [chosen, split], outputs)
     split.change(compare, [chosen, split], outputs)
-    show = _guarded(page.show_ablation, 3, 0)
+    show = guarded(page.show_ablation, 3, 0)
     ablation.change(show, [ablation], [ablation_info, ablation_table, ablation_plot])
-    return chosen, split, outputs, ablation, show, [ablation_info, ablation_table, ablation_plot], compare  # type: ignore[return-value]
+    app.load(compare, [chosen, split], outputs)
+    app.load(show, [ablation], [ablation_info, ablation_table, ablation_plot])
 
 
 def build_app(page: Page, default_run: str) -> Any:
@@ -107,7 +110,5 @@ def build_app(page: Page, default_run: str) -> Any:
             with gr.Tab("Caption", id="caption"):
                 _caption_tab(page, default_run)
             with gr.Tab("Runs", id="runs"):
-                chosen, split, outputs, ablation, show, ablation_outputs, compare = _runs_tab(page)  # type: ignore[misc]
-        app.load(compare, [chosen, split], outputs)
-        app.load(show, [ablation], ablation_outputs)
+                _runs_tab(page, app)
     return app

@@ -129,6 +129,8 @@ def check_upload(path: str | Path, max_bytes: int, name: str | None = None) -> i
         size = path.stat().st_size
     except OSError:
         raise UploadError(f"{name}: the upload did not arrive; try again") from None
+    if not path.is_file():
+        raise UploadError(f"{name}: not a file; upload a video or audio file")
     if size == 0:
         raise UploadError(f"{name}: the file is empty; upload a video or audio file")
     if size > max_bytes:
@@ -314,9 +316,13 @@ class CaptionService:
         from fusion.ood import annotate
         from fusion.runcard import warning_line
 
-        report = annotate(loaded.profile, record)
-        if report is None:
+        try:
+            report = annotate(loaded.profile, record)
+            if report is None:
+                return None
+            out = report.to_dict()
+            out["warning"] = warning_line(report, loaded.card)
+        except (FusionError, ArithmeticError, ValueError, KeyError) as err:  # a bad profile must not cost the caption
+            logger.warning("familiarity not judged: %s: %s", type(err).__name__, err)
             return None
-        out = report.to_dict()
-        out["warning"] = warning_line(report, loaded.card)
         return out
