@@ -76,6 +76,7 @@ class ModalityProfile:
         calibrated_on: ``"val"`` (the run's validation split) or ``"train"`` (no val clips).
         max_rms: the captioner's largest standardised step norm on the training steps, for a
             captioner saved before it recorded one (None: not needed or not measured).
+        typical_rms: the median of those norms (None likewise).
     """
 
     mean: np.ndarray
@@ -85,6 +86,7 @@ class ModalityProfile:
     n_calibration: int
     calibrated_on: str = "val"
     max_rms: float | None = None
+    typical_rms: float | None = None
 
     def distance(self, vector: np.ndarray) -> float:
         """The RMS standardised distance of one pooled vector (P,) from the training clips."""
@@ -197,7 +199,8 @@ class TrainingProfile:
             for key in ("mean", "scale"):
                 arrays[f"{name}.{key}"] = np.ascontiguousarray(getattr(p, key), dtype=np.float32)
             meta[name] = {"threshold": p.threshold, "n_train": p.n_train, "n_calibration": p.n_calibration,
-                          "calibrated_on": p.calibrated_on, "max_rms": p.max_rms}
+                          "calibrated_on": p.calibrated_on, "max_rms": p.max_rms,
+                          "typical_rms": p.typical_rms}
         header = {"format": PROFILE_FORMAT, "quantile": json.dumps(self.quantile), "modalities": json.dumps(meta)}
         atomic_write_bytes(path, save(arrays, metadata=header))
 
@@ -216,7 +219,7 @@ class TrainingProfile:
             out = {name: ModalityProfile(arrays[f"{name}.mean"].astype(np.float64),
                                          arrays[f"{name}.scale"].astype(np.float64), float(m["threshold"]),
                                          int(m["n_train"]), int(m["n_calibration"]), str(m["calibrated_on"]),
-                                         m.get("max_rms"))
+                                         m.get("max_rms"), m.get("typical_rms"))
                    for name, m in json.loads(header["modalities"]).items()}
             return cls(out, float(json.loads(header["quantile"])))
         except Exception as err:  # safetensors raises its own error types; any failure means "rebuild it"
@@ -248,7 +251,7 @@ def measure_model_bounds(model: Any, profile: TrainingProfile, train: Sequence[A
         import torch
 
         steps = [np.asarray(getattr(r, name)) for r in train if getattr(r, name, None) is not None and len(getattr(r, name))]
-        p.max_rms = norm.fit_max_rms(torch.from_numpy(np.concatenate(steps).astype(np.float32)))
+        p.max_rms, p.typical_rms = norm.fit_max_rms(torch.from_numpy(np.concatenate(steps).astype(np.float32)))
         done = True
     return done
 
@@ -261,9 +264,10 @@ def bound_model_inputs(model: Any, profile: TrainingProfile | None) -> bool:
     changed = False
     for name, norm in (("frames", getattr(model, "frame_norm", None)), ("audio", getattr(model, "audio_norm", None))):
         p = profile.modalities.get(name)
-        if p is None or p.max_rms is None or norm is None or not hasattr(norm, "set_max_rms") or norm.has_bounds:
+        if p is None or p.max_rms is None or p.typical_rms is None or norm is None or not hasattr(norm, "set_max_rms") \
+                or norm.has_bounds:
             continue
-        norm.set_max_rms(p.max_rms)
+        norm.set_max_rms(p.max_rms, p.typical_rms)
         changed = True
     if changed:
         logger.info("the captioner's inputs are capped as the training profile measured")

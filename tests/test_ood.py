@@ -33,16 +33,17 @@ def _longest_run(words: str) -> int:
     return max((len(list(g)) for _, g in itertools.groupby(words.split())), default=0)
 
 
-def test_standardize_caps_the_step_norm_at_the_training_maximum() -> None:
+def test_standardize_scales_steps_beyond_the_training_norms() -> None:
     norm = Standardize(4)
     norm.set_stats(torch.tensor([1.0, 0.0, 0.0, 0.0]), torch.tensor([2.0, 1.0, 0.5, 1.0]))
     train = torch.randn(50, 4)
-    cap = norm.fit_max_rms(train)
-    assert norm.has_bounds and cap == pytest.approx(float(((train - norm.mean) / norm.std).pow(2).mean(-1).sqrt().max()))
+    cap, typical = norm.fit_max_rms(train)
+    rms = ((train - norm.mean) / norm.std).pow(2).mean(-1).sqrt()
+    assert norm.has_bounds and cap == pytest.approx(float(rms.max())) and typical == pytest.approx(float(rms.median()))
     assert torch.allclose(norm(train), (train - norm.mean) / norm.std)  # identity on the training steps
     far = torch.tensor([[1e4, -1e4, 50.0, 0.0]])
     z = norm(far)
-    assert float(z.pow(2).mean(-1).sqrt()) == pytest.approx(cap, rel=1e-5)  # scaled down to the cap
+    assert float(z.pow(2).mean(-1).sqrt()) == pytest.approx(typical, rel=1e-5)  # scaled to a typical step's norm
     assert torch.allclose(z / z.norm(), ((far - norm.mean) / norm.std) / ((far - norm.mean) / norm.std).norm())
 
 
@@ -56,7 +57,7 @@ def test_training_sets_the_cap_and_old_checkpoints_get_it_from_the_profile() -> 
     model.set_input_stats(frames, audio)
     assert model.frame_norm.has_bounds and model.audio_norm.has_bounds
     assert torch.allclose(model.frame_norm(frames), (frames - model.frame_norm.mean) / model.frame_norm.std)
-    old_state = {k: v for k, v in model.state_dict().items() if not k.endswith(".max_rms")}
+    old_state = {k: v for k, v in model.state_dict().items() if not k.endswith((".max_rms", ".typical_rms"))}
     old = S2VT(model.config, vocab_size=10, frame_dim=DV, audio_dim=DA)
     old.load_state_dict(old_state)  # strict: a checkpoint saved before the cap still loads
     assert not old.frame_norm.has_bounds
@@ -64,6 +65,7 @@ def test_training_sets_the_cap_and_old_checkpoints_get_it_from_the_profile() -> 
     assert not bound_model_inputs(old, profile)  # nothing measured yet
     assert measure_model_bounds(old, profile, train)
     assert profile.modalities["frames"].max_rms == pytest.approx(float(model.frame_norm.max_rms), rel=1e-5)
+    assert profile.modalities["frames"].typical_rms == pytest.approx(float(model.frame_norm.typical_rms), rel=1e-5)
     again = S2VT(model.config, vocab_size=10, frame_dim=DV, audio_dim=DA)
     again.load_state_dict(old_state)
     assert bound_model_inputs(again, profile) and again.audio_norm.has_bounds

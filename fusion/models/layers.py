@@ -48,15 +48,16 @@ class Standardize(nn.Module):
     that tell videos apart on an equal footing.
     The statistics are buffers, so checkpoints carry them; identity until :meth:`set_stats`.
 
-    Each standardised step is then scaled down, where need be, to the largest root mean
-    square any training step had (``max_rms``, recorded at training; identity on every step
-    within it, so the benchmark's clips decode exactly as before). A clip unlike the training
-    data (a real video for a model trained on the benchmark's shapes) otherwise turns
-    dimensions that hardly vary in training into inputs hundreds of standard deviations out
-    (a root mean square of ~110 where training steps reach 4), which saturate the LSTMs and
-    send the decoder into repeating one word; with the cap the decoder writes a fluent
-    sentence of its training world. Checkpoints saved before the cap existed load without it
-    (``has_bounds`` False) until :meth:`set_max_rms`.
+    A standardised step whose root mean square exceeds that of every training step
+    (``max_rms``, recorded at training) is scaled to the norm of a typical training step
+    (``typical_rms``, their median); every other step is left as it is, so the benchmark's
+    clips decode as before. A clip unlike the training data (a real video for a model trained
+    on the benchmark's shapes) otherwise turns dimensions that hardly vary in training into
+    inputs a hundred standard deviations out (a root mean square of ~110 where training steps
+    reach 4-6), which saturate the LSTMs and send the decoder into repeating one word; scaled,
+    it reads as an ordinary input and the decoder writes a fluent sentence of its training
+    world. Checkpoints saved before these buffers existed load without them (``has_bounds``
+    False) until :meth:`set_max_rms`.
     """
 
     def __init__(self, dim: int) -> None:
@@ -64,6 +65,7 @@ class Standardize(nn.Module):
         self.register_buffer("mean", torch.zeros(dim))
         self.register_buffer("std", torch.ones(dim))
         self.register_buffer("max_rms", torch.tensor(float("inf")))
+        self.register_buffer("typical_rms", torch.tensor(float("inf")))
 
     @torch.no_grad()
     def set_stats(self, mean: Tensor, std: Tensor, min_std: float = 1e-3) -> None:
@@ -72,35 +74,40 @@ class Standardize(nn.Module):
         self.std.copy_(std.clamp(min=min_std))
 
     @torch.no_grad()
-    def set_max_rms(self, max_rms: float) -> None:
-        """Set the largest root mean square a standardised step may have."""
+    def set_max_rms(self, max_rms: float, typical_rms: float) -> None:
+        """Set the largest root mean square a standardised step may keep and the one it is scaled to."""
         self.max_rms.fill_(float(max_rms))
+        self.typical_rms.fill_(float(typical_rms))
 
     @torch.no_grad()
-    def fit_max_rms(self, x: Tensor, chunk: int = 65536) -> float:
-        """Set ``max_rms`` to the largest root mean square of the standardised training steps x (N, D)."""
+    def fit_max_rms(self, x: Tensor, chunk: int = 65536) -> tuple[float, float]:
+        """Set ``max_rms`` / ``typical_rms`` to the largest / median root mean square of the
+        standardised training steps x (N, D); returns them."""
         self.max_rms.fill_(float("inf"))
-        largest = max(float(self(part).pow(2).mean(-1).sqrt().max()) for part in x.split(chunk))
-        self.max_rms.fill_(largest)
-        return largest
+        rms = torch.cat([self(part).pow(2).mean(-1).sqrt() for part in x.split(chunk)])  # (N,)
+        largest, typical = float(rms.max()), float(rms.median())
+        self.set_max_rms(largest, typical)
+        return largest, typical
 
     @property
     def has_bounds(self) -> bool:
-        """True once the step norm cap is set (by training, or :meth:`set_max_rms`)."""
-        return bool(torch.isfinite(self.max_rms))
+        """True once the step norms are set (by training, or :meth:`set_max_rms`)."""
+        return bool(torch.isfinite(self.max_rms) and torch.isfinite(self.typical_rms))
 
     def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any, **kwargs: Any) -> None:
-        # Checkpoints from before the cap load without it; per-dimension range buffers ("lo", "hi")
-        # that an intermediate version saved are not used.
-        state_dict.setdefault(prefix + "max_rms", self.max_rms.detach().clone())
+        # Checkpoints from before the step norms load without them; per-dimension range buffers
+        # ("lo", "hi") that an intermediate version saved are not used.
+        for name in ("max_rms", "typical_rms"):
+            state_dict.setdefault(prefix + name, getattr(self, name).detach().clone())
         for name in ("lo", "hi"):
             state_dict.pop(prefix + name, None)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def forward(self, x: Tensor) -> Tensor:
-        """x float32 (..., D) -> standardised, each step's root mean square capped at ``max_rms`` (..., D)."""
+        """x float32 (..., D) -> standardised; a step beyond every training step's norm is scaled to a typical one."""
         z = (x - self.mean) / self.std
         if bool(torch.isfinite(self.max_rms)):
             rms = z.pow(2).mean(-1, keepdim=True).sqrt().clamp(min=1e-12)  # (..., 1)
-            z = z * (self.max_rms / rms).clamp(max=1.0)
+            target = self.typical_rms if bool(torch.isfinite(self.typical_rms)) else self.max_rms
+            z = torch.where(rms > self.max_rms, z * (target / rms), z)
         return z
