@@ -145,6 +145,7 @@ def tune_lm_weight(
     progress: bool = True,
     betas: Sequence[float] | None = None,
     audio_penalty: float | None = None,
+    audio_absent_penalty: float | None = None,
 ) -> TuneResult:
     """Pick alpha for late fusion (with ``betas``: alpha and beta together) on ``split``; write it into the run's config.
 
@@ -166,6 +167,7 @@ def tune_lm_weight(
             ``audio_weight``.
         audio_penalty: the audio scorer's penalty for contradicted nouns (None = the run's;
             given, it is written into the run's config with the choice).
+        audio_absent_penalty: its cost of audible nouns in clips without audio (likewise).
 
     Raises:
         ConfigError: bad alphas, mode or metric. DataError: empty split or no references.
@@ -187,7 +189,7 @@ def tune_lm_weight(
     start = time.time()
     prepared = prepare_split(run_path, split, manifest=manifest, features=features, device=device,
                              overrides={"beam_size": beam_size, "batch_size": batch_size,
-                                        "audio_penalty": audio_penalty},
+                                        "audio_penalty": audio_penalty, "audio_absent_penalty": audio_absent_penalty},
                              captioned_only=True, progress=progress)
     run, entries = prepared.run, prepared.entries
     refs = {e.id: list(e.captions) for e in entries}
@@ -219,8 +221,9 @@ def tune_lm_weight(
     choice: dict[str, Any] = {"lm": str(lm_path) if best > 0 else None, "lm_weight": best, "lm_mode": mode}
     if beta_grid is not None:
         choice["audio_weight"] = best_beta
-    if audio_penalty is not None:
-        choice["audio_penalty"] = float(audio_penalty)  # the grid was decoded with it
+    for key, value in (("audio_penalty", audio_penalty), ("audio_absent_penalty", audio_absent_penalty)):
+        if value is not None:
+            choice[key] = float(value)  # the grid was decoded with it
     config_path = write_run_decode(run, choice) if apply else None
     if config_path is not None:
         command = f"fusion evaluate {run_path}   # decode.{', '.join(choice)} are in {config_path}"

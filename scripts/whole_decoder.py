@@ -9,11 +9,12 @@ written into ``RUN/config.yaml``), then decodes the test split with beam ``--bea
 - ``+ verifier``: the run's recipe before tuning (LM off, beta = its ``decode.audio_weight``);
 - ``+ both``: the joint (alpha, beta) choice, what ``RUN/config.yaml`` now holds;
 
-and, with ``--penalty P``, the verifier with its penalty for nouns the sound contradicts
-(``decode.audio_penalty``; a second grid over the betas > 0, not applied):
+and, with ``--penalty P`` and / or ``--absent-penalty Q``, the verifier with its penalties
+(``decode.audio_penalty``: P more for a noun the sound contradicts; ``decode.audio_absent_penalty``:
+Q for an audible noun in a clip without audio), from a second grid over the betas > 0 (not applied):
 
-- ``+ verifier, penalty P``: the best beta on validation with the LM off;
-- ``+ both, penalty P``: the joint choice with the penalty.
+- ``+ verifier, penalties``: the best beta on validation with the LM off;
+- ``+ both, penalties``: the joint choice with the penalties.
 
 Every row is compared with ``captioner alone`` by the mean over test videos of the per-video
 difference (METEOR, CIDEr, sound named, false sound) and its paired bootstrap 95% interval
@@ -22,7 +23,7 @@ has a corpus METEOR at least that of ``+ verifier`` and a false-sound rate at mo
 Writes ``--results``.json / .md::
 
     fusion lm train data/avsynth/text.txt --out runs/lm --config configs/avsynth/lm.yaml
-    python -m scripts.whole_decoder --run runs/audio_stream --lm runs/lm --penalty 1
+    python -m scripts.whole_decoder --run runs/audio_stream --lm runs/lm --penalty 1 --absent-penalty 3
 """
 
 from __future__ import annotations
@@ -80,7 +81,7 @@ def markdown(report: dict[str, Any]) -> str:
 
     lines = [f"Whole decoder on the test split ({report['n_test']} clips), beam {report['beam']}; alpha and beta "
              f"tuned together on val ({report['n_val']} clips, METEOR). Produced by:", "", f"    {report['command']}", "",
-             "| decoder | alpha | beta | penalty | " + " | ".join(COLUMNS) + " | " +
+             "| decoder | alpha | beta | penalties | " + " | ".join(COLUMNS) + " | " +
              " | ".join(f"Δ{m} vs alone [95% CI]" for m in PAIRED) + " |",
              "|" + "---|" * (4 + len(COLUMNS) + len(PAIRED))]
     for name, row in report["rows"].items():
@@ -89,12 +90,13 @@ def markdown(report: dict[str, Any]) -> str:
             p = row["paired"].get(m)
             cells.append("" if name == BASE or p is None else
                          f"{p['mean_delta']:+.3f} [{p['ci95'][0]:+.3f}, {p['ci95'][1]:+.3f}]")
-        lines.append(f"| {name} | {row['alpha']:g} | {row['beta']:g} | {row['penalty']:g} | " + " | ".join(cells) + " |")
+        pen = f"{row['penalty']:g} / {row['absent_penalty']:g}"
+        lines.append(f"| {name} | {row['alpha']:g} | {row['beta']:g} | {pen} | " + " | ".join(cells) + " |")
     lines += ["", "Δ: mean over test videos of the per-video difference from the captioner alone (METEOR, CIDEr; "
               "sound named over clips with a sound source; false sound over all clips), with the paired bootstrap "
               f"95% percentile interval of that same mean ({report['bootstrap']} resamples). Metric columns are "
-              "corpus-level.", ""]
-    for key, title in (("tune", "Validation grid"), ("tune_penalty", f"Validation grid, penalty {report['penalty']:g}")):
+              "corpus-level. Penalties: contradicted noun / audible noun without audio.", ""]
+    for key, title in (("tune", "Validation grid"), ("tune_penalty", f"Validation grid, penalties {report['penalties']}")):
         if report.get(key):
             fields = {f.name for f in dataclasses.fields(TuneResult)}
             result = TuneResult(**{k: v for k, v in report[key].items() if k in fields})
@@ -110,7 +112,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--manifest", default=None, help="manifest (default: the run's)")
     p.add_argument("--alphas", type=float, nargs="+", default=[0.0, 0.2, 0.4, 0.8], help="LM weights to try")
     p.add_argument("--betas", type=float, nargs="+", default=[0.0, 1.0, 2.0], help="verifier weights to try")
-    p.add_argument("--penalty", type=float, default=None, help="also tune and test with this audio penalty")
+    p.add_argument("--penalty", type=float, default=None, help="also tune and test with this contradiction penalty")
+    p.add_argument("--absent-penalty", type=float, default=None,
+                   help="... and this cost of audible nouns in clips without audio")
     p.add_argument("--recipe-beta", type=float, default=None,
                    help="beta of the '+ verifier' row (default: the run's decode.audio_weight before tuning)")
     p.add_argument("--beam", type=int, default=5)
@@ -130,38 +134,42 @@ def main(argv: list[str] | None = None) -> int:
     start = time.time()
     try:
         recipe_beta = args.recipe_beta if args.recipe_beta is not None else load_run(args.run).config.decode.audio_weight
+        penalties = args.penalty is not None or args.absent_penalty is not None
+        penalty, absent_penalty = args.penalty or 0.0, args.absent_penalty or 0.0
         tuned = tune_lm_weight(args.run, args.lm, args.alphas, betas=args.betas, beam_size=args.beam,
-                               manifest=args.manifest, audio_penalty=0.0 if args.penalty is not None else None)
+                               manifest=args.manifest, audio_penalty=0.0 if penalties else None,
+                               audio_absent_penalty=0.0 if penalties else None)
         print(format_grid(tuned), flush=True)
         penalised = None
-        if args.penalty is not None:
+        if penalties:
             betas = [b for b in args.betas if b > 0] or [1.0]
             penalised = tune_lm_weight(args.run, args.lm, args.alphas, betas=betas, beam_size=args.beam,
-                                       manifest=args.manifest, audio_penalty=args.penalty, apply=False,
-                                       out=Path(tuned.out).with_name(f"lm_{tuned.mode}_penalty.json"))
+                                       manifest=args.manifest, audio_penalty=penalty,
+                                       audio_absent_penalty=absent_penalty, apply=False,
+                                       out=Path(tuned.out).with_name(f"lm_{tuned.mode}_penalties.json"))
             print(format_grid(penalised), flush=True)
         prepared = prepare_split(args.run, "test", manifest=args.manifest, overrides={"beam_size": args.beam})
     except FusionError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     metric = tuned.metric
-    settings: dict[str, tuple[float, float, float]] = {  # name -> (alpha, beta, penalty)
-        BASE: (0.0, 0.0, 0.0),
-        "+ LM": (best_point(tuned.grid, metric, beta=0.0)[0] if 0.0 in args.betas else tuned.best_alpha, 0.0, 0.0),
-        "+ verifier (the recipe)": (0.0, float(recipe_beta), 0.0),
-        "+ both": (tuned.best_alpha, float(tuned.best_beta or 0.0), 0.0),
+    settings: dict[str, tuple[float, float, float, float]] = {  # name -> (alpha, beta, penalty, absent penalty)
+        BASE: (0.0, 0.0, 0.0, 0.0),
+        "+ LM": (best_point(tuned.grid, metric, beta=0.0)[0] if 0.0 in args.betas else tuned.best_alpha, 0.0, 0.0, 0.0),
+        "+ verifier (the recipe)": (0.0, float(recipe_beta), 0.0, 0.0),
+        "+ both": (tuned.best_alpha, float(tuned.best_beta or 0.0), 0.0, 0.0),
     }
     if penalised is not None:
-        settings[f"+ verifier, penalty {args.penalty:g}"] = (0.0, best_point(penalised.grid, metric, alpha=0.0)[1],
-                                                             args.penalty)
-        settings[f"+ both, penalty {args.penalty:g}"] = (penalised.best_alpha, float(penalised.best_beta or 0.0),
-                                                         args.penalty)
+        settings["+ verifier, penalties"] = (0.0, best_point(penalised.grid, metric, alpha=0.0)[1], penalty,
+                                             absent_penalty)
+        settings["+ both, penalties"] = (penalised.best_alpha, float(penalised.best_beta or 0.0), penalty,
+                                         absent_penalty)
     lm = load_language_model(args.lm)
     verifier = None
     scored: dict[str, dict[str, Any]] = {}
-    for name, (alpha, beta, penalty) in settings.items():
+    for name, (alpha, beta, pen, absent) in settings.items():
         options = dataclasses.replace(prepared.options, lm=args.lm if alpha > 0 else None, lm_weight=alpha,
-                                      audio_weight=beta, audio_penalty=penalty)
+                                      audio_weight=beta, audio_penalty=pen, audio_absent_penalty=absent)
         decoder = CaptionDecoder(prepared.run, options, language_model=lm, verifier=verifier)
         if beta:
             verifier = decoder.verifier
@@ -172,8 +180,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name}: " + ", ".join(f"{k}={metrics[k]:.3f}" for k in COLUMNS if isinstance(metrics.get(k), float)),
               flush=True)
     paired = paired_rows(scored, args.bootstrap, args.seed)
-    rows = {name: {"alpha": a, "beta": b, "penalty": pen, "metrics": scored[name]["metrics"], "paired": paired[name]}
-            for name, (a, b, pen) in settings.items()}
+    rows = {name: {"alpha": a, "beta": b, "penalty": pen, "absent_penalty": q, "metrics": scored[name]["metrics"],
+                   "paired": paired[name]} for name, (a, b, pen, q) in settings.items()}
     checks = []
     ref = rows["+ verifier (the recipe)"]["metrics"]
     for name in [n for n in rows if n.startswith("+ both")]:
@@ -186,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
                            "passed": m["false_sound_rate"] <= ref["false_sound_rate"] + 1e-12})
     command = "python -m scripts.whole_decoder " + " ".join(argv if argv is not None else sys.argv[1:])
     report = {"command": command, "run": args.run, "lm": args.lm, "beam": args.beam, "bootstrap": args.bootstrap,
-              "penalty": args.penalty, "n_test": len(prepared.entries), "n_val": tuned.n_videos,
+              "penalties": f"{penalty:g} / {absent_penalty:g}" if penalised else None, "n_test": len(prepared.entries), "n_val": tuned.n_videos,
               "rows": rows, "tune": tuned.to_dict(), "tune_penalty": penalised.to_dict() if penalised else None,
               "acceptance": checks, "seconds": round(time.time() - start, 1),
               "predictions": {name: s["predictions"] for name, s in scored.items()}}

@@ -175,6 +175,24 @@ def test_penalty_costs_contradicted_nouns_only(table: NounTable) -> None:
     assert caption_audio_score("a dog a clock", evidence[0], table, penalty=2.0) == pytest.approx(1.2)
     with pytest.raises(ConfigError, match="penalty"):
         AudioScorer(WORDS, penalty=-1.0)
+
+
+def test_absent_penalty_costs_audible_nouns_in_clips_without_audio(table: NounTable) -> None:
+    evidence = [None, {"dog": 1.0}]  # video 0 has no audio stream
+    ctx = DecodeContext(batch_size=2, beam_size=1, audio_evidence=evidence)
+    tokens = torch.ones(2, 1, dtype=torch.long)
+    plain = AudioScorer(WORDS, AudioNounVerifier(table))
+    strict = AudioScorer(WORDS, AudioNounVerifier(table), absent_penalty=3.0)
+    off, _ = plain.score(tokens, plain.init_state(ctx))
+    scores, _ = strict.score(tokens, strict.init_state(ctx))
+    assert torch.equal(off[0], torch.zeros(len(WORDS)))  # without the option: no audio, no audio score
+    expected = torch.zeros(len(WORDS))
+    expected[[DOG, DOGS, MAN, CLOCK]] = -3.0  # every audible noun, every mention
+    assert torch.equal(scores[0], expected) and torch.equal(scores[1], off[1])  # clips with audio: unchanged
+    assert caption_audio_score("a dog and a man and a dog", None, table, absent_penalty=3.0) == -9.0
+    assert caption_audio_score("a dog", None, table) == 0.0
+    with pytest.raises(ConfigError, match="audio_absent_penalty"):
+        DecodeConfig(audio_absent_penalty=-1.0)
     with pytest.raises(ConfigError, match="audio_penalty"):
         DecodeConfig(audio_penalty=-0.5)
 
@@ -201,5 +219,6 @@ def test_penalty_keeps_a_contradicted_noun_out_and_scores_add_up(table: NounTabl
 
 def test_decoder_takes_the_penalty_from_the_decode_config(setup: dict) -> None:
     run = load_run(setup["run"])
-    decoder = CaptionDecoder(run, resolve_decode_config(run, {"audio_weight": 1.0, "audio_penalty": 1.5}))
-    assert decoder._scorers["audio"].penalty == 1.5  # type: ignore[attr-defined]
+    options = resolve_decode_config(run, {"audio_weight": 1.0, "audio_penalty": 1.5, "audio_absent_penalty": 2.0})
+    scorer = CaptionDecoder(run, options)._scorers["audio"]
+    assert (scorer.penalty, scorer.absent_penalty) == (1.5, 2.0)  # type: ignore[attr-defined]

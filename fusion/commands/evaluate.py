@@ -21,6 +21,8 @@ def add_decode_arguments(parser: argparse.ArgumentParser) -> None:
                        help="ban repeated n-grams of this size (default 4; 0 = off)")
     group.add_argument("--allow-immediate-repeat", dest="no_immediate_repeat", action="store_false", default=None,
                        help="let a word follow itself (banned by default)")
+    group.add_argument("--no-immediate-repeat", dest="no_immediate_repeat", action="store_true", default=None,
+                       help="ban a word following itself (for a run whose config turns it off)")
     group.add_argument("--lm", metavar="PATH", help="language model for late fusion (`fusion lm train` folder or HF model)")
     group.add_argument("--lm-weight", type=float, metavar="ALPHA", help="weight alpha of the language model")
     group.add_argument("--lm-mode", choices=("loglinear", "linear"),
@@ -28,6 +30,8 @@ def add_decode_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--audio-weight", type=float, metavar="BETA", help="weight beta of the audio-noun verifier")
     group.add_argument("--audio-penalty", type=float, metavar="P",
                        help="extra cost per mention of an audible noun the sound contradicts (default 0: evidence alone)")
+    group.add_argument("--audio-absent-penalty", type=float, metavar="Q",
+                       help="cost per mention of an audible noun in a clip without audio (default 0; keep 0 for MSVD)")
     group.add_argument("--verifier", metavar="FILE", help="trained audio-noun verifier (default: zero-shot evidence)")
     group.add_argument("--batch-size", type=int, metavar="B", help="videos decoded together (default 64)")
     group.add_argument("--device", default="cpu", help="torch device (default cpu)")

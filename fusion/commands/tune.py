@@ -31,6 +31,8 @@ def register(subparsers: Any) -> None:
                         help="verifier weights to try with every alpha, chosen together (default: keep the run's)")
     parser.add_argument("--audio-penalty", type=float, metavar="P",
                         help="audio scorer's extra cost of a noun the sound contradicts (default: the run's)")
+    parser.add_argument("--audio-absent-penalty", type=float, metavar="Q",
+                        help="audio scorer's cost of an audible noun in a clip without audio (default: the run's)")
     parser.add_argument("--mode", default="loglinear", choices=("loglinear", "linear"),
                         help="log-linear (shallow) fusion or linear interpolation of probabilities")
     parser.add_argument("--metric", default="METEOR", help="coco metric to maximise (default METEOR)")
@@ -52,7 +54,8 @@ def run(args: argparse.Namespace) -> int:
     result = tune_lm_weight(args.run_path, args.lm, args.alphas, mode=args.mode, manifest=args.manifest,
                             split=args.split, metric=args.metric, features=args.features, out=args.out,
                             device=args.device, beam_size=args.beam_size, batch_size=args.batch_size,
-                            apply=not args.dry_run, betas=args.betas, audio_penalty=args.audio_penalty)
+                            apply=not args.dry_run, betas=args.betas, audio_penalty=args.audio_penalty,
+                            audio_absent_penalty=args.audio_absent_penalty)
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
         return 0

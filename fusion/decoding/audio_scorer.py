@@ -12,6 +12,11 @@ With ``penalty`` P > 0 (``decode.audio_penalty``) a noun the sound *contradicts*
 most ``-SUPPORT``, the verifier's line for a claim; an abstaining noun never reaches it)
 costs P more at every mention: evidence alone is a soft log-likelihood ratio that a language
 model's pull towards naming a sound can outweigh, the penalty makes "the sound says no" firm.
+With ``absent_penalty`` Q > 0 (``decode.audio_absent_penalty``) a clip *without an audio
+stream* contradicts every audible noun: each mention costs Q. That suits data whose audible
+nouns name what is heard (the audio-visual benchmark: a language model otherwise makes the
+captioner "hear" a rooster in a silent film); leave it 0 on video-only data such as MSVD,
+where a dog on screen is still a dog.
 
 Inputs read from the :class:`~fusion.decoding.scorer.DecodeContext` (first match wins):
 
@@ -69,12 +74,15 @@ class AudioScorer:
         verifier: computes evidence from ``ctx.records`` (default: zero-shot only, on the
             committed table). Not needed when the caller passes ``ctx.audio_evidence``.
         penalty: extra cost of a contradicted noun (evidence <= ``-SUPPORT``) at every mention.
+        absent_penalty: cost of every audible noun's mention in a clip without audio.
     """
 
     def __init__(self, words: Sequence[str] | Any, verifier: AudioNounVerifier | None = None,
-                 penalty: float = 0.0) -> None:
-        if penalty < 0:
-            raise ConfigError(f"audio scorer: penalty={penalty} is invalid: give 0 (off) or more")
+                 penalty: float = 0.0, absent_penalty: float = 0.0) -> None:
+        if penalty < 0 or absent_penalty < 0:
+            raise ConfigError(f"audio scorer: penalty={penalty}, absent_penalty={absent_penalty} are invalid: "
+                              "give 0 (off) or more")
+        self.absent_penalty = float(absent_penalty)
         self.words = list(words.words if hasattr(words, "words") else words)
         self._verifier = verifier
         self.penalty = float(penalty)
@@ -118,19 +126,26 @@ class AudioScorer:
     def init_state(self, ctx: DecodeContext) -> AudioState:
         """Per-row bonus (N, V) and no source named yet."""
         given = ctx.audio_evidence
+        absent = torch.zeros(ctx.batch_size, dtype=torch.bool)  # (B,) clips without audio (no evidence)
         if isinstance(given, Tensor):
             per_video = given.float()
-        elif given is not None:
-            per_video = self.evidence_matrix(list(given))
-        elif ctx.records is not None:
-            per_video = self.evidence_matrix(self.verifier.evidence_batch(list(ctx.records)))
         else:
-            per_video = torch.zeros(ctx.batch_size, len(self.words))
+            listed = list(given) if given is not None else None
+            if listed is None and ctx.records is not None:
+                listed = self.verifier.evidence_batch(list(ctx.records))
+            if listed is None:
+                per_video = torch.zeros(ctx.batch_size, len(self.words))
+            else:
+                per_video = self.evidence_matrix(listed)
+                absent = torch.tensor([ev is None for ev in listed], dtype=torch.bool)
         if per_video.shape != (ctx.batch_size, len(self.words)):
             raise ConfigError(f"audio scorer: evidence for {tuple(per_video.shape)} (videos, vocabulary) but the "
                               f"search has {ctx.batch_size} videos and {len(self.words)} words; pass one per video")
         if self.penalty:
             per_video = per_video - self.penalty * (per_video <= -SUPPORT).float()  # contradicted nouns
+        if self.absent_penalty and bool(absent.any()):
+            nouns = (self.groups >= 0).float()  # (V,)
+            per_video = per_video - self.absent_penalty * absent.float()[:, None] * nouns[None, :]
         bonus = per_video.to(ctx.device)[ctx.video_index()]  # (B, V) -> (N, V)
         n_groups = int(self.groups.max()) + 1 if len(self.groups) else 0
         return AudioState(bonus, torch.zeros(ctx.num_rows, n_groups, dtype=torch.bool, device=ctx.device))
@@ -152,13 +167,16 @@ class AudioScorer:
 
 
 def caption_audio_score(words: str, evidence: Mapping[str, float] | None, table: NounTable | None = None,
-                        penalty: float = 0.0) -> float:
+                        penalty: float = 0.0, absent_penalty: float = 0.0) -> float:
     """What the ``"audio"`` scorer adds to a caption, unweighted: each supported source's evidence
     at its first mention, each contradicting noun's evidence (less ``penalty`` where it is at most
-    ``-SUPPORT``) at every mention."""
+    ``-SUPPORT``) at every mention; without audio (``evidence`` None), ``-absent_penalty`` per
+    audible noun mentioned."""
+    table = table if table is not None else default_table()
+    if evidence is None:
+        return -absent_penalty * sum(table.audible_noun(w) is not None for w in words.split())
     if not evidence:
         return 0.0
-    table = table if table is not None else default_table()
     total, named = 0.0, set()
     for word in words.split():
         noun = table.audible_noun(word)

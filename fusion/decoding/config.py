@@ -64,6 +64,9 @@ class DecodeConfig:
         audio_penalty: the ``"audio"`` scorer's extra cost, at every mention, of an audible noun
             the sound contradicts (:class:`fusion.decoding.audio_scorer.AudioScorer`; 0 = the
             evidence alone). ``--audio-penalty``.
+        audio_absent_penalty: the ``"audio"`` scorer's cost, at every mention, of an audible noun
+            in a clip without an audio stream (0 = such clips get no audio score; keep 0 on
+            video-only data such as MSVD). ``--audio-absent-penalty``.
         verifier: the verifier's evidence: None = zero-shot (SoundNet posteriors), a file
             (``fusion verifier train``), or ``"learned"``: fitted by ``fusion train`` into
             ``RUN/verifier.safetensors`` (resolved to that file by :func:`resolve_decode_config`).
@@ -84,6 +87,7 @@ class DecodeConfig:
     lm_mode: str = "loglinear"
     audio_weight: float = 0.0
     audio_penalty: float = 0.0
+    audio_absent_penalty: float = 0.0
     verifier: str | None = None
     batch_size: int = 64
 
@@ -103,6 +107,9 @@ class DecodeConfig:
             raise ConfigError(f"decode.audio_weight={self.audio_weight} is invalid: give --audio-weight >= 0")
         if self.audio_penalty < 0:
             raise ConfigError(f"decode.audio_penalty={self.audio_penalty} is invalid: give --audio-penalty >= 0")
+        if self.audio_absent_penalty < 0:
+            raise ConfigError(f"decode.audio_absent_penalty={self.audio_absent_penalty} is invalid: "
+                              "give --audio-absent-penalty >= 0")
         if self.lm_mode not in LM_MODES:
             raise ConfigError(f"decode.lm_mode={self.lm_mode!r} is not one of {list(LM_MODES)}")
         if self.lm_weight < 0 or (self.lm_mode == "linear" and self.lm_weight > 1):

@@ -71,7 +71,8 @@ class CaptionDecoder:
         if config.audio_weight != 0:
             from fusion.decoding.audio_scorer import AudioScorer
 
-            scorers["audio"] = AudioScorer(self.vocab, self.verifier, penalty=config.audio_penalty)
+            scorers["audio"] = AudioScorer(self.vocab, self.verifier, penalty=config.audio_penalty,
+                                           absent_penalty=config.audio_absent_penalty)
             weights["audio"] = float(config.audio_weight)
         if config.length_weight != 0:
             scorers["length"] = LengthScorer(len(self.vocab))
