@@ -7,11 +7,17 @@ loads. Loading is strict: an unknown key, a wrong type or a bad value is a
 YAML files may start with ``base: other.yaml`` (relative to the file); the override's
 keys are merged recursively over the base. ``--set a.b=value`` overrides are parsed as
 YAML scalars and applied last.
+
+Renamed keys: a dataclass lists its former key names in ``RENAMED_KEYS`` (old -> new, a
+``ClassVar``); :func:`from_dict` reads an old name as the new one with a warning, so run
+folders, checkpoints and LM folders written before a rename still load. New files are
+written with the new names only.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import types
 import typing
 from pathlib import Path
@@ -20,6 +26,8 @@ from typing import Any, TypeVar
 import yaml
 
 from fusion.errors import ConfigError
+
+logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -102,6 +110,7 @@ def from_dict(cls: type[T], data: dict[str, Any], prefix: str = "") -> T:
     """
     if not isinstance(data, dict):
         raise ConfigError(f"{prefix or cls.__name__}: expected a mapping, got {data!r}")
+    data = renamed_to_current(cls, data, prefix)
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     unknown = sorted(set(data) - set(fields))
@@ -115,6 +124,28 @@ def from_dict(cls: type[T], data: dict[str, Any], prefix: str = "") -> T:
         return cls(**kwargs)
     except (TypeError, ValueError) as err:
         raise ConfigError(f"{prefix or cls.__name__}: {err}") from None
+
+
+def renamed_to_current(cls: type, data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``data`` with the former key names of ``cls`` (its ``RENAMED_KEYS``, old -> new) replaced by the current ones.
+
+    Raises:
+        ConfigError: both the old and the new name are given.
+    """
+    renamed: dict[str, str] = getattr(cls, "RENAMED_KEYS", {})
+    if not any(old in data for old in renamed):
+        return data
+    where = f"{prefix}." if prefix else ""
+    data = dict(data)
+    for old, new in renamed.items():
+        if old not in data:
+            continue
+        if new in data:
+            raise ConfigError(f"'{where}{old}' and '{where}{new}' are the same setting ({old} is its former name); "
+                              f"keep only {new}")
+        logger.warning("config key '%s%s' is now '%s%s'; reading it under the new name", where, old, where, new)
+        data[new] = data.pop(old)
+    return data
 
 
 def to_dict(obj: Any) -> dict[str, Any]:

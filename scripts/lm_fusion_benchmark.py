@@ -67,7 +67,8 @@ def text_corpus(manifest: Path, corpus: Path | None, size: int) -> Path:
 
 def train_lm_once(corpus: Path, out: Path) -> dict[str, Any]:
     """Train the LM (configs/avsynth/lm.yaml) unless ``out`` already holds one."""
-    from fusion.models.lm import LMConfig, WordLM, read_corpus, train_lm
+    from fusion.models.lm import LMConfig, WordLM
+    from fusion.training.lm import read_corpus, train_lm
 
     if not (out / "lm.json").is_file():
         train_lm(read_corpus(corpus), load_config(LMConfig, CONFIGS / "lm.yaml"), out_dir=out)

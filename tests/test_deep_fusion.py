@@ -26,7 +26,7 @@ FRAME_DIM = 5
 
 def _lm(hidden: int = 8, embed: int = 4, tie: bool = False) -> WordLM:
     torch.manual_seed(3)
-    cfg = LMConfig(embed_dim=embed, hidden_dim=hidden, dropout=0.2, tie_weights=tie)
+    cfg = LMConfig(embed_size=embed, hidden_size=hidden, dropout=0.2, tie_weights=tie)
     return WordLM(LSTMLanguageModel(len(LM_VOCAB), cfg, (0, 1)).eval(), LM_VOCAB, cfg)
 
 
@@ -134,7 +134,7 @@ def test_early_fusion_copies_language_layer(tie: bool) -> None:
 
 
 def test_early_fusion_size_mismatch() -> None:
-    with pytest.raises(ConfigError, match="hidden_dim=8"):
+    with pytest.raises(ConfigError, match="hidden_size=8"):
         early_fusion_init(_s2vt(), _lm(hidden=6), CAP_VOCAB)
 
 
@@ -166,13 +166,13 @@ def test_build_captioner_and_reload(tmp_path) -> None:
 def test_train_and_load_run_with_lm_fusion(tmp_path, mode: str) -> None:
     """`fusion train` builds the fused model from the config's lm_fusion; load_run rebuilds it."""
     from fusion.checkpoint import load_run
-    from fusion.models.lm import LMConfig, train_lm
+    from fusion.training.lm import train_lm
     from fusion.training import train
     from tests.test_training import make_toy, toy_config
 
     make_toy(tmp_path)
     corpus = ["a red ball and a dog", "the green ball and a clock", "a blue ball and rain"] * 4
-    train_lm(corpus, LMConfig(embed_dim=8, hidden_dim=16, max_epochs=1), out_dir=tmp_path / "lm", progress=False)
+    train_lm(corpus, LMConfig(embed_size=8, hidden_size=16, max_epochs=1), out_dir=tmp_path / "lm", progress=False)
     cfg = toy_config(tmp_path, max_epochs=1)
     cfg.train.tensorboard = False
     cfg.lm_fusion = LMFusionConfig(mode, str(tmp_path / "lm"))

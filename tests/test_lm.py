@@ -9,9 +9,11 @@ import pytest
 import torch
 
 from fusion.cli import main as cli_main
-from fusion.errors import CheckpointError, DataError
-from fusion.models.lm import LMConfig, LSTMLanguageModel, WordLM, evaluate_lm, read_corpus, train_lm
+from fusion.config import load_config
+from fusion.errors import CheckpointError, ConfigError, DataError
+from fusion.models.lm import LMConfig, LSTMLanguageModel, WordLM
 from fusion.text import Vocabulary
+from fusion.training.lm import evaluate_lm, read_corpus, train_lm
 
 CORPUS = [
     "a man is playing a guitar",
@@ -24,7 +26,7 @@ CORPUS = [
     "a dog is playing with a ball",
 ] * 6
 
-TINY = LMConfig(embed_dim=16, hidden_dim=16, min_count=1, batch_size=8, max_epochs=12, lr=0.02,
+TINY = LMConfig(embed_size=16, hidden_size=16, min_word_count=1, batch_size=8, max_epochs=12, lr=0.02,
                 dropout=0.0, val_fraction=0.0, patience=12)
 
 
@@ -47,7 +49,7 @@ def test_training_lowers_perplexity(trained: WordLM) -> None:
 
 def test_never_predicts_pad_or_bos(trained: WordLM) -> None:
     log_probs, hidden, _ = trained.model(torch.tensor([[1, 4, 5]]))
-    assert hidden.shape == (1, 3, TINY.hidden_dim)
+    assert hidden.shape == (1, 3, TINY.hidden_size)
     assert torch.isneginf(log_probs[..., :2]).all()
     assert torch.allclose(log_probs.exp().sum(-1), torch.ones(1, 3))
 
@@ -96,7 +98,7 @@ def test_read_corpus_strips_ids(tmp_path) -> None:
 
 def test_fixed_vocabulary_is_used() -> None:
     vocab = Vocabulary.build(["a man is playing"], min_count=1)
-    lm = train_lm(CORPUS[:8], LMConfig(embed_dim=8, hidden_dim=8, max_epochs=1, val_fraction=0.0), vocab=vocab, progress=False)
+    lm = train_lm(CORPUS[:8], LMConfig(embed_size=8, hidden_size=8, max_epochs=1, val_fraction=0.0), vocab=vocab, progress=False)
     assert lm.vocab is vocab and lm.model.vocab_size == len(vocab)
 
 
@@ -104,7 +106,7 @@ def test_cli_train_and_eval_json(tmp_path, capsys) -> None:
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("\n".join(f"vid{i}\t{s}" for i, s in enumerate(CORPUS)) + "\n")
     config = tmp_path / "lm.yaml"
-    config.write_text("embed_dim: 8\nhidden_dim: 8\nmax_epochs: 2\nmin_count: 1\nbatch_size: 16\n")
+    config.write_text("embed_size: 8\nhidden_size: 8\nmax_epochs: 2\nmin_word_count: 1\nbatch_size: 16\n")
     out = tmp_path / "lm"
     assert cli_main(["lm", "train", str(corpus), "--out", str(out), "--config", str(config), "--set", "lr=0.01"]) == 0
     assert (out / "model.safetensors").is_file() and (out / "vocab.json").is_file()
@@ -127,9 +129,31 @@ def test_cli_user_errors_are_one_line(tmp_path, capsys) -> None:
     assert "hiden_dim" in capsys.readouterr().err
 
 
+def test_lm_folders_and_configs_with_the_former_key_names_still_load(trained: WordLM, tmp_path, caplog) -> None:
+    """embed_dim / hidden_dim / min_count / clip_grad_norm were renamed; old LM folders and configs load as before."""
+    trained.save(tmp_path / "lm")
+    meta = json.loads((tmp_path / "lm" / "lm.json").read_text())
+    old = {"embed_size": "embed_dim", "hidden_size": "hidden_dim", "min_word_count": "min_count", "grad_clip": "clip_grad_norm"}
+    meta["config"] = {old.get(k, k): v for k, v in meta["config"].items()}
+    assert "hidden_dim" in meta["config"] and "hidden_size" not in meta["config"]
+    (tmp_path / "lm" / "lm.json").write_text(json.dumps(meta))
+    with caplog.at_level("WARNING"):
+        loaded = WordLM.load(tmp_path / "lm")
+    assert loaded.config == trained.config
+    assert "'config.hidden_dim' is now 'config.hidden_size'" in caplog.text
+    seq = torch.tensor([[1, 4, 5]])
+    assert torch.equal(loaded.model(seq)[0], trained.model(seq)[0])
+    config = tmp_path / "old.yaml"
+    config.write_text("embed_dim: 8\nhidden_dim: 12\nmin_count: 3\nclip_grad_norm: 0.5\n")
+    assert load_config(LMConfig, config) == LMConfig(embed_size=8, hidden_size=12, min_word_count=3, grad_clip=0.5)
+    config.write_text("hidden_dim: 8\nhidden_size: 12\n")
+    with pytest.raises(ConfigError, match="hidden_dim.*hidden_size.*same setting"):
+        load_config(LMConfig, config)
+
+
 @pytest.mark.real_data
 def test_msvd_captions_corpus(data_dir) -> None:
     sentences = read_corpus(data_dir / "msvd" / "captions" / "sents_val_lc_nopunc.txt")
     assert len(sentences) == 4290 and not any("\t" in s for s in sentences)
-    lm = train_lm(sentences[:400], LMConfig(embed_dim=16, hidden_dim=16, max_epochs=1), progress=False)
+    lm = train_lm(sentences[:400], LMConfig(embed_size=16, hidden_size=16, max_epochs=1), progress=False)
     assert evaluate_lm(lm, sentences[400:600]).tokens > 1000

@@ -8,7 +8,8 @@ import math
 import pytest
 from nltk.lm.smoothing import KneserNey
 
-from fusion.models.lm import LMConfig, evaluate_lm, train_lm
+from fusion.models.lm import LMConfig
+from fusion.training.lm import evaluate_lm, train_lm
 from fusion.text import Vocabulary
 from scripts.lm_vs_kneser_ney import fit_kn3, kn_perplexity, map_unk, sentence_events
 
@@ -37,7 +38,7 @@ def test_same_events_for_both_models() -> None:
     test_words = map_unk(TEST, vocab)
     assert test_words[1][1] == "<unk>"  # zebra
     ppl, tokens = kn_perplexity(fit_kn3(map_unk(TRAIN, vocab), 0.75), test_words)
-    lm = train_lm(TRAIN, LMConfig(embed_dim=8, hidden_dim=8, max_epochs=1, val_fraction=0.0), vocab=vocab, progress=False)
+    lm = train_lm(TRAIN, LMConfig(embed_size=8, hidden_size=8, max_epochs=1, val_fraction=0.0), vocab=vocab, progress=False)
     result = evaluate_lm(lm, TEST)
     assert tokens == result.tokens == sum(len(s.split()) + 1 for s in TEST)
     assert math.isfinite(ppl) and ppl > 1
@@ -51,7 +52,7 @@ def test_script_on_msvd_slice(data_dir, tmp_path, monkeypatch) -> None:
 
     monkeypatch.setattr(script, "read_corpus", lambda path, _real=script.read_corpus: _real(path)[:3000])
     code = script.main(["--out", str(tmp_path), "--discounts", "0.75", "--set", "max_epochs=1",
-                        "--set", "hidden_dim=32", "--set", "embed_dim=32"])
+                        "--set", "hidden_size=32", "--set", "embed_size=32"])
     assert code == 0
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["test_tokens"] > 10000 and results["kn3_tabulation_max_abs_error"] < 1e-12

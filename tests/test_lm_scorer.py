@@ -28,7 +28,7 @@ CAP_VOCAB = Vocabulary.build(["a man is riding a horse", "a dog is playing"])
 @pytest.fixture(scope="module")
 def lm() -> WordLM:
     torch.manual_seed(0)
-    cfg = LMConfig(embed_dim=8, hidden_dim=8, dropout=0.0)
+    cfg = LMConfig(embed_size=8, hidden_size=8, dropout=0.0)
     return WordLM(LSTMLanguageModel(len(LM_VOCAB), cfg, (0, 1)).eval(), LM_VOCAB, cfg)
 
 

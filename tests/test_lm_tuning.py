@@ -15,7 +15,8 @@ from fusion.errors import ConfigError
 from fusion.experiment import ExperimentConfig
 from fusion.features import ExtractConfig
 from fusion.manifest import ManifestEntry, write_manifest
-from fusion.models.lm import LMConfig, train_lm
+from fusion.models.lm import LMConfig
+from fusion.training.lm import train_lm
 from fusion.text import Vocabulary
 from fusion.tuning import tune_lm_weight
 from tests.mediafactory import make_video
@@ -44,7 +45,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> dict:
     model = S2VT(cfg.model, len(vocab), frame_dim=1280)  # random: close to uniform over words
     dims = {"vocab_size": len(vocab), "frame_dim": 1280, "audio_dim": 0}
     save_checkpoint(root / "run", 1, model, checkpoint_meta(cfg, vocab, dims), None, best={"metric": "loss", "value": 1.0})
-    lm_cfg = LMConfig(embed_dim=16, hidden_dim=16, min_count=1, max_epochs=30, lr=0.03, dropout=0.0, val_fraction=0.0,
+    lm_cfg = LMConfig(embed_size=16, hidden_size=16, min_word_count=1, max_epochs=30, lr=0.03, dropout=0.0, val_fraction=0.0,
                       patience=30, batch_size=8)
     train_lm(CAPTIONS * 4, lm_cfg, out_dir=root / "lm", progress=False)
     return {"root": root, "run": root / "run", "lm": root / "lm"}

@@ -14,7 +14,8 @@ import json
 from typing import Any
 
 from fusion.config import load_config
-from fusion.models.lm import LMConfig, WordLM, evaluate_lm, read_corpus, train_lm
+from fusion.models.lm import LMConfig, WordLM
+from fusion.training.lm import evaluate_lm, read_corpus, train_lm
 
 
 def register(subparsers: Any) -> None:

@@ -110,7 +110,7 @@ class DeepFusionS2VT(CaptionDecoder):
         self.lm.eval()
         self.register_buffer("to_lm", vocab_map(vocab, lm.vocab))  # (V,) caption id -> LM id
         hidden = s2vt.config.hidden_size
-        self.fused_out = nn.Linear(hidden + self.lm.hidden_dim, s2vt.vocab_size)
+        self.fused_out = nn.Linear(hidden + self.lm.hidden_size, s2vt.vocab_size)
         with torch.no_grad():  # start as S2VT: the LM columns at 0
             self.fused_out.weight.zero_()
             self.fused_out.weight[:, :hidden] = s2vt.out.weight
@@ -158,7 +158,7 @@ def early_fusion_init(s2vt: S2VT, lm: WordLM, vocab: Vocabulary) -> dict[str, in
     contributes ``W_out @ W_proj`` (exactly the same linear map).
 
     Raises:
-        ConfigError: sizes differ (LM embed_dim vs model.word_embed_size, hidden_dim vs
+        ConfigError: sizes differ (LM embed_size vs model.word_embed_size, hidden_size vs
             model.hidden_size) or the LM has more than one layer.
 
     Returns:
@@ -168,8 +168,8 @@ def early_fusion_init(s2vt: S2VT, lm: WordLM, vocab: Vocabulary) -> dict[str, in
     if m.config.num_layers != 1:
         raise ConfigError(f"early fusion needs a one-layer LM (S2VT's language layer is one LSTM); "
                           f"this LM has {m.config.num_layers}: train it with --set num_layers=1")
-    for lm_key, lm_size, model_key, model_size in (("embed_dim", m.config.embed_dim, "word_embed_size", cfg.word_embed_size),
-                                                   ("hidden_dim", m.config.hidden_dim, "hidden_size", cfg.hidden_size)):
+    for lm_key, lm_size, model_key, model_size in (("embed_size", m.config.embed_size, "word_embed_size", cfg.word_embed_size),
+                                                   ("hidden_size", m.config.hidden_size, "hidden_size", cfg.hidden_size)):
         if lm_size != model_size:
             raise ConfigError(f"early fusion needs LM {lm_key} == model.{model_key} ({lm_size} != {model_size}); "
                               f"train the LM with --set {lm_key}={model_size}")
