@@ -14,6 +14,7 @@ and round-trips exactly.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import unicodedata
@@ -24,6 +25,8 @@ from typing import Any
 
 from fusion.errors import DataError
 from fusion.io import atomic_write_json
+
+logger = logging.getLogger(__name__)
 
 PAD, BOS, EOS, UNK = "<pad>", "<bos>", "<eos>", "<unk>"
 SPECIALS: tuple[str, ...] = (PAD, BOS, EOS, UNK)  # ids 0, 1, 2, 3

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 from typing import Literal
+
+logger = logging.getLogger(__name__)
 
 ValMetric = Literal["METEOR", "CIDEr", "Bleu_4", "ROUGE_L", "loss"]
 LRSchedule = Literal["constant", "cosine"]
@@ -95,13 +98,13 @@ class TrainConfig:
         return self.val_metric != "loss"
 
 
-def learning_rate(tc: TrainConfig, step: int, total_steps: int) -> float:
-    """The rate for optimizer step ``step`` (0-based) of a ``total_steps`` budget under ``tc``'s schedule."""
-    if tc.lr_schedule == "constant":
-        return tc.lr
-    if step < tc.warmup_steps:
-        return tc.lr * (step + 1) / tc.warmup_steps
-    span = max(total_steps - tc.warmup_steps - 1, 1)
-    progress = min(max(step - tc.warmup_steps, 0) / span, 1.0)
-    final = tc.lr * tc.lr_final_ratio
-    return final + (tc.lr - final) * 0.5 * (1.0 + math.cos(math.pi * progress))
+def learning_rate(config: TrainConfig, step: int, total_steps: int) -> float:
+    """The rate for optimizer step ``step`` (0-based) of a ``total_steps`` budget under ``config``'s schedule."""
+    if config.lr_schedule == "constant":
+        return config.lr
+    if step < config.warmup_steps:
+        return config.lr * (step + 1) / config.warmup_steps
+    span = max(total_steps - config.warmup_steps - 1, 1)
+    progress = min(max(step - config.warmup_steps, 0) / span, 1.0)
+    final = config.lr * config.lr_final_ratio
+    return final + (config.lr - final) * 0.5 * (1.0 + math.cos(math.pi * progress))
