@@ -225,7 +225,7 @@ def run_knowledge(run: Any, compute: bool = True) -> RunKnowledge:
 
 def _bounded(model: Any) -> bool:
     norms = [getattr(model, n, None) for n in ("frame_norm", "audio_norm")]
-    return all(getattr(n, "has_bounds", True) for n in norms if n is not None and hasattr(n, "lo"))
+    return all(getattr(n, "has_bounds", True) for n in norms if n is not None and hasattr(n, "max_rms"))
 
 
 def _compute(run: Any, folder: Path, fix: str, compute: bool) -> RunKnowledge:

@@ -180,3 +180,21 @@ def test_real_clips_are_flagged_and_never_loop(data_dir: Path, tmp_path: Path) -
         assert result.ood["flagged"] and "this caption is unreliable" in result.ood["warning"]
     real_far = min(r.ood["distance"]["frames"] for r in results[: len(real)])
     assert real_far > 3 * max(r.ood["distance"]["frames"] for r in results[len(real):])
+
+
+def test_run_knowledge_caps_an_older_captioner_from_its_profile(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from fusion.runcard import run_knowledge
+
+    rng = np.random.default_rng(4)
+    train = _records(rng, 20)
+    config = S2VTConfig(hidden_size=8, frame_embed_size=8, word_embed_size=8, audio_mode="stream", audio_embed_size=4)
+    old = S2VT(config, vocab_size=10, frame_dim=DV, audio_dim=DA)  # saved before the input norms existed
+    profile = TrainingProfile.fit(train, _records(rng, 5))
+    measure_model_bounds(S2VT(config, vocab_size=10, frame_dim=DV, audio_dim=DA), profile, train)
+    profile.save(profile_path(tmp_path))
+    run = SimpleNamespace(model=old, checkpoint_dir=tmp_path / "checkpoints" / "step-1")
+    knowledge = run_knowledge(run, compute=False)
+    assert knowledge.profile is not None and knowledge.note is None
+    assert old.frame_norm.has_bounds and old.audio_norm.has_bounds
