@@ -137,7 +137,7 @@ def _render_star(args: tuple[ClipPlan, str, int]) -> str:
 
 
 def clip_meta(plan: ClipPlan, origin: str) -> dict[str, Any]:
-    """The manifest ``meta`` of a clip (see ``docs/CONTRACTS.md``)."""
+    """The manifest ``meta`` of a clip (read by :func:`fusion.benchmark.judge_caption`)."""
     src = SOUND_SOURCES[plan.recording.esc_class] if plan.recording else None
     return {
         "objects": plan.objects,
