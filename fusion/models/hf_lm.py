@@ -20,15 +20,14 @@ sequences. Without the cache (``use_cache=False``, also for models whose cache c
 passed back) every step re-runs each row's whole prefix; both give the same scores up to
 float rounding (``tests/test_lm_hf_cache.py``; ``scripts/bench_lm_cache.py`` times them).
 Rows consume different numbers of subwords per step, so the cache holds padding slots,
-masked out by the attention mask, and every subword gets its position id from the count of
-real subwords before it, exactly as in the full prefix.
+masked out by the attention mask (and squeezed out after every step), and every subword gets
+its position id from the count of real subwords before it, exactly as in the full prefix.
 
 Loading: a local folder (``save_pretrained`` output) or, for users who are online, a hub id.
 """
 
 from __future__ import annotations
 
-import inspect
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,11 +38,19 @@ from torch import Tensor
 
 from fusion.errors import WeightsError
 from fusion.models.bound_lm import LOG_ZERO
+from fusion.models.hf_cache import (
+    HFState,
+    KVCache,
+    cache_argument_names,
+    compact,
+    from_model_cache,
+    pad,
+    positions,
+    to_model_cache,
+)
 from fusion.text import Vocabulary
 
 logger = logging.getLogger(__name__)
-
-KVCache = list[tuple[Tensor, Tensor]]  # one (key, value) per layer, each (N, heads, S, head_dim)
 
 
 @dataclass
@@ -137,95 +144,24 @@ class HFWordLM:
 
 
     @torch.no_grad()
-    def forward_cached(self, ids: Tensor, mask: Tensor, positions: Tensor,
+    def forward_cached(self, ids: Tensor, mask: Tensor, position_ids: Tensor,
                        past: KVCache | None) -> tuple[Tensor, KVCache]:
         """Run new subwords on top of a key/value cache.
 
         Args:
             ids: long (N, W) new subword ids (padding slots hold any id).
             mask: long (N, S + W) 1 for real subwords over the cache's S slots and the W new ones.
-            positions: long (N, W) position id of each new subword.
+            position_ids: long (N, W) position id of each new subword.
             past: the cache of the S earlier slots (None: S = 0).
 
         Returns:
             logits float32 (N, W, V_sub) and the cache of all S + W slots.
         """
-        names = _cache_argument_names(self.model)
-        kwargs = {names[0]: _to_model_cache(past)} if past is not None else {}
+        names = cache_argument_names(self.model)
+        kwargs = {names[0]: to_model_cache(past)} if past is not None else {}
         out = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
-                         position_ids=positions.to(self.device), use_cache=True, **kwargs)
-        return out.logits.float(), _from_model_cache(getattr(out, names[1]))
-
-
-def _cache_argument_names(model: Any) -> tuple[str, str]:
-    """The forward argument and output field that carry the cache (``past_key_values`` before transformers 5)."""
-    params = inspect.signature(model.forward).parameters
-    return ("cache", "cache") if "cache" in params else ("past_key_values", "past_key_values")
-
-
-def _to_model_cache(past: KVCache) -> Any:
-    """Our per-layer (key, value) tensors as the model's cache object."""
-    from transformers import DynamicCache
-
-    if hasattr(DynamicCache, "from_legacy_cache"):
-        return DynamicCache.from_legacy_cache(tuple(past))
-    return DynamicCache(ddp_cache_data=past)
-
-
-def _from_model_cache(cache: Any) -> KVCache:
-    """The model's cache object as per-layer (key, value) tensors."""
-    if cache is None:
-        raise WeightsError("the Hugging Face model returned no key/value cache; use HFWordLM(use_cache=False)")
-    if hasattr(cache, "layers"):
-        return [(layer.keys, layer.values) for layer in cache.layers]
-    if hasattr(cache, "key_cache"):
-        return list(zip(cache.key_cache, cache.value_cache))
-    return [(k, v) for k, v, *_ in cache]
-
-
-@dataclass
-class HFState:
-    """What :class:`BoundHF` remembers of N rows.
-
-    Attributes:
-        prefixes: the subword ids each row has consumed (BOS first).
-        past: the key/value cache of those subwords over S slots (None before the first
-            step and without the cache); a row's padding slots are masked out.
-        mask: long (N, S) on the CPU, 1 where a cache slot holds one of the row's subwords, or None.
-        scores: float32 (N, V) the last step's caption-word log-probs (what a row that
-            consumes no subword, an ``<unk>``, scores again), or None.
-    """
-
-    prefixes: list[list[int]]
-    past: KVCache | None = None
-    mask: Tensor | None = None
-    scores: Tensor | None = None
-
-    def select(self, idx: Tensor) -> HFState:
-        """Rows ``idx`` (long (N',)) in that order."""
-        rows = idx.tolist()
-        prefixes = [list(self.prefixes[i]) for i in rows]
-        if self.past is None or self.mask is None:
-            return HFState(prefixes)
-        past = [(k.index_select(0, idx.to(k.device)), v.index_select(0, idx.to(v.device))) for k, v in self.past]
-        scores = None if self.scores is None else self.scores.index_select(0, idx.to(self.scores.device))
-        return HFState(prefixes, past, self.mask.index_select(0, idx.cpu()), scores)
-
-
-def _pad(seqs: list[list[int]]) -> tuple[Tensor, Tensor]:
-    """Right-padded ids and mask, long (B, W) each."""
-    width = max(len(s) for s in seqs)
-    ids = torch.zeros(len(seqs), width, dtype=torch.long)
-    mask = torch.zeros(len(seqs), width, dtype=torch.long)
-    for i, s in enumerate(seqs):
-        ids[i, : len(s)] = torch.tensor(s, dtype=torch.long)
-        mask[i, : len(s)] = 1
-    return ids, mask
-
-
-def _positions(mask: Tensor, width: int) -> Tensor:
-    """Position ids (N, width) of the last ``width`` slots: real subwords before each slot."""
-    return (mask.cumsum(1) - 1).clamp(min=0)[:, -width:]
+                         position_ids=position_ids.to(self.device), use_cache=True, **kwargs)
+        return out.logits.float(), from_model_cache(getattr(out, names[1]))
 
 
 class BoundHF:
@@ -305,14 +241,15 @@ class BoundHF:
         if not any(new):  # no row consumed a subword (all <unk>): nothing changes
             return state.scores, HFState(prefixes, state.past, state.mask, state.scores)
         device = self.lm.device
-        ids, new_mask = _pad(new)  # (N, W)
+        ids, new_mask = pad(new)  # (N, W)
         width = ids.shape[1]
         mask = new_mask if state.mask is None else torch.cat([state.mask, new_mask], 1)  # (N, S + W)
-        logits, past = self.lm.forward_cached(ids, mask, _positions(mask, width), state.past)  # (N, W, V_sub)
+        logits, past = self.lm.forward_cached(ids, mask, positions(mask, width), state.past)  # (N, W, V_sub)
         last = (new_mask.sum(1) - 1).clamp(min=0).to(device)  # (N,) each row's last new slot
         first = torch.log_softmax(logits[torch.arange(len(new), device=device), last], dim=-1)  # (N, V_sub)
         scores = torch.full((len(new), len(self.vocab)), LOG_ZERO, device=device)
         scores[:, self.single] = first[:, self.single_first.to(device)]
+        past, mask = compact(past, mask)
         rows = [r for r, piece in enumerate(new) if piece]
         self._multi_scores(scores, first, rows, past, mask)
         scores = self._finish(scores)
@@ -340,11 +277,11 @@ class BoundHF:
             chunk = pairs[start : start + self.lm.chunk_rows]
             row_idx = torch.tensor([r for r, _ in chunk], device=device)
             word_idx = torch.tensor([w for _, w in chunk], device=device)
-            ids, cont_mask = _pad([self.pieces[w][:-1] for _, w in chunk])  # (P, K)
-            targets, _ = _pad([self.pieces[w][1:] for _, w in chunk])  # (P, K)
+            ids, cont_mask = pad([self.pieces[w][:-1] for _, w in chunk])  # (P, K)
+            targets, _ = pad([self.pieces[w][1:] for _, w in chunk])  # (P, K)
             full_mask = torch.cat([mask.index_select(0, row_idx.cpu()), cont_mask], 1)  # (P, S + K)
             sub_past = [(k.index_select(0, row_idx), v.index_select(0, row_idx)) for k, v in past]
-            logits, _ = self.lm.forward_cached(ids, full_mask, _positions(full_mask, ids.shape[1]), sub_past)
+            logits, _ = self.lm.forward_cached(ids, full_mask, positions(full_mask, ids.shape[1]), sub_past)
             log_probs = torch.log_softmax(logits, dim=-1)  # (P, K, V_sub)
             rest = log_probs.gather(2, targets.to(device)[..., None])[..., 0] * cont_mask.to(device)  # (P, K)
             heads = torch.tensor([self.pieces[w][0] for _, w in chunk], device=device)
