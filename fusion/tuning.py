@@ -10,6 +10,9 @@ With ``betas``, the LM weight alpha and the audio-noun verifier's weight beta ar
 together: the split is decoded once per (alpha, beta) of the grid (the whole decoder:
 captioner + ``"lm"`` + ``"audio"``), ties go to the smaller alpha, then the smaller beta, and
 the choice includes ``audio_weight``. :func:`format_grid` prints the grid as a table.
+With ``guard="false_sound_rate"`` (the audio-visual benchmark's judgement) only points that name
+no more false sounds on the split than the decoder without the LM (alpha 0 at the run's beta)
+may be chosen: the language model may not buy METEOR with invented sounds.
 
 The choice is written into the run's ``config.yaml`` decode section (``lm``, ``lm_weight``,
 ``lm_mode``, and ``audio_weight`` when ``betas`` are tuned; ``lm: null`` when the LM did not help), which ``fusion evaluate`` / ``caption``
@@ -36,6 +39,7 @@ from fusion.io import atomic_write_json
 logger = logging.getLogger(__name__)
 
 DEFAULT_ALPHAS: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.5, 0.7)
+GUARDS: tuple[str, ...] = ("false_sound_rate", "false_sound_rate_no_source")  # lower is better
 
 
 @dataclass
@@ -60,6 +64,7 @@ class TuneResult:
         best_beta: the chosen verifier weight (None when beta was not tuned: the run's kept).
         grid: every decoded point: ``{"alpha", "beta", "metrics"}`` (coco metrics, plus the
             benchmark's judgements, e.g. ``false_sound_rate``, where the manifest has them).
+        guard: the metric the choice may not raise above the decoder without the LM, or None.
     """
 
     best_alpha: float
@@ -78,6 +83,7 @@ class TuneResult:
     config: str = ""
     best_beta: float | None = None
     grid: list[dict[str, Any]] = field(default_factory=list)
+    guard: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict."""
@@ -102,6 +108,21 @@ def _check_betas(betas: Sequence[float] | None) -> list[float] | None:
     if min(betas) < 0:
         raise ConfigError(f"--betas {list(betas)}: each beta (the verifier's weight) must be >= 0")
     return sorted({float(b) for b in betas})
+
+
+def _guarded(rows: list[dict[str, Any]], guard: str | None, run_beta: float) -> list[dict[str, Any]]:
+    """The grid points that may be chosen: all, or those whose ``guard`` rate is at most the
+    decoder's without the LM (alpha 0 at the run's beta if decoded, else at the point's beta)."""
+    if guard is None:
+        return rows
+    no_lm = {r["beta"]: r["metrics"].get(guard) for r in rows if r["alpha"] == 0}
+    out = []
+    for row in rows:
+        reference = no_lm.get(run_beta, no_lm.get(row["beta"]))
+        value = row["metrics"].get(guard)
+        if value is None or reference is None or value <= reference + 1e-12:
+            out.append(row)
+    return out
 
 
 def format_grid(result: TuneResult, metrics: Sequence[str] = ("METEOR", "false_sound_rate")) -> str:
@@ -146,6 +167,7 @@ def tune_lm_weight(
     betas: Sequence[float] | None = None,
     audio_penalty: float | None = None,
     audio_absent_penalty: float | None = None,
+    guard: str | None = None,
 ) -> TuneResult:
     """Pick alpha for late fusion (with ``betas``: alpha and beta together) on ``split``; write it into the run's config.
 
@@ -168,6 +190,8 @@ def tune_lm_weight(
         audio_penalty: the audio scorer's penalty for contradicted nouns (None = the run's;
             given, it is written into the run's config with the choice).
         audio_absent_penalty: its cost of audible nouns in clips without audio (likewise).
+        guard: a benchmark rate (``GUARDS``) the chosen point may not raise above alpha 0 at the
+            run's beta (else at the point's own beta); None = the metric alone decides.
 
     Raises:
         ConfigError: bad alphas, mode or metric. DataError: empty split or no references.
@@ -177,7 +201,7 @@ def tune_lm_weight(
     from fusion.decoding.config import LM_MODES
     from fusion.decoding.decoder import CaptionDecoder
     from fusion.decoding.lm_scorer import load_language_model
-    from fusion.evaluation import METRICS, benchmark_metrics, coco_metrics
+    from fusion.evaluation import METRICS, benchmark_metrics, coco_metrics, is_benchmark
     from fusion.pipeline import prepare_split
 
     if mode not in LM_MODES:
@@ -186,12 +210,17 @@ def tune_lm_weight(
         raise ConfigError(f"--metric {metric!r} is not one of {list(METRICS)}")
     grid = _check_alphas(alphas, mode)
     beta_grid = _check_betas(betas)
+    if guard is not None and guard not in GUARDS:
+        raise ConfigError(f"--guard {guard!r} is not one of {list(GUARDS)}")
     start = time.time()
     prepared = prepare_split(run_path, split, manifest=manifest, features=features, device=device,
                              overrides={"beam_size": beam_size, "batch_size": batch_size,
                                         "audio_penalty": audio_penalty, "audio_absent_penalty": audio_absent_penalty},
                              captioned_only=True, progress=progress)
     run, entries = prepared.run, prepared.entries
+    if guard is not None and not is_benchmark(entries):
+        raise ConfigError(f"--guard {guard} needs the audio-visual benchmark's judgements, which {prepared.manifest} "
+                          "lacks (its entries' meta has no objects / audio_kind): drop --guard")
     refs = {e.id: list(e.captions) for e in entries}
     lm = load_language_model(lm_path, device=device)
     verifier = None
@@ -211,7 +240,7 @@ def tune_lm_weight(
         values.update(benchmark_metrics(predictions, entries))
         rows.append({"alpha": alpha, "beta": beta, "metrics": values})
         logger.info("alpha %.3f, beta %.3f: %s %.4f", alpha, beta, metric, values[metric])
-    best_row = max(rows, key=lambda r: (r["metrics"][metric], -r["alpha"], -r["beta"]))  # ties -> smaller
+    best_row = max(_guarded(rows, guard, run_beta), key=lambda r: (r["metrics"][metric], -r["alpha"], -r["beta"]))
     best, best_beta = best_row["alpha"], best_row["beta"]
     scores = {str(r["alpha"]): {k: v for k, v in r["metrics"].items() if k in METRICS}
               for r in rows if r["beta"] == best_beta}
@@ -238,7 +267,7 @@ def tune_lm_weight(
                         metric=metric, mode=mode, split=split, n_videos=len(entries), scores=scores, lm=str(lm_path),
                         run=str(run.checkpoint_dir), command=command, seconds=time.time() - start,
                         out=str(out_path), config=str(config_path or ""),
-                        best_beta=best_beta if beta_grid is not None else None, grid=rows)
+                        best_beta=best_beta if beta_grid is not None else None, grid=rows, guard=guard)
     atomic_write_json(out_path, result.to_dict())
     logger.info("best alpha %g, beta %g (%s %.4f, without LM %.4f); wrote %s", best, best_beta, metric,
                 result.best_value, result.baseline_value, out_path)

@@ -1,11 +1,13 @@
 """The whole decoder: captioner + language model + audio-noun verifier, against its parts.
 
 One command tunes the LM weight alpha and the verifier weight beta together on validation
-(``fusion tune RUN --lm LM --alphas ... --betas ...``: one decode per grid point, the choice
-written into ``RUN/config.yaml``), then decodes the test split with beam ``--beam`` as
+(``fusion tune RUN --lm LM --alphas ... --betas ... --guard false_sound_rate``: one decode per
+grid point; the best METEOR among the points that name no more false sounds on validation than
+the decoder without the LM; the choice written into ``RUN/config.yaml``), then decodes the
+test split with beam ``--beam`` as
 
 - ``captioner alone``: alpha 0, beta 0;
-- ``+ LM``: the best alpha on validation with the verifier off;
+- ``+ LM``: the best alpha on validation with the verifier off (METEOR alone decides);
 - ``+ verifier``: the run's recipe before tuning (LM off, beta = its ``decode.audio_weight``);
 - ``+ both``: the joint (alpha, beta) choice, what ``RUN/config.yaml`` now holds;
 
@@ -80,7 +82,9 @@ def markdown(report: dict[str, Any]) -> str:
     from fusion.tuning import TuneResult, format_grid
 
     lines = [f"Whole decoder on the test split ({report['n_test']} clips), beam {report['beam']}; alpha and beta "
-             f"tuned together on val ({report['n_val']} clips, METEOR). Produced by:", "", f"    {report['command']}", "",
+             f"tuned together on val ({report['n_val']} clips): the best METEOR"
+             + (f" among points whose {report['guard']} is at most the decoder's without the LM" if report.get("guard") else "")
+             + ". Produced by:", "", f"    {report['command']}", "",
              "| decoder | alpha | beta | penalties | " + " | ".join(COLUMNS) + " | " +
              " | ".join(f"Δ{m} vs alone [95% CI]" for m in PAIRED) + " |",
              "|" + "---|" * (4 + len(COLUMNS) + len(PAIRED))]
@@ -117,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="... and this cost of audible nouns in clips without audio")
     p.add_argument("--recipe-beta", type=float, default=None,
                    help="beta of the '+ verifier' row (default: the run's decode.audio_weight before tuning)")
+    p.add_argument("--guard", default="false_sound_rate", help="fusion tune --guard for '+ both' ('none': off)")
     p.add_argument("--beam", type=int, default=5)
     p.add_argument("--bootstrap", type=int, default=1000, help="paired bootstrap resamples")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
@@ -135,17 +140,18 @@ def main(argv: list[str] | None = None) -> int:
     try:
         recipe_beta = args.recipe_beta if args.recipe_beta is not None else load_run(args.run).config.decode.audio_weight
         penalties = args.penalty is not None or args.absent_penalty is not None
+        guard = None if args.guard == "none" else args.guard
         penalty, absent_penalty = args.penalty or 0.0, args.absent_penalty or 0.0
         tuned = tune_lm_weight(args.run, args.lm, args.alphas, betas=args.betas, beam_size=args.beam,
                                manifest=args.manifest, audio_penalty=0.0 if penalties else None,
-                               audio_absent_penalty=0.0 if penalties else None)
+                               audio_absent_penalty=0.0 if penalties else None, guard=guard)
         print(format_grid(tuned), flush=True)
         penalised = None
         if penalties:
             betas = [b for b in args.betas if b > 0] or [1.0]
             penalised = tune_lm_weight(args.run, args.lm, args.alphas, betas=betas, beam_size=args.beam,
                                        manifest=args.manifest, audio_penalty=penalty,
-                                       audio_absent_penalty=absent_penalty, apply=False,
+                                       audio_absent_penalty=absent_penalty, apply=False, guard=guard,
                                        out=Path(tuned.out).with_name(f"lm_{tuned.mode}_penalties.json"))
             print(format_grid(penalised), flush=True)
         prepared = prepare_split(args.run, "test", manifest=args.manifest, overrides={"beam_size": args.beam})
@@ -193,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
                                     f"{ref['false_sound_rate']:.3f}",
                            "passed": m["false_sound_rate"] <= ref["false_sound_rate"] + 1e-12})
     command = "python -m scripts.whole_decoder " + " ".join(argv if argv is not None else sys.argv[1:])
-    report = {"command": command, "run": args.run, "lm": args.lm, "beam": args.beam, "bootstrap": args.bootstrap,
+    report = {"command": command, "run": args.run, "lm": args.lm, "beam": args.beam, "bootstrap": args.bootstrap, "guard": guard,
               "penalties": f"{penalty:g} / {absent_penalty:g}" if penalised else None, "n_test": len(prepared.entries), "n_val": tuned.n_videos,
               "rows": rows, "tune": tuned.to_dict(), "tune_penalty": penalised.to_dict() if penalised else None,
               "acceptance": checks, "seconds": round(time.time() - start, 1),

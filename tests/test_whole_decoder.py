@@ -111,6 +111,29 @@ def test_tune_cli_prints_the_grid(setup: dict, java_available: bool, capsys: pyt
         tune_lm_weight(setup["run"], setup["lm"], [0.5], betas=[-1.0])
 
 
+def test_guard_keeps_points_without_more_false_sounds_than_no_lm() -> None:
+    from fusion.tuning import _guarded
+
+    def row(alpha: float, beta: float, meteor: float, false_sound: float) -> dict:
+        return {"alpha": alpha, "beta": beta, "metrics": {"METEOR": meteor, "false_sound_rate": false_sound}}
+
+    rows = [row(0, 0, 0.41, 0.10), row(0, 1, 0.40, 0.06), row(0.2, 1, 0.41, 0.05), row(0.4, 1, 0.43, 0.08),
+            row(0.4, 2, 0.42, 0.06)]
+    kept = _guarded(rows, "false_sound_rate", run_beta=1.0)  # reference: alpha 0 at the run's beta, 0.06
+    assert [(r["alpha"], r["beta"]) for r in kept] == [(0, 1), (0.2, 1), (0.4, 2)]
+    assert _guarded(rows, None, 1.0) == rows
+    # Without the run's beta in the grid, each point is held to alpha 0 at its own beta.
+    assert [(r["alpha"], r["beta"]) for r in _guarded(rows, "false_sound_rate", run_beta=5.0)] == [
+        (0, 0), (0, 1), (0.2, 1), (0.4, 2)]  # (0.4, 2): no alpha-0 row at beta 2 to hold it to
+
+
+def test_guard_needs_the_benchmark(setup: dict) -> None:
+    with pytest.raises(ConfigError, match="--guard false_sound_rate needs the audio-visual benchmark"):
+        tune_lm_weight(setup["run"], setup["lm"], [0.5], betas=[0, 1], guard="false_sound_rate", progress=False)
+    with pytest.raises(ConfigError, match="--guard 'METEOR'"):
+        tune_lm_weight(setup["run"], setup["lm"], [0.5], guard="METEOR", progress=False)
+
+
 @pytest.mark.java
 def test_ablate_reports_lm_verifier_and_both_off(setup: dict, java_available: bool) -> None:
     out = setup["root"] / "abl"

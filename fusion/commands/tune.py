@@ -14,7 +14,7 @@ import argparse
 import json
 from typing import Any
 
-from fusion.tuning import DEFAULT_ALPHAS, format_grid
+from fusion.tuning import DEFAULT_ALPHAS, GUARDS, format_grid
 
 
 def register(subparsers: Any) -> None:
@@ -33,6 +33,9 @@ def register(subparsers: Any) -> None:
                         help="audio scorer's extra cost of a noun the sound contradicts (default: the run's)")
     parser.add_argument("--audio-absent-penalty", type=float, metavar="Q",
                         help="audio scorer's cost of an audible noun in a clip without audio (default: the run's)")
+    parser.add_argument("--guard", choices=GUARDS, metavar="RATE",
+                        help="on the audio-visual benchmark: never choose a point whose RATE (false_sound_rate) exceeds "
+                        "the decoder's without the LM")
     parser.add_argument("--mode", default="loglinear", choices=("loglinear", "linear"),
                         help="log-linear (shallow) fusion or linear interpolation of probabilities")
     parser.add_argument("--metric", default="METEOR", help="coco metric to maximise (default METEOR)")
@@ -55,14 +58,15 @@ def run(args: argparse.Namespace) -> int:
                             split=args.split, metric=args.metric, features=args.features, out=args.out,
                             device=args.device, beam_size=args.beam_size, batch_size=args.batch_size,
                             apply=not args.dry_run, betas=args.betas, audio_penalty=args.audio_penalty,
-                            audio_absent_penalty=args.audio_absent_penalty)
+                            audio_absent_penalty=args.audio_absent_penalty, guard=args.guard)
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
         return 0
     if result.best_beta is not None:
-        print(format_grid(result, (result.metric, "false_sound_rate")))
+        print(format_grid(result, (result.metric, result.guard or "false_sound_rate")))
+        guarded = f", no {result.guard} above the decoder without the LM" if result.guard else ""
         print(f"chosen alpha {result.best_alpha:g}, beta {result.best_beta:g} ({result.mode}, {result.split}, "
-              f"{result.n_videos} videos); wrote {result.out}")
+              f"{result.n_videos} videos{guarded}); wrote {result.out}")
     else:
         for alpha, scores in result.scores.items():
             mark = "  <- best" if float(alpha) == result.best_alpha else ""
