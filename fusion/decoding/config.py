@@ -21,7 +21,8 @@ import dataclasses
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+import typing
+from typing import TYPE_CHECKING, Any, Literal, Mapping
 
 from fusion.errors import ConfigError
 
@@ -30,7 +31,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-LM_MODES: tuple[str, ...] = ("loglinear", "linear")
+LMFusionMode = Literal["loglinear", "linear"]  # late fusion: log-linear (shallow) or linear interpolation
+LM_MODES: tuple[LMFusionMode, ...] = typing.get_args(LMFusionMode)
 # Fields added after runs were trained whose default changes captions, with the value that kept the
 # earlier behaviour: a run's decode section written before a field existed (it lacks the key) still
 # decodes as it did then (:func:`legacy_section`). Give the option (e.g. --no-repeat-ngram 3) to change it.
@@ -84,7 +86,7 @@ class DecodeConfig:
     allow_unk: bool = False
     lm: str | None = None
     lm_weight: float = 0.0
-    lm_mode: str = "loglinear"
+    lm_mode: LMFusionMode = "loglinear"
     audio_weight: float = 0.0
     audio_penalty: float = 0.0
     audio_absent_penalty: float = 0.0

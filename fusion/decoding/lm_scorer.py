@@ -25,13 +25,13 @@ from __future__ import annotations
 
 import logging
 import math
-import typing
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from torch import Tensor
 
+from fusion.decoding.config import LM_MODES, LMFusionMode
 from fusion.decoding.scorer import DecodeContext, Scorer
 from fusion.errors import CheckpointError, ConfigError
 from fusion.models.bound_lm import LOG_ZERO, BoundLM, bind_lm
@@ -40,8 +40,6 @@ from fusion.text import Vocabulary
 
 logger = logging.getLogger(__name__)
 
-LMFusionMode = Literal["loglinear", "linear"]  # late fusion: log-linear (shallow) or linear interpolation
-LM_FUSION_MODES: tuple[LMFusionMode, ...] = typing.get_args(LMFusionMode)
 
 
 class LMScorer:
@@ -155,8 +153,8 @@ def lm_fusion(
     Returns:
         ``(scorers, weights)`` for ``beam_search``; with no LM or alpha 0, the caption scorer alone.
     """
-    if mode not in LM_FUSION_MODES:
-        raise ConfigError(f"lm fusion mode {mode!r} is not one of {list(LM_FUSION_MODES)}")
+    if mode not in LM_MODES:
+        raise ConfigError(f"lm fusion mode {mode!r} is not one of {list(LM_MODES)}")
     if lm_weight < 0:
         raise ConfigError(f"lm weight {lm_weight} must be >= 0")
     if lm is None or lm_weight == 0:
