@@ -46,14 +46,15 @@ def _wait_for(url: str, proc: subprocess.Popen, timeout_s: float = 600) -> None:
     raise SystemExit(f"fusion serve did not answer at {url} within {timeout_s:.0f} s")
 
 
-def screenshot(model: Path, clip: Path, out: Path, beam: int) -> str:
+def screenshot(model: Path, clip: Path, out: Path, beam: int, audio_weight: float) -> str:
     """Serve ``model``, caption ``clip`` in the page, save the caption tab to ``out``; returns the caption."""
     from playwright.sync_api import sync_playwright
 
     port = _free_port()
     env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"}
-    proc = subprocess.Popen([sys.executable, "-m", "fusion", "serve", "--runs", str(model.parent), "--model", str(model),
-                             "--port", str(port)], env=env)
+    # from the runs folder's parent, as a user starts it: paths on the page read runs/NAME
+    proc = subprocess.Popen([sys.executable, "-m", "fusion", "serve", "--runs", model.parent.name, "--model",
+                             f"{model.parent.name}/{model.name}", "--port", str(port)], env=env, cwd=model.parent.parent)
     try:
         url = f"http://127.0.0.1:{port}/"
         _wait_for(url, proc)
@@ -62,9 +63,10 @@ def screenshot(model: Path, clip: Path, out: Path, beam: int) -> str:
             page = browser.new_page(viewport={"width": 1360, "height": 1500})
             page.set_default_timeout(300_000)
             page.goto(url)
-            beam_box = page.locator("#fusion-beam input[type=number]")
-            beam_box.fill(str(beam))
-            beam_box.press("Enter")
+            for slider, value in (("#fusion-beam", beam), ("#fusion-audio-weight", audio_weight)):
+                box = page.locator(f"{slider} input[type=number]")
+                box.fill(str(value))
+                box.press("Enter")
             page.locator("#fusion-upload input[type=file]").set_input_files(str(clip))
             page.wait_for_function("document.querySelector('#fusion-status').innerText.startsWith('Captioned')")
             caption = page.locator("#fusion-caption textarea").input_value()
@@ -83,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", help="run folder (default runs/demo, else a random benchmark-sized decoder)")
     p.add_argument("--clip", help="clip to caption (default: MSR-VTT video0.mp4 where present)")
     p.add_argument("--beam", type=int, default=4)
+    p.add_argument("--audio-weight", type=float, default=1.0)
     p.add_argument("--out", default=str(REPO_ROOT / "docs" / "serve.png"))
     args = p.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
@@ -94,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
             print("no runs/demo: a benchmark-sized decoder with random weights (real encoders)")
         real = data_dir() / "msrvtt" / "clips" / "video0.mp4"
         clip = Path(args.clip) if args.clip else (real if real.is_file() else make_clip(Path(tmp) / "clip10s.mp4"))
-        caption = screenshot(model.resolve(), clip, Path(args.out), args.beam)
+        caption = screenshot(model.resolve(), clip.resolve(), Path(args.out).resolve(), args.beam, args.audio_weight)
     print(f"{clip.name}: {caption}\nwrote {args.out}")
     return 0
 

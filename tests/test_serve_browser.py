@@ -18,12 +18,16 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from fusion.paths import data_dir
 from tests.mediafactory import make_video
 from tests.test_serve import make_tiny_run
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -83,7 +87,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
 
 
 @pytest.fixture(scope="module")
-def page(server: dict) -> Iterator[object]:
+def page(server: dict) -> Iterator[Page]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
@@ -101,78 +105,80 @@ def _clip_with_sound(folder: Path) -> Path:
     return real if real.is_file() else make_video(folder / "clip.mp4", seconds=4, fps=10, audio="noise")
 
 
-def _upload(page: object, path: Path) -> None:
+def _upload(page: Page, path: Path) -> None:
     """Upload ``path``; a previous upload is cleared first (the box then shows its drop zone again)."""
-    box = page.locator("#fusion-upload input[type=file]")  # type: ignore[attr-defined]
+    box = page.locator("#fusion-upload input[type=file]")
     if box.count() == 0:
-        page.locator("#fusion-upload button[aria-label*='clear' i]").first.click()  # type: ignore[attr-defined]
+        page.locator("#fusion-upload button[aria-label*='clear' i]").first.click()
         box.wait_for(state="attached")
     box.set_input_files(str(path))
 
 
-def _nbest(page: object) -> str:
-    return page.locator("#fusion-nbest").inner_text()  # type: ignore[attr-defined]
+def _nbest(page: Page) -> str:
+    return page.locator("#fusion-nbest").inner_text()
 
 
-def test_caption_a_clip_then_move_the_audio_weight(server: dict, page: object, tmp_path: Path) -> None:
+def test_caption_a_clip_then_move_the_audio_weight(server: dict, page: Page, tmp_path: Path) -> None:
     clip = _clip_with_sound(tmp_path)
     _upload(page, clip)
-    page.wait_for_function(  # type: ignore[attr-defined]
+    page.wait_for_function(
         "document.querySelector('#fusion-caption textarea').value.length > 0")
-    caption = page.locator("#fusion-caption textarea").input_value()  # type: ignore[attr-defined]
-    assert caption and clip.name in page.locator("#fusion-status").inner_text()  # type: ignore[attr-defined]
+    caption = page.locator("#fusion-caption textarea").input_value()
+    assert caption and clip.name in page.locator("#fusion-status").inner_text()
     table = _nbest(page)
     assert caption in table and "audio" in table and "total" in table
-    assert page.locator("#fusion-nbest [role=row]").count() == 1 + 3  # type: ignore[attr-defined]  # header + beam 3
-    assert page.locator("#fusion-audio-tags .fusion-bar").count() == 10  # type: ignore[attr-defined]  # places + objects
-    assert page.locator("#fusion-frame-tags .fusion-bar").count() == 5  # type: ignore[attr-defined]
-    assert "present" in page.locator("#fusion-audio-status").inner_text()  # type: ignore[attr-defined]
-    assert page.locator("#fusion-strip img").count() == 1  # type: ignore[attr-defined]
-    page.screenshot(path=str(tmp_path / "caption.png"), full_page=True)  # type: ignore[attr-defined]
+    assert page.locator("#fusion-nbest [role=row]").count() == 1 + 3  # header + beam 3
+    assert page.locator("#fusion-audio-tags .fusion-bar").count() == 10  # places + objects
+    assert page.locator("#fusion-frame-tags .fusion-bar").count() == 5
+    assert "present" in page.locator("#fusion-audio-status").inner_text()
+    assert page.locator("#fusion-strip img").count() == 1
+    # the upload is stored and served from the server's own temp folder
+    assert "fusion-serve-" in (page.locator("#fusion-video video").first.get_attribute("src") or "")
+    page.screenshot(path=str(tmp_path / "caption.png"), full_page=True)
     # the audio-weight slider re-decodes from the cached features: the scores change
-    weight = page.locator("#fusion-audio-weight input[type=number]")  # type: ignore[attr-defined]
+    weight = page.locator("#fusion-audio-weight input[type=number]")
     weight.fill("4")
     weight.press("Enter")
-    page.wait_for_function("(before) => document.querySelector('#fusion-nbest').innerText !== before",  # type: ignore[attr-defined]
+    page.wait_for_function("(before) => document.querySelector('#fusion-nbest').innerText !== before",
                            arg=table)
-    page.wait_for_function("document.querySelector('#fusion-status').innerText.includes('audio weight 4')")  # type: ignore[attr-defined]
-    assert "cached features" in page.locator("#fusion-status").inner_text()  # type: ignore[attr-defined]
-    assert page.locator("#fusion-explain").inner_text().startswith("Why these captions")  # type: ignore[attr-defined]
-    page.screenshot(path=str(tmp_path / "audio_weight_4.png"), full_page=True)  # type: ignore[attr-defined]
+    page.wait_for_function("document.querySelector('#fusion-status').innerText.includes('audio weight 4')")
+    assert "cached features" in page.locator("#fusion-status").inner_text()
+    assert page.locator("#fusion-explain").inner_text().startswith("Why these captions")
+    page.screenshot(path=str(tmp_path / "audio_weight_4.png"), full_page=True)
 
 
-def test_broken_and_oversized_uploads_get_one_message_then_an_example_works(server: dict, page: object, tmp_path: Path) -> None:
+def test_broken_and_oversized_uploads_get_one_message_then_an_example_works(server: dict, page: Page, tmp_path: Path) -> None:
     _upload(page, server["broken"])
-    error = page.locator("#fusion-error")  # type: ignore[attr-defined]
+    error = page.locator("#fusion-error")
     error.wait_for()
     text = error.inner_text()
-    assert "broken.mp4:" in text and "\n" not in text.strip() and "Traceback" not in page.content()  # type: ignore[attr-defined]
-    page.screenshot(path=str(tmp_path / "broken.png"))  # type: ignore[attr-defined]
+    assert "broken.mp4:" in text and "\n" not in text.strip() and "Traceback" not in page.content()
+    page.screenshot(path=str(tmp_path / "broken.png"))
     big = tmp_path / "huge.mp4"
     big.write_bytes(os.urandom((MAX_UPLOAD_MB + 1) * 2**20))
     _upload(page, big)
-    toast = page.get_by_text("exceed the maximum allowed size").first  # type: ignore[attr-defined]
+    toast = page.get_by_text("exceed the maximum allowed size").first
     toast.wait_for()
     assert "huge.mp4" in toast.inner_text()
-    page.screenshot(path=str(tmp_path / "too_large.png"))  # type: ignore[attr-defined]
+    page.screenshot(path=str(tmp_path / "too_large.png"))
     # the page goes on: an example of the run's test split is captioned after the errors
-    page.locator("#fusion-example input").click()  # type: ignore[attr-defined]
-    page.get_by_role("option", name="test: c3").click()  # type: ignore[attr-defined]
-    page.wait_for_function("document.querySelector('#fusion-status').innerText.includes('c3.mp4')")  # type: ignore[attr-defined]
-    assert page.locator("#fusion-error").count() == 0  # type: ignore[attr-defined]
+    page.locator("#fusion-example input").click()
+    page.get_by_role("option", name="test: c3").click()
+    page.wait_for_function("document.querySelector('#fusion-status').innerText.includes('c3.mp4')")
+    assert page.locator("#fusion-error").count() == 0
 
 
-def test_runs_tab_compares_runs_and_shows_the_ablation(server: dict, page: object, tmp_path: Path) -> None:
-    page.get_by_role("tab", name="Runs").click()  # type: ignore[attr-defined]
-    metrics = page.locator("#fusion-metrics")  # type: ignore[attr-defined]
-    page.wait_for_function("document.querySelector('#fusion-metrics').innerText.includes('METEOR')")  # type: ignore[attr-defined]
+def test_runs_tab_compares_runs_and_shows_the_ablation(server: dict, page: Page, tmp_path: Path) -> None:
+    page.get_by_role("tab", name="Runs").click()
+    metrics = page.locator("#fusion-metrics")
+    page.wait_for_function("document.querySelector('#fusion-metrics').innerText.includes('METEOR')")
     assert "tiny" in metrics.inner_text() and "0.25" in metrics.inner_text()
-    page.wait_for_function(  # type: ignore[attr-defined]
+    page.wait_for_function(
         "document.querySelector('#fusion-ablation-table').innerText.includes('audio_zero')")
-    assert "-0.0500 [-0.0800, -0.0200]" in page.locator("#fusion-ablation-table").inner_text()  # type: ignore[attr-defined]
-    assert "beam_size" in page.locator("#fusion-decode").inner_text()  # type: ignore[attr-defined]
-    page.locator("#fusion-ablation-plot img").wait_for()  # type: ignore[attr-defined]
-    page.screenshot(path=str(tmp_path / "runs.png"), full_page=True)  # type: ignore[attr-defined]
+    assert "-0.0500 [-0.0800, -0.0200]" in page.locator("#fusion-ablation-table").inner_text()
+    assert "beam_size" in page.locator("#fusion-decode").inner_text()
+    page.locator("#fusion-ablation-plot img").wait_for()
+    page.screenshot(path=str(tmp_path / "runs.png"), full_page=True)
 
 
 def test_serves_no_file_outside_its_folders(server: dict) -> None:

@@ -12,6 +12,7 @@ import logging
 import os
 import shutil
 import signal
+import sys
 import tempfile
 import threading
 from pathlib import Path
@@ -97,12 +98,21 @@ def serve(runs_dir: str | Path = "runs", model: str | None = None, host: str = D
 
         # one model, one decode at a time: the rest wait in the queue (up to queue_size)
         app.queue(default_concurrency_limit=1, max_size=queue_size)
+        if host not in ("127.0.0.1", "localhost", "::1"):
+            print(f"fusion serve: warning: listening on {host}: anyone who can reach this machine can use the page "
+                  "and upload files", file=sys.stderr)
+        allowed = [str(Path(runs_dir).resolve()), str(workdir)]
+        try:
+            app.launch(server_name=host, server_port=port, allowed_paths=allowed, max_file_size=int(max_upload_mb * 2**20),
+                       show_error=False, quiet=True, ssr_mode=False, mcp_server=False, enable_monitoring=False,
+                       footer_links=[], pwa=False, css=CSS, run_history=False, prevent_thread_lock=True)
+        except OSError as err:  # the port is taken or the address is not this machine's
+            logger.info("launch failed: %s", err)
+            raise ConfigError(f"cannot listen on {host}:{port}: the port is in use or the address is not this "
+                              "machine's; give another --port or --host") from None
         logger.info("serving run %s on http://%s:%d", default, host, port)
         print(f"fusion serve: http://{host}:{port}  (run {default}; Ctrl+C stops)", flush=True)
-        allowed = [str(Path(runs_dir).resolve()), str(workdir)]
-        app.launch(server_name=host, server_port=port, allowed_paths=allowed, max_file_size=int(max_upload_mb * 2**20),
-                   show_error=False, quiet=True, ssr_mode=False, mcp_server=False, enable_monitoring=False,
-                   footer_links=[], pwa=False, css=CSS, run_history=False)
+        app.block_thread()
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
         if previous is not None:

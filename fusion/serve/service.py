@@ -139,6 +139,13 @@ def check_upload(path: str | Path, max_bytes: int, name: str | None = None) -> i
     return size
 
 
+def _shorter_paths(text: str | None) -> str | None:
+    """``text`` with the current folder's absolute path dropped (``/home/me/runs/demo`` -> ``runs/demo``)."""
+    if text is None:
+        return None
+    return text.replace(str(Path.cwd().resolve()) + "/", "")
+
+
 class _LoadedRun:
     """One run's pipeline, its base decode configuration, what it knows, and decoders by settings."""
 
@@ -152,7 +159,7 @@ class _LoadedRun:
         # the card and training profile as the run folder has them (never computed here: the
         # server writes nothing into run folders)
         knowledge = run_knowledge(self.pipeline.run, compute=False)
-        self.card, self.profile, self.note = knowledge.card, knowledge.profile, knowledge.note
+        self.card, self.profile, self.note = knowledge.card, knowledge.profile, _shorter_paths(knowledge.note)
         self.trained_on = describe_training(self.card) if self.card else None
 
     def decoder(self, settings: DecodeSettings) -> Any:
