@@ -41,6 +41,8 @@ def test_standardize_scales_steps_beyond_the_training_norms() -> None:
     rms = ((train - norm.mean) / norm.std).pow(2).mean(-1).sqrt()
     assert norm.has_bounds and cap == pytest.approx(float(rms.max())) and typical == pytest.approx(float(rms.median()))
     assert torch.allclose(norm(train), (train - norm.mean) / norm.std)  # identity on the training steps
+    near = norm.mean + norm.std * 2.5 * cap  # beyond every training step, within OUTLIER_FACTOR: kept
+    assert torch.allclose(norm(near[None]), (near[None] - norm.mean) / norm.std)
     far = torch.tensor([[1e4, -1e4, 50.0, 0.0]])
     z = norm(far)
     assert float(z.pow(2).mean(-1).sqrt()) == pytest.approx(typical, rel=1e-5)  # scaled to a typical step's norm

@@ -10,6 +10,8 @@ from torch import Tensor, nn
 
 logger = logging.getLogger(__name__)
 
+OUTLIER_FACTOR = 3.0  # Standardize: steps beyond this many times the largest training step norm are scaled
+
 
 def resample_steps(audio: Tensor, audio_lengths: Tensor, frame_lengths: Tensor, num_steps: int) -> Tensor:
     """Linearly resample each video's audio steps onto its frame steps.
@@ -48,15 +50,15 @@ class Standardize(nn.Module):
     that tell videos apart on an equal footing.
     The statistics are buffers, so checkpoints carry them; identity until :meth:`set_stats`.
 
-    A standardised step whose root mean square exceeds that of every training step
-    (``max_rms``, recorded at training) is scaled to the norm of a typical training step
-    (``typical_rms``, their median); every other step is left as it is, so the benchmark's
-    clips decode as before. A clip unlike the training data (a real video for a model trained
-    on the benchmark's shapes) otherwise turns dimensions that hardly vary in training into
-    inputs a hundred standard deviations out (a root mean square of ~110 where training steps
-    reach 4-6), which saturate the LSTMs and send the decoder into repeating one word; scaled,
-    it reads as an ordinary input and the decoder writes a fluent sentence of its training
-    world. Checkpoints saved before these buffers existed load without them (``has_bounds``
+    A standardised step whose root mean square exceeds ``OUTLIER_FACTOR`` times that of every
+    training step (``max_rms``, recorded at training) is scaled to the norm of a typical
+    training step (``typical_rms``, their median); every other step is left as it is, so the
+    benchmark's clips decode as before (a few of their frames exceed ``max_rms``, by up to 2x).
+    A clip unlike the training data (a real video for a model trained on the benchmark's
+    shapes) otherwise turns dimensions that hardly vary in training into inputs a hundred
+    standard deviations out (a root mean square of ~110 where training steps reach 4-6), which
+    saturate the LSTMs and send the decoder into repeating one word; scaled, it reads as an
+    ordinary input and the decoder writes a fluent sentence of its training world. Checkpoints saved before these buffers existed load without them (``has_bounds``
     False) until :meth:`set_max_rms`.
     """
 
@@ -104,10 +106,10 @@ class Standardize(nn.Module):
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def forward(self, x: Tensor) -> Tensor:
-        """x float32 (..., D) -> standardised; a step beyond every training step's norm is scaled to a typical one."""
+        """x float32 (..., D) -> standardised; a step far beyond every training step's norm is scaled to a typical one."""
         z = (x - self.mean) / self.std
         if bool(torch.isfinite(self.max_rms)):
             rms = z.pow(2).mean(-1, keepdim=True).sqrt().clamp(min=1e-12)  # (..., 1)
             target = self.typical_rms if bool(torch.isfinite(self.typical_rms)) else self.max_rms
-            z = torch.where(rms > self.max_rms, z * (target / rms), z)
+            z = torch.where(rms > self.max_rms * OUTLIER_FACTOR, z * (target / rms), z)
         return z
