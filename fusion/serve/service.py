@@ -283,8 +283,8 @@ class CaptionService:
         from fusion.verifier import noun_evidence
 
         analysis = self.cached(key)
-        if analysis is None:
-            raise UploadError("this clip is no longer in the server's cache; upload it again")
+        if analysis is None or not key.endswith(f"-{run}"):  # gone, or analysed for another run's encoders
+            raise UploadError("this clip is no longer in the server's cache for this run; upload it again")
         if settings.beam_size < 1:
             raise UploadError(f"beam size {settings.beam_size} is invalid: pick 1 or more")
         loaded = self.load(run)
