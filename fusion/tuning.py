@@ -11,8 +11,9 @@ together: the split is decoded once per (alpha, beta) of the grid (the whole dec
 captioner + ``"lm"`` + ``"audio"``), ties go to the smaller alpha, then the smaller beta, and
 the choice includes ``audio_weight``. :func:`format_grid` prints the grid as a table.
 With ``guard="false_sound_rate"`` (the audio-visual benchmark's judgement) only points that name
-no more false sounds on the split than the decoder without the LM (alpha 0 at the run's beta)
-may be chosen: the language model may not buy METEOR with invented sounds.
+no more false sounds on the split than the run's own decoder before tuning, without an LM (its
+decode section as it was: beta and penalties) may be chosen: the language model may not buy
+METEOR with invented sounds.
 
 The choice is written into the run's ``config.yaml`` decode section (``lm``, ``lm_weight``,
 ``lm_mode``, and ``audio_weight`` when ``betas`` are tuned; ``lm: null`` when the LM did not help), which ``fusion evaluate`` / ``caption``
@@ -64,7 +65,8 @@ class TuneResult:
         best_beta: the chosen verifier weight (None when beta was not tuned: the run's kept).
         grid: every decoded point: ``{"alpha", "beta", "metrics"}`` (coco metrics, plus the
             benchmark's judgements, e.g. ``false_sound_rate``, where the manifest has them).
-        guard: the metric the choice may not raise above the decoder without the LM, or None.
+        guard: the metric the choice may not raise above the run's decoder without the LM, or None.
+        guard_reference: that decoder's value of ``guard`` on the split (None without a guard).
     """
 
     best_alpha: float
@@ -84,6 +86,7 @@ class TuneResult:
     best_beta: float | None = None
     grid: list[dict[str, Any]] = field(default_factory=list)
     guard: str | None = None
+    guard_reference: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict."""
@@ -110,19 +113,13 @@ def _check_betas(betas: Sequence[float] | None) -> list[float] | None:
     return sorted({float(b) for b in betas})
 
 
-def _guarded(rows: list[dict[str, Any]], guard: str | None, run_beta: float) -> list[dict[str, Any]]:
-    """The grid points that may be chosen: all, or those whose ``guard`` rate is at most the
-    decoder's without the LM (alpha 0 at the run's beta if decoded, else at the point's beta)."""
-    if guard is None:
+def _guarded(rows: list[dict[str, Any]], guard: str | None, reference: float | None) -> list[dict[str, Any]]:
+    """The grid points that may be chosen: all, or those whose ``guard`` rate is at most ``reference``
+    (the alpha-0 points too, so that the choice falls back to no LM rather than to nothing)."""
+    if guard is None or reference is None:
         return rows
-    no_lm = {r["beta"]: r["metrics"].get(guard) for r in rows if r["alpha"] == 0}
-    out = []
-    for row in rows:
-        reference = no_lm.get(run_beta, no_lm.get(row["beta"]))
-        value = row["metrics"].get(guard)
-        if value is None or reference is None or value <= reference + 1e-12:
-            out.append(row)
-    return out
+    kept = [r for r in rows if r["metrics"].get(guard) is not None and r["metrics"][guard] <= reference + 1e-12]
+    return kept or [r for r in rows if r["alpha"] == 0]
 
 
 def format_grid(result: TuneResult, metrics: Sequence[str] = ("METEOR", "false_sound_rate")) -> str:
@@ -190,15 +187,16 @@ def tune_lm_weight(
         audio_penalty: the audio scorer's penalty for contradicted nouns (None = the run's;
             given, it is written into the run's config with the choice).
         audio_absent_penalty: its cost of audible nouns in clips without audio (likewise).
-        guard: a benchmark rate (``GUARDS``) the chosen point may not raise above alpha 0 at the
-            run's beta (else at the point's own beta); None = the metric alone decides.
+        guard: a benchmark rate (``GUARDS``) the chosen point may not raise above the run's own
+            decoder without the LM (its decode section before tuning: beta, penalties); None =
+            the metric alone decides.
 
     Raises:
         ConfigError: bad alphas, mode or metric. DataError: empty split or no references.
         CheckpointError / WeightsError: run or LM unloadable.
     """
     from fusion.checkpoint import write_run_decode
-    from fusion.decoding.config import LM_MODES
+    from fusion.decoding.config import LM_MODES, resolve_decode_config
     from fusion.decoding.decoder import CaptionDecoder
     from fusion.decoding.lm_scorer import load_language_model
     from fusion.evaluation import METRICS, benchmark_metrics, coco_metrics, is_benchmark
@@ -223,24 +221,37 @@ def tune_lm_weight(
                           "lacks (its entries' meta has no objects / audio_kind): drop --guard")
     refs = {e.id: list(e.captions) for e in entries}
     lm = load_language_model(lm_path, device=device)
-    verifier = None
     run_beta = prepared.options.audio_weight
     points = [(a, b) for a in grid for b in (beta_grid if beta_grid is not None else [run_beta])]
 
-    rows: list[dict[str, Any]] = []
-    for alpha, beta in tqdm(points, desc=f"tune lm ({mode})", disable=not progress):
-        options = dataclasses.replace(prepared.options, lm=str(lm_path) if alpha > 0 else None,
-                                      lm_weight=alpha, lm_mode=mode, audio_weight=beta)
-        decoder = CaptionDecoder(run, options, device=device, language_model=lm, verifier=verifier)
-        if beta:
-            verifier = decoder.verifier  # loaded once, shared
+    shared: dict[str, Any] = {}
+
+    def score(options: Any) -> dict[str, Any]:
+        decoder = CaptionDecoder(run, options, device=device, language_model=lm, verifier=shared.get("verifier"))
+        if options.audio_weight:
+            shared["verifier"] = decoder.verifier  # loaded once, shared
         hyps = decoder.decode(prepared.records)
         predictions = {e.id: h[0].words for e, h in zip(entries, hyps)}
         values = dict(coco_metrics(predictions, refs).metrics)
         values.update(benchmark_metrics(predictions, entries))
+        return values
+
+    rows: list[dict[str, Any]] = []
+    for alpha, beta in tqdm(points, desc=f"tune lm ({mode})", disable=not progress):
+        values = score(dataclasses.replace(prepared.options, lm=str(lm_path) if alpha > 0 else None,
+                                           lm_weight=alpha, lm_mode=mode, audio_weight=beta))
         rows.append({"alpha": alpha, "beta": beta, "metrics": values})
         logger.info("alpha %.3f, beta %.3f: %s %.4f", alpha, beta, metric, values[metric])
-    best_row = max(_guarded(rows, guard, run_beta), key=lambda r: (r["metrics"][metric], -r["alpha"], -r["beta"]))
+    reference = None
+    if guard is not None:  # the run's own decoder before tuning, without the LM
+        own = dataclasses.replace(resolve_decode_config(run, {"beam_size": beam_size, "batch_size": batch_size}),
+                                  lm=None, lm_weight=0.0)
+        same = [r for r in rows if r["alpha"] == 0 and r["beta"] == own.audio_weight and
+                (own.audio_penalty, own.audio_absent_penalty) == (prepared.options.audio_penalty,
+                                                                  prepared.options.audio_absent_penalty)]
+        reference = (same[0]["metrics"] if same else score(own)).get(guard)
+        logger.info("guard: %s at most %s (the run's decoder without the LM)", guard, reference)
+    best_row = max(_guarded(rows, guard, reference), key=lambda r: (r["metrics"][metric], -r["alpha"], -r["beta"]))
     best, best_beta = best_row["alpha"], best_row["beta"]
     scores = {str(r["alpha"]): {k: v for k, v in r["metrics"].items() if k in METRICS}
               for r in rows if r["beta"] == best_beta}
@@ -267,7 +278,8 @@ def tune_lm_weight(
                         metric=metric, mode=mode, split=split, n_videos=len(entries), scores=scores, lm=str(lm_path),
                         run=str(run.checkpoint_dir), command=command, seconds=time.time() - start,
                         out=str(out_path), config=str(config_path or ""),
-                        best_beta=best_beta if beta_grid is not None else None, grid=rows, guard=guard)
+                        best_beta=best_beta if beta_grid is not None else None, grid=rows, guard=guard,
+                        guard_reference=reference)
     atomic_write_json(out_path, result.to_dict())
     logger.info("best alpha %g, beta %g (%s %.4f, without LM %.4f); wrote %s", best, best_beta, metric,
                 result.best_value, result.baseline_value, out_path)

@@ -3,7 +3,7 @@
 One command tunes the LM weight alpha and the verifier weight beta together on validation
 (``fusion tune RUN --lm LM --alphas ... --betas ... --guard false_sound_rate``: one decode per
 grid point; the best METEOR among the points that name no more false sounds on validation than
-the decoder without the LM; the choice written into ``RUN/config.yaml``), then decodes the
+the run's recipe, the decoder before tuning; the choice written into ``RUN/config.yaml``), then decodes the
 test split with beam ``--beam`` as
 
 - ``captioner alone``: alpha 0, beta 0;
@@ -13,7 +13,8 @@ test split with beam ``--beam`` as
 
 and, with ``--penalty P`` and / or ``--absent-penalty Q``, the verifier with its penalties
 (``decode.audio_penalty``: P more for a noun the sound contradicts; ``decode.audio_absent_penalty``:
-Q for an audible noun in a clip without audio), from a second grid over the betas > 0 (not applied):
+Q for an audible noun in a clip without audio), from a second grid over the betas > 0, whose
+choice (with the penalties) is then the one written into ``RUN/config.yaml``:
 
 - ``+ verifier, penalties``: the best beta on validation with the LM off;
 - ``+ both, penalties``: the joint choice with the penalties.
@@ -83,7 +84,7 @@ def markdown(report: dict[str, Any]) -> str:
 
     lines = [f"Whole decoder on the test split ({report['n_test']} clips), beam {report['beam']}; alpha and beta "
              f"tuned together on val ({report['n_val']} clips): the best METEOR"
-             + (f" among points whose {report['guard']} is at most the decoder's without the LM" if report.get("guard") else "")
+             + (f" among points whose {report['guard']} is at most the recipe's (no LM)" if report.get("guard") else "")
              + ". Produced by:", "", f"    {report['command']}", "",
              "| decoder | alpha | beta | penalties | " + " | ".join(COLUMNS) + " | " +
              " | ".join(f"Δ{m} vs alone [95% CI]" for m in PAIRED) + " |",
@@ -144,14 +145,14 @@ def main(argv: list[str] | None = None) -> int:
         penalty, absent_penalty = args.penalty or 0.0, args.absent_penalty or 0.0
         tuned = tune_lm_weight(args.run, args.lm, args.alphas, betas=args.betas, beam_size=args.beam,
                                manifest=args.manifest, audio_penalty=0.0 if penalties else None,
-                               audio_absent_penalty=0.0 if penalties else None, guard=guard)
+                               audio_absent_penalty=0.0 if penalties else None, guard=guard, apply=not penalties)
         print(format_grid(tuned), flush=True)
         penalised = None
         if penalties:
             betas = [b for b in args.betas if b > 0] or [1.0]
             penalised = tune_lm_weight(args.run, args.lm, args.alphas, betas=betas, beam_size=args.beam,
                                        manifest=args.manifest, audio_penalty=penalty,
-                                       audio_absent_penalty=absent_penalty, apply=False, guard=guard,
+                                       audio_absent_penalty=absent_penalty, guard=guard,
                                        out=Path(tuned.out).with_name(f"lm_{tuned.mode}_penalties.json"))
             print(format_grid(penalised), flush=True)
         prepared = prepare_split(args.run, "test", manifest=args.manifest, overrides={"beam_size": args.beam})

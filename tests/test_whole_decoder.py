@@ -119,12 +119,11 @@ def test_guard_keeps_points_without_more_false_sounds_than_no_lm() -> None:
 
     rows = [row(0, 0, 0.41, 0.10), row(0, 1, 0.40, 0.06), row(0.2, 1, 0.41, 0.05), row(0.4, 1, 0.43, 0.08),
             row(0.4, 2, 0.42, 0.06)]
-    kept = _guarded(rows, "false_sound_rate", run_beta=1.0)  # reference: alpha 0 at the run's beta, 0.06
+    kept = _guarded(rows, "false_sound_rate", reference=0.06)  # the run's decoder without the LM: 0.06
     assert [(r["alpha"], r["beta"]) for r in kept] == [(0, 1), (0.2, 1), (0.4, 2)]
-    assert _guarded(rows, None, 1.0) == rows
-    # Without the run's beta in the grid, each point is held to alpha 0 at its own beta.
-    assert [(r["alpha"], r["beta"]) for r in _guarded(rows, "false_sound_rate", run_beta=5.0)] == [
-        (0, 0), (0, 1), (0.2, 1), (0.4, 2)]  # (0.4, 2): no alpha-0 row at beta 2 to hold it to
+    assert _guarded(rows, None, 0.06) == rows
+    # Nothing meets the reference: the choice falls back to the points without the LM.
+    assert [(r["alpha"], r["beta"]) for r in _guarded(rows, "false_sound_rate", reference=0.01)] == [(0, 0), (0, 1)]
 
 
 def test_guard_needs_the_benchmark(setup: dict) -> None:

@@ -35,7 +35,7 @@ def register(subparsers: Any) -> None:
                         help="audio scorer's cost of an audible noun in a clip without audio (default: the run's)")
     parser.add_argument("--guard", choices=GUARDS, metavar="RATE",
                         help="on the audio-visual benchmark: never choose a point whose RATE (false_sound_rate) exceeds "
-                        "the decoder's without the LM")
+                        "the run's decoder before tuning, without the LM")
     parser.add_argument("--mode", default="loglinear", choices=("loglinear", "linear"),
                         help="log-linear (shallow) fusion or linear interpolation of probabilities")
     parser.add_argument("--metric", default="METEOR", help="coco metric to maximise (default METEOR)")
@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if result.best_beta is not None:
         print(format_grid(result, (result.metric, result.guard or "false_sound_rate")))
-        guarded = f", no {result.guard} above the decoder without the LM" if result.guard else ""
+        guarded = f", {result.guard} at most {result.guard_reference:.4f}" if result.guard else ""
         print(f"chosen alpha {result.best_alpha:g}, beta {result.best_beta:g} ({result.mode}, {result.split}, "
               f"{result.n_videos} videos{guarded}); wrote {result.out}")
     else:
