@@ -143,6 +143,15 @@ class Page:
         status = f"{len(chosen)} run(s) compared" if chosen else "pick one or more runs"
         return (status, gr.Dataframe(value=rows, headers=headers), loss, val_df, runs_mod.decode_configs(chosen))
 
+    def refresh_lists(self) -> tuple[Any, Any]:
+        """The run and ablation folders under ``--runs`` as they are now (the first three runs chosen)."""
+        import gradio as gr
+
+        names = list(runs_mod.discover_runs(self.runs_dir))
+        ablations = list(runs_mod.discover_ablations(self.runs_dir))
+        return (gr.Dropdown(choices=names, value=names[:3]),
+                gr.Dropdown(choices=ablations, value=ablations[0] if ablations else None))
+
     def show_ablation(self, name: str | None) -> tuple[Any, ...]:
         """The chosen ablation: its table with paired 95% intervals, and its plot."""
         found = runs_mod.discover_ablations(self.runs_dir)

@@ -92,12 +92,13 @@ def _runs_tab(page: Page, app: Any) -> None:
     ablation_plot = gr.Image(label="ablation plot", interactive=False, elem_id="fusion-ablation-plot")
     outputs = [status, table, loss, val, decode]
     compare = guarded(page.compare, len(outputs), 0)
-    chosen.change(compare, [chosen, split], outputs)
-    split.change(compare, [chosen, split], outputs)
+    chosen.input(compare, [chosen, split], outputs)
+    split.input(compare, [chosen, split], outputs)
     show = guarded(page.show_ablation, 3, 0)
-    ablation.change(show, [ablation], [ablation_info, ablation_table, ablation_plot])
-    app.load(compare, [chosen, split], outputs)
-    app.load(show, [ablation], [ablation_info, ablation_table, ablation_plot])
+    ablation.input(show, [ablation], [ablation_info, ablation_table, ablation_plot])
+    # each page load lists the folders as they are now (runs trained since the server started too)
+    app.load(page.refresh_lists, None, [chosen, ablation]).then(compare, [chosen, split], outputs).then(
+        show, [ablation], [ablation_info, ablation_table, ablation_plot])
 
 
 def build_app(page: Page, default_run: str) -> Any:
