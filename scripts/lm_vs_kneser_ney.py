@@ -45,7 +45,8 @@ from nltk.lm.smoothing import KneserNey
 
 from fusion.config import load_config, to_dict
 from fusion.io import atomic_write_json, atomic_write_text
-from fusion.models.lm import LMConfig, evaluate_lm, read_corpus, train_lm
+from fusion.models.lm import LMConfig, WordLM
+from fusion.training.lm import evaluate_lm, read_corpus, train_lm
 from fusion.paths import data_dir
 from fusion.text import UNK, Vocabulary, tokenize
 
@@ -157,11 +158,13 @@ def msrvtt_corpus(source: Path, train_per_clip: int | None, val_per_clip: int | 
 
 def run(out: Path, config: LMConfig, discounts: tuple[float, ...],
         corpus: tuple[list[str], list[str], list[str], dict[str, Any]] | None = None,
-        lm_dir: Path | None = None) -> dict[str, Any]:
-    """Train and evaluate both models on ``corpus`` (default MSVD); write ``out/results.{json,md}``."""
+        lm_dir: Path | None = None, use_lm: Path | None = None) -> dict[str, Any]:
+    """Train and evaluate both models on ``corpus`` (default MSVD); write ``out/results.{json,md}``.
+    ``use_lm``: evaluate the LSTM LM saved there (by an earlier, interrupted run of the same
+    command: its best epoch so far) instead of training one."""
     start = time.time()
     train, val, test, info = corpus or msvd_corpus()
-    vocab = Vocabulary.build([tokenize(s) for s in train], min_count=config.min_count)
+    vocab = Vocabulary.build([tokenize(s) for s in train], min_count=config.min_word_count)
     train_w, val_w, test_w = (map_unk(s, vocab) for s in (train, val, test))
 
     kn_val = {}
@@ -176,7 +179,12 @@ def run(out: Path, config: LMConfig, discounts: tuple[float, ...],
     logger.info("KN3 (discount %.2f) test perplexity %.3f over %d tokens", best_d, kn_ppl, kn_tokens)
 
     kn_seconds = time.time() - start
-    lm = train_lm(train, config, val_sentences=val, out_dir=lm_dir or out / "lstm_lm", vocab=vocab)
+    if use_lm is not None:
+        lm = WordLM.load(use_lm)
+        if lm.vocab.words != vocab.words:
+            raise SystemExit(f"{use_lm}: its vocabulary is not this corpus's; run with the same options")
+    else:
+        lm = train_lm(train, config, val_sentences=val, out_dir=lm_dir or out / "lstm_lm", vocab=vocab)
     lstm = evaluate_lm(lm, test)
     lstm_val = evaluate_lm(lm, val)
     assert lstm.tokens == kn_tokens, (lstm.tokens, kn_tokens)  # same events for both
@@ -191,10 +199,11 @@ def run(out: Path, config: LMConfig, discounts: tuple[float, ...],
         "test_sentences": len(test_w),
         "train_sentences": len(train_w),
         "vocab_size": len(vocab),
-        "min_count": config.min_count,
+        "min_count": config.min_word_count,
         "test_oov_rate": lstm.oov_rate,
         "lstm_val_perplexity": lstm_val.perplexity,
         "lstm_history": lm.history,
+        "lstm_from_saved": str(use_lm) if use_lm is not None else None,
         "lstm_config": to_dict(config),
         "lstm_seconds": time.time() - start - kn_seconds,
         "kn3_discount": best_d,
@@ -213,6 +222,8 @@ def results_markdown(results: dict[str, Any]) -> str:
     """A short table of the two perplexities on the test captions."""
     info = results.get("corpus", {})
     per_clip = info.get("captions_per_clip")
+    epochs = ", ".join(f"{h['epoch']}: {h['val_perplexity']:.2f}" for h in results["lstm_history"])
+    saved = " (the best epoch saved by an interrupted run of the same command)" if results.get("lstm_from_saved") else ""
     subset = (f"Captions per clip used: train {per_clip['train']}, validation {per_clip['val']}, test "
               f"{per_clip['test']}.\n" if per_clip else "")
     return (f"# LSTM LM vs Kneser-Ney trigram: {info.get('dataset', 'msvd')} captions\n\n"
@@ -224,6 +235,7 @@ def results_markdown(results: dict[str, Any]) -> str:
             f"| LSTM LM | {results['lstm_perplexity']:.2f} |\n"
             f"| ratio LSTM / trigram (goal <= {results['goal_ratio']}) | {results['ratio']:.3f} "
             f"({'met' if results['goal_met'] else 'not met'}) |\n\n"
+            f"LSTM validation perplexity by epoch: {epochs}{saved}.\n"
             f"Time: trigram {results['kn3_seconds']:.0f} s, LSTM {results['lstm_seconds']:.0f} s (CPU).\n")
 
 
@@ -240,6 +252,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--train-per-clip", type=int, default=None, help="MSR-VTT: first N captions per train clip")
     parser.add_argument("--val-per-clip", type=int, default=None, help="MSR-VTT: first N captions per validation clip")
     parser.add_argument("--test-per-clip", type=int, default=None, help="MSR-VTT: first N captions per test clip")
+    parser.add_argument("--use-lm", type=Path, default=None,
+                        help="evaluate the LSTM LM saved in this folder instead of training one")
     parser.add_argument("--lm-dir", type=Path, default=None, help="where to save the LSTM LM (default OUT/lstm_lm)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -249,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.dataset == "msrvtt":
         corpus = msrvtt_corpus(args.source or data_dir() / "msrvtt" / "annotations", args.train_per_clip,
                                args.val_per_clip, args.test_per_clip)
-    results = run(args.out, config, tuple(args.discounts), corpus, args.lm_dir)
+    results = run(args.out, config, tuple(args.discounts), corpus, args.lm_dir, args.use_lm)
     print(f"LSTM perplexity {results['lstm_perplexity']:.3f}  KN3 perplexity {results['kn3_perplexity']:.3f}  "
           f"ratio {results['ratio']:.3f} (goal <= {GOAL_RATIO})  tokens {results['test_tokens']}")
     return 0
