@@ -2,6 +2,9 @@
 
     python -m scripts.serve_screenshot [--model RUN] [--clip FILE] [--out docs/serve.png]
 
+The README's picture: ``--model runs/demo --clip data/avsynth_demo/videos/avs_test_0011.mp4``
+(a held-out clip of the demo's benchmark).
+
 ``--model`` defaults to ``runs/demo`` where it exists, else a benchmark-sized S2VT with
 random decoder weights and the real pretrained encoders (``scripts/bench_caption.make_run``;
 its captions then mean nothing, the tags and the page do). ``--clip`` defaults to the
