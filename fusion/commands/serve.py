@@ -28,7 +28,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--max-upload-mb", type=float, default=DEFAULT_MAX_UPLOAD_MB, metavar="MB",
                    help=f"largest upload accepted (default {DEFAULT_MAX_UPLOAD_MB})")
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
-    p.add_argument("--threads", type=int, metavar="N", help="torch CPU threads (default: torch's)")
+    p.add_argument("--threads", type=int, default=1, metavar="N",
+                   help="torch CPU threads (default 1: the fastest measured on 2 shared cores, "
+                   "results/bench_serve.md; raise it on a machine of its own)")
     p.set_defaults(func=run)
 
 
