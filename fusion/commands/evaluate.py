@@ -18,7 +18,7 @@ def add_decode_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--min-len", type=int, metavar="N", help="fewest words per caption")
     group.add_argument("--length-weight", type=float, metavar="W", help="weight of the per-token length bonus")
     group.add_argument("--no-repeat-ngram", dest="no_repeat_ngram_size", type=int, metavar="N",
-                       help="ban repeated n-grams of this size (default 4; 0 = off)")
+                       help="ban repeated n-grams of this size (default 5; 0 = off)")
     group.add_argument("--allow-immediate-repeat", dest="no_immediate_repeat", action="store_false", default=None,
                        help="let a word follow itself (banned by default)")
     group.add_argument("--no-immediate-repeat", dest="no_immediate_repeat", action="store_true", default=None,
