@@ -101,6 +101,10 @@ def markdown(report: dict[str, Any]) -> str:
               "sound named over clips with a sound source; false sound over all clips), with the paired bootstrap "
               f"95% percentile interval of that same mean ({report['bootstrap']} resamples). Metric columns are "
               "corpus-level. Penalties: contradicted noun / audible noun without audio.", ""]
+    for name, row in report["rows"].items():
+        if name.startswith("+ both") and row["alpha"] == 0 and report.get("guard"):
+            lines += [f"`{name}` has alpha 0: on val every LM weight raised {report['guard']} above the recipe's, "
+                      "so the guarded tune kept the LM out.", ""]
     for key, title in (("tune", "Validation grid"), ("tune_penalty", f"Validation grid, penalties {report['penalties']}")):
         if report.get(key):
             fields = {f.name for f in dataclasses.fields(TuneResult)}
