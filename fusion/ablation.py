@@ -261,8 +261,10 @@ def run_ablation(
     """
     from fusion.checkpoint import load_run
     from fusion.decoding.decoder import CaptionDecoder
-    from fusion.pipeline import prepare_split
+    from fusion.distributed import broadcast, is_main, setup
+    from fusion.pipeline import decode_records, prepare_split
 
+    device = str(setup(device))  # under torchrun: join the job; "cuda" is this rank's GPU
     config = config or AblationConfig()
     conditions = [c for c in config.conditions if c != "video_only_model" or video_only_run is not None]
     if "video_only_model" in config.conditions and video_only_run is None:
@@ -291,11 +293,15 @@ def run_ablation(
         reason = _identical_reason(name, records, options, video_only_run is not None)
         if reason is not None:
             reasons[name] = reason
-        hyps = CaptionDecoder(cond_run, cond_options, device=device).decode(cond_records, progress=True)
+        hyps = decode_records(CaptionDecoder(cond_run, cond_options, device=device), cond_records)
+        if not is_main():  # under torchrun the ranks share the decoding; rank 0 scores and reports
+            continue
         results[name] = _score({e.id: h[0].words for e, h in zip(entries, hyps)}, entries)
         # The fused score of the chosen captions: moves even where the words do not.
         results[name]["metrics"]["mean_score"] = float(np.mean([h[0].score for h in hyps]))
 
+    if not is_main():
+        return broadcast(None)
     rows = []
     for name in conditions:
         delta, paired = compare(results["full"], results[name], config.bootstrap_samples, config.seed)
@@ -315,7 +321,7 @@ def run_ablation(
         "bootstrap_samples": config.bootstrap_samples, "seed": config.seed, "conditions": rows, "notes": notes,
     }
     write_report(report, results, Path(out_dir))
-    return report
+    return broadcast(report)
 
 
 def rescore_report(out_dir: str | Path) -> dict[str, Any]:

@@ -28,6 +28,7 @@ from fusion.checkpoint import LoadedRun, load_run, run_folder
 from fusion.decoding.config import DecodeConfig, resolve_decode_config
 from fusion.decoding.decoder import CaptionDecoder
 from fusion.decoding.hypothesis import Hypothesis
+from fusion.distributed import broadcast, is_main, map_batches, setup
 from fusion.errors import ConfigError, DataError, MediaError
 from fusion.ood import annotate
 from fusion.runcard import run_knowledge, warning_line
@@ -225,6 +226,7 @@ def prepare_split(
     from fusion.manifest import load_manifest, split_entries
     from fusion.stages import extract_features
 
+    device = setup(device)  # under torchrun: join the job; "cuda" is this rank's GPU
     run = run_path if isinstance(run_path, LoadedRun) else load_run(run_path, device=device)
     options = resolve_decode_config(run, overrides)
     path = manifest if manifest is not None else run.config.data.manifest
@@ -250,8 +252,13 @@ def prepare_split(
 
 
 def decode_records(decoder: CaptionDecoder, records: Sequence[FeatureRecord], progress: bool = True) -> list[list[Hypothesis]]:
-    """The decode loop of an evaluation: n-best hypotheses per record, in order."""
-    return decoder.decode(records, progress=progress)
+    """The decode loop of an evaluation: n-best hypotheses per record, in order.
+
+    Under torchrun each rank decodes whole batches (batch i on rank i mod N, exactly as one
+    process decodes it) and every rank receives all the hypotheses
+    (:func:`fusion.distributed.map_batches`).
+    """
+    return map_batches(decoder.decode_batch, records, decoder.config.batch_size, progress=progress)
 
 
 def evaluate_split(
@@ -282,8 +289,10 @@ def evaluate_split(
     run, options, entries, records = prepared.run, prepared.options, prepared.entries, prepared.records
     if not any(e.captions for e in entries):
         raise DataError(f"{prepared.manifest}: split {prepared.split!r} has no reference captions to score against")
-    decoder = CaptionDecoder(run, options, device=device)
+    decoder = CaptionDecoder(run, options, device=setup(device))
     hyps = decode_records(decoder, records, progress=progress)
+    if not is_main():  # under torchrun rank 0 scores once (one METEOR JVM), writes, and shares the metrics
+        return broadcast(None)
     predictions = {e.id: h[0].words for e, h in zip(entries, hyps)}
 
     result, metrics, per_video = score_predictions(predictions, entries)
@@ -308,7 +317,7 @@ def evaluate_split(
     atomic_write_text(out / "nbest.jsonl", "\n".join(nbest_lines) + "\n")
     atomic_write_json(out / "metrics.json", metrics)
     logger.info("wrote %s", out)
-    return metrics
+    return broadcast(metrics)
 
 
 def evaluate_run(

@@ -22,7 +22,7 @@ def fusion_command(*args: str | Path) -> list[str]:
     return [sys.executable, "-m", "fusion", *map(str, args)]
 
 
-def run(command: list[str], timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
+def run(command: list[str], timeout: float = 600.0) -> subprocess.CompletedProcess[str]:
     """Run ``command`` from the repository root, capturing text output."""
     return subprocess.run(command, env=ENV, cwd=REPO, capture_output=True, text=True, timeout=timeout)
 
