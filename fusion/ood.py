@@ -115,7 +115,8 @@ class OODReport:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: ``{"flagged", "unfamiliar", "distance": {m: d}, "threshold": {m: t}, "ratio": {m: d/t}}``."""
-        ratio = {m: (None if d is None else round(d / self.thresholds[m], 3)) for m, d in self.distances.items()}
+        ratio = {m: (None if d is None or self.thresholds[m] <= 0 else round(d / self.thresholds[m], 3))
+                 for m, d in self.distances.items()}
         return {"flagged": self.flagged, "unfamiliar": list(self.unfamiliar),
                 "distance": {m: (None if d is None else round(d, 3)) for m, d in self.distances.items()},
                 "threshold": {m: round(t, 3) for m, t in self.thresholds.items()}, "ratio": ratio}

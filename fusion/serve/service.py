@@ -153,7 +153,9 @@ class _LoadedRun:
         from fusion.pipeline import CaptionPipeline
         from fusion.runcard import describe_training, run_knowledge
 
-        self.pipeline = CaptionPipeline(path, device=device)
+        # compute_profile=False: the server writes nothing into run folders (a run from before
+        # run cards gets its profile with `python -m fusion.ood RUN`; the page says so)
+        self.pipeline = CaptionPipeline(path, device=device, compute_profile=False)
         self.base = self.pipeline.options
         self.decoders: OrderedDict[DecodeSettings, Any] = OrderedDict()
         # the card and training profile as the run folder has them (never computed here: the
