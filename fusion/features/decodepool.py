@@ -9,7 +9,9 @@ The main process keeps up to ``2 K`` clips in flight and takes results in input 
 the frame CNN and SoundNet never wait for av while there is decoding capacity left.
 
 Workers start with ``spawn`` (a fresh interpreter: safe with OpenMP and CUDA in the parent)
-and run torch with one thread each.
+and run torch with one thread each; a script that extracts with worker processes needs the
+usual ``if __name__ == "__main__":`` guard. A worker that dies on a file (a decoder crash, out
+of memory) fails that file only: the pool is restarted and the others go on.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import logging
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from fusion.errors import FusionError
@@ -70,14 +73,23 @@ class ProcessPrefetcher:
     """
 
     def __init__(self, config: ExtractConfig, todo: list[tuple[str, str]], workers: int) -> None:
-        import torch.multiprocessing as mp
-
-        self.todo = todo
-        self.pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
-                                        initializer=_init_worker, initargs=(config,))
+        self.config, self.todo, self.workers = config, todo, workers
+        self.pool = self._start()
         self.depth = 2 * workers
         self.queue: deque[tuple[str, str, Future[Any]]] = deque()
         self.next_index = 0
+
+    def _start(self) -> ProcessPoolExecutor:
+        import torch.multiprocessing as mp
+
+        return ProcessPoolExecutor(max_workers=self.workers, mp_context=mp.get_context("spawn"),
+                                   initializer=_init_worker, initargs=(self.config,))
+
+    def _restart(self) -> None:
+        """A worker died (a file that crashes the decoder, out of memory): new workers, the queue resubmitted."""
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        self.pool = self._start()
+        self.queue = deque((vid, path, self.pool.submit(_decode_in_worker, path)) for vid, path, _ in self.queue)
 
     def _fill(self) -> None:
         while len(self.queue) < self.depth and self.next_index < len(self.todo):
@@ -92,7 +104,11 @@ class ProcessPrefetcher:
             video_id, path, future = self.queue.popleft()
             try:
                 clip = future.result()
-            except Exception as err:  # noqa: BLE001 (a worker that died: recorded as this file's failure)
+            except BrokenProcessPool:
+                clip = DecodeFailure(f"{path}: the decode worker process died on this file (a crash in the "
+                                     "decoder, or out of memory)")
+                self._restart()
+            except Exception as err:  # noqa: BLE001 (recorded as this file's failure)
                 clip = err
             self._fill()
             yield video_id, path, clip
