@@ -70,15 +70,15 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> dict:
 
 @pytest.mark.java
 def test_tune_chooses_alpha_and_beta_together(setup: dict, java_available: bool) -> None:
-    result = tune_lm_weight(setup["run"], setup["lm"], [0.5, 2.0], betas=[3.0, 0.0, 1.0], progress=False)
+    result = tune_lm_weight(setup["run"], setup["lm"], [2.0], betas=[1.0, 0.0], progress=False)
     points = sorted((r["alpha"], r["beta"]) for r in result.grid)
-    assert points == [(a, b) for a in (0.0, 0.5, 2.0) for b in (0.0, 1.0, 3.0)]  # every pair decoded once
+    assert points == [(a, b) for a in (0.0, 2.0) for b in (0.0, 1.0)]  # every pair decoded once
     best = max(result.grid, key=lambda r: (r["metrics"]["METEOR"], -r["alpha"], -r["beta"]))
     assert (result.best_alpha, result.best_beta) == (best["alpha"], best["beta"])
     assert result.best_value == best["metrics"]["METEOR"]
     # alpha 0 at the run's beta (1) is the baseline; scores are every alpha at the chosen beta.
     assert result.baseline_value == next(r for r in result.grid if (r["alpha"], r["beta"]) == (0.0, 1.0))["metrics"]["METEOR"]
-    assert set(result.scores) == {"0.0", "0.5", "2.0"}
+    assert set(result.scores) == {"0.0", "2.0"}
     # The choice is in the run's config.yaml, and evaluate / caption / ablate resolve it.
     decode = yaml.safe_load(Path(result.config).read_text())["decode"]
     assert decode["lm_weight"] == result.best_alpha and decode["audio_weight"] == result.best_beta
