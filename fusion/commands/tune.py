@@ -64,7 +64,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if result.best_beta is not None:
         print(format_grid(result, (result.metric, result.guard or "false_sound_rate")))
-        guarded = f", {result.guard} at most {result.guard_reference:.4f}" if result.guard else ""
+        reference = result.guard_reference
+        guarded = f", {result.guard} at most {reference:.4f}" if result.guard and reference is not None else ""
         print(f"chosen alpha {result.best_alpha:g}, beta {result.best_beta:g} ({result.mode}, {result.split}, "
               f"{result.n_videos} videos{guarded}); wrote {result.out}")
     else:
