@@ -6,6 +6,7 @@ import argparse
 import json
 from typing import Any
 
+from fusion.decoding.config import LM_MODES
 from fusion.evaluation import METRICS
 
 
@@ -25,7 +26,7 @@ def add_decode_arguments(parser: argparse.ArgumentParser) -> None:
                        help="ban a word following itself (for a run whose config turns it off)")
     group.add_argument("--lm", metavar="PATH", help="language model for late fusion (`fusion lm train` folder or HF model)")
     group.add_argument("--lm-weight", type=float, metavar="ALPHA", help="weight alpha of the language model")
-    group.add_argument("--lm-mode", choices=("loglinear", "linear"),
+    group.add_argument("--lm-mode", choices=LM_MODES,
                        help="late fusion form: log-linear (shallow fusion, default) or linear interpolation")
     group.add_argument("--audio-weight", type=float, metavar="BETA", help="weight beta of the audio-noun verifier")
     group.add_argument("--audio-penalty", type=float, metavar="P",

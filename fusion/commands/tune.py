@@ -14,6 +14,7 @@ import argparse
 import json
 from typing import Any
 
+from fusion.decoding.config import LM_MODES
 from fusion.tuning import DEFAULT_ALPHAS, GUARDS, format_grid
 
 
@@ -36,7 +37,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--guard", choices=GUARDS, metavar="RATE",
                         help="on the audio-visual benchmark: never choose a point whose RATE (false_sound_rate) exceeds "
                         "the run's decoder before tuning, without the LM")
-    parser.add_argument("--mode", default="loglinear", choices=("loglinear", "linear"),
+    parser.add_argument("--mode", default="loglinear", choices=LM_MODES,
                         help="log-linear (shallow) fusion or linear interpolation of probabilities")
     parser.add_argument("--metric", default="METEOR", help="coco metric to maximise (default METEOR)")
     parser.add_argument("--features", metavar="STORE", help="feature store folder (default: beside the manifest)")
