@@ -35,6 +35,7 @@ from safetensors.torch import load_file, save_file
 from fusion.config import from_dict, to_dict
 from fusion.errors import CheckpointError, ConfigError
 from fusion.io import atomic_write_bytes, atomic_write_json, atomic_write_text
+from fusion.paths import LEARNED_VERIFIER, VERIFIER_FILE, run_folder  # noqa: F401 (the run-folder layout, re-exported)
 
 if TYPE_CHECKING:
     from fusion.decoding.config import DecodeConfig
@@ -47,8 +48,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 MODEL_FILE, META_FILE, TRAINER_FILE = "model.safetensors", "meta.json", "trainer.pt"
-VERIFIER_FILE = "verifier.safetensors"  # RUN/verifier.safetensors: the audio-noun verifier `fusion train` fits
-LEARNED_VERIFIER = "learned"  # decode.verifier value that selects the run's VERIFIER_FILE
 CHECKPOINT_FORMAT = 1
 
 
@@ -199,12 +198,6 @@ def resolve_checkpoint(path: str | Path, which: str = "best") -> Path:
         f"{path}: not a run folder or checkpoint (no checkpoints/ or {MODEL_FILE}+{META_FILE}); "
         "give a folder made by `fusion train`"
     )
-
-
-def run_folder(checkpoint_dir: str | Path) -> Path:
-    """The run folder of a checkpoint (``RUN/checkpoints/step-N`` -> ``RUN``); else the checkpoint folder."""
-    ckpt = Path(checkpoint_dir)
-    return ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt
 
 
 def run_decode_config(checkpoint_dir: Path, stored: DecodeConfig) -> DecodeConfig:

@@ -24,7 +24,7 @@ to the loaded model (:func:`bound_model_inputs`).
 Files: ``RUN/training_profile.safetensors`` (arrays; the settings and thresholds in its
 metadata) beside ``RUN/run_card.json`` (:mod:`fusion.runcard`). ``fusion train`` writes
 both at the end of training; for an older run :func:`profile_for_run` computes them from the
-run's manifest and feature store on first use, and ``python -m fusion.ood RUN`` does it
+run's manifest and feature store on first use, and ``python -m fusion.runcard RUN`` does it
 explicitly.
 """
 
@@ -225,7 +225,7 @@ class TrainingProfile:
             return cls(out, float(json.loads(header["quantile"])))
         except Exception as err:  # safetensors raises its own error types; any failure means "rebuild it"
             raise CheckpointError(f"{path}: unreadable training profile ({err}); delete it and run "
-                                  f"`python -m fusion.ood {path.parent}` to rebuild it") from None
+                                  f"`python -m fusion.runcard {path.parent}` to rebuild it") from None
 
 
 def annotate(profile: TrainingProfile | None, record: Any) -> OODReport | None:
@@ -278,35 +278,3 @@ def bound_model_inputs(model: Any, profile: TrainingProfile | None) -> bool:
 def profile_path(run_dir: str | Path) -> Path:
     """``RUN/training_profile.safetensors``."""
     return Path(run_dir) / PROFILE_FILE
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m fusion.ood RUN [--manifest M] [--features STORE]``: (re)compute a run's training
-    profile and run card from its training data, and print the card. User errors: one line, exit 2."""
-    import argparse
-    import sys
-
-    from fusion.errors import FusionError
-
-    parser = argparse.ArgumentParser(prog="python -m fusion.ood",
-                                     description="compute the training profile (out-of-distribution distances) "
-                                     "and run card of a trained run from its manifest and feature store")
-    parser.add_argument("run", metavar="RUN", help="run folder made by `fusion train`")
-    parser.add_argument("--manifest", help="the run's training manifest (default: the run's data.manifest)")
-    parser.add_argument("--features", help="its feature store (default: the run's data.features)")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        from fusion.checkpoint import load_run
-        from fusion.runcard import compute_for_run
-
-        knowledge = compute_for_run(load_run(args.run), args.manifest, args.features)
-    except FusionError as err:
-        print(f"python -m fusion.ood: error: {err}", file=sys.stderr)
-        return 2
-    print(json.dumps(knowledge.card, indent=2))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -142,7 +142,7 @@ def write_for_training(config: Any, run_dir: str | Path, data: Any) -> None:
         write_run_knowledge(run_dir, config, data.train.entries, data.val.entries, data.train.records,
                             data.val.records, data.vocab)
     except (FusionError, OSError, ValueError) as err:
-        logger.warning("no training profile written (%s); compute it with `python -m fusion.ood %s`", err, run_dir)
+        logger.warning("no training profile written (%s); compute it with `python -m fusion.runcard %s`", err, run_dir)
 
 
 @dataclass
@@ -207,7 +207,7 @@ def run_knowledge(run: Any, compute: bool = True) -> RunKnowledge:
     from fusion.checkpoint import run_folder
 
     folder = run_folder(run.checkpoint_dir)
-    fix = f"compute it with `python -m fusion.ood {folder}` (add --manifest M --features STORE if they moved)"
+    fix = f"compute it with `python -m fusion.runcard {folder}` (add --manifest M --features STORE if they moved)"
     path = profile_path(folder)
     if path.is_file():
         try:
@@ -246,3 +246,34 @@ def warning_line(report: Any, card: dict[str, Any] | None) -> str | None:
     far = ", ".join(f"{m} distance {report.distances[m]:.1f} > {report.thresholds[m]:.1f}" for m in report.unfamiliar)
     return (f"warning: this clip is unlike the training data ({far}); the model was trained on "
             f"{describe_training(card, short=True)}; this caption is unreliable")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m fusion.runcard RUN [--manifest M] [--features STORE]``: (re)compute a run's training
+    profile and run card from its training data, and print the card. User errors: one line, exit 2."""
+    import argparse
+    import sys
+
+    from fusion.errors import FusionError
+
+    parser = argparse.ArgumentParser(prog="python -m fusion.runcard",
+                                     description="compute the training profile (out-of-distribution distances) "
+                                     "and run card of a trained run from its manifest and feature store")
+    parser.add_argument("run", metavar="RUN", help="run folder made by `fusion train`")
+    parser.add_argument("--manifest", help="the run's training manifest (default: the run's data.manifest)")
+    parser.add_argument("--features", help="its feature store (default: the run's data.features)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        from fusion.checkpoint import load_run
+
+        knowledge = compute_for_run(load_run(args.run), args.manifest, args.features)
+    except FusionError as err:
+        print(f"python -m fusion.runcard: error: {err}", file=sys.stderr)
+        return 2
+    print(json.dumps(knowledge.card, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

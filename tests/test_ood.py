@@ -100,7 +100,7 @@ def test_profile_round_trip_and_unreadable_file(tmp_path: Path) -> None:
         assert loaded.assess(probe).distances[name] == pytest.approx(profile.assess(probe).distances[name], rel=1e-5)
         assert loaded.modalities[name].threshold == profile.modalities[name].threshold
     profile_path(tmp_path).write_bytes(b"not a profile")
-    with pytest.raises(CheckpointError, match="python -m fusion.ood"):
+    with pytest.raises(CheckpointError, match="python -m fusion.runcard"):
         TrainingProfile.load(profile_path(tmp_path))
 
 

@@ -152,7 +152,7 @@ def test_run_card_and_familiarity_shown(tiny: dict[str, Path], service: CaptionS
     from fusion.manifest import load_manifest, split_entries
     from fusion.runcard import write_run_knowledge
 
-    assert service.trained_on("tiny")[0] is None and "python -m fusion.ood" in service.trained_on("tiny")[1]
+    assert service.trained_on("tiny")[0] is None and "python -m fusion.runcard" in service.trained_on("tiny")[1]
     run = tmp_path / "known"
     shutil.copytree(tiny["run"], run)
     loaded = service.load("tiny")

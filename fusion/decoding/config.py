@@ -25,6 +25,7 @@ import typing
 from typing import TYPE_CHECKING, Any, Literal, Mapping
 
 from fusion.errors import ConfigError
+from fusion.paths import LEARNED_VERIFIER, VERIFIER_FILE, run_folder
 
 if TYPE_CHECKING:
     from fusion.checkpoint import LoadedRun
@@ -165,16 +166,12 @@ def resolve_decode_config(run: LoadedRun | None = None, overrides: Mapping[str, 
     if values.get("lm") is not None and not values.get("lm_weight") and run is not None:
         _explain_old_tuning(run, str(values["lm"]), str(values.get("lm_mode", "loglinear")))
     config = DecodeConfig(**values)
-    from fusion.checkpoint import LEARNED_VERIFIER
-
     if config.verifier == LEARNED_VERIFIER:
         config.verifier = str(_learned_verifier(run))
     return config
 
 
 def _learned_verifier(run: LoadedRun | None) -> Path:
-    from fusion.checkpoint import VERIFIER_FILE, run_folder
-
     if run is None:
         raise ConfigError("decode.verifier is 'learned' but no run is given to hold verifier.safetensors")
     folder = run_folder(run.checkpoint_dir)
@@ -189,8 +186,6 @@ def _explain_old_tuning(run: LoadedRun, lm: str, mode: str) -> None:
     """``--lm`` without a weight on a run tuned by an older fusion (``RUN/tune/lm_<mode>.json``,
     which no longer changes captions by itself): say which weight it chose and how to apply it."""
     import json
-
-    from fusion.checkpoint import run_folder
 
     path = run_folder(run.checkpoint_dir) / "tune" / f"lm_{mode}.json"
     try:

@@ -154,7 +154,7 @@ class _LoadedRun:
         from fusion.runcard import describe_training, run_knowledge
 
         # compute_profile=False: the server writes nothing into run folders (a run from before
-        # run cards gets its profile with `python -m fusion.ood RUN`; the page says so)
+        # run cards gets its profile with `python -m fusion.runcard RUN`; the page says so)
         self.pipeline = CaptionPipeline(path, device=device, compute_profile=False)
         self.base = self.pipeline.options
         self.decoders: OrderedDict[DecodeSettings, Any] = OrderedDict()
