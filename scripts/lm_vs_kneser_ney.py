@@ -224,6 +224,10 @@ def results_markdown(results: dict[str, Any]) -> str:
     per_clip = info.get("captions_per_clip")
     epochs = ", ".join(f"{h['epoch']}: {h['val_perplexity']:.2f}" for h in results["lstm_history"])
     saved = " (the best epoch saved by an interrupted run of the same command)" if results.get("lstm_from_saved") else ""
+    history = results["lstm_history"]
+    still = ("The LSTM was still improving at its last epoch: its number is limited by the training budget.\n"
+             if len(history) > 1 and history[-1]["val_perplexity"] == min(h["val_perplexity"] for h in history)
+             and len(history) == results["lstm_config"].get("max_epochs") else "")
     subset = (f"Captions per clip used: train {per_clip['train']}, validation {per_clip['val']}, test "
               f"{per_clip['test']}.\n" if per_clip else "")
     return (f"# LSTM LM vs Kneser-Ney trigram: {info.get('dataset', 'msvd')} captions\n\n"
@@ -236,7 +240,7 @@ def results_markdown(results: dict[str, Any]) -> str:
             f"| ratio LSTM / trigram (goal <= {results['goal_ratio']}) | {results['ratio']:.3f} "
             f"({'met' if results['goal_met'] else 'not met'}) |\n\n"
             f"LSTM validation perplexity by epoch: {epochs}{saved}.\n"
-            f"Time: trigram {results['kn3_seconds']:.0f} s, LSTM {results['lstm_seconds']:.0f} s (CPU).\n")
+            f"{still}Time (wall clock, CPU): trigram {results['kn3_seconds']:.0f} s, LSTM {results['lstm_seconds']:.0f} s.\n")
 
 
 def main(argv: list[str] | None = None) -> int:
