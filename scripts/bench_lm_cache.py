@@ -15,7 +15,7 @@ its byte-level BPE tokenizer is trained on the caption corpus, so that most capt
 one subword and some are several, as with GPT-2 on captions. ``--model DIR`` times a real
 model folder instead.
 
-    python -m scripts.bench_lm_cache [--videos 64] [--beam 5] [--words 20] [--threads 1] [--out results]
+    python -m scripts.bench_lm_cache [--videos 64] [--beam 5] [--words 20] [--threads 1 2] [--out results]
 
 Writes ``results/bench_lm_cache.json`` and ``.md``.
 """
@@ -84,7 +84,8 @@ def decode(lm: HFWordLM, vocab: Vocabulary, videos: int, beam: int, words: int) 
     return time.perf_counter() - start, time.process_time() - cpu, [h[0].tokens for h in hyps]
 
 
-def bench(args: argparse.Namespace) -> dict[str, Any]:
+def bench(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """One row per thread count in ``args.threads``: both paths timed back to back."""
     sentences = corpus(args.corpus, args.sentences)
     vocab = Vocabulary.build([tokenize(s) for s in sentences], min_count=args.min_count)
     with tempfile.TemporaryDirectory() as tmp:
@@ -94,12 +95,24 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
         cached = HFWordLM.from_pretrained(str(folder), chunk_rows=args.chunk_rows)
         full = HFWordLM.from_pretrained(str(folder), chunk_rows=args.chunk_rows, use_cache=False)
     bound = cached.bind(vocab)
-    decode(cached, vocab, 2, 2, 3)  # warm-up (first-call allocations)
-    cached_s, cached_cpu, cached_caps = decode(cached, vocab, args.videos, args.beam, args.words)
-    full_s, full_cpu, full_caps = decode(full, vocab, args.videos, args.beam, args.words)
-    same = sum(a == b for a, b in zip(cached_caps, full_caps))
+    rows = []
+    for threads in args.threads:
+        torch.set_num_threads(threads)
+        decode(cached, vocab, 2, 2, 3)  # warm-up (first-call allocations)
+        cached_s, cached_cpu, cached_caps = decode(cached, vocab, args.videos, args.beam, args.words)
+        full_s, full_cpu, full_caps = decode(full, vocab, args.videos, args.beam, args.words)
+        same = sum(a == b for a, b in zip(cached_caps, full_caps))
+        row = _row(args, cached, bound, vocab, threads, (full_s, cached_s, full_cpu, cached_cpu), same)
+        print(json.dumps(row))
+        rows.append(row)
+    return rows
+
+
+def _row(args: argparse.Namespace, cached: HFWordLM, bound: Any, vocab: Vocabulary, threads: int,
+         times: tuple[float, float, float, float], same: int) -> dict[str, Any]:
+    full_s, cached_s, full_cpu, cached_cpu = times
     cfg = cached.model.config
-    return {"videos": args.videos, "beam": args.beam, "words": args.words, "threads": torch.get_num_threads(),
+    return {"videos": args.videos, "beam": args.beam, "words": args.words, "threads": threads,
             "model": args.model or f"random GPT-2 {getattr(cfg, 'n_layer', '?')} layers x {getattr(cfg, 'n_embd', '?')}",
             "subword_vocab": int(cfg.vocab_size), "caption_vocab": len(vocab), "single_subword_words": len(bound.single),
             "multi_subword_words": len(bound.multi), "full_prefix_s": round(full_s, 3), "cached_s": round(cached_s, 3),
@@ -112,8 +125,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--videos", type=int, default=64)
     p.add_argument("--beam", type=int, default=5)
     p.add_argument("--words", type=int, default=20, help="every caption has exactly this many words")
-    p.add_argument("--threads", type=int, default=1,
-                   help="torch CPU threads; with 1, the process CPU time measures the work even on a busy machine")
+    p.add_argument("--threads", type=int, nargs="+", default=[1, 2],
+                   help="torch CPU threads to measure with; with 1, CPU time measures the work even on a busy machine")
     p.add_argument("--corpus", help="caption text file (default: the avsynth grammar's sentences)")
     p.add_argument("--sentences", type=int, default=2000, help="corpus sentences read (vocabulary and tokenizer)")
     p.add_argument("--min-count", type=int, default=1, help="caption vocabulary: words seen at least this often")
@@ -127,25 +140,24 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default="results", help="folder for bench_lm_cache.{json,md}")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
-    torch.set_num_threads(args.threads)
-    row = bench(args)
-    print(json.dumps(row))
+    rows = bench(args)
+    row = rows[0]
     load = os.getloadavg()[0]
     env = {"torch": torch.__version__, "cpu_count": os.cpu_count(), "load_avg_1min_at_end": round(load, 2),
            "cpu": platform.processor() or platform.machine()}
     out = Path(args.out)
-    atomic_write_json(out / "bench_lm_cache.json", {"environment": env, "result": row})
+    atomic_write_json(out / "bench_lm_cache.json", {"environment": env, "results": rows})
     lines = ["# Hugging Face LM scorer: key/value cache vs full prefix", "",
              f"LM-only beam search, {row['videos']} videos, beam {row['beam']}, {row['words']} words per caption, "
              f"{row['model']} (subword vocabulary {row['subword_vocab']}); caption vocabulary {row['caption_vocab']} "
-             f"words ({row['multi_subword_words']} of several subwords); torch {torch.__version__}, {row['threads']} "
-             f"threads, {os.cpu_count()} CPUs (1-min load average {load:.1f} at the end).", "",
-             "| | full prefix | cached | speed-up |", "|---|---|---|---|",
-             f"| wall time (s) | {row['full_prefix_s']:.1f} | {row['cached_s']:.1f} | {row['speedup']:.2f}x |",
-             f"| process CPU time (s) | {row['full_prefix_cpu_s']:.1f} | {row['cached_cpu_s']:.1f} | "
-             f"{row['cpu_speedup']:.2f}x |", "",
-             f"Same best caption both ways for {row['same_captions']} of {row['videos']} videos.", "",
-             "Reproduce: `python -m scripts.bench_lm_cache`"]
+             f"words ({row['multi_subword_words']} of several subwords); torch {torch.__version__}, "
+             f"{os.cpu_count()} CPUs (1-min load average {load:.1f} at the end).", "",
+             "| threads | full prefix wall (s) | cached wall (s) | speed-up | full prefix CPU (s) | cached CPU (s) | "
+             "CPU speed-up | same captions |", "|---|---|---|---|---|---|---|---|"]
+    lines += [f"| {r['threads']} | {r['full_prefix_s']:.1f} | {r['cached_s']:.1f} | {r['speedup']:.2f}x | "
+              f"{r['full_prefix_cpu_s']:.1f} | {r['cached_cpu_s']:.1f} | {r['cpu_speedup']:.2f}x | "
+              f"{r['same_captions']} / {r['videos']} |" for r in rows]
+    lines += ["", "Reproduce: `python -m scripts.bench_lm_cache`"]
     atomic_write_text(out / "bench_lm_cache.md", "\n".join(lines) + "\n")
     return 0
 
