@@ -19,6 +19,10 @@ helper here is a no-op on a world of one, so nothing has a "distributed version"
   :class:`PeerFailedError`, which ends them quietly. A rank that dies (SIGKILL, out of
   memory) makes the others' next collective fail; they exit quietly and torchrun ends the
   job. So a failing rank's error is shown once, by that rank, and nothing hangs.
+
+One module although longer than the ~350-line guide: the process group, the work split, the
+collectives and the error agreement are one contract (each helper a no-op on a world of one),
+and the commands use them together.
 """
 
 from __future__ import annotations

@@ -50,7 +50,7 @@ from fusion.training.setup import (
     resolve_device,
     run_lock,
 )
-from fusion.training.step import StepRunner
+from fusion.training.step import StepRunner, rng_state, seed_rank, set_rng_state
 from fusion.training.validation import validate
 
 log = logging.getLogger(__name__)
@@ -98,9 +98,9 @@ class Trainer:
             self.model.set_input_stats(*data.train.feature_stats())
             self.model.to(self.device)
         if dist.rank() > 0:  # same initial weights everywhere; each rank its own dropout stream
-            _seed_rank(self.tc.seed, 0, dist.rank())
+            seed_rank(self.tc.seed, 0, dist.rank())
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=self.tc.lr, weight_decay=self.tc.weight_decay)
-        self.runner = StepRunner(self.model, self.optimizer, self.device, getattr(self.tc, "precision", "fp32"))
+        self.runner = StepRunner(self.model, self.optimizer, self.device, self.tc.precision)
         self.state: dict[str, Any] = {"step": 0, "epoch": 0, "batch": 0, "best_value": None, "bad_validations": 0,
                                       "finished": None, "last_validation": None, "last_val_step": -1,
                                       "train_seconds": 0.0}
@@ -112,7 +112,7 @@ class Trainer:
     # ------------------------------------------------------------------ checkpoints
     def _trainer_state(self) -> dict[str, Any]:
         """Optimizer, loop position and every rank's RNG state (a collective: all ranks call it)."""
-        ranks = dist.all_gather(_rng_state())
+        ranks = dist.all_gather(rng_state())
         return {"optimizer": self.optimizer.state_dict(), "rng": ranks[0], "rng_ranks": ranks,
                 "world_size": dist.world_size(), "scaler": self.runner.state_dict(), "loop": dict(self.state)}
 
@@ -144,9 +144,9 @@ class Trainer:
         self.state.update(saved["loop"])
         saved_world = int(saved.get("world_size", 1))
         if saved_world == dist.world_size():
-            _set_rng_state(saved.get("rng_ranks", [saved["rng"]])[dist.rank()])
+            set_rng_state(saved.get("rng_ranks", [saved["rng"]])[dist.rank()])
         else:  # global batches make the step sequence world-size free; only dropout streams restart
-            _seed_rank(self.tc.seed, self.state["step"], dist.rank())
+            seed_rank(self.tc.seed, self.state["step"], dist.rank())
             log.warning("%s was checkpointed by %d processes, resumed by %d: same weights, optimizer and data "
                         "order; dropout masks now differ from an uninterrupted run", self.run_dir, saved_world,
                         dist.world_size())
@@ -307,28 +307,6 @@ def train(
 
             write_for_training(config, run_dir, data)
         return result
-
-
-def _rng_state() -> dict[str, Any]:
-    """This process's torch RNG state (CPU, and every CUDA device when there is one)."""
-    rng = {"cpu": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        rng["cuda"] = torch.cuda.get_rng_state_all()
-    return rng
-
-
-def _set_rng_state(rng: dict[str, Any]) -> None:
-    """Restore :func:`_rng_state`."""
-    torch.set_rng_state(rng["cpu"])
-    if "cuda" in rng and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(rng["cuda"])
-
-
-def _seed_rank(seed: int, step: int, rank: int) -> None:
-    """Seed this rank's dropout stream from (run seed, step, rank): distinct per rank, reproducible."""
-    import numpy as np
-
-    torch.manual_seed(int(np.random.SeedSequence([seed, step, rank]).generate_state(1)[0]))
 
 
 def fit_run_verifier(config: Any, run_dir: str | Path, data: Any) -> Path:

@@ -134,3 +134,25 @@ class StepRunner:
         self.scaler.step(self.optimizer)
         self.scaler.update()
         return total_loss / max(total_count, 1.0), float(grad_norm)
+
+
+def rng_state() -> dict[str, Any]:
+    """This process's torch RNG state (CPU, and every CUDA device when there is one)."""
+    rng = {"cpu": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        rng["cuda"] = torch.cuda.get_rng_state_all()
+    return rng
+
+
+def set_rng_state(rng: dict[str, Any]) -> None:
+    """Restore :func:`rng_state`."""
+    torch.set_rng_state(rng["cpu"])
+    if "cuda" in rng and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(rng["cuda"])
+
+
+def seed_rank(seed: int, step: int, rank: int) -> None:
+    """Seed this rank's dropout stream from (run seed, step, rank): distinct per rank, reproducible."""
+    import numpy as np
+
+    torch.manual_seed(int(np.random.SeedSequence([seed, step, rank]).generate_state(1)[0]))
