@@ -18,6 +18,9 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
+import threading
+import time
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -36,8 +39,17 @@ class DecodeFailure(FusionError):
     """A file a worker process could not decode; the message is the worker's one line."""
 
 
+def _exit_with_parent(parent_pid: int) -> None:
+    """Leave when the extracting process is gone (killed, even by SIGKILL): no orphan workers."""
+    while os.getppid() == parent_pid:
+        time.sleep(1.0)
+    os._exit(0)
+
+
 def _init_worker(config: ExtractConfig) -> None:
     import torch
+
+    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
 
     from fusion.encoders.frames import get_frame_bundle
     from fusion.encoders.frames import FrameRunner
