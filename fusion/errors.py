@@ -45,3 +45,10 @@ class JavaError(FusionError):
 
 class CheckpointError(FusionError):
     """A run directory or checkpoint is missing or unreadable."""
+
+
+def error_text(err: BaseException) -> str:
+    """One line for a failure record or a summary; project errors already are one line."""
+    if isinstance(err, FusionError):
+        return str(err)
+    return f"{type(err).__name__}: {err}".splitlines()[0]

@@ -63,7 +63,7 @@ def _init_worker(config: ExtractConfig) -> None:
 def _decode_in_worker(path: str) -> Any:
     """DecodedClip of ``path`` (raw frames dropped), or the error as a :class:`DecodeFailure` text."""
     from fusion.features.extractor import decode_clip
-    from fusion.features.runner import error_text
+    from fusion.errors import error_text
 
     try:
         clip = decode_clip(path, _WORKER["config"], _WORKER["runner"])

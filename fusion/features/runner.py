@@ -23,20 +23,13 @@ from typing import Any
 from tqdm import tqdm
 
 from fusion import distributed as dist
-from fusion.errors import DataError, FusionError
+from fusion.errors import DataError, FusionError, error_text
 from fusion.features.config import ExtractConfig, ExtractSummary, config_difference
 from fusion.features.extractor import DecodedClip, FeatureExtractor
 from fusion.features.inputs import select_shard
 from fusion.features.store import FeatureStore
 
 logger = logging.getLogger(__name__)
-
-
-def error_text(err: BaseException) -> str:
-    """One line for failures.jsonl and the summary; project errors already are one line."""
-    if isinstance(err, FusionError):
-        return str(err)
-    return f"{type(err).__name__}: {err}".splitlines()[0]
 
 
 class _Prefetcher:
