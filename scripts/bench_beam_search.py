@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import time
 from pathlib import Path
 
@@ -29,6 +28,7 @@ from fusion.decoding.scorer import DecodeContext
 from fusion.decoding.scorers import CaptionScorer
 from fusion.features import FeatureRecord
 from fusion.io import atomic_write_json, atomic_write_text
+from scripts.benchio import machine
 from fusion.models.s2vt import S2VT, S2VTConfig
 
 # Model sizes: configs/avsynth/base.yaml (hidden 256, the benchmark's ~100-word vocabulary)
@@ -104,8 +104,7 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(row))
             rows.append(row)
     load = os.getloadavg()[0]
-    env = {"torch": torch.__version__, "cpu_count": os.cpu_count(), "load_avg_1min_at_end": round(load, 2),
-           "cpu": platform.processor() or platform.machine()}
+    env = machine()
     out = Path(args.out)
     atomic_write_json(out / "bench_beam_search.json", {"environment": env, "results": rows})
     lines = ["# Batched beam search vs one video at a time", "",

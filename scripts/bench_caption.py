@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -102,27 +103,43 @@ def warm(model: Path, clip: Path, repeat: int) -> dict:
             "beam_size": pipe.options.beam_size, "frames_per_clip": pipe.run.extract_config.frames_per_clip}
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def bench_args(doc: str, argv: list[str] | None) -> argparse.Namespace:
+    """The options every caption-latency benchmark takes (``--model --repeat --threads --out``)."""
+    p = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     p.add_argument("--model", help="run folder (default runs/demo, else a benchmark-sized random decoder)")
     p.add_argument("--repeat", type=int, default=5)
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="torch CPU threads to measure with")
     p.add_argument("--out", default="results")
-    args = p.parse_args(argv)
+    return p.parse_args(argv)
+
+
+def rows_per_thread_count(args: argparse.Namespace, measure_row: Callable[[Path, Path, int, Path], dict]) -> list[dict]:
+    """One row per ``--threads`` value: ``measure_row(model, clip, threads, tmp)`` on a generated 10-s clip
+    with the ``--model`` run (default ``runs/demo``, else a benchmark-sized random run), printed as JSON."""
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         clip = make_clip(Path(tmp) / "clip10s.mp4")
         model = Path(args.model) if args.model else REPO_ROOT / "runs" / "demo"
-        source = str(model)
+        source = str(args.model or "runs/demo")
         if args.model is None and not model.is_dir():
             model, source = make_run(Path(tmp) / "run"), "random S2VT of configs/avsynth/audio_early.yaml size"
         for threads in args.threads:
             torch.set_num_threads(threads)
-            cold_s, caption = cold(model, clip, threads)
-            row = {"model": source, "clip_s": CLIP_SECONDS, "threads": threads, "cold_s": round(cold_s, 3),
-                   "caption": caption.split(": ", 1)[-1], **warm(model, clip, args.repeat)}
+            row = {"model": source, "clip_s": CLIP_SECONDS, "threads": threads,
+                   **measure_row(model.resolve(), clip, threads, Path(tmp))}
             print(json.dumps(row))
             rows.append(row)
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = bench_args(__doc__, argv)
+
+    def measure_row(model: Path, clip: Path, threads: int, tmp: Path) -> dict:
+        cold_s, caption = cold(model, clip, threads)
+        return {"cold_s": round(cold_s, 3), "caption": caption.split(": ", 1)[-1], **warm(model, clip, args.repeat)}
+
+    rows = rows_per_thread_count(args, measure_row)
     load = os.getloadavg()[0]
     out = Path(args.out)
     atomic_write_json(out / "bench_caption.json", {"load_avg_1min_at_end": round(load, 2), "cpu_count": os.cpu_count(),

@@ -18,7 +18,6 @@ difference between the 1- and 2-process losses. Writes ``<out>.json`` and ``<out
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -36,7 +35,7 @@ import yaml
 from fusion.config import to_dict
 from fusion.experiment import ExperimentConfig
 from fusion.features import ExtractConfig, FeatureRecord, FeatureStore
-from fusion.io import atomic_write_json, atomic_write_text
+from scripts.benchio import write_report
 from fusion.manifest import ManifestEntry, write_manifest
 from fusion.paths import REPO_ROOT
 from fusion.training.metrics_log import MetricsLog
@@ -162,10 +161,7 @@ def main(argv: list[str] | None = None) -> int:
         "max_loss_diff": max(abs(a - b) for a, b in zip(losses_1, losses_2)),
         "steps_compared": min(len(losses_1), len(losses_2)),
     }
-    out = Path(args.out)
-    atomic_write_json(out, result)
-    atomic_write_text(out.with_suffix(".md"), markdown(result))
-    print(json.dumps(result, indent=2) if args.json else markdown(result))
+    write_report(Path(args.out), result, markdown(result), args.json)
     return 0
 
 

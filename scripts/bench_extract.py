@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from fusion.features import ExtractConfig, FeatureExtractor, collect_inputs, extract_to_store
-from fusion.io import atomic_write_json, atomic_write_text
+from scripts.benchio import write_report
 from fusion.paths import REPO_ROOT, data_dir
 
 logger = logging.getLogger("bench_extract")
@@ -321,10 +321,7 @@ def main(argv: list[str] | None = None) -> int:
         elif not args.no_real:
             logger.warning("no MSVD clips at %s; set FUSION_DATA_DIR", msvd)
     info["load_avg_after"] = [round(x, 2) for x in os.getloadavg()]
-    out = Path(args.out)
-    atomic_write_json(out, report)
-    atomic_write_text(out.with_suffix(".md"), to_markdown(report))
-    print(json.dumps(report, indent=2) if args.json else to_markdown(report))
+    write_report(Path(args.out), report, to_markdown(report), args.json)
     return 0
 
 

@@ -26,7 +26,6 @@ import argparse
 import json
 import logging
 import os
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -38,6 +37,7 @@ from fusion.decoding.beam_search import beam_search
 from fusion.decoding.lm_scorer import LMScorer
 from fusion.decoding.scorer import DecodeContext
 from fusion.io import atomic_write_json, atomic_write_text
+from scripts.benchio import machine
 from fusion.models.hf_lm import HFWordLM
 from fusion.text import Vocabulary, tokenize
 
@@ -143,8 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = bench(args)
     row = rows[0]
     load = os.getloadavg()[0]
-    env = {"torch": torch.__version__, "cpu_count": os.cpu_count(), "load_avg_1min_at_end": round(load, 2),
-           "cpu": platform.processor() or platform.machine()}
+    env = machine()
     out = Path(args.out)
     atomic_write_json(out / "bench_lm_cache.json", {"environment": env, "results": rows})
     lines = ["# Hugging Face LM scorer: key/value cache vs full prefix", "",

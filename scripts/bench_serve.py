@@ -20,20 +20,14 @@ Writes ``results/bench_serve.json`` and ``.md``.
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import statistics
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-import torch
-
 from fusion.io import atomic_write_json, atomic_write_text
-from fusion.paths import REPO_ROOT
-from scripts.bench_caption import CLIP_SECONDS, make_clip, make_run
+from scripts.bench_caption import bench_args, rows_per_thread_count
 
 GOAL_CAPTION_S, GOAL_SLIDER_S = 1.5, 0.3
 
@@ -95,25 +89,8 @@ def measure(model: Path, clip: Path, repeat: int, workdir: Path) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--model", help="run folder (default runs/demo, else a benchmark-sized random decoder)")
-    p.add_argument("--repeat", type=int, default=5)
-    p.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="torch CPU threads to measure with")
-    p.add_argument("--out", default="results")
-    args = p.parse_args(argv)
-    rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        clip = make_clip(Path(tmp) / "clip10s.mp4")
-        model = Path(args.model) if args.model else REPO_ROOT / "runs" / "demo"
-        source = str(args.model or "runs/demo")
-        if args.model is None and not model.is_dir():
-            model, source = make_run(Path(tmp) / "run"), "random S2VT of configs/avsynth/audio_early.yaml size"
-        for threads in args.threads:
-            torch.set_num_threads(threads)
-            row = {"model": source, "clip_s": CLIP_SECONDS, "threads": threads,
-                   **measure(model.resolve(), clip, args.repeat, Path(tmp))}
-            print(json.dumps(row))
-            rows.append(row)
+    args = bench_args(__doc__, argv)
+    rows = rows_per_thread_count(args, lambda model, clip, threads, tmp: measure(model, clip, args.repeat, tmp))
     load = os.getloadavg()[0]
     out = Path(args.out)
     atomic_write_json(out / "bench_serve.json", {"load_avg_1min_at_end": round(load, 2), "cpu_count": os.cpu_count(),

@@ -126,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="config override, e.g. --set train.max_epochs=2")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("fusion.stages").setLevel(logging.INFO)  # the extraction stage says what it extracts, as in the CLI
     start = time.perf_counter()
     out = Path(args.out).resolve()
     try:

@@ -205,3 +205,18 @@ def make_broken_corpus(folder: str | Path) -> dict[str, Path]:
     corpus["subtitles_only"] = folder / "subtitles.mkv"
     corpus["subtitles_only"].write_text("1\n00:00:01,000 --> 00:00:02,000\nHello\n\n", encoding="utf-8")
     return corpus
+
+
+def make_clip_manifest(root: Path, clips: list[tuple[str, AudioKind | None, str]], captions: list[str]) -> Path:
+    """``root/manifest.jsonl`` over 1.5-s clips ``(name, audio kind or None, split)`` made in ``root``,
+    each with two of ``captions`` (a different tone per clip)."""
+    from fusion.manifest import ManifestEntry, write_manifest
+
+    entries = []
+    for i, (name, audio, split) in enumerate(clips):
+        path = make_video(root / f"{name}.mp4", seconds=1.5, fps=8, audio=audio, tone_hz=300 + 100 * i)
+        entries.append(ManifestEntry(name, str(path), split, [captions[i % len(captions)],
+                                                              captions[(i + 1) % len(captions)]], {}))
+    write_manifest(entries, root / "manifest.jsonl")
+    return root / "manifest.jsonl"
+

@@ -17,10 +17,9 @@ from fusion.decoding.decoder import CaptionDecoder
 from fusion.errors import ConfigError, DataError
 from fusion.experiment import ExperimentConfig
 from fusion.features import ExtractConfig
-from fusion.manifest import ManifestEntry, write_manifest
 from fusion.pipeline import CaptionPipeline, evaluate_run
 from fusion.text import Vocabulary
-from tests.mediafactory import make_video
+from tests.mediafactory import make_clip_manifest
 
 EXTRACT = ExtractConfig(frames_per_clip=4, random_weights=True, decode_workers=0)
 CAPTIONS = ["a red ball moves left while a dog barks", "a blue box spins", "a green star grows and rain pours"]
@@ -35,11 +34,7 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
     from fusion.models.s2vt import S2VT
 
     root = tmp_path_factory.mktemp("run")
-    entries = []
-    for i, (name, audio, split) in enumerate(CLIPS):
-        path = make_video(root / f"{name}.mp4", seconds=1.5, fps=8, audio=audio, tone_hz=300 + 100 * i)
-        entries.append(ManifestEntry(name, str(path), split, [CAPTIONS[i % 3], CAPTIONS[(i + 1) % 3]], {}))
-    write_manifest(entries, root / "manifest.jsonl")
+    make_clip_manifest(root, CLIPS, CAPTIONS)
     cfg = ExperimentConfig()
     cfg.data.manifest = str(root / "manifest.jsonl")
     cfg.extract = EXTRACT

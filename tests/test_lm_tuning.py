@@ -27,8 +27,6 @@ CAPTIONS = ["a man is playing a guitar", "a woman is slicing an onion", "a dog i
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """Four tiny clips, a random video-only S2VT run, and an LM trained on the captions."""
-    from fusion.models.s2vt import S2VT
-
     root = tmp_path_factory.mktemp("tune")
     entries = []
     for i, split in enumerate(["train", "val", "val", "test"]):
@@ -40,14 +38,23 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> dict:
     cfg.extract = ExtractConfig(frames_per_clip=2, random_weights=True, decode_workers=0)
     cfg.model.hidden_size, cfg.model.frame_embed_size, cfg.model.word_embed_size = 8, 8, 8
     cfg.decode.beam_size, cfg.decode.max_len = 2, 8
-    vocab = Vocabulary.build(CAPTIONS)
+    return save_random_run_and_lm(root, cfg, CAPTIONS, frame_dim=1280, audio_dim=0, lm_epochs=30)
+
+
+def save_random_run_and_lm(root: Path, cfg: ExperimentConfig, captions: list[str], frame_dim: int, audio_dim: int,
+                           lm_epochs: int) -> dict:
+    """A random S2VT checkpoint of ``cfg`` in ``root/run`` (close to uniform over the words) and a tiny
+    LSTM LM trained on ``captions`` in ``root/lm``."""
+    from fusion.models.s2vt import S2VT
+
+    vocab = Vocabulary.build(captions)
     torch.manual_seed(0)
-    model = S2VT(cfg.model, len(vocab), frame_dim=1280)  # random: close to uniform over words
-    dims = {"vocab_size": len(vocab), "frame_dim": 1280, "audio_dim": 0}
+    model = S2VT(cfg.model, len(vocab), frame_dim=frame_dim, audio_dim=audio_dim)
+    dims = {"vocab_size": len(vocab), "frame_dim": frame_dim, "audio_dim": audio_dim}
     save_checkpoint(root / "run", 1, model, checkpoint_meta(cfg, vocab, dims), None, best={"metric": "loss", "value": 1.0})
-    lm_cfg = LMConfig(embed_size=16, hidden_size=16, min_word_count=1, max_epochs=30, lr=0.03, dropout=0.0, val_fraction=0.0,
-                      patience=30, batch_size=8)
-    train_lm(CAPTIONS * 4, lm_cfg, out_dir=root / "lm", progress=False)
+    lm_cfg = LMConfig(embed_size=16, hidden_size=16, min_word_count=1, max_epochs=lm_epochs, lr=0.03, dropout=0.0,
+                      val_fraction=0.0, patience=lm_epochs, batch_size=8)
+    train_lm(captions * 4, lm_cfg, out_dir=root / "lm", progress=False)
     return {"root": root, "run": root / "run", "lm": root / "lm"}
 
 

@@ -19,14 +19,13 @@ from fusion.checkpoint import checkpoint_meta, save_checkpoint
 from fusion.config import to_dict
 from fusion.experiment import ExperimentConfig
 from fusion.features import ExtractConfig
-from fusion.manifest import ManifestEntry, write_manifest
 from fusion.serve import CaptionService, DecodeSettings, UploadError
 from fusion.serve import runs as runs_mod
 from fusion.serve import views
 from fusion.serve.clipview import audio_status, frame_strip
 from fusion.text import Vocabulary
 from fusion.verifier import AudioNounVerifier
-from tests.mediafactory import make_audio, make_video
+from tests.mediafactory import make_audio, make_clip_manifest
 
 CAPTIONS = ["a dog barks while a red ball moves left", "a blue box spins in the rain", "a bell rings and a car passes"]
 # (name, audio kind, split); the test split has sound, a silent track and no audio stream at all
@@ -39,11 +38,7 @@ def make_tiny_run(root: Path) -> dict[str, Path]:
     from fusion.models.s2vt import S2VT
 
     root.mkdir(parents=True, exist_ok=True)
-    entries = []
-    for i, (name, audio, split) in enumerate(CLIPS):
-        path = make_video(root / f"{name}.mp4", seconds=1.5, fps=8, audio=audio, tone_hz=300 + 100 * i)
-        entries.append(ManifestEntry(name, str(path), split, [CAPTIONS[i % 3], CAPTIONS[(i + 1) % 3]], {}))
-    write_manifest(entries, root / "manifest.jsonl")
+    make_clip_manifest(root, CLIPS, CAPTIONS)
     cfg = ExperimentConfig()
     cfg.data.manifest = str(root / "manifest.jsonl")
     cfg.extract = ExtractConfig(frames_per_clip=4, random_weights=True, decode_workers=0)

@@ -12,7 +12,7 @@ import torch
 import yaml
 
 from fusion.ablation import AblationConfig, run_ablation
-from fusion.checkpoint import checkpoint_meta, load_run, save_checkpoint
+from fusion.checkpoint import load_run
 from fusion.cli import main as cli_main
 from fusion.decoding.audio_scorer import AudioScorer, caption_audio_score
 from fusion.decoding.beam_search import beam_search
@@ -23,11 +23,10 @@ from fusion.errors import ConfigError
 from fusion.experiment import ExperimentConfig
 from fusion.features import ExtractConfig, FeatureRecord, FeatureStore
 from fusion.manifest import ManifestEntry, write_manifest
-from fusion.models.lm import LMConfig
-from fusion.training.lm import train_lm
-from fusion.text import Vocabulary
 from fusion.tuning import format_grid, tune_lm_weight
 from fusion.verifier import AudioNounVerifier, NounEntry, NounTable
+from tests.test_lm_scorer import BigramScorer
+from tests.test_lm_tuning import save_random_run_and_lm
 
 DV, DA, T = 12, 6, 4
 EXTRACT = ExtractConfig(frames_per_clip=T, random_weights=True)
@@ -38,8 +37,6 @@ SPLITS = ["train"] * 4 + ["val"] * 6 + ["test"] * 6
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """A tiny random audio-stream run whose captions name audible nouns, its store, and an LM on the captions."""
-    from fusion.models.s2vt import S2VT
-
     root = tmp_path_factory.mktemp("whole")
     rng = np.random.default_rng(0)
     store = FeatureStore(root / "store", EXTRACT)
@@ -57,15 +54,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> dict:
     cfg.model.hidden_size, cfg.model.frame_embed_size, cfg.model.word_embed_size = 16, 8, 8
     cfg.model.audio_embed_size, cfg.model.audio_mode = 4, "stream"
     cfg.decode.beam_size, cfg.decode.max_len, cfg.decode.audio_weight = 2, 7, 1.0
-    vocab = Vocabulary.build(CAPTIONS)
-    torch.manual_seed(0)
-    model = S2VT(cfg.model, len(vocab), frame_dim=DV, audio_dim=DA)
-    dims = {"vocab_size": len(vocab), "frame_dim": DV, "audio_dim": DA}
-    save_checkpoint(root / "run", 1, model, checkpoint_meta(cfg, vocab, dims), None, best={"metric": "loss", "value": 1.0})
-    lm_cfg = LMConfig(embed_size=16, hidden_size=16, min_word_count=1, max_epochs=20, lr=0.03, dropout=0.0, val_fraction=0.0,
-                      patience=20, batch_size=8)
-    train_lm(CAPTIONS * 4, lm_cfg, out_dir=root / "lm", progress=False)
-    return {"root": root, "run": root / "run", "lm": root / "lm"}
+    return save_random_run_and_lm(root, cfg, CAPTIONS, frame_dim=DV, audio_dim=DA, lm_epochs=20)
 
 
 @pytest.mark.java
@@ -167,20 +156,11 @@ def table() -> NounTable:
     return NounTable(entries, {}, num_objects=4, num_places=2)
 
 
-class FixedScorer:
-    """A caption model whose next-word log-probs depend only on the last word."""
+class FixedScorer(BigramScorer):
+    """A caption model whose next-word log-probs depend only on the last word, from a given table."""
 
     def __init__(self, table: torch.Tensor) -> None:
-        self.table = table
-
-    def init_state(self, ctx: DecodeContext) -> None:
-        return None
-
-    def score(self, tokens: torch.Tensor, state: None) -> tuple[torch.Tensor, None]:
-        return self.table[tokens[:, -1]], None
-
-    def select_state(self, state: None, idx: torch.Tensor) -> None:
-        return None
+        self.table = table  # (V, V)
 
 
 def test_penalty_costs_contradicted_nouns_only(table: NounTable) -> None:
