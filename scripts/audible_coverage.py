@@ -132,7 +132,7 @@ def soundnet_on_clips(table: NounTable, clips_dir: Path, captions: dict[str, lis
 def markdown(report: dict[str, Any]) -> str:
     """The report as a readable page."""
     cov = report["coverage"]
-    lines = [f"# Audible-noun table on MSR-VTT captions\n",
+    lines = ["# Audible-noun table on MSR-VTT captions\n",
              f"{report['captions']:,} captions ({report['source']}), {cov['noun_mentions']:,} noun mentions; "
              f"audible: {cov['audible_mentions']:,} = **{cov['audible_share']:.1%}** "
              f"({cov['audible_nouns_used']} distinct audible nouns) with `{report['table']}`."]

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import itertools
-import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -49,7 +48,6 @@ def main(argv: list[str] | None = None) -> int:
     from fusion.ood import annotate
     from fusion.paths import data_dir
     from fusion.pipeline import CaptionPipeline
-    from fusion.verifier import explain
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run", help="run folder")

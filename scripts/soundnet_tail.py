@@ -21,7 +21,6 @@ Writes ``<out>.md`` and ``<out>.json`` (atomic) and prints the tables.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import sys

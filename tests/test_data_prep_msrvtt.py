@@ -84,7 +84,7 @@ def test_zipped_as_distributed(tmp_path: Path) -> None:
     videos.mkdir()
     _tiny_video(videos / "video1.mp4")
     zipped = build_msrvtt(src, tmp_path / "z.jsonl", videos_dir=videos)
-    plain = build_msrvtt(FIXTURE, tmp_path / "p.jsonl", videos_dir=videos)
+    build_msrvtt(FIXTURE, tmp_path / "p.jsonl", videos_dir=videos)
     assert load_manifest(tmp_path / "z.jsonl") == load_manifest(tmp_path / "p.jsonl")
     assert zipped.videos == {"train": 3, "val": 1, "test": 2} and zipped.captions == 9
     assert zipped.present == 1 and zipped.with_audio == 1  # the tiny clip has a sound track
