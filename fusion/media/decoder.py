@@ -73,12 +73,11 @@ def _decode_run(container: av.container.InputContainer, stream: av.video.stream.
     A linear pass from the start counts output frames (decoders emit them in presentation
     order, whatever the container's timestamps say); after a seek, frames are matched by pts.
     """
-    rank = {int(k): p for p, k in enumerate(index.keys[index.order])} if seek_to is not None else {}
     if seek_to is not None:
         container.seek(seek_to, stream=stream, backward=True, any_frame=False)
     last = max(wanted)
     for count, frame in enumerate(_decoded(container, stream, path)):
-        p = rank.get(frame.pts, -1) if seek_to is not None else count
+        p = index.rank.get(frame.pts, -1) if seek_to is not None else count
         if p in wanted and p not in out:
             out[p] = frame
         if p > last or wanted.issubset(out):

@@ -11,6 +11,7 @@ fewer frames.
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass
 
@@ -44,6 +45,11 @@ class Scan:
     end_s: float  # end of the last frame (its time + duration)
     tick_s: float  # timestamp resolution (the stream's time base)
     seekable: bool  # packet pts are true presentation times (not AVI's frame counters)
+
+    @functools.cached_property
+    def rank(self) -> dict[int, int]:
+        """Presentation index of each packet pts (matches decoded frames to indices after a seek)."""
+        return {int(k): p for p, k in enumerate(self.keys[self.order])}
 
 
 def scan(container: av.container.InputContainer, video: av.video.stream.VideoStream | None,
