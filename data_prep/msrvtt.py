@@ -91,11 +91,14 @@ def find_annotations(source: Path) -> tuple[str, list[AnnotationFile]]:
     Raises:
         DataError: No layout's files are found.
     """
+    plain_files: dict[str, Path] = {}
+    for path in sorted(source.rglob("*.json")):  # one walk: the first path per file name
+        plain_files.setdefault(path.name, path)
     zipped: dict[str, list[AnnotationFile]] | None = None
     for layout, names in LAYOUTS.items():
         found: list[AnnotationFile | None] = []
         for name in names:
-            plain = next(iter(sorted(source.rglob(name))), None)
+            plain = plain_files.get(name)
             if plain is None:
                 zipped = _zip_members(source) if zipped is None else zipped
                 found.append(zipped[name][0] if zipped.get(name) else None)
@@ -167,18 +170,17 @@ def read_msrvtt(source: str | Path) -> tuple[str, dict[str, str], dict[str, list
     return (layout, *read_annotations(files))
 
 
-def count_with_audio(paths: list[Path]) -> tuple[int, list[str]]:
-    """How many of the media files have an audio stream (header probe), and those that cannot be probed."""
+def count_with_audio(paths: list[Path]) -> int:
+    """How many of the media files have an audio stream (header probe); unreadable ones are logged."""
     from fusion.media import probe
 
-    with_audio, unreadable = 0, []
+    with_audio = 0
     for path in paths:
         try:
             with_audio += probe(path).has_audio_stream
         except FusionError as err:
             logger.warning("%s: cannot probe (%s); counted without audio", path, err)
-            unreadable.append(str(path))
-    return with_audio, unreadable
+    return with_audio
 
 
 def build_msrvtt(source: str | Path, out: str | Path, videos_dir: str | Path | None = None,
@@ -221,7 +223,7 @@ def build_msrvtt(source: str | Path, out: str | Path, videos_dir: str | Path | N
                        without)
     summary = write_with_missing(entries, missing, out, missing_list, layout=layout)
     if probe_audio:
-        summary.with_audio, _ = count_with_audio(present)
+        summary.with_audio = count_with_audio(present)
     logger.info("MSR-VTT (%s layout): %d videos %s, %d captions, %d present (%s with audio), %d missing",
                 layout, len(entries), summary.videos, summary.captions, summary.present,
                 summary.with_audio, summary.missing)
