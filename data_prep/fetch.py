@@ -347,7 +347,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{name}: {action}, checksums match: {path}")
     except FusionError as err:
         print(f"data_prep.fetch: error: {err}", file=sys.stderr)
-        return 2
+        return err.exit_code
     if args.json:
         print(json.dumps(done, indent=2))
     else:
