@@ -23,10 +23,10 @@ logger = logging.getLogger(__name__)
 KVCache = list[tuple[Tensor, Tensor]]  # one (key, value) per layer, each (N, heads, S, head_dim)
 
 
-def cache_argument_names(model: Any) -> tuple[str, str]:
-    """The forward argument and output field that carry the cache (``past_key_values`` before transformers 5)."""
-    params = inspect.signature(model.forward).parameters
-    return ("cache", "cache") if "cache" in params else ("past_key_values", "past_key_values")
+def cache_argument_name(model: Any) -> str:
+    """The name of the forward argument and of the output field that carry the cache
+    (``past_key_values`` before transformers 5)."""
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
 
 
 def to_model_cache(past: KVCache) -> Any:

@@ -41,7 +41,7 @@ from fusion.models.bound_lm import LOG_ZERO
 from fusion.models.hf_cache import (
     HFState,
     KVCache,
-    cache_argument_names,
+    cache_argument_name,
     compact,
     from_model_cache,
     pad,
@@ -142,7 +142,6 @@ class HFWordLM:
             out.extend(log_probs[i, : len(s)] for i, s in enumerate(chunk))
         return out
 
-
     @torch.no_grad()
     def forward_cached(self, ids: Tensor, mask: Tensor, position_ids: Tensor,
                        past: KVCache | None) -> tuple[Tensor, KVCache]:
@@ -157,11 +156,11 @@ class HFWordLM:
         Returns:
             logits float32 (N, W, V_sub) and the cache of all S + W slots.
         """
-        names = cache_argument_names(self.model)
-        kwargs = {names[0]: to_model_cache(past)} if past is not None else {}
+        name = cache_argument_name(self.model)
+        kwargs = {name: to_model_cache(past)} if past is not None else {}
         out = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
                          position_ids=position_ids.to(self.device), use_cache=True, **kwargs)
-        return out.logits.float(), from_model_cache(getattr(out, names[1]))
+        return out.logits.float(), from_model_cache(getattr(out, name))
 
 
 class BoundHF:
