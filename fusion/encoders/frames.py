@@ -261,7 +261,6 @@ class FrameRunner:
     """
 
     def __init__(self, bundle: FrameEncoderBundle, model: nn.Module, device: torch.device) -> None:
-        self.bundle = bundle
         self.model = model
         self.device = device
         self.preprocess = bundle.preprocess.to(device)
