@@ -119,17 +119,17 @@ def build_table(wn: Any, words: Sequence[str], sources: Sources,
             forms.setdefault(lemma, {lemma, _plural(lemma)}).add(word)
     nouns: dict[str, Any] = {}
     not_audible: dict[str, list[str]] = {}
+    first_sense: dict[str, str] = {}
     for lemma in tqdm(sorted(forms), desc="audible nouns", disable=None):
         entry = builder.entry(lemma)
+        first_sense[lemma] = entry["synsets"][0]
         if entry["audible"]:
             nouns[lemma] = {"forms": sorted(forms[lemma]), **entry}
         else:
             not_audible[lemma] = sorted(forms[lemma] - {lemma})
-    first_sense = {lemma: (primary_senses(wn, lemma)[:1] or [None])[0] for lemma in forms}
     for lemma, entry in nouns.items():  # other nouns whose mention also counts as this one's
         mine = set(entry["synsets"])
-        entry["synonyms"] = sorted(o for o, s in first_sense.items()
-                                   if o != lemma and s is not None and s.name() in mine)
+        entry["synonyms"] = sorted(o for o, s in first_sense.items() if o != lemma and s in mine)
     return {"format": TABLE_FORMAT, "wordnet": "3.0", "rule": RULE,
             "num_objects": len(sources.imagenet_wnids), "num_places": len(sources.places),
             "esc10": sorted(sources.esc10), "nouns": nouns, "not_audible": not_audible}
