@@ -216,8 +216,8 @@ def _archive_members(archive: zipfile.ZipFile) -> list[tuple[zipfile.ZipInfo, st
 
 def _install_tree(dataset: Dataset, staged: Path, target: Path) -> None:
     """Check a staged unpacked tree and move it to ``target`` (an unfinished target is replaced)."""
-    if not _tree_ok(dataset, staged):
-        count, _ = tree_digest(staged)
+    count, digest = tree_digest(staged)
+    if (count, digest) != (dataset.tree_files, dataset.tree_sha256):
         shutil.rmtree(staged)
         raise DataError(f"{dataset.name}: the {count} recordings found do not match the published release "
                         f"({dataset.tree_files} files, digest {dataset.tree_sha256[:12]}...); use the original archive")
