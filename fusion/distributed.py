@@ -10,8 +10,8 @@ helper here is a no-op on a world of one, so nothing has a "distributed version"
   (error flags, token counts, Python objects) always travel over a Gloo group on the CPU.
 - :func:`shard` / :func:`batch_starts` split work; :func:`gather_to_main`,
   :func:`all_gather`, :func:`broadcast` and :func:`all_reduce_sum` bring results together.
-- Rank 0 alone writes files and prints (:func:`is_main`); the others meet it at
-  :func:`barrier`. Logging on the other ranks is limited to errors.
+- Rank 0 alone writes files and prints (:func:`is_main`); the others meet it at the end of
+  a :func:`together` block. Logging on the other ranks is limited to errors.
 - Errors: :func:`run_command` (the CLI's runner) prints a rank's error as one line naming
   the rank, once however many ranks hit it, and exits non-zero; torchrun then stops the
   other ranks. :func:`together` is a sync point for work every rank does: if any rank
@@ -212,14 +212,6 @@ def split_batch(indices: Sequence[int], index: int | None = None, count: int | N
 
 
 # ---------------------------------------------------------------------------------- collectives
-def barrier() -> None:
-    """Wait until every rank gets here (no-op in one process)."""
-    import torch.distributed as dist
-
-    if world_size() > 1:
-        dist.barrier(group=_control)
-
-
 def all_reduce_sum(values: Sequence[float]) -> list[float]:
     """Element-wise sum of ``values`` over ranks (float64, on the CPU control group)."""
     import torch
@@ -425,9 +417,3 @@ def run_command(func: Callable[[Any], int | None], args: Any, command: str) -> i
         return 1
     finally:
         teardown()
-
-
-def main_print(*args: Any, **kwargs: Any) -> None:
-    """``print`` on rank 0 only."""
-    if is_main():
-        print(*args, **kwargs)

@@ -10,8 +10,8 @@ The same code runs as one process or as N ranks under ``torchrun`` (:mod:`fusion
 ``train.batch_size`` is the global batch (:mod:`fusion.training.step`), validation decoding is
 sharded over the ranks and scored once on rank 0, and rank 0 alone writes the run folder
 (checkpoints, ``metrics.jsonl``, TensorBoard, ``config.yaml``, the verifier) while the others
-wait at barriers. Each rank's RNG state is checkpointed: relaunched with the same world size a
-killed job resumes exactly; with another world size it resumes the same weights, optimizer and
+wait for it at sync points. Each rank's RNG state is checkpointed: relaunched with the same world
+size a killed job resumes exactly; with another world size it resumes the same weights, optimizer and
 data position, and only the dropout streams restart (seeded from the run seed, step and rank).
 """
 
