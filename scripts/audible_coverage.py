@@ -111,7 +111,8 @@ def soundnet_on_clips(table: NounTable, clips_dir: Path, captions: dict[str, lis
     objects, places = imagenet_names(), places_labels()
     rows = []
     for path in sorted(clips_dir.glob("*.mp4"), key=lambda p: int(p.stem.removeprefix("video"))):
-        audio = decode(path, frames=False).audio
+        media = decode(path, frames=False)
+        audio = media.audio
         tags = tagger.tag_audio(audio)
         heard = {t["label"] for t in tags["places"] + tags["objects"]}
         named: Counter[str] = Counter()
@@ -122,7 +123,7 @@ def soundnet_on_clips(table: NounTable, clips_dir: Path, captions: dict[str, lis
             entry = table.entries[noun]
             linked = {objects[i] for i in entry.objects} | {places[i] for i in entry.places}
             nouns.append({"noun": noun, "references": refs, "linked": sorted(heard & linked), "classes": len(linked)})
-        rows.append({"clip": path.stem, "seconds": round(audio.size / 22050, 1),
+        rows.append({"clip": path.stem, "seconds": round(audio.size / media.sample_rate_hz, 1),
                      "places": [[t["label"], round(t["score"], 3)] for t in tags["places"][:3]],
                      "objects": [[t["label"], round(t["score"], 3)] for t in tags["objects"][:3]],
                      "named": nouns})
@@ -170,17 +171,18 @@ def markdown(report: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Command line; returns the exit status."""
+    from data_prep.audible_nouns.wordnet import DEFAULT_WORDNET_DIR, open_wordnet
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--table", type=Path, default=None, help="audible-noun table (default: the committed one)")
     parser.add_argument("--baseline-table", type=Path, default=None, help="a table to compare with (e.g. before a fix)")
     parser.add_argument("--source", type=Path, default=None, help="MSR-VTT annotations (default FUSION_DATA_DIR/msrvtt/annotations)")
     parser.add_argument("--clips", type=Path, default=None, help="real MSR-VTT clips (default FUSION_DATA_DIR/msrvtt/clips)")
     parser.add_argument("--no-soundnet", action="store_true", help="skip the SoundNet part")
-    parser.add_argument("--wordnet", type=Path, default=Path("/usr/share/wordnet"), help="WordNet 3.0 folder")
+    parser.add_argument("--wordnet", type=Path, default=DEFAULT_WORDNET_DIR, help="WordNet 3.0 folder")
     parser.add_argument("--out", type=Path, default=Path("results/audible_coverage"), help="writes OUT.json and OUT.md")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    from data_prep.audible_nouns.wordnet import open_wordnet
     from data_prep.msrvtt import read_msrvtt
 
     start = time.time()
