@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from fusion.encoders.soundnet import SOUNDNET8, SoundNet8, analyse_audio, output_lengths, receptive_field
+from fusion.encoders.soundnet_preprocess import SAMPLE_RATE_HZ as SR
 from fusion.encoders.soundnet_preprocess import SoundNetPreprocess
 from fusion.errors import FusionError
 from fusion.io import atomic_write_json, atomic_write_text
@@ -41,7 +42,6 @@ from fusion.paths import data_dir
 logger = logging.getLogger("soundnet_tail")
 
 MODES = ("original", "repeat", "reflect")
-SR = 22050
 DEGENERATE_LOGIT = 0.0  # a head step whose largest place logit is below this is degenerate
 TOP_K = 3
 FEATURE_STEPS = 4  # pool5 steps at the end of a cut clip compared with the uncut truth (4 x 0.37 s)
