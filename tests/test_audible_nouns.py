@@ -88,6 +88,13 @@ def test_cli_missing_wordnet_is_one_line_error(tmp_path: Path, capsys: pytest.Ca
     assert code == 2 and "wordnet-base" in err and len(err.strip().splitlines()) == 1
 
 
+def test_bad_vocab_json_is_a_data_error(tmp_path: Path) -> None:
+    bad = tmp_path / "vocab.json"
+    bad.write_text("{not json")
+    with pytest.raises(DataError, match=r"vocab.json: invalid JSON .* fix --vocab"):
+        gen.read_vocab_file(bad)
+
+
 def test_lexnames_from_man_page_matches_real_format(tmp_path: Path) -> None:
     rows = (FIXTURE / "lexnames").read_text().splitlines()
     page = ".TS\n" + "".join(f"{r.split()[0]}\t{r.split()[1]}\tsome contents  \n" for r in rows) + ".TE\n"

@@ -66,7 +66,10 @@ def read_vocab_file(path: Path) -> list[str]:
         raise DataError(f"{path}: vocabulary file not found; fix --vocab")
     text = path.read_text(encoding="utf-8")
     if path.suffix == ".json":
-        data = json.loads(text)
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise DataError(f"{path}: invalid JSON ({err.msg} at line {err.lineno}); fix --vocab") from None
         return [str(w) for w in (data.get("words", list(data)) if isinstance(data, dict) else data)]
     return [w for line in text.splitlines() for w in line.split("\t")[-1].split()]
 
