@@ -45,7 +45,8 @@ def extract_features(
 
     Videos already in the store are skipped; the missing ones are extracted with a progress
     bar after one log line saying how many, with which encoders and into which store. Under
-    torchrun rank 0 extracts while the other ranks wait (every rank must call this).
+    torchrun every rank must call this: :func:`fusion.features.ensure_features` shares the
+    missing videos among the ranks and writes one store.
 
     Args:
         entries: the manifest entries whose features are needed.
@@ -61,25 +62,22 @@ def extract_features(
         DataError: the store holds other features, or some videos could not be read.
     """
     from fusion import distributed as dist
-
-    return dist.main_first(lambda: _extract_missing(entries, manifest_path, extract, features, progress))
-
-
-def _extract_missing(entries: Sequence[ManifestEntry], manifest_path: str | Path, extract: ExtractConfig,
-                     features: str | Path | None, progress: bool) -> Path:
     from fusion.data import feature_store_path
     from fusion.features import FeatureStore, ensure_features
 
+    dist.setup()  # under torchrun: join the job (once)
     path = feature_store_path(manifest_path, extract, features)
     wanted = {e.id for e in entries}
-    present = FeatureStore(path, extract) if path.is_dir() else None  # a store of other features fails here
-    missing = sorted(wanted if present is None else {i for i in wanted if i not in present})
+    # A look that holds no collectives (a store of other features fails here); rank 0's count decides.
+    present = dist.main_first(lambda: FeatureStore(path, extract) if path.is_dir() else None)
+    missing = dist.broadcast(len(wanted) if present is None else sum(i not in present for i in wanted))
     if not missing:
         logger.debug("%s holds the features of all %d videos", path, len(wanted))
         return path
-    logger.info("extracting features of %d of %d videos (%s) into %s", len(missing), len(wanted),
-                describe_encoders(extract), path)
-    ensure_features(list(entries), path, extract, progress=progress)
+    if dist.is_main():  # the stage's one line, shown by default
+        logger.info("extracting features of %d of %d videos (%s) into %s", missing, len(wanted),
+                    describe_encoders(extract), path)
+    ensure_features(list(entries), path, extract, progress=progress)  # every rank: it holds collectives
     return path
 
 

@@ -179,3 +179,30 @@ def test_a_run_older_than_a_decode_field_decodes_as_it_did(tmp_path: Path) -> No
     assert resolve_decode_config(load_run(run_dir), {"no_repeat_ngram_size": 3}).no_repeat_ngram_size == 3
     new_run = resolve_decode_config(load_run(_random_run(tmp_path / "new")))  # a current run: today's defaults
     assert new_run.no_repeat_ngram_size == DecodeConfig().no_repeat_ngram_size
+
+
+
+def test_the_extraction_stage_under_torchrun_shares_the_videos_and_reports_an_unreadable_one(tmp_path: Path) -> None:
+    """Every rank runs the stage: the readable videos land in one store, an unreadable one fails the
+    job with rank 0's one line (rank 0 alone used to run the ranks' collectives: a hang)."""
+    import sys
+
+    from tests.distributed_launch import run
+
+    manifest = _clips(tmp_path, ("train", "val", "test"))
+    entries = load_manifest(manifest)
+    write_manifest([*entries, ManifestEntry("gone", str(tmp_path / "gone.mp4"), "test", ["a dog barks"], {})], manifest)
+    script = tmp_path / "stage.py"
+    script.write_text(
+        "import sys\n"
+        "from fusion.features import ExtractConfig\n"
+        "from fusion.manifest import load_manifest\n"
+        "from fusion.stages import extract_features\n"
+        "config = ExtractConfig(frames_per_clip=2, random_weights=True, decode_workers=0)\n"
+        "extract_features(load_manifest(sys.argv[1]), sys.argv[1], config, progress=False)\n"
+    )
+    done = run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                str(script), str(manifest)], timeout=120)
+    assert done.returncode != 0
+    assert "1 of 4 videos could not be read" in done.stderr
+    assert len(FeatureStore(default_store_path(manifest, EXTRACT))) == 3
