@@ -195,7 +195,7 @@ class FeatureExtractor:
             with self._timed("frame_cnn"), precision:
                 frames, frame_objects = self.frame_runner.run(clip.pixels, self.config.batch_size)  # (T, Dv), (1000,)
         if media.audio is not None and media.audio.size > 0:
-            with self._timed("soundnet"), torch.inference_mode(), autocast(self.device, self.config.precision):
+            with self._timed("soundnet"), torch.inference_mode(), precision:
                 sound = describe_audio(self.audio_model, media.audio, self.config.audio_layer, self.audio_bundle)
             audio = np.asarray(sound.features, dtype=np.float32)  # (A, Da)
             audio_objects = np.asarray(sound.objects, dtype=np.float32)  # (1000,)
