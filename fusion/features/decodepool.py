@@ -51,8 +51,7 @@ def _init_worker(config: ExtractConfig) -> None:
 
     threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
 
-    from fusion.encoders.frames import get_frame_bundle
-    from fusion.encoders.frames import FrameRunner
+    from fusion.encoders.frames import FrameRunner, get_frame_bundle
 
     torch.set_num_threads(1)
     bundle = get_frame_bundle(config.frame_encoder)
