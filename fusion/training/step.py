@@ -15,6 +15,7 @@ CPU's oneDNN has no fp16 LSTM). The loss is computed in float32 in every case.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -32,8 +33,6 @@ logger = logging.getLogger(__name__)
 def to_device(batch: Any, device: torch.device) -> Any:
     """``batch`` on ``device``: pinned host memory and non-blocking copies for CUDA."""
     if device.type == "cuda":
-        import dataclasses
-
         pinned = {f.name: getattr(batch, f.name) for f in dataclasses.fields(batch)}
         for name, value in pinned.items():
             if isinstance(value, torch.Tensor):
