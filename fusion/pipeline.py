@@ -95,7 +95,6 @@ class CaptionPipeline:
     def __init__(self, model_path: str | Path, options: DecodeConfig | None = None,
                  device: str | torch.device = "cpu", *, compute_profile: bool = True, **overrides: Any) -> None:
         from fusion.features import FeatureExtractor
-        from fusion.runcard import run_knowledge
 
         self.run = load_run(model_path, device=device)
         # What the run was trained on, and how far a clip lies from it; caps an older captioner's inputs.

@@ -78,13 +78,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Evaluate and print the metrics."""
-    from fusion.pipeline import evaluate_split, prepare_split
+    from fusion.pipeline import evaluate_run
 
     apply_threads(args)
-    # load the run and resolve the decode options (fail fast), then extract missing features (visible)
-    prepared = prepare_split(args.run_path, args.split, manifest=args.manifest, features=args.features,
-                             overrides=decode_overrides(args), device=args.device, require_references=True)
-    metrics = evaluate_split(prepared, out_dir=args.out, device=args.device)
+    # load the run and resolve the decode options (fail fast), then extract missing features (visible), decode
+    metrics = evaluate_run(args.run_path, manifest=args.manifest, split=args.split, out_dir=args.out,
+                           features=args.features, device=args.device, **decode_overrides(args))
     if args.json:
         print(json.dumps(metrics, indent=2))
         return 0
