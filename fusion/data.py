@@ -302,13 +302,13 @@ def open_features(
     from fusion.features import FeatureStore
 
     path = feature_store_path(manifest_path, extract, features)
-    command = extraction_command(path, extract, manifest_path)
     if not path.is_dir():
-        raise DataError(f"{path}: no feature store; extract the features first: `{command}`")
+        raise DataError(f"{path}: no feature store; extract the features first: "
+                        f"`{extraction_command(path, extract, manifest_path)}`")
     store = FeatureStore(path, extract)
     missing = [e.id for e in entries if e.id not in store]
     if missing:
         raise DataError(f"{path}: {len(missing)} of {len(entries)} videos have no features (e.g. {missing[0]!r}); "
-                        f"extract them first: `{command}`")
+                        f"extract them first: `{extraction_command(path, extract, manifest_path)}`")
     logger.debug("feature store %s holds all %d videos", path, len(entries))
     return store
