@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from fusion.features import FeatureRecord
     from fusion.text import Vocabulary
 
+
 @dataclass
 class DecodeContext:
     """What every scorer's ``init_state`` may read: the search's shape and the batch's inputs.
