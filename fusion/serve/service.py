@@ -151,16 +151,14 @@ class _LoadedRun:
 
     def __init__(self, path: Path, device: str) -> None:
         from fusion.pipeline import CaptionPipeline
-        from fusion.runcard import describe_training, run_knowledge
+        from fusion.runcard import describe_training
 
         # compute_profile=False: the server writes nothing into run folders (a run from before
         # run cards gets its profile with `python -m fusion.runcard RUN`; the page says so)
         self.pipeline = CaptionPipeline(path, device=device, compute_profile=False)
         self.base = self.pipeline.options
         self.decoders: OrderedDict[DecodeSettings, Any] = OrderedDict()
-        # the card and training profile as the run folder has them (never computed here: the
-        # server writes nothing into run folders)
-        knowledge = run_knowledge(self.pipeline.run, compute=False)
+        knowledge = self.pipeline.knowledge  # the card and training profile as the run folder has them
         self.card, self.profile, self.note = knowledge.card, knowledge.profile, _shorter_paths(knowledge.note)
         self.trained_on = describe_training(self.card) if self.card else None
 
