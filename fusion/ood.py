@@ -58,6 +58,11 @@ def pool_steps(steps: np.ndarray | None) -> np.ndarray | None:
     return np.concatenate([x.mean(0), x.std(0)])
 
 
+def _steps(records: Sequence[Any], name: str) -> list[np.ndarray]:
+    """The ``name`` steps (T, D) of each record that has at least one."""
+    return [np.asarray(s) for r in records if (s := getattr(r, name, None)) is not None and len(s)]
+
+
 def pooled(record: Any) -> dict[str, np.ndarray | None]:
     """A feature record's pooled vector per modality (None where the clip lacks it)."""
     return {name: pool_steps(getattr(record, name, None)) for name in MODALITIES}
@@ -153,15 +158,13 @@ class TrainingProfile:
         present = [m for m in MODALITIES if any(getattr(r, m, None) is not None for r in train)]
         per_modality = 1 - (1 - quantile) / max(len(present), 1)  # any modality may fail a clip
         for name in MODALITIES:
-            steps = [np.asarray(getattr(r, name)) for r in train if getattr(r, name, None) is not None
-                     and len(getattr(r, name))]
+            steps = _steps(train, name)
             if not steps:
                 continue
             vectors = np.stack([pool_steps(s) for s in steps])  # (N, P)
             mean, spread = vectors.mean(0), vectors.std(0)
             scale = np.maximum(spread, SCALE_FLOOR * float(np.median(spread)) + 1e-9)
-            calib = [pool_steps(getattr(r, name)) for r in calibration if getattr(r, name, None) is not None
-                     and len(getattr(r, name))]
+            calib = [pool_steps(s) for s in _steps(calibration, name)]
             on = "val" if calib else "train"
             calib_vectors = np.stack(calib) if calib else vectors
             profile = ModalityProfile(mean, scale, 0.0, len(steps), len(calib_vectors), on)
@@ -251,7 +254,7 @@ def measure_model_bounds(model: Any, profile: TrainingProfile, train: Sequence[A
             continue
         import torch
 
-        steps = [np.asarray(getattr(r, name)) for r in train if getattr(r, name, None) is not None and len(getattr(r, name))]
+        steps = _steps(train, name)
         p.max_rms, p.typical_rms = norm.fit_max_rms(torch.from_numpy(np.concatenate(steps).astype(np.float32)))
         done = True
     return done
