@@ -254,8 +254,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     import argparse
     import sys
 
-    from fusion.errors import FusionError
-
     parser = argparse.ArgumentParser(prog="python -m fusion.runcard",
                                      description="compute the training profile (out-of-distribution distances) "
                                      "and run card of a trained run from its manifest and feature store")
