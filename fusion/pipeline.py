@@ -28,7 +28,7 @@ from fusion.checkpoint import LoadedRun, load_run, run_folder
 from fusion.decoding.config import DecodeConfig, resolve_decode_config
 from fusion.decoding.decoder import CaptionDecoder
 from fusion.decoding.hypothesis import Hypothesis
-from fusion.distributed import broadcast, is_main, map_batches, setup
+from fusion.distributed import broadcast, is_main, main_first, map_batches, setup
 from fusion.errors import ConfigError, DataError, MediaError
 from fusion.ood import annotate
 from fusion.runcard import run_knowledge, warning_line
@@ -244,7 +244,9 @@ def prepare_split(
     store_path = extract_features(entries, path, run.extract_config, features, progress=progress)
     store = open_features(entries, path, run.extract_config, store_path)
     records = [store[e.id] for e in entries]
-    profile = run_knowledge(run).profile  # caps an older captioner's inputs; None without a profile
+    # caps an older captioner's inputs (None without a profile); a missing profile is computed and written by
+    # rank 0 alone, the other ranks then read it
+    profile = main_first(lambda: run_knowledge(run)).profile
     for record in records:
         annotate(profile, record)  # record.meta["ood"]: per_video.json reports it, the verifier reads it
     return RunSplit(run, options, Path(path), split, entries, split_entries(all_entries, "train"), records, store_path)
