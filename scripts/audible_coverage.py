@@ -117,7 +117,7 @@ def soundnet_on_clips(table: NounTable, clips_dir: Path, captions: dict[str, lis
         heard = {t["label"] for t in tags["places"] + tags["objects"]}
         named: Counter[str] = Counter()
         for caption in captions.get(path.stem, []):
-            named.update(set(table.mentions(tokenize(caption))))
+            named.update(list(dict.fromkeys(table.mentions(tokenize(caption)))))  # once per caption, in order
         nouns = []
         for noun, refs in named.most_common():
             entry = table.entries[noun]
