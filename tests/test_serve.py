@@ -195,3 +195,12 @@ def test_cli_reports_missing_run_in_one_line(tmp_path: Path) -> None:
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
     assert proc.stderr.strip().count("\n") == 0 and "no trained run under" in proc.stderr
+
+
+@pytest.mark.parametrize("port", ["99999", "-1"])
+def test_cli_reports_a_bad_port_in_one_line(tmp_path: Path, port: str) -> None:
+    proc = subprocess.run([sys.executable, "-m", "fusion", "serve", "--runs", str(tmp_path), "--port", port],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip() == f"fusion serve: error: --port {port}: a TCP port is 0-65535; pick a free one, " \
+        "e.g. --port 7860"

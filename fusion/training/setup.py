@@ -15,7 +15,7 @@ import yaml
 
 from fusion.config import to_dict
 from fusion.data import CaptionDataset, EpochSampler, default_store_path, open_features
-from fusion.errors import ConfigError, DataError
+from fusion.errors import CheckpointError, ConfigError, DataError
 from fusion.io import atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -207,10 +207,18 @@ def check_run_vocab(run_dir: str | Path, vocab: Any) -> None:
 
     run_dir = Path(run_dir)
     vocab_path = run_dir / "vocab.json"
-    if vocab_path.is_file() and read_pointer(run_dir, "last") is not None:
+    try:
+        resuming = read_pointer(run_dir, "last") is not None
+    except CheckpointError:
+        resuming = True  # a damaged pointer: resuming falls back to an intact checkpoint, and says so
+    if vocab_path.is_file() and resuming:
         from fusion.text import Vocabulary
 
-        if Vocabulary.load(vocab_path) != vocab:
+        try:
+            saved = Vocabulary.load(vocab_path)
+        except DataError as err:
+            raise DataError(f"{err}; delete it and re-run: `fusion train` writes it again from the captions") from None
+        if saved != vocab:
             raise ConfigError(f"{run_dir}: the training captions changed since this run started; use another --out")
     elif is_main():
         vocab.save(vocab_path)
