@@ -237,9 +237,7 @@ def _compute(run: Any, folder: Path, fix: str, compute: bool) -> RunKnowledge:
         logger.info("computed the training profile of %s (made before runs recorded one)", folder)
         return knowledge
     except (FusionError, OSError) as err:
-        note = f"the run has no training profile ({err}); {fix}"
-        logger.warning("%s; clips unlike the training data are not flagged", note)
-        return RunKnowledge(read_run_card(folder), None, note)
+        return RunKnowledge(read_run_card(folder), None, f"the run has no training profile ({err}); {fix}")
 
 
 def warning_line(report: Any, card: dict[str, Any] | None) -> str | None:

@@ -205,7 +205,7 @@ def make_broken_corpus(folder: str | Path) -> dict[str, Path]:
     corpus["no_streams"].write_text(";FFMETADATA1\ntitle=not a video\n", encoding="utf-8")
     corpus["subtitles_only"] = folder / "subtitles.mkv"
     corpus["subtitles_only"].write_text("1\n00:00:01,000 --> 00:00:02,000\nHello\n\n", encoding="utf-8")
-    corpus["text_file"] = folder / "notes.txt"
+    corpus["text_file"] = folder / "memo.txt"
     corpus["text_file"].write_text("These are meeting notes, not a video.\n" * 40, encoding="utf-8")
     corpus["subtitle_file"] = folder / "captions.srt"
     corpus["subtitle_file"].write_text("1\n00:00:01,000 --> 00:00:02,000\nHello\n\n2\n00:00:03,000 --> "

@@ -202,6 +202,24 @@ def test_truncated_weights_and_trainer_state_are_one_line_errors(toy: Path, caps
     assert err.startswith("fusion evaluate: error: ") and "model.safetensors" in err and "\n" not in err
 
 
+def test_train_skips_videos_without_features_unless_strict(toy: Path, caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    from fusion.errors import DataError
+
+    (toy / "store" / "records" / "toy001.npz").unlink()  # as if its video could not be read
+    FeatureStore(toy / "store").log_failure(str(toy / "toy001.mp4"), "toy001", f"{toy / 'toy001.mp4'}: file not found")
+    with pytest.raises(DataError, match=r"1 of 36 train videos could not be read .*toy001.mp4: file not found.*--strict"):
+        train(toy_config(toy, max_steps=1), toy / "strict", progress=False, strict=True)
+    with caplog.at_level(logging.WARNING):
+        result = train(toy_config(toy, max_steps=1), toy / "run", progress=False)
+    assert result.steps == 1 and "1 of 36 train videos could not be read" in caplog.text and "skipped" in caplog.text
+    for i in range(36, 45):  # every val video unreadable: the split is left empty
+        (toy / "store" / "records" / f"toy{i:03d}.npz").unlink()
+    with pytest.raises(DataError, match=r"9 of 9 val videos could not be read.*the val split is left empty"):
+        train(toy_config(toy, max_steps=1), toy / "empty", progress=False)
+
+
 def test_a_start_that_failed_before_any_checkpoint_can_be_redone(toy: Path) -> None:
     with pytest.raises(Exception, match="manifest not found"):
         train(toy_config(toy, max_steps=1), toy / "run", manifest=toy / "typo.jsonl", progress=False)

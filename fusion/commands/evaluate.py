@@ -72,6 +72,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--features", metavar="STORE", help="feature store folder (default: beside the manifest)")
     parser.add_argument("--out", metavar="DIR", help="output folder (default RUN/eval/<split>)")
     parser.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    parser.add_argument("--strict", action="store_true",
+                        help="stop when a video cannot be read (default: skip it, count it in metrics.json's skipped)")
     add_decode_arguments(parser)
     parser.set_defaults(func=run)
 
@@ -83,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
     apply_threads(args)
     # load the run and resolve the decode options (fail fast), then extract missing features (visible), decode
     metrics = evaluate_run(args.run_path, manifest=args.manifest, split=args.split, out_dir=args.out,
-                           features=args.features, device=args.device, **decode_overrides(args))
+                           features=args.features, device=args.device, strict=args.strict, **decode_overrides(args))
     if args.json:
         print(json.dumps(metrics, indent=2))
         return 0
@@ -93,6 +95,8 @@ def run(args: argparse.Namespace) -> int:
         if metrics.get(name) is not None:
             print(f"{name:18s} {metrics[name]:.4f}")
     print(f"{'videos':18s} {metrics['n_videos']} ({metrics['n_audio_absent']} without audio)")
+    if metrics.get("n_skipped"):
+        print(f"{'skipped':18s} {metrics['n_skipped']} unreadable (metrics.json: skipped; --strict stops instead)")
     if metrics.get("n_unfamiliar") is not None:
         print(f"{'unfamiliar':18s} {metrics['n_unfamiliar']} (unlike the training data; per_video.json: each clip's ood)")
     diagnostics = metrics["diagnostics"]

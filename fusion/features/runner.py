@@ -189,7 +189,8 @@ def ensure_features(
         store_path: the store folder (created if new).
         config: the extraction config (must match an existing store's).
         progress: tqdm bar while extracting.
-        allow_failures: only warn when some videos cannot be read (their ids stay missing).
+        allow_failures: do not raise when some videos cannot be read (their ids stay missing,
+            for the caller to skip and report).
         extractor: reuse loaded encoders (else built only when something is missing).
 
     Returns:
@@ -219,7 +220,7 @@ def ensure_features(
             )
             if not allow_failures:
                 raise DataError(message + "; fix or drop them from the manifest")
-            logger.warning("%s", message)
+            logger.info("%s", message)  # the caller skips them and says so (fusion.data.readable_entries)
     return store
 
 

@@ -292,6 +292,7 @@ def train(
     features: str | Path | None = None,
     progress: bool = True,
     on_step: Callable[[int, float], None] | None = None,
+    strict: bool = False,
 ) -> TrainResult:
     """Train an S2VT captioner; resume if ``run_dir`` holds a checkpoint of the same config.
 
@@ -302,6 +303,8 @@ def train(
         features: overrides ``config.data.features`` (feature store folder).
         progress: show a tqdm bar (loss, samples/s).
         on_step: called after every optimizer step with (step, loss).
+        strict: fail when some videos have no features (unreadable or missing files) instead of
+            training without them (a warning says how many; the store's ``failures.jsonl`` says why).
 
     Raises:
         ConfigError: no manifest, or the run folder holds a run of another config.
@@ -314,7 +317,7 @@ def train(
             stack.enter_context(run_lock(run_dir))
             check_run_config(config, run_dir)
         with dist.together():
-            data = prepare_data(config, progress=progress)
+            data = prepare_data(config, progress=progress, strict=strict)
             check_run_vocab(run_dir, data.vocab)
         trainer = Trainer(config, run_dir, data, progress=progress)
         with dist.together():
