@@ -24,6 +24,12 @@ def add_decode_arguments(parser: argparse.ArgumentParser) -> None:
                        help="let a word follow itself (banned by default)")
     group.add_argument("--no-immediate-repeat", dest="no_immediate_repeat", action="store_true", default=None,
                        help="ban a word following itself (for a run whose config turns it off)")
+    group.add_argument("--allow-sound-without-audio", dest="no_sound_without_audio", action="store_false",
+                       default=None, help="let a clip without an audio stream get words that say something is heard")
+    group.add_argument("--allow-repeated-bigrams", dest="no_repeat_bigram", action="store_false", default=None,
+                       help="let a caption repeat a word pair (default: only pairs of function words, 'to the')")
+    group.add_argument("--allow-dangling-end", dest="no_dangling_end", action="store_false", default=None,
+                       help="let a caption end on an article, preposition or conjunction")
     group.add_argument("--lm", metavar="PATH", help="language model for late fusion (`fusion lm train` folder or HF model)")
     group.add_argument("--lm-weight", type=float, metavar="ALPHA", help="weight alpha of the language model")
     group.add_argument("--lm-mode", choices=LM_MODES,
