@@ -171,8 +171,11 @@ def test_run_card_and_familiarity_shown(tiny: dict[str, Path], service: CaptionS
     analysis = known.analyse("known", tiny["root"] / "c3.mp4")
     assert set(analysis.familiarity) >= {"flagged", "distance", "threshold", "warning"}
     assert analysis.record.meta["ood"]["distance"] == analysis.familiarity["distance"]  # what the verifier reads
-    text = views.model_info_markdown(trained_on, note, analysis.familiarity)
-    assert "The model was trained on** " + trained_on.split(" (")[0] in text and "This clip:" in text
+    text = views.model_info_markdown(trained_on, note)
+    assert "The model was trained on** " + trained_on.split(" (")[0] in text
+    beside = views.familiarity_markdown(analysis.familiarity)  # beside the caption; "trained on" is said once
+    assert beside.startswith(("This clip is within", '<div id="fusion-unfamiliar">⚠ This clip is unlike'))
+    assert "distance" in beside and "trained on" not in beside
 
 
 def test_runs_readers(tiny: dict[str, Path]) -> None:
@@ -214,3 +217,16 @@ def test_cli_reports_a_bad_port_in_one_line(tmp_path: Path, port: str) -> None:
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.strip() == f"fusion serve: error: --port {port}: a TCP port is 0-65535; pick a free one, " \
         "e.g. --port 7860"
+
+
+def test_explanation_says_each_verdict_once() -> None:
+    from fusion.decoding.hypothesis import Hypothesis
+
+    dog = {"word": "dog", "noun": "dog", "evidence": 1.47, "verdict": "supported by the sound"}
+    rain = {"word": "rain", "noun": "rain", "evidence": -0.3, "verdict": "not heard"}
+    hyps = [Hypothesis([5], caption, -1.0, {"caption": -1.0}, -1.0, {"caption": 1.0})
+            for caption in ("a dog in the rain", "a dog runs", "a dog jumps", "a red ball", "a dog and a dog")]
+    text = views.explanation_markdown(hyps, [[dog, rain], [dog], [dog], [], [dog, dog]], True)
+    assert text.count("supported by the sound") == 1 and text.count("not heard") == 1
+    assert "4. *a red ball*: no audible noun" in text
+    assert text.splitlines()[-1] == "5. *a dog and a dog*: **dog**"
