@@ -51,8 +51,8 @@ def _caption_tab(page: Page, default_run: str) -> None:
             audio_tags = gr.HTML("", elem_id="fusion-audio-tags")
             frame_tags = gr.HTML("", elem_id="fusion-frame-tags")
             nbest = gr.Dataframe(headers=NBEST_HEADERS, label="n-best captions: ranking score (total per word), total, and each "
-                                 "scorer's weighted share of the total (empty = scorer off)", interactive=False, elem_id="fusion-nbest",
-                                 column_widths=["4%", "36%", "9%", "9%", "12%", "9%", "10%", "11%"], wrap=True)
+                                 "scorer's weighted share of the total (S2VT: the captioner; empty = scorer off)", interactive=False, elem_id="fusion-nbest",
+                                 column_widths=["4%", "30%", "11%", "11%", "11%", "10%", "11%", "12%"], wrap=True)
             explain = gr.Markdown("", elem_id="fusion-explain")
     key = gr.State(None)
     sliders = [beam, lm_w, audio_w]

@@ -15,7 +15,7 @@ logger = logging.getLogger(__name__)
 
 SCORERS = ("caption", "lm", "audio", "length")  # the n-best table's columns, in this order
 # the scorers' columns hold their weighted shares of the total, in SCORERS order
-NBEST_HEADERS = ["#", "caption", "score", "total", "S2VT (caption)", "LM", "audio", "length"]
+NBEST_HEADERS = ["#", "caption", "score", "total", "S2VT", "LM", "audio", "length"]
 AUDIO_TEXT = {
     "present": "Audio: **present** (SoundNet hears the track; the verifier can weigh audible nouns)",
     "silent": "Audio: **silent** (the file has an audio track, but it holds near-zero samples)",
@@ -163,6 +163,6 @@ CSS = """
 .fusion-bar-value { flex: 0 0 3.5em; text-align: right; font-variant-numeric: tabular-nums; }
 #fusion-caption textarea, #fusion-caption input { font-size: 1.25em; font-weight: 600; }
 #fusion-error, #fusion-unfamiliar { color: #b03a2e; font-weight: 600; }
-#fusion-nbest th, #fusion-nbest th *, #fusion-nbest td:not(:nth-child(2)), #fusion-nbest td:not(:nth-child(2)) * {
+#fusion-nbest th .cell-wrap, #fusion-nbest th .header, #fusion-nbest td:not(:nth-child(2)) .cell-wrap {
   white-space: nowrap; font-variant-numeric: tabular-nums; }
 """
