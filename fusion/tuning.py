@@ -32,10 +32,10 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import torch
-from tqdm import tqdm
 
 from fusion.errors import ConfigError
 from fusion.io import atomic_write_json
+from fusion.progress import progress_bar
 
 logger = logging.getLogger(__name__)
 
@@ -240,7 +240,7 @@ def tune_lm_weight(
         return values
 
     rows: list[dict[str, Any]] = []
-    for alpha, beta in tqdm(points, desc=f"tune lm ({mode})", disable=not progress):
+    for alpha, beta in progress_bar(points, desc=f"tune lm ({mode})", disable=not progress):
         values = score(dataclasses.replace(prepared.options, lm=str(lm_path) if alpha > 0 else None,
                                            lm_weight=alpha, lm_mode=mode, audio_weight=beta))
         rows.append({"alpha": alpha, "beta": beta, "metrics": values})
