@@ -151,11 +151,6 @@ class FeatureRecord:
         """True when the record carries audio features (the file had an audio stream)."""
         return self.audio is not None
 
-    @property
-    def has_frames(self) -> bool:
-        """True when the record carries frame features (the file had a video stream)."""
-        return self.frames is not None
-
 
 @dataclass
 class ExtractSummary:
