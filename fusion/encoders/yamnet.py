@@ -18,12 +18,12 @@ ambiguous), and every convolution's stride, padding and activation is checked ag
 layer table. The front end's window, DFT and mel matrices are read from the file too
 (:mod:`fusion.encoders.yamnet_preprocess`).
 
-The TFLite interpreter runs the int8 layers as "dynamic range" kernels that also round
-their inputs to int8, one scale per row (XNNPACK, its default CPU delegate). With
-``activations="dynamic_int8"`` (the default) this port rounds the same inputs the same way
-(:func:`~fusion.encoders.yamnet_preprocess.fake_quantize_rows`) and computes in float32, so
-its scores equal the interpreter's up to float rounding; ``"float"`` keeps every activation
-in float32, as the original TensorFlow model. ``scripts/yamnet_vs_tflite.py`` measures both.
+The TFLite interpreter runs the int8 1x1 convolutions and dense layers as "dynamic range"
+kernels that round their inputs to int8, one scale per pixel or row (XNNPACK, its default CPU
+delegate). With ``activations="dynamic_int8"`` (the default) this port computes the same
+integer products (:mod:`fusion.encoders.dynamic_int8`), so its scores equal the interpreter's
+up to float rounding; ``"float"`` keeps every activation in float32, as the original
+TensorFlow model. ``scripts/yamnet_vs_tflite.py`` measures both.
 """
 
 from __future__ import annotations
@@ -36,15 +36,10 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from fusion.encoders.dynamic_int8 import dynamic_int8_linear, symmetric_scales
 from fusion.encoders.labels import AudioSetLabel, audioset_labels
-from fusion.encoders.tflite_reader import TFLiteModel, TFLiteOperator, read_tflite
-from fusion.encoders.yamnet_preprocess import (
-    ACTIVATION_MODES,
-    YAMNET_PREPROCESS,
-    LogMelFrontEnd,
-    YAMNetPreprocess,
-    fake_quantize_rows,
-)
+from fusion.encoders.tflite_reader import TFLiteModel, TFLiteOperator, TFLiteTensor, read_tflite
+from fusion.encoders.yamnet_preprocess import ACTIVATION_MODES, YAMNET_PREPROCESS, LogMelFrontEnd, YAMNetPreprocess
 from fusion.errors import ConfigError, WeightsError
 from fusion.paths import data_dir
 
@@ -124,21 +119,37 @@ class YAMNet(nn.Module):
                               groups=s.in_channels if s.kind == "depthwise" else 1)
             for s in YAMNET_CONVS})
         self.classifier = nn.Linear(EMBEDDING_DIM, num_classes)
+        self.weight_scales = nn.Module()  # int8 scales (O,) of the pointwise kernels and the classifier
+        for name in [s.name for s in YAMNET_CONVS if s.kind == "pointwise"]:
+            self.weight_scales.register_buffer(name, symmetric_scales(self.convs[name].weight))
+        self.weight_scales.register_buffer("classifier", symmetric_scales(self.classifier.weight))
+
+    def _pointwise(self, name: str, x: Tensor) -> Tensor:
+        """A 1x1 convolution as the interpreter's dynamic int8 kernel: ``(N, C, H, W)`` -> ``(N, O, H, W)``."""
+        conv = self.convs[name]
+        weight = conv.weight.flatten(1)  # (O, C)
+        out = dynamic_int8_linear(x.permute(0, 2, 3, 1), weight, self.weight_scales.get_buffer(name), conv.bias)
+        return out.permute(0, 3, 1, 2)  # (N, O, H, W)
 
     def embed(self, patches: Tensor) -> Tensor:
         """Args: patches float32 ``(N, 96, 64)`` log-mel. Returns: float32 ``(N, 1024)`` embeddings."""
         x = patches.unsqueeze(1)  # (N, 1, frames, mel)
         for spec in YAMNET_CONVS:
-            if self.quantize and spec.kind == "pointwise":  # the file's int8 1x1 kernels: per-pixel rounding
-                x = fake_quantize_rows(x, dim=1)
-            x = torch.relu(self.convs[spec.name](tf_same_pad(x, spec.kernel, spec.stride)))  # (N, C, H, W)
+            if self.quantize and spec.kind == "pointwise":  # the file's int8 1x1 kernels
+                x = torch.relu(self._pointwise(spec.name, x))  # (N, C, H, W)
+            else:
+                x = torch.relu(self.convs[spec.name](tf_same_pad(x, spec.kernel, spec.stride)))  # (N, C, H, W)
         return x.mean(dim=(2, 3))  # (N, 1024)
 
     def classify(self, patches: Tensor) -> tuple[Tensor, Tensor]:
         """Args: patches float32 ``(N, 96, 64)``. Returns: ``(scores (N, 521), embeddings (N, 1024))``."""
         embeddings = self.embed(patches)
-        head_input = fake_quantize_rows(embeddings, dim=-1) if self.quantize else embeddings
-        return torch.sigmoid(self.classifier(head_input)), embeddings
+        if self.quantize:
+            logits = dynamic_int8_linear(embeddings, self.classifier.weight, self.weight_scales.classifier,
+                                         self.classifier.bias)
+        else:
+            logits = self.classifier(embeddings)
+        return torch.sigmoid(logits), embeddings
 
     def forward(self, waveform: Tensor) -> tuple[Tensor, Tensor]:
         """Scores of every patch of 16 kHz waveforms, padded as :meth:`YAMNetPreprocess.pad`.
@@ -171,6 +182,14 @@ def _constant(graph: TFLiteModel, index: int, shape: tuple[int, ...], what: str,
     return tensor.dequantized()
 
 
+def _scales(graph: TFLiteModel, index: int, channels: int) -> Tensor:
+    """Per-output-channel int8 scales ``(channels,)`` of a constant (per-tensor ones broadcast)."""
+    tensor: TFLiteTensor = graph.tensors[_producer_input(graph, index)]
+    if tensor.scales.size in (1, channels):
+        return torch.from_numpy(np.broadcast_to(tensor.scales.astype(np.float32), (channels,)).copy())
+    return symmetric_scales(torch.from_numpy(tensor.dequantized()))  # a float kernel: scales as the converter's
+
+
 def _check_conv(op: TFLiteOperator, spec: ConvSpec, path: str | Path) -> None:
     want = {"padding": "SAME", "stride_w": spec.stride, "stride_h": spec.stride, "activation": "RELU"}
     got = {key: op.options.get(key) for key in want}
@@ -193,6 +212,8 @@ def _conv_state(graph: TFLiteModel, path: str | Path) -> dict[str, Tensor]:
             shape = (spec.out_channels, spec.kernel, spec.kernel, spec.in_channels)
             kernel = _constant(graph, op.inputs[1], shape, spec.name, path).transpose(0, 3, 1, 2)
         state[f"convs.{spec.name}.weight"] = torch.from_numpy(np.ascontiguousarray(kernel))
+        if spec.kind == "pointwise":
+            state[f"weight_scales.{spec.name}"] = _scales(graph, op.inputs[1], spec.out_channels)
         bias = _constant(graph, op.inputs[2], (spec.out_channels,), f"{spec.name} bias", path)
         state[f"convs.{spec.name}.bias"] = torch.from_numpy(bias)
     return state
@@ -222,6 +243,10 @@ def _frontend_and_head_state(graph: TFLiteModel, model: YAMNet, path: str | Path
                                                           "log offset", path)),
         "classifier.weight": torch.from_numpy(_constant(graph, head.inputs[1], (num_classes, dim), "classifier", path)),
         "classifier.bias": torch.from_numpy(_constant(graph, head.inputs[2], (num_classes,), "classifier bias", path)),
+        "weight_scales.classifier": _scales(graph, head.inputs[1], num_classes),
+        "frontend.dft_real_scale": _scales(graph, real.inputs[1], fronts.dft_real.shape[0]),
+        "frontend.dft_imag_scale": _scales(graph, imag.inputs[1], fronts.dft_imag.shape[0]),
+        "frontend.mel_scale": _scales(graph, mel.inputs[1], fronts.mel.shape[0]),
     }
 
 
@@ -256,6 +281,11 @@ class YAMNetBundle:
         default_layer: the feature layer used when none is named.
         feature_dims: feature size of every layer (the 1024-d embedding).
         preprocess: waveform -> log-mel patches (16 kHz, 0.96 s patches hopped by 0.48 s).
+        activations: ``"dynamic_int8"`` (equal to the TFLite interpreter) or ``"float"`` (see the
+            module docstring).
+
+    Raises:
+        ConfigError: unknown ``activations``.
     """
 
     name: str = "yamnet"
@@ -263,6 +293,12 @@ class YAMNetBundle:
     default_layer: str = "embedding"
     feature_dims: dict[str, int] = field(default_factory=lambda: {"embedding": EMBEDDING_DIM})
     preprocess: YAMNetPreprocess = YAMNET_PREPROCESS
+    activations: str = "dynamic_int8"
+
+    def __post_init__(self) -> None:
+        if self.activations not in ACTIVATION_MODES:
+            raise ConfigError(f"YAMNet activations {self.activations!r} is unknown; "
+                              f"use one of {', '.join(ACTIVATION_MODES)}")
 
     @property
     def label_spaces(self) -> dict[str, tuple[str, ...]]:
@@ -294,7 +330,7 @@ class YAMNetBundle:
         Raises:
             WeightsError: no weights file found or it is not YAMNet.
         """
-        model = YAMNet(num_classes=len(self.labels), params=self.preprocess)
+        model = YAMNet(num_classes=len(self.labels), params=self.preprocess, activations=self.activations)
         if not random_init:
             path = Path(weights_path) if weights_path is not None else self.weights_file
             if path is None:

@@ -16,13 +16,11 @@ matrices by the file's dequantised ones (:mod:`fusion.encoders.yamnet`), so the 
 computes what the file computes.
 
 The TFLite interpreter runs those int8 matrices (and the network's int8 layers) as "dynamic
-range" kernels: XNNPACK, its default CPU delegate, quantises each input row (a frame, a
-spectrum, a pixel's channels) to int8 on the fly (asymmetric, scale ``(max - min) / 255``
-with 0 inside the range, ``xnn_f32_qd8`` in XNNPACK). For the spectrum this matters: bins
-under 1/255 of a frame's loudest bin become 0, so quiet bands of a frame fall to
-``log(0.001)``. :func:`fake_quantize_rows` reproduces that rounding (``activations =
-"dynamic_int8"``, the default, equal to the interpreter); ``"float"`` keeps float32
-activations, as the original TensorFlow model computed.
+range" kernels that round each input row (a frame, a spectrum) to int8 on the fly
+(:mod:`fusion.encoders.dynamic_int8`). For the spectrum this matters: bins under 1/255 of a
+frame's loudest bin become 0, so quiet bands of a frame fall to ``log(0.001)``. With
+``activations="dynamic_int8"`` (the default) the front end computes exactly that; ``"float"``
+keeps float32 activations, as the original TensorFlow model computed.
 
 The project's audio is 22,050 Hz (:mod:`fusion.media`); :meth:`YAMNetPreprocess.prepare`
 resamples it to 16 kHz (``torchaudio.functional.resample``, windowed sinc; the original
@@ -40,6 +38,7 @@ import torch
 import torchaudio.functional as AF
 from torch import Tensor, nn
 
+from fusion.encoders.dynamic_int8 import dynamic_int8_linear, symmetric_scales
 from fusion.errors import DataError
 
 logger = logging.getLogger(__name__)
@@ -192,31 +191,6 @@ def periodic_hann(length: int) -> np.ndarray:
     return (0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(length) / length)).astype(np.float32)
 
 
-def fake_quantize_rows(x: Tensor, dim: int) -> Tensor:
-    """Round ``x`` as XNNPACK's dynamic int8 quantisation does, one scale per slice along ``dim``.
-
-    Per slice (e.g. one row of a matrix product's input): the range ``[min(x, 0), max(x, 0)]``
-    is mapped onto int8 with scale ``(max - min) / 255`` and a rounded zero point
-    (``xnn_f32_qd8_asymmetric_quantization_params``); the values come back as
-    ``(q - zero_point) * scale``.
-
-    Args:
-        x: float32 tensor of any shape.
-        dim: the axis reduced by the product (the channels / input features).
-
-    Returns:
-        float32 tensor of ``x``'s shape.
-    """
-    low = torch.clamp(x.amin(dim=dim, keepdim=True), max=0.0)
-    high = torch.clamp(x.amax(dim=dim, keepdim=True), min=0.0)
-    scale = torch.where(high > low, (high - low) / 255.0, torch.ones_like(high))
-    low_scaled, high_scaled = low / scale, high / scale
-    zero_point = torch.where(low_scaled + high_scaled - 1.0 > 0.0, -128.0 - low_scaled, 127.0 - high_scaled)
-    zero_point = torch.round(zero_point.clamp(-128.0, 127.0))
-    quantised = torch.clamp(torch.round(x / scale) + zero_point, -128.0, 127.0)
-    return (quantised - zero_point) * scale
-
-
 class LogMelFrontEnd(nn.Module):
     """16 kHz waveform -> log-mel frames, as matrix products (what the TFLite file computes).
 
@@ -237,6 +211,10 @@ class LogMelFrontEnd(nn.Module):
         self.register_buffer("dft_imag", torch.from_numpy(sine))  # (K, N)
         self.register_buffer("mel", torch.from_numpy(mel_matrix(params)))  # (M, K)
         self.register_buffer("mel_offset", torch.full((params.mel_bands,), params.log_offset))  # (M,)
+        # int8 scales of the matrices (per output row), as the converter quantised them; a file replaces them
+        self.register_buffer("dft_real_scale", symmetric_scales(self.dft_real))  # (K,)
+        self.register_buffer("dft_imag_scale", symmetric_scales(self.dft_imag))  # (K,)
+        self.register_buffer("mel_scale", symmetric_scales(self.mel))  # (M,)
 
     def forward(self, waveform: Tensor) -> Tensor:
         """Args: waveform float32 ``(B, S)``, ``S >= window``. Returns: float32 ``(B, F, M)`` log-mel frames."""
@@ -245,11 +223,14 @@ class LogMelFrontEnd(nn.Module):
         half = (p.fft_length - p.window_samples) // 2  # centred, as features._tflite_stft_magnitude pads
         frames = nn.functional.pad(frames, (half, p.fft_length - p.window_samples - half))  # (B, F, N)
         if self.quantize:
-            frames = fake_quantize_rows(frames, dim=-1)
-        real, imag = frames @ self.dft_real.T, frames @ self.dft_imag.T  # (B, F, K) each
+            dft = torch.cat([self.dft_real, self.dft_imag])  # (2K, N): one rounding of each frame for both
+            spectrum = dynamic_int8_linear(frames, dft, torch.cat([self.dft_real_scale, self.dft_imag_scale]))
+            real, imag = spectrum.chunk(2, dim=-1)  # (B, F, K) each
+        else:
+            real, imag = frames @ self.dft_real.T, frames @ self.dft_imag.T  # (B, F, K) each
         magnitude = torch.sqrt(real * real + imag * imag)
         if self.quantize:
-            magnitude = fake_quantize_rows(magnitude, dim=-1)
+            return torch.log(dynamic_int8_linear(magnitude, self.mel, self.mel_scale, self.mel_offset))  # (B, F, M)
         return torch.log(magnitude @ self.mel.T + self.mel_offset)  # (B, F, M)
 
     def patches(self, waveform: Tensor) -> Tensor:
