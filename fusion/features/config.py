@@ -161,7 +161,9 @@ class ExtractSummary:
     failed: list[dict[str, str]] = field(default_factory=list)
     store: str = ""
     elapsed_s: float = 0.0
+    repaired: int = 0  # corrupt records found and re-extracted (counted in ``done`` too)
 
     def to_json(self) -> dict[str, Any]:
-        """Exactly ``{"done", "skipped", "failed": [{"file", "error"}], "store"}``."""
-        return {"done": self.done, "skipped": self.skipped, "failed": list(self.failed), "store": self.store}
+        """Exactly ``{"done", "skipped", "repaired", "failed": [{"file", "error"}], "store"}``."""
+        return {"done": self.done, "skipped": self.skipped, "repaired": self.repaired, "failed": list(self.failed),
+                "store": self.store}
