@@ -128,7 +128,8 @@ class Tagger:
         out: dict[str, list[dict[str, Any]]] = {}
         for name, bundle in self.audio_bundles.items():
             wave = resample(waveform, sample_rate_hz, int(bundle.sample_rate_hz))  # (S',)
-            analysis = bundle.analyse(self.audio_model(name), wave)
+            with torch.inference_mode():
+                analysis = bundle.analyse(self.audio_model(name), wave)
             out.update(space_tags(analysis.posteriors, bundle.label_spaces, self.top_k))
         return out
 
