@@ -12,7 +12,7 @@ by ``(seed, epoch)``, so a resumed run sees exactly the batches the uninterrupte
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -222,11 +222,6 @@ class CaptionDataset:
             [self.records[v] for v, _ in picks], frame_dim, audio_dim, [t for _, t in picks], self.vocab.pad_id
         )
 
-    def video_batches(self, batch_size: int, frame_dim: int, audio_dim: int, limit: int | None = None) -> Iterator[Batch]:
-        """Batches of the split's videos in manifest order, without captions (for decoding)."""
-        n = len(self.records) if limit is None else min(limit, len(self.records))
-        for start in range(0, n, batch_size):
-            yield collate(self.records[start : min(n, start + batch_size)], frame_dim, audio_dim)
 
 
 class EpochSampler:

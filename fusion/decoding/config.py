@@ -22,13 +22,10 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 import typing
-from typing import TYPE_CHECKING, Any, Literal, Mapping
+from typing import Any, Literal, Mapping, Protocol
 
 from fusion.errors import ConfigError
 from fusion.paths import LEARNED_VERIFIER, VERIFIER_FILE, run_folder
-
-if TYPE_CHECKING:
-    from fusion.checkpoint import LoadedRun
 
 logger = logging.getLogger(__name__)
 
@@ -139,6 +136,22 @@ class DecodeConfig:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: every field (what ``metrics.json`` records as ``decode``)."""
         return dataclasses.asdict(self)
+
+
+class LoadedRun(Protocol):
+    """What the decode configuration reads of a loaded run (:class:`fusion.checkpoint.LoadedRun` is one).
+
+    Declared here rather than imported: the checkpoint module reads this one, so this one
+    names no type of it (no import loop, not even a type-only one).
+    """
+
+    @property
+    def config(self) -> Any:
+        """The run's experiment config; its ``decode`` is a :class:`DecodeConfig`."""
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        """The checkpoint folder the run was loaded from."""
 
 
 def legacy_section(section: Any) -> Any:

@@ -89,11 +89,6 @@ class CaptionDecoder:
         return dict(self._weights)
 
     @property
-    def scorer_names(self) -> list[str]:
-        """The fused scorers, in order."""
-        return list(self._scorers)
-
-    @property
     def verifier(self) -> AudioNounVerifier:
         """The audio-noun verifier (``config.verifier``, else zero-shot), loaded on first use."""
         if self._verifier is None:
