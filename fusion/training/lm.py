@@ -199,5 +199,5 @@ def _train_epoch(model: LSTMLanguageModel, optimizer: torch.optim.Optimizer, seq
             nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
         optimizer.step()
         total, count = total + float(nll.detach().sum()), count + nll.numel()
-        bar.set_postfix(ppl=f"{math.exp(total / count):.1f}")
+        bar.set_postfix(ppl=f"{math.exp(total / count):.1f}", refresh=False)
     return total / max(count, 1)

@@ -254,8 +254,9 @@ class Trainer:
                     if self.writer is not None:
                         self.writer.add_scalar("train/loss", loss, step)
                         self.writer.add_scalar("train/samples_per_s", speed, step)
+                    # the postfix shows at the next redraw (update's): forcing one per step would flood a log
+                    bar.set_postfix(epoch=self.state["epoch"], loss=f"{loss:.3f}", samples_s=f"{speed:.0f}", refresh=False)
                     bar.update(1)
-                    bar.set_postfix(epoch=self.state["epoch"], loss=f"{loss:.3f}", samples_s=f"{speed:.0f}")
                     if on_step is not None:
                         on_step(step, loss)
                     if tc.val_every_steps and step % tc.val_every_steps == 0:
