@@ -36,7 +36,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from fusion.encoders.bundle import AudioAnalysis, WeightsSource
+from fusion.encoders.bundle import AudioAnalysis, WeightsSource, load_frozen
 from fusion.encoders.dynamic_int8 import dynamic_int8_linear, symmetric_scales
 from fusion.encoders.labels import AudioSetLabel, audioset_labels
 from fusion.encoders.tflite_reader import TFLiteModel, TFLiteOperator, TFLiteTensor, read_tflite
@@ -341,14 +341,8 @@ class YAMNetBundle:
             WeightsError: no weights file found or it is not YAMNet.
         """
         model = YAMNet(num_classes=len(self.labels), params=self.preprocess, activations=self.activations)
-        if not random_init:
-            path = self.weights.resolve(f"audio encoder {self.name!r}", weights_path)
-            load_yamnet_tflite(model, path)
-            logger.info("loaded YAMNet weights from %s", path)
-        model.eval()
-        for param in model.parameters():
-            param.requires_grad_(False)
-        return model
+        return load_frozen(model, f"audio encoder {self.name!r}", self.weights, weights_path, random_init,
+                           load_yamnet_tflite)
 
     def analyse(self, model: YAMNet, waveform: np.ndarray, layers: tuple[str, ...] = (),
                 per_step: bool = False) -> AudioAnalysis:
