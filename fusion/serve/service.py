@@ -9,7 +9,7 @@ threads: loading and decoding hold a lock (one model, requests queued behind it)
 
     service = CaptionService({"demo": Path("runs/demo")}, workdir=Path(tempfile.mkdtemp()))
     analysis = service.analyse("demo", "clip.mp4")
-    view = service.decode("demo", analysis.key, DecodeSettings(beam_size=5, lm_weight=0, audio_weight=1))
+    view = service.decode("demo", analysis.key, DecodeSettings.of(5, lm=0.0, audio=1.0))
 """
 
 from __future__ import annotations
@@ -42,17 +42,78 @@ class UploadError(FusionError):
 
 @dataclass(frozen=True)
 class DecodeSettings:
-    """The page's decoding knobs (the rest of the run's decode config is kept).
+    """What the page's controls set; the rest is the run's decode configuration.
+
+    The page declares no decode field of its own: :meth:`CaptionService.decode` resolves these
+    with :func:`fusion.decoding.config.resolve_decode_config` (the run's section < the beam size
+    < the weights), so the configuration's checks are the page's.
 
     Attributes:
         beam_size: beams per video (the n-best table shows them all).
-        lm_weight: alpha of the language model (0 = off; only for runs that fuse one).
-        audio_weight: beta of the audio-noun verifier (0 = off).
+        weights: (scorer name, weight) per slider (``fusion.decoding.registry.sliders``); 0 turns
+            the scorer off.
     """
 
     beam_size: int
-    lm_weight: float
-    audio_weight: float
+    weights: tuple[tuple[str, float], ...] = ()
+
+    @classmethod
+    def of(cls, beam_size: int, **weights: float) -> DecodeSettings:
+        """``DecodeSettings.of(5, lm=0.0, audio=1.0)``."""
+        return cls(int(beam_size), tuple((name, float(w)) for name, w in weights.items()))
+
+    def weight(self, scorer: str) -> float:
+        """The weight set for ``scorer`` (0 when the page set none)."""
+        return dict(self.weights).get(scorer, 0.0)
+
+    def describe(self) -> str:
+        """One line for the page's status: ``beam 5, LM weight 0, audio weight 1``."""
+        from fusion.decoding.registry import scorer_spec
+
+        return ", ".join([f"beam {self.beam_size}", *(f"{scorer_spec(n).label} weight {w:g}" for n, w in self.weights)])
+
+
+@dataclass(frozen=True)
+class WeightSlider:
+    """One scorer's weight control; its range is what the decode configuration accepts.
+
+    Attributes:
+        scorer: the scorer's name (``"lm"``).
+        label: what the page calls it ("LM weight").
+        value: the run's own weight.
+        minimum: the configuration's lower bound.
+        maximum: its upper bound, else the setting's declared slider scale.
+        step: the slider's step.
+        available: False when the run cannot use the scorer (no language model): shown, not movable.
+        info: one line under the slider.
+    """
+
+    scorer: str
+    label: str
+    value: float
+    minimum: float
+    maximum: float
+    step: float
+    available: bool
+    info: str
+
+
+def weight_sliders(base: Any) -> list[WeightSlider]:
+    """The page's weight sliders for a run whose decode configuration is ``base``, in registry order."""
+    from fusion.decoding.registry import sliders
+
+    out = []
+    for spec in sliders():
+        assert spec.weight is not None  # sliders() keeps the scorers with a weight
+        setting = spec.setting(spec.weight)
+        low, high = setting.bounds(base)
+        low, high = float(low or 0.0), float(high if high is not None else setting.scale or 1.0)
+        needed = spec.setting(spec.requires) if spec.requires is not None else None
+        available = needed is None or getattr(base, needed.name) is not None
+        info = setting.help if available else f"this run decodes without {needed.noun or needed.name}"  # type: ignore[union-attr]
+        out.append(WeightSlider(spec.name, f"{spec.label} weight", float(getattr(base, spec.weight)), low, high,
+                                setting.step or (high - low) / 40, available, info))
+    return out
 
 
 @dataclass
@@ -163,15 +224,19 @@ class _LoadedRun:
         self.trained_on = describe_training(self.card) if self.card else None
 
     def decoder(self, settings: DecodeSettings) -> Any:
-        """A decoder for ``settings`` (the last 16 kept; the run's LM and verifier are shared)."""
+        """A decoder for ``settings`` (the last 16 kept; the run's LM and verifier are shared).
+
+        Raises:
+            ConfigError: settings the decode configuration refuses (one line, shown by the page).
+        """
+        from fusion.decoding.config import resolve_decode_config
+
         if settings in self.decoders:
             self.decoders.move_to_end(settings)
             return self.decoders[settings]
-        lm = self.base.lm if settings.lm_weight > 0 else None
-        options = dataclasses.replace(
-            self.base, beam_size=settings.beam_size, nbest=settings.beam_size, lm=lm,
-            lm_weight=settings.lm_weight if lm is not None else 0.0, audio_weight=settings.audio_weight, batch_size=1,
-        )
+        beam = settings.beam_size
+        options = resolve_decode_config(self.pipeline.run, {"beam_size": beam, "nbest": beam, "batch_size": 1},
+                                        weights=dict(settings.weights))
         decoder = self.pipeline.decoder_for(options)
         self.decoders[settings] = decoder
         while len(self.decoders) > 16:
@@ -213,11 +278,14 @@ class CaptionService:
                 self._loaded[run] = _LoadedRun(self.runs[run], self.device)
             return self._loaded[run]
 
-    def defaults(self, run: str) -> tuple[DecodeSettings, bool]:
-        """(the run's own beam size / LM weight / audio weight, whether it fuses a language model)."""
+    def defaults(self, run: str) -> DecodeSettings:
+        """The run's own beam size and slider weights."""
         base = self.load(run).base
-        has_lm = base.lm is not None
-        return DecodeSettings(int(base.beam_size), float(base.lm_weight if has_lm else 0.0), float(base.audio_weight)), has_lm
+        return DecodeSettings(int(base.beam_size), tuple((s.scorer, s.value) for s in weight_sliders(base)))
+
+    def sliders(self, run: str) -> list[WeightSlider]:
+        """The run's weight sliders: values, ranges (the decode configuration's bounds), availability."""
+        return weight_sliders(self.load(run).base)
 
     def trained_on(self, run: str) -> tuple[str | None, str | None]:
         """(what the run was trained on, from its run card; why the clip's familiarity cannot be judged), each or None."""
@@ -285,8 +353,6 @@ class CaptionService:
         analysis = self.cached(key)
         if analysis is None or not key.endswith(f"-{run}"):  # gone, or analysed for another run's encoders
             raise UploadError("this clip is no longer in the server's cache for this run; upload it again")
-        if settings.beam_size < 1:
-            raise UploadError(f"beam size {settings.beam_size} is invalid: pick 1 or more")
         loaded = self.load(run)
         with self._lock:
             decoder = loaded.decoder(settings)
