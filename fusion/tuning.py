@@ -101,10 +101,10 @@ def _check_weights(values: Sequence[float] | None, name: str, option: str, confi
         return None
     if not values:
         raise ConfigError(f"{option} is empty: give the weights to try, e.g. {option} 0 0.5 1")
-    low, high = setting(name).bounds(config)
-    if any((low is not None and v < low) or (high is not None and v > high) for v in values):
-        need = f">= {low:g}" if high is None else f"in [{low:g}, {high:g}]"
-        raise ConfigError(f"{option} {list(values)}: each must be {need} (decode.{name} with --mode {config.lm_mode})")
+    bounded = setting(name)
+    if not all(bounded.within(float(v), config) for v in values):
+        raise ConfigError(f"{option} {list(values)}: each must be {bounded.need(config)} "
+                          f"(decode.{name} with --mode {config.lm_mode})")
     return sorted({float(v) for v in values})
 
 

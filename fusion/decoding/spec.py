@@ -79,6 +79,18 @@ class Setting:
         top = self.maximum(config) if callable(self.maximum) else self.maximum
         return self.minimum, top
 
+    def within(self, value: float, config: Any) -> bool:
+        """Whether the number ``value`` is within the bounds under ``config``."""
+        low, high = self.bounds(config)
+        return not math.isnan(value) and (low is None or value >= low) and (high is None or value <= high)
+
+    def need(self, config: Any) -> str:
+        """The bounds under ``config`` as words: ``>= 0``, ``in [0, 1]``, ``<= 2``."""
+        low, high = self.bounds(config)
+        if high is None:
+            return f">= {low:g}" if low is not None else "any number"
+        return f"in [{low:g}, {high:g}]" if low is not None else f"<= {high:g}"
+
     def check(self, config: Any) -> None:
         """Raise a one-line ConfigError when ``config``'s value breaks the bounds or choices."""
         value = getattr(config, self.name)
@@ -86,10 +98,8 @@ class Setting:
             raise ConfigError(f"decode.{self.name}={value!r} is not one of {list(self.choices)}")
         if value is None or isinstance(value, (str, bool)):
             return
-        low, high = self.bounds(config)
-        if (low is not None and value < low) or (high is not None and value > high) or math.isnan(value):
-            need = f">= {low:g}" if high is None else f"in [{low:g}, {high:g}]"
-            raise ConfigError(f"decode.{self.name}={value} is invalid: give {self.flag} {need}")
+        if not self.within(value, config):
+            raise ConfigError(f"decode.{self.name}={value} is invalid: give {self.flag} {self.need(config)}")
 
 
 @dataclass(frozen=True)
