@@ -223,5 +223,5 @@ def test_penalty_keeps_a_contradicted_noun_out_and_scores_add_up(table: NounTabl
 def test_decoder_takes_the_penalty_from_the_decode_config(setup: dict) -> None:
     run = load_run(setup["run"])
     options = resolve_decode_config(run, {"audio_weight": 1.0, "audio_penalty": 1.5, "audio_absent_penalty": 2.0})
-    scorer = CaptionDecoder(run, options)._scorers["audio"]
+    scorer = CaptionDecoder(run, options).scorers["audio"]
     assert (scorer.penalty, scorer.absent_penalty) == (1.5, 2.0)  # type: ignore[attr-defined]

@@ -66,6 +66,11 @@ class CaptionDecoder:
         return self.parts.shared
 
     @property
+    def scorers(self) -> dict[str, Scorer]:
+        """Scorer name -> the built scorer (before a batch's inputs), in the order they are fused."""
+        return dict(self.parts.built)
+
+    @property
     def weights(self) -> dict[str, float]:
         """Scorer name -> weight of this decoder (a copy), in the order they are fused."""
         return dict(self._weights)

@@ -35,6 +35,7 @@ import torch
 from torch import Tensor
 
 from fusion.decoding.scorer import DecodeContext, Scorer, bind_inputs
+from fusion.decoding.scorers import CAPTION
 from fusion.decoding.spec import BatchInputs, ScorerParts, ScorerSpec, Setting
 from fusion.errors import CheckpointError, ConfigError
 from fusion.models.bound_lm import LOG_ZERO, BoundLM, bind_lm
@@ -164,13 +165,14 @@ def lm_fusion(
     for name in ("lm_mode", "lm_weight"):  # the decode configuration's own checks (:data:`LM`)
         LM.setting(name).check(probe)
     if lm is None or lm_weight == 0:
-        return {"caption": caption}, {"caption": 1.0}
+        return {CAPTION.name: caption}, {CAPTION.name: 1.0}
     if not (hasattr(lm, "select_state") and hasattr(lm, "score")):
         if vocab is None:
             raise ConfigError("lm_fusion: give the caption vocabulary (vocab=) to bind the language model to")
         lm = LMScorer(lm, vocab)
     fused = _fused_lm(caption, lm, lm_weight, mode)
-    return {"caption": caption, "lm": fused}, {"caption": 1.0, "lm": 1.0 if mode == "linear" else float(lm_weight)}
+    weight = 1.0 if mode == "linear" else float(lm_weight)
+    return {CAPTION.name: caption, LM.name: fused}, {CAPTION.name: 1.0, LM.name: weight}
 
 
 def _fused_lm(caption: Scorer, lm_scorer: Scorer, lm_weight: float, mode: str) -> Scorer:
@@ -200,7 +202,7 @@ def _build(parts: ScorerParts) -> Scorer:
     config = parts.config
     model = parts.load(("lm", str(config.lm), str(parts.device)),
                        lambda: load_language_model(config.lm, device=parts.device))
-    return _fused_lm(parts.built["caption"], LMScorer(model, parts.vocab), config.lm_weight, config.lm_mode)
+    return _fused_lm(parts.built[CAPTION.name], LMScorer(model, parts.vocab), config.lm_weight, config.lm_mode)
 
 
 def _validate(config: Any) -> None:
