@@ -21,14 +21,11 @@ import dataclasses
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import Any, Mapping, Protocol
 
 from fusion.decoding.registry import SCORERS, close, with_weights
 from fusion.errors import ConfigError
 from fusion.paths import LEARNED_VERIFIER, VERIFIER_FILE, run_folder
-
-if TYPE_CHECKING:
-    from fusion.checkpoint import LoadedRun
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +49,14 @@ class SearchSettings:
             captioner out of loops ("a red the red the red") on clips unlike its training data.
         no_immediate_repeat: ban the word just generated (no word twice in a row).
             ``--allow-immediate-repeat``.
+        no_sound_without_audio: for a video without an audio stream, ban every word that says
+            something is heard ("heard", "sound", "barking"; :mod:`fusion.decoding.guards`).
+            ``--allow-sound-without-audio``.
+        no_repeat_bigram: ban a word pair already in the caption, unless both are function
+            words ("to the"). ``--allow-repeated-bigrams``.
+        no_dangling_end: no caption ends on an article, preposition or conjunction.
+            ``--allow-dangling-end``. These three guards are on for every run, older ones
+            included (they are not in :data:`LEGACY_DEFAULTS`).
         allow_unk: let captions contain ``<unk>``.
         batch_size: videos decoded together (speed only; captions do not depend on it).
     """
@@ -63,6 +68,9 @@ class SearchSettings:
     length_norm: bool = True
     no_repeat_ngram_size: int = 5
     no_immediate_repeat: bool = True
+    no_sound_without_audio: bool = True
+    no_repeat_bigram: bool = True
+    no_dangling_end: bool = True
     allow_unk: bool = False
     batch_size: int = 64
 
@@ -99,6 +107,22 @@ def _with_scorer_settings(base: type[SearchSettings]) -> type[SearchSettings]:
 
 
 DecodeConfig = _with_scorer_settings(SearchSettings)
+
+
+class LoadedRun(Protocol):
+    """What the decode configuration reads of a loaded run (:class:`fusion.checkpoint.LoadedRun` is one).
+
+    Declared here rather than imported: the checkpoint module reads this one, so this one
+    names no type of it (no import loop, not even a type-only one).
+    """
+
+    @property
+    def config(self) -> Any:
+        """The run's experiment config; its ``decode`` is a :class:`DecodeConfig`."""
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        """The checkpoint folder the run was loaded from."""
 
 
 def legacy_section(section: Any) -> Any:

@@ -21,6 +21,7 @@ import torch
 
 from fusion.decoding.beam_search import beam_search
 from fusion.decoding.config import DecodeConfig
+from fusion.decoding.guards import caption_guards
 from fusion.decoding.hypothesis import Hypothesis
 from fusion.decoding.processors import caption_processors
 from fusion.decoding.registry import SCORERS
@@ -55,7 +56,6 @@ class CaptionDecoder:
             if spec.active(config):
                 self.parts.built[spec.name] = spec.build(self.parts)
                 self._weights[spec.name] = spec.weight_of(config)
-        self._inputs = {name for spec in SCORERS if spec.name in self._weights for name in spec.inputs}
         vocab = self.vocab
         self.processors = caption_processors(vocab.pad_id, vocab.bos_id, None if config.allow_unk else vocab.unk_id,
                                              config.no_repeat_ngram_size, config.no_immediate_repeat)
@@ -97,17 +97,19 @@ class CaptionDecoder:
         """
         from fusion.data import collate
 
-        batch = None
-        if "batch" in self._inputs:
-            batch = collate(list(records), self.model.frame_dim, self.model.audio_dim).to(self.device)
+        batch = collate(list(records), self.model.frame_dim, self.model.audio_dim).to(self.device)  # guards read it too
         inputs = BatchInputs(records=list(records), batch=batch)
         scorers = {name: bind_inputs(scorer, inputs) for name, scorer in self.parts.built.items()}
         ctx = DecodeContext(batch_size=len(records), beam_size=self.config.beam_size, device=self.device)
         config = self.config
+        guards = caption_guards(self.vocab, eos_id=self.vocab.eos_id, max_len=config.max_len,
+                                audio_present=batch.audio_present, beam_size=config.beam_size,
+                                no_sound_without_audio=config.no_sound_without_audio,
+                                no_repeat_bigram=config.no_repeat_bigram, no_dangling_end=config.no_dangling_end)
         return beam_search(
             scorers, self._weights, ctx, bos_id=self.vocab.bos_id, eos_id=self.vocab.eos_id,
             max_len=config.max_len, min_len=config.min_len, length_norm=config.length_norm, nbest=config.nbest,
-            processors=self.processors, decode_words=self.vocab.decode,
+            processors=[*self.processors, *guards], decode_words=self.vocab.decode,
         )
 
     def decode(self, records: Sequence[FeatureRecord], progress: bool = False) -> list[list[Hypothesis]]:

@@ -23,14 +23,16 @@ that holds per-video inputs (features, audio evidence) expands them with
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import torch
 from torch import Tensor
 
 if TYPE_CHECKING:
-    from fusion.decoding.spec import BatchInputs
+    from fusion.data import Batch
+    from fusion.features import FeatureRecord
 
 
 @dataclass
@@ -60,6 +62,22 @@ class DecodeContext:
             tensor (B, ...) with it to get one row per hypothesis.
         """
         return torch.arange(self.batch_size, device=self.device).repeat_interleave(self.beam_size)
+
+
+@dataclass(frozen=True)
+class BatchInputs:
+    """What the decoder holds for the B videos of one search; each spec's ``inputs`` names what it reads.
+
+    Attributes:
+        records: the B feature records (frames (T, Dv), audio (A, Da) or None, posteriors).
+        batch: the padded model batch of the B videos (:class:`fusion.data.Batch`).
+    """
+
+    records: Sequence[FeatureRecord | None]
+    batch: Batch | None = None
+
+
+BATCH_INPUTS: tuple[str, ...] = tuple(f.name for f in fields(BatchInputs))  # what a spec's ``inputs`` may name
 
 
 @runtime_checkable

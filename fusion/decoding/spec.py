@@ -22,19 +22,17 @@ search passes only its shape (:class:`~fusion.decoding.scorer.DecodeContext`).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from fusion.decoding.scorer import BATCH_INPUTS, BatchInputs, Scorer
 from fusion.errors import ConfigError
 
 if TYPE_CHECKING:
-    from fusion.data import Batch
-    from fusion.decoding.scorer import Scorer
-    from fusion.features import FeatureRecord
     from fusion.text import Vocabulary
 
-BATCH_INPUTS: tuple[str, ...] = ("records", "batch")  # what a spec may name in ``inputs`` (BatchInputs' fields)
+__all__ = ["BatchInputs", "ScorerParts", "ScorerSpec", "Setting"]
 
 
 @dataclass(frozen=True)
@@ -100,19 +98,6 @@ class Setting:
             return
         if not self.within(value, config):
             raise ConfigError(f"decode.{self.name}={value} is invalid: give {self.flag} {self.need(config)}")
-
-
-@dataclass(frozen=True)
-class BatchInputs:
-    """What the decoder holds for the B videos of one search; each spec's ``inputs`` names what it reads.
-
-    Attributes:
-        records: the B feature records (frames (T, Dv), audio (A, Da) or None, posteriors).
-        batch: the padded model batch of the B videos (:class:`fusion.data.Batch`).
-    """
-
-    records: Sequence[FeatureRecord | None]
-    batch: Batch | None = None
 
 
 @dataclass

@@ -151,11 +151,6 @@ class FeatureRecord:
         """True when the record carries audio features (the file had an audio stream)."""
         return self.audio is not None
 
-    @property
-    def has_frames(self) -> bool:
-        """True when the record carries frame features (the file had a video stream)."""
-        return self.frames is not None
-
 
 @dataclass
 class ExtractSummary:
@@ -166,7 +161,9 @@ class ExtractSummary:
     failed: list[dict[str, str]] = field(default_factory=list)
     store: str = ""
     elapsed_s: float = 0.0
+    repaired: int = 0  # corrupt records found and re-extracted (counted in ``done`` too)
 
     def to_json(self) -> dict[str, Any]:
-        """Exactly ``{"done", "skipped", "failed": [{"file", "error"}], "store"}``."""
-        return {"done": self.done, "skipped": self.skipped, "failed": list(self.failed), "store": self.store}
+        """Exactly ``{"done", "skipped", "repaired", "failed": [{"file", "error"}], "store"}``."""
+        return {"done": self.done, "skipped": self.skipped, "repaired": self.repaired, "failed": list(self.failed),
+                "store": self.store}

@@ -95,41 +95,61 @@ def _verdict_text(item: dict[str, Any]) -> str:
 
 def explanation_markdown(hypotheses: Sequence[Any], nouns: Sequence[Sequence[dict[str, Any]]],
                          evidence_available: bool) -> str:
-    """Per caption, the verifier's word-by-word report on its audible nouns."""
+    """The verifier's report on the audible nouns the n-best captions name: each noun's verdict
+    once (n-best captions mostly share their nouns), then which nouns each caption names."""
     if not hypotheses:
         return "No caption was found."
     lines = ["**Why these captions: the verifier on each audible noun**", ""]
     if not evidence_available:
         lines += ["The clip has no audio stream, so the verifier has no evidence for any noun.", ""]
-    for rank, (hyp, items) in enumerate(zip(hypotheses, nouns), start=1):
-        lines.append(f"{rank}. *{html.escape(hyp.words)}*")
-        if not items:
-            lines.append("    - names no audible noun")
+    verdicts: dict[str, str] = {}  # verdict line -> first, in order of appearance
+    named: list[list[str]] = []
+    for items in nouns:
+        named.append([])
         for item in items:
-            lines.append("    - " + _verdict_text(item))
+            verdicts.setdefault(_verdict_text(item), "")
+            if item["word"] not in named[-1]:
+                named[-1].append(item["word"])
+    lines += [f"- {text}" for text in verdicts] or ["- no caption names an audible noun"]
+    lines.append("")
+    for rank, (hyp, words) in enumerate(zip(hypotheses, named), start=1):
+        said = ", ".join(f"**{html.escape(w)}**" for w in words) if words else "no audible noun"
+        lines.append(f"{rank}. *{html.escape(hyp.words)}*: {said}")
     return "\n".join(lines)
 
 
-def model_info_markdown(trained_on: str | None, note: str | None, familiarity: dict[str, Any] | None) -> str:
-    """What the model was trained on and how far this clip lies from it, where the run records them.
+def model_info_markdown(trained_on: str | None, note: str | None) -> str:
+    """What the model was trained on, where the run records it (the run's panel; said once per page).
 
     Args:
         trained_on: ``fusion.runcard.describe_training`` of the run's card, or None.
-        note: why the run has no training profile, or None.
-        familiarity: the clip's ``OODReport.to_dict()`` plus ``"warning"`` (a line or None), or None.
+        note: why the run has no training profile (clips cannot be judged familiar), or None.
     """
     lines = [f"**The model was trained on** {html.escape(trained_on)}." if trained_on
              else "**The model was trained on** an unknown dataset (the run has no run card)."]
-    if familiarity is not None:
-        if familiarity.get("warning"):
-            lines.append(f"**⚠ {html.escape(str(familiarity['warning']))}**")
-        parts = [f"{m} distance {d:.2f} (threshold {familiarity['threshold'].get(m, float('nan')):.2f})"
-                 for m, d in familiarity.get("distance", {}).items() if d is not None]
-        verdict = "unlike the training data" if familiarity.get("flagged") else "within the training data's range"
-        lines.append(f"This clip: {verdict}" + (f"; {', '.join(parts)}." if parts else "."))
-    elif note:
+    if note:
         lines.append(f"How familiar a clip is cannot be judged: {html.escape(note)}")
     return "\n\n".join(lines)
+
+
+def familiarity_markdown(familiarity: dict[str, Any] | None) -> str:
+    """How far this clip lies from the training data, shown beside its caption ("" when not judged).
+
+    Args:
+        familiarity: the clip's ``OODReport.to_dict()`` (``flagged``, ``unfamiliar``, ``distance``,
+            ``threshold``), or None.
+    """
+    if familiarity is None:
+        return ""
+    threshold = familiarity.get("threshold", {})
+    parts = [f"{m} distance {d:.2f} (threshold {threshold.get(m, float('nan')):.2f})"
+             for m, d in familiarity.get("distance", {}).items() if d is not None]
+    detail = f": {', '.join(parts)}" if parts else ""
+    if familiarity.get("flagged"):
+        far = ", ".join(familiarity.get("unfamiliar") or []) or "its features"
+        return (f'<div id="fusion-unfamiliar">⚠ This clip is unlike the training data ({html.escape(far)}); '
+                f"this caption is unreliable{html.escape(detail)}.</div>")
+    return f"This clip is within the training data's range{html.escape(detail)}."
 
 
 CSS = """
@@ -143,5 +163,7 @@ CSS = """
 .fusion-bar { display: block; height: 14px; border-radius: 3px; }
 .fusion-bar-value { flex: 0 0 3.5em; text-align: right; font-variant-numeric: tabular-nums; }
 #fusion-caption textarea, #fusion-caption input { font-size: 1.25em; font-weight: 600; }
-#fusion-error { color: #b03a2e; font-weight: 600; }
+#fusion-error, #fusion-unfamiliar { color: #b03a2e; font-weight: 600; }
+#fusion-nbest th, #fusion-nbest th *, #fusion-nbest td:not(:nth-child(2)), #fusion-nbest td:not(:nth-child(2)) * {
+  white-space: nowrap; font-variant-numeric: tabular-nums; }
 """
