@@ -103,7 +103,7 @@ def test_caption_with_sound_then_sliders_redecode_from_cache(tiny: dict[str, Pat
     first = service.analyse("tiny", tiny["root"] / "c3.mp4")
     assert first.audio == "present" and first.has_video and first.strip is not None
     assert first.strip.shape[0] == 96 and first.strip.dtype.name == "uint8"
-    assert len(first.tags["audio"]["places"]) == 5 and len(first.tags["frames"]["objects"]) == 5
+    assert len(first.tags["audio"]["places2"]) == 5 and len(first.tags["frames"]["imagenet"]) == 5
     view = service.decode("tiny", first.key, settings)
     assert len(view.hypotheses) == 3 and view.caption == view.hypotheses[0].words
     assert set(view.hypotheses[0].weights) == {"caption", "audio"} and view.evidence_available

@@ -43,7 +43,11 @@ from fusion.io import atomic_write_bytes, atomic_write_json
 logger = logging.getLogger(__name__)
 
 FORMAT_NAME = "fusion.features"
-FORMAT_VERSION = 1
+# 2: posteriors per (modality, label space) ("posteriors.audio.imagenet", "steps.audio.imagenet").
+# 1: SoundNet's heads and the frame CNN's by name (LEGACY_ARRAYS); still read.
+FORMAT_VERSION = 2
+POOLED_PREFIX, STEPS_PREFIX = "posteriors.", "steps."  # npz keys: "posteriors.audio.places2"
+LEGACY_ARRAYS = {"audio_objects": "audio/imagenet", "audio_places": "audio/places2", "frame_objects": "frames/imagenet"}
 RECORD_SUFFIX = ".npz"
 MAX_SAFE_ID_CHARS = 200  # file names stay under the 255-byte limit of common file systems
 _OWN_NAMES = {"store.json", "records", "failures.jsonl", CHECKSUMS_FILE}
@@ -89,6 +93,9 @@ def _record_to_bytes(record: FeatureRecord) -> bytes:
         value = getattr(record, name)
         if value is not None:
             arrays[name] = np.ascontiguousarray(value, dtype=np.float32)
+    for prefix, posteriors in ((POOLED_PREFIX, record.posteriors), (STEPS_PREFIX, record.posteriors_per_step)):
+        for key, value in posteriors.items():
+            arrays[prefix + key.replace("/", ".")] = np.ascontiguousarray(value, dtype=np.float32)
     arrays["meta"] = np.array(json.dumps(record.meta, sort_keys=True))
     buf = io.BytesIO()
     np.savez(buf, **arrays)  # uncompressed: float features barely compress, and loads stay fast
@@ -103,7 +110,21 @@ def _record_from_bytes(path: Path, data: bytes) -> FeatureRecord:
         video_id = str(arrays.pop("id"))
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
         raise CorruptRecordError(path, f"unreadable ({type(err).__name__}: {err})") from None
-    return FeatureRecord(id=video_id, meta=meta, **{k: arrays.get(k) for k in FeatureRecord.ARRAYS})
+    pooled = {LEGACY_ARRAYS[k]: arrays.pop(k) for k in list(arrays) if k in LEGACY_ARRAYS}  # format 1 records
+    per_step = {}
+    for key in list(arrays):
+        for prefix, target in ((POOLED_PREFIX, pooled), (STEPS_PREFIX, per_step)):
+            if key.startswith(prefix):
+                target[key[len(prefix):].replace(".", "/", 1)] = arrays.pop(key)
+    return FeatureRecord(id=video_id, meta=meta, posteriors=pooled, posteriors_per_step=per_step,
+                         **{k: arrays.get(k) for k in FeatureRecord.ARRAYS})
+
+
+def current_dims(dims: dict[str, int | None] | None) -> dict[str, int | None] | None:
+    """Feature dims of ``store.json`` under today's keys (format 1 named SoundNet's heads: ``audio_objects``)."""
+    if dims is None:
+        return None
+    return {LEGACY_ARRAYS.get(k, k): v for k, v in dims.items()}
 
 
 class FeatureStore:
@@ -220,21 +241,22 @@ class FeatureStore:
 
         Args:
             encoders: e.g. ``{"frames": {"name": ..., "weights": ...}, "audio": {...}}``.
-            dims: e.g. ``{"frames": 1280, "audio": 256, "audio_objects": 1000, ...}``.
+            dims: e.g. ``{"frames": 1280, "audio": 256, "audio/imagenet": 1000, ...}``.
 
         Raises:
             DataError: the store already holds features of other encoders or dims.
         """
+        stored = {"encoders": self.info.get("encoders"), "dims": current_dims(self.info.get("dims"))}
         for key, value in (("encoders", encoders), ("dims", dims)):
-            old = self.info.get(key)
+            old = stored[key]
             if old is not None and old != value:
                 raise DataError(
                     f"{self.path}: made with {key} {old}, these encoders give {value}; "
                     "use a new --out folder, or --overwrite"
                 )
-        if self.info.get("encoders") == encoders and self.info.get("dims") == dims:
+        if stored == {"encoders": encoders, "dims": dims} and self.info.get("format_version") == FORMAT_VERSION:
             return
-        self.info = {**self.info, "encoders": encoders, "dims": dims}
+        self.info = {**self.info, "format_version": FORMAT_VERSION, "encoders": encoders, "dims": dims}
         atomic_write_json(self._info_path, self.info)
 
     # -- records -----------------------------------------------------------------------------

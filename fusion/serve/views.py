@@ -22,7 +22,8 @@ AUDIO_TEXT = {
     "silent": "Audio: **silent** (the file has an audio track, but it holds near-zero samples)",
     "absent": "Audio: **absent** (no audio stream; the audio scorer adds nothing)",
 }
-_COLOURS = {"places": "#2e86c1", "objects": "#8e44ad", "frames": "#d35400"}
+_COLOURS = {"places2": "#2e86c1", "imagenet": "#8e44ad", "audioset": "#16a085", "frames": "#d35400"}
+SPACE_NAMES = {"places2": "places", "imagenet": "objects", "audioset": "AudioSet classes"}  # chart titles
 
 
 def bar_chart(title: str, items: Sequence[dict[str, Any]] | None, colour: str, empty: str) -> str:
@@ -51,23 +52,23 @@ def bar_chart(title: str, items: Sequence[dict[str, Any]] | None, colour: str, e
     return "".join(out)
 
 
+def _space_charts(part: dict[str, Any] | None, who: str, empty: str, colour: str | None = None) -> str:
+    """One chart per label space of ``part`` (space -> top labels), or one empty chart when None."""
+    if not part:
+        return f'<div class="fusion-charts">{bar_chart(f"{who}: nothing", None, "#999", empty)}</div>'
+    charts = [bar_chart(f"{who}: {SPACE_NAMES.get(space, space)}", items,
+                        colour or _COLOURS.get(space, "#7f8c8d"), empty) for space, items in part.items()]
+    return '<div class="fusion-charts">' + "".join(charts) + "</div>"
+
+
 def audio_charts(tags: dict[str, Any]) -> str:
-    """SoundNet's places and objects, side by side."""
-    audio = tags.get("audio")
-    empty = "no audio stream: nothing to hear"
-    return ('<div class="fusion-charts">'
-            + bar_chart("SoundNet hears: places", audio and audio["places"], _COLOURS["places"], empty)
-            + bar_chart("SoundNet hears: objects", audio and audio["objects"], _COLOURS["objects"], empty)
-            + "</div>")
+    """What the audio encoders hear, a chart per label space (places, objects, AudioSet), side by side."""
+    return _space_charts(tags.get("audio"), "The sound", "no audio stream: nothing to hear")
 
 
 def frame_chart(tags: dict[str, Any]) -> str:
     """The frame CNN's objects."""
-    frames = tags.get("frames")
-    return ('<div class="fusion-charts">'
-            + bar_chart("The frame CNN sees: objects", frames and frames["objects"], _COLOURS["frames"],
-                        "no video stream: nothing to see")
-            + "</div>")
+    return _space_charts(tags.get("frames"), "The frame CNN sees", "no video stream: nothing to see", _COLOURS["frames"])
 
 
 def nbest_rows(hypotheses: Sequence[Any]) -> list[list[Any]]:
