@@ -39,7 +39,7 @@ EXTRA_SCORER = textwrap.dedent('''
     from fusion.experiment import ExperimentConfig
     from fusion.features import FeatureRecord
     from fusion.models.s2vt import S2VT
-    from fusion.serve.service import weight_sliders
+    from fusion.serve.settings import weight_sliders
     from fusion.serve.views import NBEST_HEADERS
     from fusion.text import Vocabulary
 

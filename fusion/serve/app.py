@@ -19,7 +19,8 @@ from typing import Any
 from fusion.errors import FusionError
 from fusion.serve import runs as runs_mod
 from fusion.serve import views
-from fusion.serve.service import CaptionService, DecodeSettings
+from fusion.serve.service import CaptionService
+from fusion.serve.settings import DecodeSettings
 
 logger = logging.getLogger(__name__)
 
