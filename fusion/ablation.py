@@ -42,8 +42,8 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from fusion.ablation_report import HEADLINE_METRICS, PAIRED_METRICS, write_report
-from fusion.decoding.audio_scorer import AUDIO
-from fusion.decoding.lm_scorer import LM
+from fusion.decoding.audio_scorer import AUDIO_SPEC
+from fusion.decoding.lm_scorer import LM_SPEC
 from fusion.decoding.registry import ablations, scorer_spec, without
 from fusion.errors import ConfigError
 from fusion.features.config import AUDIO
@@ -54,7 +54,7 @@ AUDIO_CONDITIONS = ("audio_absent", "audio_zero", "audio_shuffled", "audio_noise
 # condition -> the scorers it turns off: one per registered scorer that names a condition, then both fusions
 SCORERS_OFF: dict[str, tuple[str, ...]] = {
     **{condition: (spec.name,) for condition, spec in ablations().items()},
-    "lm_and_verifier_off": (LM.name, AUDIO.name),
+    "lm_and_verifier_off": (LM_SPEC.name, AUDIO_SPEC.name),
 }
 CONDITIONS: tuple[str, ...] = ("full", *AUDIO_CONDITIONS, *SCORERS_OFF, "video_only_model")
 PER_VIDEO_KEYS = {"sound_accuracy": "sound_named"}  # a paired metric's key in per_video.json, where it differs

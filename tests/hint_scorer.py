@@ -59,7 +59,7 @@ def _build(parts: ScorerParts) -> HintScorer:
     return HintScorer(parts.vocab.words)
 
 
-HINT = ScorerSpec(
+HINT_SPEC = ScorerSpec(
     name="hint", label="hint", build=_build, weight="hint_weight", inputs=("records",), ablation="hint_off",
     slider=True,
     settings=(Setting("hint_weight", float, 0.0, "weight of the per-video hint words (0 = off)", metavar="H",

@@ -27,8 +27,8 @@ EXTRA_SCORER = textwrap.dedent('''
     import torch
     from fusion.decoding.registry import register
     from fusion.decoding.spec import ScorerSpec
-    from tests.hint_scorer import HINT
-    register(HINT)
+    from tests.hint_scorer import HINT_SPEC
+    register(HINT_SPEC)
 
     from fusion.ablation import CONDITIONS
     from fusion.checkpoint import checkpoint_meta, load_run, save_checkpoint
@@ -45,7 +45,7 @@ EXTRA_SCORER = textwrap.dedent('''
 
     out = {"fields": [f for f in DecodeConfig.__dataclass_fields__]}
     try:  # too late: DecodeConfig has its fields
-        register(ScorerSpec(name="later", label="later", build=HINT.build))
+        register(ScorerSpec(name="later", label="later", build=HINT_SPEC.build))
     except ValueError as err:
         out["late"] = str(err)
     args = build_parser().parse_args(["evaluate", "RUN", "--hint-weight", "4"])

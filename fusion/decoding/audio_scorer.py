@@ -18,7 +18,7 @@ nouns name what is heard (the audio-visual benchmark: a language model otherwise
 captioner "hear" a rooster in a silent film); leave it 0 on video-only data such as MSVD,
 where a dog on screen is still a dog.
 
-The scorer holds its evidence (:data:`AUDIO` declares it reading the feature records):
+The scorer holds its evidence (:data:`AUDIO_SPEC` declares it reading the feature records):
 
 * :meth:`AudioScorer.with_inputs` computes it from a batch's ``FeatureRecord | None`` per
   video with the verifier (what the decoder does);
@@ -254,7 +254,7 @@ def _build(parts: ScorerParts) -> AudioScorer:
                        absent_penalty=config.audio_absent_penalty)
 
 
-AUDIO = ScorerSpec(
+AUDIO_SPEC = ScorerSpec(
     name="audio", label="audio", build=_build, weight="audio_weight", inputs=("records",),
     ablation="verifier_off", slider=True,
     settings=(

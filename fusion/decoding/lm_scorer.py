@@ -14,7 +14,7 @@ language model trained on text at every decoding step. Two forms:
   hypothesis breakdown still shows the caption model's own score and how much the LM moved
   it. :class:`LinearInterpolationScorer` (it steps its own copy of the caption scorer).
 
-:data:`LM` declares the scorer (settings ``lm``, ``lm_weight``, ``lm_mode``); :func:`lm_fusion`
+:data:`LM_SPEC` declares the scorer (settings ``lm``, ``lm_weight``, ``lm_mode``); :func:`lm_fusion`
 builds the scorers and weights of either form by hand. An LM is bound to the
 caption model's vocabulary (given to :class:`LMScorer`): every caption word id is
 mapped to the LM's vocabulary, words the LM does not know to its ``<unk>``
@@ -35,7 +35,7 @@ import torch
 from torch import Tensor
 
 from fusion.decoding.scorer import DecodeContext, Scorer, bind_inputs
-from fusion.decoding.scorers import CAPTION
+from fusion.decoding.scorers import CAPTION_SPEC
 from fusion.decoding.spec import BatchInputs, ScorerParts, ScorerSpec, Setting
 from fusion.errors import CheckpointError, ConfigError
 from fusion.models.bound_lm import LOG_ZERO, BoundLM, bind_lm
@@ -162,17 +162,17 @@ def lm_fusion(
         ``(scorers, weights)`` for ``beam_search``; with no LM or alpha 0, the caption scorer alone.
     """
     probe = SimpleNamespace(lm_weight=lm_weight, lm_mode=mode)
-    for name in ("lm_mode", "lm_weight"):  # the decode configuration's own checks (:data:`LM`)
-        LM.setting(name).check(probe)
+    for name in ("lm_mode", "lm_weight"):  # the decode configuration's own checks (:data:`LM_SPEC`)
+        LM_SPEC.setting(name).check(probe)
     if lm is None or lm_weight == 0:
-        return {CAPTION.name: caption}, {CAPTION.name: 1.0}
+        return {CAPTION_SPEC.name: caption}, {CAPTION_SPEC.name: 1.0}
     if not (hasattr(lm, "select_state") and hasattr(lm, "score")):
         if vocab is None:
             raise ConfigError("lm_fusion: give the caption vocabulary (vocab=) to bind the language model to")
         lm = LMScorer(lm, vocab)
     fused = _fused_lm(caption, lm, lm_weight, mode)
     weight = 1.0 if mode == "linear" else float(lm_weight)
-    return {CAPTION.name: caption, LM.name: fused}, {CAPTION.name: 1.0, LM.name: weight}
+    return {CAPTION_SPEC.name: caption, LM_SPEC.name: fused}, {CAPTION_SPEC.name: 1.0, LM_SPEC.name: weight}
 
 
 def _fused_lm(caption: Scorer, lm_scorer: Scorer, lm_weight: float, mode: str) -> Scorer:
@@ -202,7 +202,7 @@ def _build(parts: ScorerParts) -> Scorer:
     config = parts.config
     model = parts.load(("lm", str(config.lm), str(parts.device)),
                        lambda: load_language_model(config.lm, device=parts.device))
-    return _fused_lm(parts.built[CAPTION.name], LMScorer(model, parts.vocab), config.lm_weight, config.lm_mode)
+    return _fused_lm(parts.built[CAPTION_SPEC.name], LMScorer(model, parts.vocab), config.lm_weight, config.lm_mode)
 
 
 def _validate(config: Any) -> None:
@@ -211,7 +211,7 @@ def _validate(config: Any) -> None:
                           "`fusion tune RUN --lm LM`, which writes its choice into the run's config.yaml")
 
 
-LM = ScorerSpec(
+LM_SPEC = ScorerSpec(
     name="lm", label="LM", build=_build, weight="lm_weight", requires="lm", ablation="lm_off", slider=True,
     off={"lm": None, "lm_weight": 0.0}, validate=_validate,
     fused_weight=lambda config: 1.0 if config.lm_mode == "linear" else config.lm_weight,

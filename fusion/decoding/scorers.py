@@ -1,5 +1,5 @@
 """The scorers ``"caption"`` (the S2VT model's next-word log-probabilities) and ``"length"``
-(a constant bonus per emitted token), with their declarations (:data:`CAPTION`, :data:`LENGTH`).
+(a constant bonus per emitted token), with their declarations (:data:`CAPTION_SPEC`, :data:`LENGTH_SPEC`).
 
 The ``"lm"`` scorer lives in ``fusion/decoding/lm_scorer.py`` and the ``"audio"`` scorer in
 ``fusion/decoding/audio_scorer.py``; all follow :class:`fusion.decoding.scorer.Scorer` and
@@ -114,8 +114,8 @@ def _length(parts: ScorerParts) -> LengthScorer:
     return LengthScorer(len(parts.vocab))
 
 
-CAPTION = ScorerSpec(name="caption", label="S2VT (caption)", build=_caption, inputs=("batch",))
-LENGTH = ScorerSpec(
+CAPTION_SPEC = ScorerSpec(name="caption", label="S2VT (caption)", build=_caption, inputs=("batch",))
+LENGTH_SPEC = ScorerSpec(
     name="length", label="length", build=_length, weight="length_weight",
     settings=(Setting("length_weight", float, 0.0, "weight of the per-token length bonus (0 = off)", metavar="W"),),
 )
