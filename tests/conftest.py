@@ -1,4 +1,4 @@
-"""Shared fixtures: the real-data folder (skipped with a reason where absent); a hang watchdog."""
+"""The fixtures every test module shares (built with ``tests/builders.py``), and a watchdog against hung tests."""
 
 from __future__ import annotations
 
@@ -20,6 +20,14 @@ def data_dir() -> Path:
     if not path.is_dir():
         pytest.skip(f"real data not found at {path}; set FUSION_DATA_DIR to the shared data folder")
     return path
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Six real clips, a manifest, a broken file and a tiny random S2VT run (:func:`tests.builders.make_caption_run`)."""
+    from tests.builders import make_caption_run
+
+    return make_caption_run(tmp_path_factory.mktemp("run"))
 
 
 @pytest.fixture(scope="session")
