@@ -48,12 +48,12 @@ class DecodeConfig:
         min_len: the fewest words before EOS may be emitted (``--min-len``).
         length_norm: rank finished captions by total / (words + 1).
         length_weight: weight of the ``"length"`` scorer, a bonus per token (0 = off).
-        no_repeat_ngram_size: ban repeated n-grams of this size (0 = off). Default 5: none of
-            the small benchmark's 2,250 training captions repeats a 5-gram (3 a 4-gram), while a
-            captioner otherwise ends in loops ("a red the red the red") on clips unlike its
-            training data (the README has the benchmark's metrics with and without it).
-        no_immediate_repeat: ban the word just generated (no word twice in a row; none of the
-            benchmark's captions and 0.1% of MSVD's have one). ``--allow-immediate-repeat``.
+        no_repeat_ngram_size: ban repeated n-grams of this size (0 = off). Default 5: longer
+            than any n-gram real captions repeat, short enough to stop the loops ("a red the red
+            the red") a captioner falls into on clips unlike its training data (the README,
+            "Where the defaults come from", has the counts and the metrics with and without it).
+        no_immediate_repeat: ban the word just generated (no word twice in a row; captions
+            hardly ever have one). ``--allow-immediate-repeat``.
         allow_unk: let captions contain ``<unk>``.
         lm: language model for late fusion (``fusion lm train`` folder, Hugging Face folder
             or hub id), or None. ``fusion tune`` writes its choice here.

@@ -44,8 +44,8 @@ class ExtractConfig:
         audio_layer: SoundNet layer whose per-step activations are stored (pool5: 256-d,
             the layer SoundNet's paper found best for transfer together with conv7).
         soundnet_weights: local ``sound8.npy``; None = the one in the installed package.
-        batch_size: frames per CNN forward pass (runtime only). 4 measured fastest for
-            EfficientNet-Lite0 on 2 CPU cores (see :class:`fusion.encoders.frames.FrameRunner`).
+        batch_size: frames per CNN forward pass (runtime only; ``results/bench_extract.md``
+            compares batch sizes, see :class:`fusion.encoders.frames.FrameRunner`).
         decode_workers: background threads decoding the next clips while the CNN runs on the
             current one; 0 decodes inline (runtime only).
         decode_processes: when > 0, decode (av + frame preprocessing) in this many worker
