@@ -7,12 +7,15 @@
   :func:`make_store_run` (a feature store and manifest beside it), :func:`make_serve_run` (clips,
   a training log, an evaluation and an ablation beside it), :func:`save_random_run_and_lm` (an
   LSTM LM beside it); ``tests/conftest.py`` holds the fixtures built from them.
-* :class:`BigramScorer`: a tiny random caption model for beam searches; :func:`bpe_tokenizer`:
-  an offline GPT-2-style tokenizer; :func:`assert_same_records`: two feature stores agree.
+* :class:`MarkovScorer` (a table per video) and :class:`BigramScorer` (one table): toy scorers for
+  beam searches; :func:`bpe_tokenizer`: an offline GPT-2-style tokenizer;
+  :func:`assert_same_records`: two feature stores agree; :func:`ablation_interval`: a paired
+  interval as ``fusion ablate`` wrote it.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 from pathlib import Path
@@ -21,10 +24,12 @@ from typing import Any
 import numpy as np
 import torch
 import yaml
+from torch import Tensor
 
 from fusion.checkpoint import checkpoint_meta, save_checkpoint
 from fusion.config import to_dict
 from fusion.decoding.scorer import DecodeContext
+from fusion.decoding.spec import BatchInputs
 from fusion.experiment import ExperimentConfig
 from fusion.features import ExtractConfig, FeatureRecord, FeatureStore
 from fusion.manifest import ManifestEntry, write_manifest
@@ -128,8 +133,9 @@ def random_records(n: int, with_audio: bool, seed: int = 0) -> list[FeatureRecor
     for i in range(n):
         audio = rng.normal(size=(3 + i % 2, DA)).astype(np.float32) if with_audio and i % 4 != 3 else None
         out.append(FeatureRecord(id=f"v{i}", frames=rng.normal(size=(T, DV)).astype(np.float32), audio=audio,
-                                 audio_objects=None if audio is None else rng.dirichlet(np.ones(1000)).astype(np.float32),
-                                 audio_places=None if audio is None else rng.dirichlet(np.ones(401)).astype(np.float32)))
+                                 posteriors={} if audio is None else
+                                 {"audio/imagenet": rng.dirichlet(np.ones(1000)).astype(np.float32),
+                                  "audio/places2": rng.dirichlet(np.ones(401)).astype(np.float32)}))
     return out
 
 
@@ -177,19 +183,26 @@ SERVE_CLIPS = [("c0", "tone", "train"), ("c1", None, "train"), ("c2", "noise", "
 
 
 def _write_run_history(run: Path, ablation: Path) -> None:
-    """A training log, a test evaluation and an ablation for the web page to show."""
+    """A training log, a test evaluation and a real ``fusion ablate`` of the run for the web page to show.
+
+    Skips the calling test where no Java runtime is found (METEOR needs one).
+    """
+    import shutil
+
+    import pytest
+
+    from fusion.cli import main as cli_main
+
     log = [{"type": "train", "step": s, "epoch": 0, "loss": 3.0 - 0.2 * s} for s in range(1, 6)]
     log += [{"type": "val", "step": 5, "epoch": 0, "METEOR": 0.21, "loss": 2.1}]
     (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in log))
     (run / "eval" / "test").mkdir(parents=True)
     (run / "eval" / "test" / "metrics.json").write_text(json.dumps({"METEOR": 0.25, "CIDEr": 0.5, "n_videos": 3}))
-    ablation.mkdir()
-    conds = [{"name": "full", "metrics": {"METEOR": 0.25, "CIDEr": 0.5}, "delta": {"METEOR": 0.0},
-              "ci95": {"METEOR": [0.0, 0.0]}},
-             {"name": "audio_zero", "metrics": {"METEOR": 0.2, "CIDEr": 0.4}, "delta": {"METEOR": -0.05},
-              "ci95": {"METEOR": [-0.08, -0.02]}}]
-    (ablation / "ablation.json").write_text(json.dumps({"run": "tiny", "split": "test", "n_videos": 3,
-                                                         "n_audio_absent": 1, "conditions": conds}))
+    if shutil.which("java") is None:
+        pytest.skip("fusion ablate needs Java for METEOR; install a JDK (apt-get install -y default-jre-headless)")
+    code = cli_main(["ablate", str(run), "--out", str(ablation), "--conditions", "audio_zero", "--bootstrap", "200",
+                     "--threads", "1"])  # what `fusion ablate` writes today (the Runs tab must read it)
+    assert code == 0, "fusion ablate failed on the tiny run"
 
 
 def make_serve_run(root: Path) -> dict[str, Path]:
@@ -216,6 +229,14 @@ def make_serve_run(root: Path) -> dict[str, Path]:
     return {"root": root, "runs": root / "runs", "run": run, "broken": broken, "ablation": root / "runs" / "ablation"}
 
 
+def ablation_interval(folder: Path, metric: str) -> str:
+    """``audio_zero``'s paired delta and 95% interval of ``metric``, as ``fusion ablate`` wrote them."""
+    conds = {c["name"]: c for c in json.loads((folder / "ablation.json").read_text())["conditions"]}
+    paired = conds["audio_zero"]["paired"][metric]
+    low, high = paired["ci95"]
+    return f"{paired['mean_delta']:+.4f} [{low:+.4f}, {high:+.4f}]"
+
+
 def save_random_run_and_lm(root: Path, cfg: ExperimentConfig, captions: list[str], frame_dim: int, audio_dim: int,
                            lm_epochs: int) -> dict:
     """A random S2VT checkpoint of ``cfg`` in ``root/run`` (close to uniform over the words) and a tiny
@@ -228,6 +249,29 @@ def save_random_run_and_lm(root: Path, cfg: ExperimentConfig, captions: list[str
                       val_fraction=0.0, patience=lm_epochs, batch_size=8)
     train_lm(captions * 4, lm_cfg, out_dir=root / "lm", progress=False)
     return {"root": root, "run": root / "run", "lm": root / "lm"}
+
+
+class MarkovScorer:
+    """A toy scorer: per video, a (V, V) table of next-token log-probs given the last token."""
+
+    def __init__(self, tables: Tensor) -> None:
+        self.tables = tables  # (num_videos, V, V) float
+        self.videos: Tensor | None = None  # (B,) the searched videos' table rows, held per search
+
+    def with_inputs(self, inputs: BatchInputs) -> MarkovScorer:
+        bound = copy.copy(self)
+        bound.videos = torch.as_tensor([int(r.id) for r in inputs.records])  # (B,) from the toy records' ids
+        return bound
+
+    def init_state(self, ctx: DecodeContext) -> Tensor:
+        assert self.videos is not None and len(self.videos) == ctx.batch_size
+        return self.videos[ctx.video_index()]  # (N,) video id per row
+
+    def score(self, tokens: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
+        return self.tables[state, tokens[:, -1]], state  # (N, V)
+
+    def select_state(self, state: Tensor, idx: Tensor) -> Tensor:
+        return state[idx]
 
 
 class BigramScorer:
