@@ -124,3 +124,43 @@ def test_devclips_manifest_from_the_shared_data(data_dir: Path, tmp_path: Path) 
     for e in entries:
         assert e.captions and e.meta["dataset"] in ids and e.id in ids[e.meta["dataset"]]
         assert e.meta["has_audio"] == (e.meta["dataset"] == "msrvtt")  # MSVD has no audio at all
+
+
+# ----------------------------------------------------------------- baselines
+def test_constant_captions_are_chosen_on_the_corpus() -> None:
+    from fusion.realeval.baselines import best_constant_caption, caption_counts, most_frequent_caption
+
+    counts = caption_counts(["A man is talking.", "a man is talking", "a dog runs", "a dog runs on grass",
+                             "a dog runs", "a dog runs"])
+    assert most_frequent_caption(counts) == "a dog runs" and counts["a man is talking"] == 2
+    corpus_clips = {"v1": ["a man is talking to a man", "a man talks"], "v2": ["a man is talking loudly"],
+                    "v3": ["a cat sleeps"], "v4": ["trees in the wind"]}  # CIDEr's IDF needs clips without the words
+    best, table = best_constant_caption(counts, corpus_clips, candidates=3)
+    assert best == "a man is talking" and table[best] > table["a dog runs"]
+    with pytest.raises(DataError, match="val split"):
+        best_constant_caption(counts, {})
+
+
+def test_blind_lm_says_its_favourite_sentence() -> None:
+    from fusion.models.lm import LMConfig
+    from fusion.realeval.baselines import blind_lm_caption
+    from fusion.training.lm import train_lm
+
+    corpus = ["a man is talking"] * 30 + ["a dog runs on the grass"] * 5
+    lm = train_lm(corpus, LMConfig(embed_size=16, hidden_size=32, max_epochs=40, lr=1e-2, dropout=0.0,
+                                   min_word_count=1, val_fraction=0.0, batch_size=8, patience=40), val_sentences=corpus[:4], progress=False)
+    assert blind_lm_caption(lm, beam_size=3) == "a man is talking"
+
+
+def test_retrieval_picks_the_caption_whose_concepts_the_clip_supports() -> None:
+    from collections import Counter
+
+    from fusion.realeval.baselines import RetrievalIndex
+
+    keys = {"dog": "dog", "dogs": "dog", "guitar": "guitar", "man": "man", "barking": "bark"}
+    counts = Counter({"a dog is barking": 3, "a man plays a guitar": 5, "two dogs": 1, "it is here": 9})
+    index = RetrievalIndex(counts, keys.get)
+    assert "it is here" not in index.captions  # no linked word: never retrieved
+    assert index.retrieve({"guitar": 2.0, "dog": -1.0}) == "a man plays a guitar"
+    assert index.retrieve({"dog": 2.0, "bark": 1.0}) == "two dogs"  # mean evidence: dog alone beats dog + bark
+    assert index.retrieve({"dog": 2.0, "bark": 1.0}, prior_weight=1.0) == "a dog is barking"
