@@ -29,6 +29,10 @@ def add_decode_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--lm-mode", choices=LM_MODES,
                        help="late fusion form: log-linear (shallow fusion, default) or linear interpolation")
     group.add_argument("--audio-weight", type=float, metavar="BETA", help="weight beta of the audio-noun verifier")
+    group.add_argument("--visual-weight", type=float, metavar="GAMMA",
+                       help="weight of the visual-noun verifier (the frame CNN's ImageNet posteriors for linked words)")
+    group.add_argument("--visual-negative-scale", type=float, metavar="S",
+                       help="share of the visual verifier's negative evidence kept (0: support only; default 1)")
     group.add_argument("--audio-penalty", type=float, metavar="P",
                        help="extra cost per mention of an audible noun the sound contradicts (default 0: evidence alone)")
     group.add_argument("--audio-absent-penalty", type=float, metavar="Q",

@@ -69,6 +69,9 @@ class DecodeConfig:
         audio_absent_penalty: the ``"audio"`` scorer's cost, at every mention, of an audible noun
             in a clip without an audio stream (0 = such clips get no audio score; keep 0 on
             video-only data such as MSVD). ``--audio-absent-penalty``.
+        visual_weight: weight of the visual-noun verifier ``"visual"`` (0 = off): the frame CNN's
+            ImageNet posteriors supporting the caption's linked words (:mod:`fusion.decoding.concept_scorer`).
+        visual_negative_scale: share of the visual verifier's negative evidence kept (0 = support only).
         verifier: the verifier's evidence: None = zero-shot (SoundNet posteriors), a file
             (``fusion verifier train``), or ``"learned"``: fitted by ``fusion train`` into
             ``RUN/verifier.safetensors`` (resolved to that file by :func:`resolve_decode_config`).
@@ -90,6 +93,8 @@ class DecodeConfig:
     audio_weight: float = 0.0
     audio_penalty: float = 0.0
     audio_absent_penalty: float = 0.0
+    visual_weight: float = 0.0
+    visual_negative_scale: float = 1.0
     verifier: str | None = None
     batch_size: int = 64
 
@@ -107,6 +112,9 @@ class DecodeConfig:
             raise ConfigError(f"decode.batch_size={self.batch_size} is invalid: give --batch-size 1 or more")
         if self.audio_weight < 0:
             raise ConfigError(f"decode.audio_weight={self.audio_weight} is invalid: give --audio-weight >= 0")
+        if self.visual_weight < 0 or self.visual_negative_scale < 0:
+            raise ConfigError(f"decode.visual_weight={self.visual_weight}, visual_negative_scale="
+                              f"{self.visual_negative_scale} are invalid: give --visual-weight / --visual-negative-scale >= 0")
         if self.audio_penalty < 0:
             raise ConfigError(f"decode.audio_penalty={self.audio_penalty} is invalid: give --audio-penalty >= 0")
         if self.audio_absent_penalty < 0:

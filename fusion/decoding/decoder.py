@@ -3,7 +3,7 @@
 :class:`CaptionDecoder` is what ``fusion evaluate``, ``fusion caption``, ``fusion tune``, the
 ablation runner and the web app share: it builds the scorer dict once (``"caption"`` from the
 run's model, ``"length"``, ``"lm"`` from ``decode.lm`` with weight alpha, ``"audio"`` from the
-audio-noun verifier with weight beta), then decodes any list of feature records in batches of
+audio-noun verifier with weight beta, ``"visual"`` from the visual-noun verifier), then decodes any list of feature records in batches of
 ``batch_size`` videos with the one batched beam search.
 
 Loaded parts can be shared between decoders (``language_model=``, ``verifier=``), so a caller
@@ -40,6 +40,24 @@ def load_verifier(path: str | None) -> AudioNounVerifier:
     return AudioNounVerifier.load(path) if path is not None else AudioNounVerifier()
 
 
+def visual_scorer(words: Any, negative_scale: float = 1.0) -> Scorer:
+    """The visual-noun verifier ``"visual"`` over the committed concept links (frame ImageNet posteriors)."""
+    from fusion.concepts import VISUAL_SOURCES, ConceptEvidence, default_links
+    from fusion.decoding.concept_scorer import ConceptScorer
+
+    return ConceptScorer(words, ConceptEvidence(default_links(), VISUAL_SOURCES), negative_scale=negative_scale)
+
+
+def with_sound_claims(scorers: dict[str, Scorer], weights: dict[str, float], vocab: Any,
+                      records: Sequence[Any]) -> tuple[dict[str, Scorer], dict[str, float]]:
+    """The scorers plus ``"no_sound_claim"`` (weight 1) when a record is a clip without audio."""
+    from fusion.decoding.sound_claims import NAME, SoundClaimScorer, needs_sound_claim_scorer
+
+    if not needs_sound_claim_scorer(records):
+        return scorers, weights
+    return {**scorers, NAME: SoundClaimScorer(vocab)}, {**weights, NAME: 1.0}
+
+
 class CaptionDecoder:
     """A run's model plus the fused scorers, ready to decode feature records.
 
@@ -74,6 +92,9 @@ class CaptionDecoder:
             scorers["audio"] = AudioScorer(self.vocab, self.verifier, penalty=config.audio_penalty,
                                            absent_penalty=config.audio_absent_penalty)
             weights["audio"] = float(config.audio_weight)
+        if config.visual_weight != 0:
+            scorers["visual"] = visual_scorer(self.vocab, config.visual_negative_scale)
+            weights["visual"] = float(config.visual_weight)
         if config.length_weight != 0:
             scorers["length"] = LengthScorer(len(self.vocab))
             weights["length"] = float(config.length_weight)
@@ -118,8 +139,9 @@ class CaptionDecoder:
         ctx = DecodeContext(batch_size=len(records), beam_size=self.config.beam_size, device=self.device,
                             batch=batch, records=list(records), vocab=self.vocab)
         config = self.config
+        scorers, weights = with_sound_claims(self._scorers, self._weights, self.vocab, records)
         return beam_search(
-            self._scorers, self._weights, ctx, bos_id=self.vocab.bos_id, eos_id=self.vocab.eos_id,
+            scorers, weights, ctx, bos_id=self.vocab.bos_id, eos_id=self.vocab.eos_id,
             max_len=config.max_len, min_len=config.min_len, length_norm=config.length_norm, nbest=config.nbest,
             processors=self.processors, decode_words=self.vocab.decode,
         )
