@@ -8,11 +8,11 @@
   ablation and the side-by-side comparison of systems (:func:`compare_systems`).
 """
 
-from fusion.realeval.harness import DevSet, audio_ablation, caption_all, compare, compare_systems, load_devset
+from fusion.realeval.harness import DevSet, ablation_summary, audio_ablation, caption_all, compare, compare_systems, load_devset
 from fusion.realeval.metrics import ClipScores, NounLexicon, NounMatch, noun_match, score_clips
 from fusion.realeval.stats import LooChoice, loo_select, paired
 
 __all__ = [
-    "ClipScores", "DevSet", "LooChoice", "NounLexicon", "NounMatch", "audio_ablation", "caption_all", "compare",
+    "ClipScores", "DevSet", "LooChoice", "ablation_summary", "NounLexicon", "NounMatch", "audio_ablation", "caption_all", "compare",
     "compare_systems", "load_devset", "loo_select", "noun_match", "paired", "score_clips",
 ]

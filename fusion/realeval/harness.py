@@ -130,6 +130,13 @@ def compare(system: ClipScores, baseline: ClipScores, ids: Sequence[str]) -> dic
     return {m: paired(system.values(m, ids), baseline.values(m, ids), ids) for m in PAIRED_METRICS}
 
 
+def ablation_summary(on: ClipScores, off: ClipScores, dev: DevSet) -> dict[str, Any]:
+    """Audio on vs off on the clips with sound: both summaries, paired ``on - off``, captions changed."""
+    ids = dev.subset("with_audio")
+    return {"on": on.summary(ids), "off": off.summary(ids), "paired": compare(on, off, ids),
+            "changed": sum(on.predictions[i] != off.predictions[i] for i in ids)}
+
+
 def compare_systems(scores: Mapping[str, ClipScores], dev: DevSet, baselines: Sequence[str]) -> dict[str, Any]:
     """Every system's means per subset, and its paired intervals against each baseline.
 
