@@ -40,6 +40,34 @@ def zeroshot_overrides(overrides: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in overrides.items() if k in fields and v is not None}
 
 
+class ZeroShotDecoder:
+    """The zero-shot model under fixed settings, with the face the web page uses of a run's decoder."""
+
+    def __init__(self, model: ZeroShotModel, options: ZeroShotConfig) -> None:
+        self.model, self.options = model, options
+
+    def decode(self, records: Sequence[Any]) -> list[list[Any]]:
+        """N-best hypotheses of the records."""
+        return self.model.decode(records, self.options)
+
+    def audio_evidence(self, record: Any) -> dict[str, float] | None:
+        """What the sound says of each linked concept (None: no audio stream)."""
+        return self.model.audio.evidence(record)
+
+    def concept_report(self, hypothesis: Any, record: Any) -> list[dict[str, Any]]:
+        """Per linked word of a caption: its concept, the stronger of its seen / heard evidence, and both."""
+        out = []
+        for item in explain_caption(self.model, record, hypothesis)["words"]:
+            seen, heard = item["seen"], item["heard"]
+            parts = [f"seen {seen:+.2f}" if seen is not None else "not linked to what the frames show",
+                     f"heard {heard:+.2f}" if heard is not None else "nothing heard"]
+            sources = [f"{c} {p:.2f}" for _, c, p in item.get("seen_from", []) + item.get("heard_from", [])]
+            values = [v for v in (seen, heard) if v is not None]
+            out.append({"word": item["word"], "noun": item["concept"], "evidence": max(values, key=abs) if values else None,
+                        "verdict": "; ".join(parts), "reason": ", ".join(sources) or None, "esc10": []})
+        return out
+
+
 class ZeroShotPipeline:
     """Caption raw video files with a zero-shot model folder.
 
@@ -88,6 +116,10 @@ class ZeroShotPipeline:
             res.hypotheses = nbest
         return results
 
+    def decoder_for(self, options: ZeroShotConfig) -> ZeroShotDecoder:
+        """A decoder with other settings (the web page's sliders); the loaded model is shared."""
+        return ZeroShotDecoder(self.model, options)
+
     def explain(self, result: CaptionResult, max_runners_up: int = 4) -> dict[str, Any]:  # noqa: ARG002
         """Which seen and heard concepts drove which words of the best caption."""
         if result.record is None or not result.hypotheses:
@@ -95,11 +127,12 @@ class ZeroShotPipeline:
         return {"kind": "zeroshot", **explain_caption(self.model, result.record, result.hypotheses[0])}
 
 
-def open_pipeline(model_path: str | Path | None, device: str | torch.device = "cpu",
+def open_pipeline(model_path: str | Path | None, device: str | torch.device = "cpu", compute_profile: bool = True,
                   **overrides: Any) -> CaptionPipeline | ZeroShotPipeline:
-    """The captioning pipeline of a model folder: zero-shot or a trained run; ConfigError without one."""
+    """The captioning pipeline of a model folder: zero-shot or a trained run; ConfigError without one.
+    ``compute_profile`` (trained runs only): compute a missing run card and profile into the run folder."""
     if model_path is None:
         raise ConfigError(NO_MODEL)
     if is_zeroshot_folder(model_path):
         return ZeroShotPipeline(model_path, device=device, **overrides)
-    return CaptionPipeline(model_path, device=device, **overrides)
+    return CaptionPipeline(model_path, device=device, compute_profile=compute_profile, **overrides)

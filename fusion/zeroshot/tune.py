@@ -25,9 +25,9 @@ logger = logging.getLogger(__name__)
 
 # The grid: each weight off or at a few strengths; the language model's weight is 1.
 GRID: dict[str, tuple[float, ...]] = {
-    "visual_weight": (0.0, 0.5, 1.0, 2.0),
+    "visual_weight": (0.0, 1.0, 2.0),
     "visual_negative_scale": (0.0, 0.5),
-    "audio_weight": (0.0, 0.5, 1.0),
+    "audio_weight": (0.0, 1.0),
     "length_weight": (0.0, 0.5, 1.0),
 }
 
