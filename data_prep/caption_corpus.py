@@ -125,40 +125,6 @@ def read_msrvtt(root: Path, corpus: Corpus) -> None:
             corpus.add("msrvtt", video, split_of[video], caption, dev)
 
 
-def dev_references(root: str | Path | None = None) -> dict[str, list[str]]:
-    """The references of the development clips (media in the data folder): ``msvd:vidN`` /
-    ``msrvtt:videoN`` -> normalised captions (any split: these score the clips, they never train)."""
-    root = Path(root) if root is not None else data_dir()
-    refs: dict[str, list[str]] = {}
-    dev = msvd_dev_clips(root)
-    for split in ("train", "val", "test"):
-        path = root / MSVD_CAPTIONS / f"sents_{split}_lc_nopunc.txt"
-        for line in path.read_text(encoding="utf-8").splitlines() if path.is_file() else []:
-            vid, _, sentence = line.partition("\t")
-            if vid in dev and (text := normalize(sentence)):
-                refs.setdefault(f"msvd:{vid}", []).append(text)
-    from data_prep.msrvtt import AnnotationFile, read_annotations
-
-    clips = {p.stem for p in (root / "msrvtt" / "clips").glob("*.mp4")}
-    if clips:
-        _, captions, _ = read_annotations([AnnotationFile(root / MSRVTT_ZIP, "train_val_videodatainfo.json")])
-        for video in sorted(clips & set(captions)):
-            refs[f"msrvtt:{video}"] = [t for c in captions[video] if (t := normalize(c))]
-    return refs
-
-
-def dev_clips(root: str | Path | None = None) -> list[tuple[str, Path]]:
-    """The development clips with media: ``(msvd:vidN | msrvtt:videoN, file)``, MSR-VTT first."""
-    root = Path(root) if root is not None else data_dir()
-    clips = [(f"msrvtt:{p.stem}", p) for p in sorted((root / "msrvtt" / "clips").glob("*.mp4"),
-                                                   key=lambda p: int(p.stem[5:]) if p.stem[5:].isdigit() else 0)]
-    if (root / MSVD_CAPTIONS / "youtube_video_to_id_mapping.txt").is_file():
-        by_name = {name: vid for vid, name in msvd_dev_clips(root).items()}
-        clips += [(f"msvd:{by_name[p.stem]}", p) for p in sorted((root / "msvd" / "clips").glob("*.avi"))
-                  if p.stem in by_name]
-    return clips
-
-
 def build_corpus(root: str | Path | None = None) -> Corpus:
     """Read both datasets' train + val captions under ``root`` (default :func:`fusion.paths.data_dir`)."""
     root = Path(root) if root is not None else data_dir()

@@ -53,10 +53,18 @@ def corpus_sentences(corpus: Path | None) -> list[list[str]]:
 
 
 def dev_sentences() -> list[list[str]]:
-    """Tokenised references of the development clips (empty where the data folder has none)."""
-    from data_prep.caption_corpus import dev_references
+    """Tokenised references of the development clips (:mod:`data_prep.devclips`; empty without clips)."""
+    import tempfile
 
-    return [tokenize(c) for refs in dev_references().values() for c in refs]
+    from data_prep.devclips import build_devclips
+
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            entries = build_devclips(Path(tmp) / "devclips.jsonl")
+    except DataError as err:
+        logger.warning("no development clips to report coverage on: %s", err)
+        return []
+    return [tokenize(c) for e in entries for c in e.captions]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

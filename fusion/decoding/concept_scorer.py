@@ -81,11 +81,11 @@ class ConceptScorer:
     def video_scores(self, records: Sequence[Any]) -> Tensor:
         """(B, V) float32: each video's evidence at its linked words' ids, 0 elsewhere / without the sources."""
         out = torch.zeros(len(records), len(self.words), dtype=torch.float32)  # (B, V)
+        ids = torch.tensor(list(self.vocab_keys), dtype=torch.long)  # (K',) linked vocabulary ids
         for b, record in enumerate(records):
             ev = self.evidence.evidence(record) if record is not None else None
             if ev:
-                for i, key in self.vocab_keys.items():
-                    out[b, i] = ev.get(key, 0.0)
+                out[b, ids] = torch.tensor([ev.get(k, 0.0) for k in self.vocab_keys.values()], dtype=torch.float32)
         return torch.where(out < 0, out * self.negative_scale, out)
 
     def init_state(self, ctx: DecodeContext) -> ConceptState:

@@ -150,12 +150,13 @@ class _LoadedRun:
     """One run's pipeline, its base decode configuration, what it knows, and decoders by settings."""
 
     def __init__(self, path: Path, device: str) -> None:
-        from fusion.pipeline import CaptionPipeline
         from fusion.runcard import describe_training
+        from fusion.zeroshot.pipeline import open_pipeline
 
         # compute_profile=False: the server writes nothing into run folders (a run from before
         # run cards gets its profile with `python -m fusion.runcard RUN`; the page says so)
-        self.pipeline = CaptionPipeline(path, device=device, compute_profile=False)
+        self.pipeline = open_pipeline(path, device=device, compute_profile=False)
+        self.zeroshot = not hasattr(self.pipeline.options, "lm")  # a zero-shot model: no caption model, no LM knob
         self.base = self.pipeline.options
         self.decoders: OrderedDict[DecodeSettings, Any] = OrderedDict()
         knowledge = self.pipeline.knowledge  # the card and training profile as the run folder has them
@@ -167,11 +168,16 @@ class _LoadedRun:
         if settings in self.decoders:
             self.decoders.move_to_end(settings)
             return self.decoders[settings]
-        lm = self.base.lm if settings.lm_weight > 0 else None
-        options = dataclasses.replace(
-            self.base, beam_size=settings.beam_size, nbest=settings.beam_size, lm=lm,
-            lm_weight=settings.lm_weight if lm is not None else 0.0, audio_weight=settings.audio_weight, batch_size=1,
-        )
+        if self.zeroshot:
+            options = self.base.replace(beam_size=settings.beam_size, nbest=settings.beam_size,
+                                        audio_weight=settings.audio_weight)
+        else:
+            lm = self.base.lm if settings.lm_weight > 0 else None
+            options = dataclasses.replace(
+                self.base, beam_size=settings.beam_size, nbest=settings.beam_size, lm=lm,
+                lm_weight=settings.lm_weight if lm is not None else 0.0, audio_weight=settings.audio_weight,
+                batch_size=1,
+            )
         decoder = self.pipeline.decoder_for(options)
         self.decoders[settings] = decoder
         while len(self.decoders) > 16:
@@ -216,7 +222,7 @@ class CaptionService:
     def defaults(self, run: str) -> tuple[DecodeSettings, bool]:
         """(the run's own beam size / LM weight / audio weight, whether it fuses a language model)."""
         base = self.load(run).base
-        has_lm = base.lm is not None
+        has_lm = getattr(base, "lm", None) is not None
         return DecodeSettings(int(base.beam_size), float(base.lm_weight if has_lm else 0.0), float(base.audio_weight)), has_lm
 
     def trained_on(self, run: str) -> tuple[str | None, str | None]:
@@ -294,8 +300,10 @@ class CaptionService:
             hyps = decoder.decode([analysis.record])[0]
             elapsed = time.perf_counter() - start
             evidence = decoder.audio_evidence(analysis.record)
-            table = decoder.verifier.table
-        nouns = [noun_evidence(h.words, evidence, table) for h in hyps]
+            if loaded.zeroshot:  # seen and heard concepts per linked word
+                nouns = [decoder.concept_report(h, analysis.record) for h in hyps]
+            else:
+                nouns = [noun_evidence(h.words, evidence, decoder.verifier.table) for h in hyps]
         return CaptionView(settings, hyps, nouns, evidence is not None, elapsed)
 
     @staticmethod

@@ -13,9 +13,9 @@ from typing import Any
 
 logger = logging.getLogger(__name__)
 
-SCORERS = ("caption", "lm", "audio", "length")  # the n-best table's columns, in this order
+SCORERS = ("caption", "lm", "visual", "audio", "length")  # the n-best table's columns, in this order
 # the scorers' columns hold their weighted shares of the total, in SCORERS order
-NBEST_HEADERS = ["#", "caption", "score", "total", "S2VT (caption)", "LM", "audio", "length"]
+NBEST_HEADERS = ["#", "caption", "score", "total", "S2VT (caption)", "LM", "seen (visual)", "audio", "length"]
 AUDIO_TEXT = {
     "present": "Audio: **present** (SoundNet hears the track; the verifier can weigh audible nouns)",
     "silent": "Audio: **silent** (the file has an audio track, but it holds near-zero samples)",
