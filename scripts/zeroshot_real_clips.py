@@ -96,17 +96,25 @@ def retrieval_candidates(corpus: Path, dev: Any) -> tuple[dict[float, dict[str, 
     return cands, system
 
 
-def open_model(path: str) -> tuple[Any, Any]:
-    """(caption function, extraction config) of a model folder, as ``fusion caption --model`` loads it."""
+def open_model(path: str) -> tuple[Any, Any, str]:
+    """(caption function, extraction config, note) of a model folder, as ``fusion caption --model`` loads it.
+
+    A zero-shot folder whose weights were chosen on the development clips (``RUN/tune/leave_one_out.json``)
+    captions each clip with the weights its leave-one-out fold chose without that clip.
+    """
+    import json
+
     from fusion.realeval.systems import open_run, run_extract_config, run_system
 
-    try:
-        from fusion.zeroshot.pipeline import open_pipeline  # the zero-shot model, where this tree has it
-    except ImportError:
-        pipeline = open_run(path)
-        return run_system(pipeline), run_extract_config(pipeline)
-    pipeline = open_pipeline(path)
-    return run_system(pipeline), run_extract_config(pipeline)
+    pipeline = open_run(path)
+    tune = Path(path) / "tune" / "leave_one_out.json"
+    note = f"`fusion caption --model {path}`"
+    if not tune.is_file():
+        return run_system(pipeline), run_extract_config(pipeline), note
+    held_out = json.loads(tune.read_text(encoding="utf-8"))["held_out"]
+    options = {clip: pipeline.options.replace(**row["point"]) for clip, row in held_out.items()}
+    note += "; each clip decoded with the weights its leave-one-out fold chose on the other clips"
+    return run_system(pipeline, options), run_extract_config(pipeline), note
 
 
 def read_predictions(path: str, ids: Sequence[str]) -> dict[str, dict[str, str]]:
@@ -215,8 +223,8 @@ def build_report(args: argparse.Namespace, lexicon: Any) -> tuple[dict[str, Any]
         for name, preds in read_predictions(path, dev.ids).items():
             board.add(name, preds, f"captions from `{path}`")
     for name, path in models.items():
-        caption_fn, extract = open_model(path)
-        board.add_hearing(name, caption_fn, load_devset(args.manifest, extract=extract), f"`fusion caption --model {path}`")
+        caption_fn, extract, note = open_model(path)
+        board.add_hearing(name, caption_fn, load_devset(args.manifest, extract=extract), note)
     baselines = [b for b in BASELINES if b in board.scores]
     report = compare_systems(board.scores, dev, baselines)
     report.update(clips={s: len(dev.subset(s)) for s in ("all", "with_audio", "without_audio")},

@@ -12,16 +12,16 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fusion.realeval.harness import CaptionFn
 
 if TYPE_CHECKING:
-    from fusion.decoding.config import DecodeConfig
     from fusion.features import ExtractConfig, FeatureRecord
     from fusion.pipeline import CaptionPipeline
+    from fusion.zeroshot.pipeline import ZeroShotPipeline
 
 logger = logging.getLogger(__name__)
 
@@ -34,24 +34,27 @@ def constant_system(caption: str) -> CaptionFn:
     return caption_fn
 
 
-def open_run(model_path: str | Path, device: str = "cpu", **overrides: Any) -> CaptionPipeline:
-    """A run loaded once for captioning (``overrides``: decode settings, as ``fusion caption`` takes them)."""
-    from fusion.pipeline import CaptionPipeline
+def open_run(model_path: str | Path, device: str = "cpu", **overrides: Any) -> CaptionPipeline | ZeroShotPipeline:
+    """A model folder (a trained run or a zero-shot model) loaded once, as ``fusion caption --model``
+    opens it (``overrides``: decode settings); nothing is written into the folder."""
+    from fusion.zeroshot.pipeline import open_pipeline
 
-    return CaptionPipeline(model_path, device=device, **overrides)
-
-
-def run_extract_config(pipeline: CaptionPipeline) -> ExtractConfig:
-    """The extraction config the run reads its features with (load the dev set with it)."""
-    return pipeline.run.extract_config
+    return open_pipeline(model_path, device=device, compute_profile=False, **overrides)
 
 
-def run_system(pipeline: CaptionPipeline, options: DecodeConfig | None = None) -> CaptionFn:
-    """The run's best caption per record, as ``fusion caption`` would give it.
+def run_extract_config(pipeline: CaptionPipeline | ZeroShotPipeline) -> ExtractConfig:
+    """The extraction config the model reads its features with (load the dev set with it)."""
+    return pipeline.extractor.config
+
+
+def run_system(pipeline: CaptionPipeline | ZeroShotPipeline, options: Any = None) -> CaptionFn:
+    """The model's best caption per record, as ``fusion caption`` would give it.
 
     Args:
-        pipeline: the loaded run (:func:`open_run`).
-        options: decode settings; None = the run's own.
+        pipeline: the loaded model (:func:`open_run`).
+        options: decode settings (a DecodeConfig, or a ZeroShotConfig for a zero-shot model);
+            None = its own; or a mapping clip id -> settings (e.g. the settings each
+            leave-one-out fold chose for its held-out clip; other clips get the model's own).
     """
     from fusion.ood import annotate
 
@@ -61,6 +64,17 @@ def run_system(pipeline: CaptionPipeline, options: DecodeConfig | None = None) -
             copy = dataclasses.replace(record, meta=dict(record.meta))  # the cached record stays as it was
             annotate(pipeline.knowledge.profile, copy)
             ready.append(copy)
-        return [nbest[0].words if nbest else "" for nbest in pipeline.decode(ready, options)]
+        per_clip = options if isinstance(options, Mapping) else {}
+        groups: dict[int, list[int]] = {}
+        settings: dict[int, Any] = {}
+        for n, record in enumerate(ready):
+            chosen = per_clip.get(record.id, None if per_clip else options)
+            groups.setdefault(id(chosen), []).append(n)
+            settings[id(chosen)] = chosen
+        captions = [""] * len(ready)
+        for key, rows in groups.items():  # one batched decode per distinct setting
+            for n, nbest in zip(rows, pipeline.decode([ready[n] for n in rows], settings[key])):
+                captions[n] = nbest[0].words if nbest else ""
+        return captions
 
     return caption_fn
