@@ -112,6 +112,18 @@ def test_compare_systems_reports_subsets_and_pairs(lexicon: WordNetNouns, java_a
     assert report["systems"]["hears"]["summary"]["with_audio"]["n_clips"] == 2
     assert set(report["paired"]["hears"]) == {"constant"} and report["paired"]["constant"] == {}
     assert report["paired"]["hears"]["constant"]["CIDEr"]["n_clips"] == 3
+    from fusion.realeval import ablation_summary
+    from fusion.realeval.report import render_markdown
+    from scripts.zeroshot_real_clips import goal_check
+
+    on, off = audio_ablation(_hears, dev)
+    report.update(clips={s: len(dev.subset(s)) for s in ("all", "with_audio", "without_audio")}, command="x",
+                  audio_ablation={"hears": ablation_summary(scores["hears"], score_clips(off, dev.references, lexicon), dev)})
+    report["goal"] = goal_check(report, "hears")
+    assert report["audio_ablation"]["hears"]["changed"] == 2
+    assert report["goal"]["hears: no repeated words"].startswith("yes")
+    page = render_markdown(report, dev.references)
+    assert "| hears | 2 |" in page and "a dog barks (" in page
     with pytest.raises(DataError, match="was not scored"):
         compare_systems(scores, dev, baselines=["blind"])
 
@@ -164,3 +176,17 @@ def test_retrieval_picks_the_caption_whose_concepts_the_clip_supports() -> None:
     assert index.retrieve({"guitar": 2.0, "dog": -1.0}) == "a man plays a guitar"
     assert index.retrieve({"dog": 2.0, "bark": 1.0}) == "two dogs"  # mean evidence: dog alone beats dog + bark
     assert index.retrieve({"dog": 2.0, "bark": 1.0}, prior_weight=1.0) == "a dog is barking"
+
+
+def test_model_and_prediction_arguments_fail_in_one_line(tmp_path: Path) -> None:
+    from scripts.zeroshot_real_clips import parse_models, read_predictions
+
+    assert parse_models(["zero-shot=runs/zs"]) == {"zero-shot": "runs/zs"}
+    with pytest.raises(DataError, match="NAME=PATH"):
+        parse_models(["runs/zs"])
+    bad = tmp_path / "p.json"
+    bad.write_text('{"s2vt": {"clip_a": "a dog"}}')
+    with pytest.raises(DataError, match="lacks a caption"):
+        read_predictions(str(bad), ["clip_a", "clip_b"])
+    with pytest.raises(DataError, match="cannot read"):
+        read_predictions(str(tmp_path / "absent.json"), ["clip_a"])
