@@ -41,7 +41,7 @@ BASELINES = ("most frequent caption", "best constant caption", "blind LM", "retr
 PRIOR_WEIGHTS = (0.0, 0.05, 0.1, 0.2, 0.5)  # retrieval: weight of log(corpus count), chosen by leave-one-out
 NOTES = {
     "most frequent caption": "the corpus's most frequent caption, for every clip",
-    "best constant caption": "of the 20 most frequent corpus captions, the best CIDEr as the caption of every "
+    "best constant caption": "of the 50 most frequent corpus captions, the best CIDEr as the caption of every "
                              "corpus val clip; for every clip",
     "blind LM": "beam 5 with the corpus LM alone (no evidence): one caption for every clip",
     "retrieval": "the corpus caption (<= 12 words) with the best mean concept evidence (frames' ImageNet, sound's "
@@ -58,16 +58,27 @@ def corpus_pairs(corpus: Path, split: str) -> list[tuple[str, str]]:
 
 
 def constant_systems(corpus: Path) -> dict[str, str]:
-    """The two constant captions, chosen on the corpus alone."""
-    from fusion.realeval.baselines import best_constant_caption, caption_counts, most_frequent_caption
+    """The two constant captions, chosen on the corpus alone (cached in ``corpus/constant_captions.json``)."""
+    import json
 
+    from fusion.realeval.baselines import CONSTANT_CANDIDATES, best_constant_caption, caption_counts, most_frequent_caption
+
+    cache = corpus / "constant_captions.json"
+    stamp = {"candidates": CONSTANT_CANDIDATES, "train_bytes": (corpus / "train.txt").stat().st_size,
+             "val_bytes": (corpus / "val.txt").stat().st_size}
+    if cache.is_file():
+        saved = json.loads(cache.read_text(encoding="utf-8"))
+        if saved.get("stamp") == stamp:
+            return saved["captions"]
     train, val = corpus_pairs(corpus, "train"), corpus_pairs(corpus, "val")
     counts = caption_counts(c for _, c in train + val)
     refs: dict[str, list[str]] = defaultdict(list)
     for key, caption in val:
         refs[key].append(caption)
-    best, _ = best_constant_caption(counts, refs)
-    return {"most frequent caption": most_frequent_caption(counts), "best constant caption": best}
+    best, table = best_constant_caption(counts, refs)
+    captions = {"most frequent caption": most_frequent_caption(counts), "best constant caption": best}
+    atomic_write_json(cache, {"stamp": stamp, "captions": captions, "val_cider": table})
+    return captions
 
 
 def retrieval_candidates(corpus: Path, dev: Any) -> tuple[dict[float, dict[str, str]], Any]:

@@ -27,7 +27,7 @@ from fusion.text import tokenize
 
 logger = logging.getLogger(__name__)
 
-CONSTANT_CANDIDATES = 20  # most frequent corpus captions tried as the best constant caption
+CONSTANT_CANDIDATES = 50  # most frequent corpus captions tried as the best constant caption
 
 
 def caption_counts(captions: Iterable[str]) -> Counter[str]:
