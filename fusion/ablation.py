@@ -42,6 +42,7 @@ import numpy as np
 
 from fusion.ablation_report import HEADLINE_METRICS, PAIRED_METRICS, write_report
 from fusion.errors import ConfigError
+from fusion.features.config import AUDIO
 
 logger = logging.getLogger(__name__)
 
@@ -83,7 +84,7 @@ class AblationConfig:
 def without_audio(record: Any) -> Any:
     """The record as if its file had no audio stream (features and posteriors gone, meta says so)."""
     meta = dict(record.meta, has_audio_stream=False, ablation="audio_absent")
-    return dataclasses.replace(record, audio=None, audio_objects=None, audio_places=None, meta=meta)
+    return record.without_modality(AUDIO, audio=None, meta=meta)
 
 
 def _uniform(n: int) -> np.ndarray:
@@ -96,11 +97,8 @@ def _audio_zero(records: Sequence[Any], rng: np.random.Generator) -> list[Any]:
         if r.audio is None:
             out.append(r)
             continue
-        out.append(dataclasses.replace(
-            r, audio=np.zeros_like(r.audio),
-            audio_objects=None if r.audio_objects is None else _uniform(len(r.audio_objects)),
-            audio_places=None if r.audio_places is None else _uniform(len(r.audio_places)),
-        ))
+        uniform = {s: _uniform(len(r.posterior(AUDIO, s))) for s in r.spaces(AUDIO)}
+        out.append(r.replace_posteriors(AUDIO, uniform, {}, audio=np.zeros_like(r.audio)))
     return out
 
 
@@ -119,8 +117,9 @@ def _audio_shuffled(records: Sequence[Any], rng: np.random.Generator) -> list[An
     out = list(records)
     for dst, src in zip(with_audio, np.asarray(with_audio)[derangement(len(with_audio), rng)]):
         donor = records[int(src)]
-        out[dst] = dataclasses.replace(records[dst], audio=donor.audio, audio_objects=donor.audio_objects,
-                                       audio_places=donor.audio_places)
+        pooled = {s: donor.posterior(AUDIO, s) for s in donor.spaces(AUDIO)}
+        per_step = {k.split("/", 1)[1]: v for k, v in donor.posteriors_per_step.items() if k.startswith(f"{AUDIO}/")}
+        out[dst] = records[dst].replace_posteriors(AUDIO, pooled, per_step, audio=donor.audio)
     return out
 
 
@@ -140,11 +139,8 @@ def _audio_noise(records: Sequence[Any], rng: np.random.Generator) -> list[Any]:
             out.append(r)
             continue
         noise = (mean + std * rng.standard_normal(r.audio.shape)).astype(np.float32)  # (A, Da)
-        out.append(dataclasses.replace(
-            r, audio=noise,
-            audio_objects=None if r.audio_objects is None else _random_posterior(len(r.audio_objects), rng),
-            audio_places=None if r.audio_places is None else _random_posterior(len(r.audio_places), rng),
-        ))
+        random = {s: _random_posterior(len(r.posterior(AUDIO, s)), rng) for s in r.spaces(AUDIO)}
+        out.append(r.replace_posteriors(AUDIO, random, {}, audio=noise))
     return out
 
 

@@ -34,9 +34,10 @@ ESC10_PER_CLASS = 12  # ESC-10 recordings per class measured for the audio pool 
 
 def esc10_items(per_class: int, store: Path) -> list[tuple[Any, list[str]]]:
     """(feature record, [class name]) of the first ``per_class`` ESC-10 recordings of each class."""
-    from fusion.features import ExtractConfig, ensure_features
+    from fusion.features import ensure_features
     from fusion.manifest import ManifestEntry
     from fusion.paths import data_dir
+    from fusion.realeval.harness import dev_extract_config
 
     root = data_dir() / "esc10"
     classes = sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
@@ -47,7 +48,7 @@ def esc10_items(per_class: int, store: Path) -> list[tuple[Any, list[str]]]:
         name = folder.name.split(" - ", 1)[-1].lower()
         for path in sorted(folder.glob("*.ogg"))[:per_class]:
             entries.append(ManifestEntry(path.stem, str(path), "test", [name]))
-    opened = ensure_features(entries, store, ExtractConfig())
+    opened = ensure_features(entries, store, dev_extract_config())  # the development clips' encoders
     return [(opened[e.id], e.captions) for e in entries]
 
 

@@ -81,8 +81,8 @@ def _record(clip: str, audio: bool) -> FeatureRecord:
     rng = np.random.default_rng(len(clip))
     return FeatureRecord(id=clip, frames=rng.random((4, 3), dtype=np.float32),
                          audio=rng.random((2, 3), dtype=np.float32) if audio else None,
-                         audio_objects=np.full(1000, 1e-3, np.float32) if audio else None,
-                         audio_places=np.full(401, 1 / 401, np.float32) if audio else None,
+                         posteriors={"audio/imagenet": np.full(1000, 1e-3, np.float32),
+                                     "audio/places2": np.full(401, 1 / 401, np.float32)} if audio else {},
                          meta={"has_audio_stream": audio})
 
 

@@ -24,10 +24,10 @@ DOG, DOGS, MAN, CLOCK = 5, 6, 7, 10
 
 @pytest.fixture()
 def table() -> NounTable:
-    entries = [NounEntry("dog", ("dog", "dogs"), objects=(0, 1), places=(0,), esc10=("Dog bark",)),
-               NounEntry("man", ("man", "men"), objects=(2,)),
-               NounEntry("clock", ("clock", "clocks"), objects=(3,), esc10=("Clock tick",))]
-    return NounTable(entries, {"table": ["tables"]}, num_objects=6, num_places=3)
+    entries = [NounEntry("dog", ("dog", "dogs"), links={"imagenet": (0, 1), "places2": (0,)}, esc10=("Dog bark",)),
+               NounEntry("man", ("man", "men"), links={"imagenet": (2,)}),
+               NounEntry("clock", ("clock", "clocks"), links={"imagenet": (3,)}, esc10=("Clock tick",))]
+    return NounTable(entries, {"table": ["tables"]}, spaces={"imagenet": 6, "places2": 3})
 
 
 class BigramScorer:
@@ -150,8 +150,8 @@ def _record(vid: str, audio: np.ndarray | None, objects: np.ndarray | None = Non
     places = None if audio is None else np.full(3, 1 / 3, np.float32)
     if audio is not None and objects is None:
         objects = np.full(6, 1 / 6, np.float32)
-    return FeatureRecord(id=vid, frames=np.zeros((2, 4), np.float32), audio=audio,
-                         audio_objects=objects, audio_places=places)
+    posteriors = {} if audio is None else {"audio/imagenet": objects, "audio/places2": places}
+    return FeatureRecord(id=vid, frames=np.zeros((2, 4), np.float32), audio=audio, posteriors=posteriors)
 
 
 def test_absent_audio_has_no_evidence_and_silence_is_present(table: NounTable) -> None:

@@ -45,8 +45,9 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> dict:
         audio = rng.normal(size=(3, DA)).astype(np.float32) if i % 5 != 4 else None
         store.write(FeatureRecord(
             id=f"v{i}", frames=rng.normal(size=(T, DV)).astype(np.float32), audio=audio,
-            audio_objects=None if audio is None else rng.dirichlet(np.full(1000, 0.05)).astype(np.float32),
-            audio_places=None if audio is None else rng.dirichlet(np.full(401, 0.05)).astype(np.float32)))
+            posteriors={} if audio is None else
+            {"audio/imagenet": rng.dirichlet(np.full(1000, 0.05)).astype(np.float32),
+             "audio/places2": rng.dirichlet(np.full(401, 0.05)).astype(np.float32)}))
         entries.append(ManifestEntry(f"v{i}", f"v{i}.mp4", split, [CAPTIONS[i % 4], CAPTIONS[(i + 1) % 4]], {}))
     write_manifest(entries, root / "manifest.jsonl")
     cfg = ExperimentConfig()
@@ -151,9 +152,10 @@ DOG, DOGS, MAN, CLOCK = 5, 6, 7, 8
 
 @pytest.fixture()
 def table() -> NounTable:
-    entries = [NounEntry("dog", ("dog", "dogs"), objects=(0,)), NounEntry("man", ("man", "men"), objects=(1,)),
-               NounEntry("clock", ("clock", "clocks"), objects=(2,))]
-    return NounTable(entries, {}, num_objects=4, num_places=2)
+    entries = [NounEntry("dog", ("dog", "dogs"), links={"imagenet": (0,)}),
+               NounEntry("man", ("man", "men"), links={"imagenet": (1,)}),
+               NounEntry("clock", ("clock", "clocks"), links={"imagenet": (2,)})]
+    return NounTable(entries, {}, spaces={"imagenet": 4, "places2": 2})
 
 
 class FixedScorer(BigramScorer):

@@ -24,6 +24,12 @@ def add_decode_arguments(parser: argparse.ArgumentParser) -> None:
                        help="let a word follow itself (banned by default)")
     group.add_argument("--no-immediate-repeat", dest="no_immediate_repeat", action="store_true", default=None,
                        help="ban a word following itself (for a run whose config turns it off)")
+    group.add_argument("--allow-sound-without-audio", dest="no_sound_without_audio", action="store_false",
+                       default=None, help="let a clip without an audio stream get words that say something is heard")
+    group.add_argument("--allow-repeated-bigrams", dest="no_repeat_bigram", action="store_false", default=None,
+                       help="let a caption repeat a word pair (default: only pairs of function words, 'to the')")
+    group.add_argument("--allow-dangling-end", dest="no_dangling_end", action="store_false", default=None,
+                       help="let a caption end on an article, preposition or conjunction")
     group.add_argument("--lm", metavar="PATH", help="language model for late fusion (`fusion lm train` folder or HF model)")
     group.add_argument("--lm-weight", type=float, metavar="ALPHA", help="weight alpha of the language model")
     group.add_argument("--lm-mode", choices=LM_MODES,
@@ -76,6 +82,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--features", metavar="STORE", help="feature store folder (default: beside the manifest)")
     parser.add_argument("--out", metavar="DIR", help="output folder (default RUN/eval/<split>)")
     parser.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    parser.add_argument("--strict", action="store_true",
+                        help="stop when a video cannot be read (default: skip it, count it in metrics.json's skipped)")
     add_decode_arguments(parser)
     parser.set_defaults(func=run)
 
@@ -87,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
     apply_threads(args)
     # load the run and resolve the decode options (fail fast), then extract missing features (visible), decode
     metrics = evaluate_run(args.run_path, manifest=args.manifest, split=args.split, out_dir=args.out,
-                           features=args.features, device=args.device, **decode_overrides(args))
+                           features=args.features, device=args.device, strict=args.strict, **decode_overrides(args))
     if args.json:
         print(json.dumps(metrics, indent=2))
         return 0
@@ -97,6 +105,8 @@ def run(args: argparse.Namespace) -> int:
         if metrics.get(name) is not None:
             print(f"{name:18s} {metrics[name]:.4f}")
     print(f"{'videos':18s} {metrics['n_videos']} ({metrics['n_audio_absent']} without audio)")
+    if metrics.get("n_skipped"):
+        print(f"{'skipped':18s} {metrics['n_skipped']} unreadable (metrics.json: skipped; --strict stops instead)")
     if metrics.get("n_unfamiliar") is not None:
         print(f"{'unfamiliar':18s} {metrics['n_unfamiliar']} (unlike the training data; per_video.json: each clip's ood)")
     diagnostics = metrics["diagnostics"]

@@ -22,13 +22,10 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 import typing
-from typing import TYPE_CHECKING, Any, Literal, Mapping
+from typing import Any, Literal, Mapping, Protocol
 
 from fusion.errors import ConfigError
 from fusion.paths import LEARNED_VERIFIER, VERIFIER_FILE, run_folder
-
-if TYPE_CHECKING:
-    from fusion.checkpoint import LoadedRun
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +54,15 @@ class DecodeConfig:
             training data (the README has the benchmark's metrics with and without it).
         no_immediate_repeat: ban the word just generated (no word twice in a row; none of the
             benchmark's captions and 0.1% of MSVD's have one). ``--allow-immediate-repeat``.
+        no_sound_without_audio: for a video without an audio stream, ban every word that says
+            something is heard ("heard", "sound", "barking"; :mod:`fusion.decoding.guards`).
+            ``--allow-sound-without-audio``.
+        no_repeat_bigram: ban a word pair already in the caption, unless both are function
+            words ("to the"). ``--allow-repeated-bigrams``.
+        no_dangling_end: no caption ends on an article, preposition or conjunction.
+            ``--allow-dangling-end``. These three guards are on for every run, older ones
+            included (they are not in :data:`LEGACY_DEFAULTS`): the README has the demo's
+            metrics with and without them.
         allow_unk: let captions contain ``<unk>``.
         lm: language model for late fusion (``fusion lm train`` folder, Hugging Face folder
             or hub id), or None. ``fusion tune`` writes its choice here.
@@ -86,6 +92,9 @@ class DecodeConfig:
     length_weight: float = 0.0
     no_repeat_ngram_size: int = 5
     no_immediate_repeat: bool = True
+    no_sound_without_audio: bool = True
+    no_repeat_bigram: bool = True
+    no_dangling_end: bool = True
     allow_unk: bool = False
     lm: str | None = None
     lm_weight: float = 0.0
@@ -135,6 +144,22 @@ class DecodeConfig:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: every field (what ``metrics.json`` records as ``decode``)."""
         return dataclasses.asdict(self)
+
+
+class LoadedRun(Protocol):
+    """What the decode configuration reads of a loaded run (:class:`fusion.checkpoint.LoadedRun` is one).
+
+    Declared here rather than imported: the checkpoint module reads this one, so this one
+    names no type of it (no import loop, not even a type-only one).
+    """
+
+    @property
+    def config(self) -> Any:
+        """The run's experiment config; its ``decode`` is a :class:`DecodeConfig`."""
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        """The checkpoint folder the run was loaded from."""
 
 
 def legacy_section(section: Any) -> Any:

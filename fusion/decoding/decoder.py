@@ -20,6 +20,7 @@ import torch
 
 from fusion.decoding.beam_search import beam_search
 from fusion.decoding.config import DecodeConfig
+from fusion.decoding.guards import caption_guards
 from fusion.decoding.hypothesis import Hypothesis
 from fusion.decoding.processors import caption_processors
 from fusion.decoding.scorer import DecodeContext, Scorer
@@ -109,11 +110,6 @@ class CaptionDecoder:
         return dict(self._weights)
 
     @property
-    def scorer_names(self) -> list[str]:
-        """The fused scorers, in order."""
-        return list(self._scorers)
-
-    @property
     def verifier(self) -> AudioNounVerifier:
         """The audio-noun verifier (``config.verifier``, else zero-shot), loaded on first use."""
         if self._verifier is None:
@@ -140,10 +136,14 @@ class CaptionDecoder:
                             batch=batch, records=list(records), vocab=self.vocab)
         config = self.config
         scorers, weights = with_sound_claims(self._scorers, self._weights, self.vocab, records)
+        guards = caption_guards(self.vocab, eos_id=self.vocab.eos_id, max_len=config.max_len,
+                                audio_present=batch.audio_present, beam_size=config.beam_size,
+                                no_sound_without_audio=config.no_sound_without_audio,
+                                no_repeat_bigram=config.no_repeat_bigram, no_dangling_end=config.no_dangling_end)
         return beam_search(
             scorers, weights, ctx, bos_id=self.vocab.bos_id, eos_id=self.vocab.eos_id,
             max_len=config.max_len, min_len=config.min_len, length_norm=config.length_norm, nbest=config.nbest,
-            processors=self.processors, decode_words=self.vocab.decode,
+            processors=[*self.processors, *guards], decode_words=self.vocab.decode,
         )
 
     def decode(self, records: Sequence[FeatureRecord], progress: bool = False) -> list[list[Hypothesis]]:

@@ -13,8 +13,9 @@ Typical use (``scripts/zeroshot_real_clips.py`` does it for every system)::
 
 Features are cached once per clip in a feature store beside the manifest
 (``<manifest dir>/features/<encoders>-<fingerprint>/``, made by the usual extraction stage):
-frame CNN ImageNet posteriors, SoundNet object and place posteriors, and whatever label spaces
-the extraction config's encoders add.
+frame CNN ImageNet posteriors, SoundNet ImageNet and Places2 posteriors and, by default, YAMNet's
+AudioSet posteriors (:func:`dev_extract_config`); a model with its own extraction settings gets
+its own store.
 """
 
 from __future__ import annotations
@@ -77,6 +78,14 @@ class DevSet:
         return [self.records[i] for i in self.ids]
 
 
+def dev_extract_config() -> ExtractConfig:
+    """The default extraction of the development clips: the default encoders (frame CNN ImageNet,
+    SoundNet ImageNet + Places2) plus YAMNet's AudioSet posteriors of the sound."""
+    from fusion.features import ExtractConfig
+
+    return ExtractConfig(extra_audio_encoders={"yamnet": None})
+
+
 def load_devset(manifest: str | Path, store: str | Path | None = None, extract: ExtractConfig | None = None,
                 *, progress: bool = True) -> DevSet:
     """Load the development manifest and its feature records, extracting the missing ones once.
@@ -84,18 +93,18 @@ def load_devset(manifest: str | Path, store: str | Path | None = None, extract: 
     Args:
         manifest: the manifest written by ``python -m data_prep.devclips``.
         store: the feature store; default beside the manifest (see the module docstring).
-        extract: the extraction config; default :class:`fusion.features.ExtractConfig` ().
+        extract: the extraction config; default :func:`dev_extract_config`.
         progress: tqdm bar while extracting.
 
     Returns:
         The :class:`DevSet`. Raises DataError for a clip that cannot be read.
     """
     from fusion.data import feature_store_path
-    from fusion.features import ExtractConfig, ensure_features
+    from fusion.features import ensure_features
     from fusion.manifest import load_manifest
 
     entries = load_manifest(manifest)
-    extract = extract or ExtractConfig()
+    extract = extract or dev_extract_config()
     path = feature_store_path(manifest, extract, store)
     opened = ensure_features(entries, path, extract, progress=progress)
     records = {e.id: opened[e.id] for e in entries}

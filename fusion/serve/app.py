@@ -27,8 +27,17 @@ BROWSER_VIDEO = {".mp4", ".webm", ".ogg", ".ogv", ".m4v", ".mov"}  # containers 
 MAX_BEAM = 10
 
 
-def guarded(fn: Callable[..., tuple[Any, ...]], n_outputs: int, status_index: int) -> Callable[..., tuple[Any, ...]]:
-    """Turn any exception of ``fn`` into one line in the status output (index ``status_index``)."""
+def guarded(fn: Callable[..., tuple[Any, ...]], n_outputs: int, status_index: int,
+            cleared: Callable[[], tuple[Any, ...]] | None = None) -> Callable[..., tuple[Any, ...]]:
+    """Turn any exception of ``fn`` into one line in the status output (index ``status_index``).
+
+    Args:
+        fn: the handler.
+        n_outputs: how many outputs it fills.
+        status_index: the output that shows the error line.
+        cleared: the outputs' values after an error (e.g. a failed upload empties the previous
+            clip's results, so nothing stays beside the broken file's name); None leaves them.
+    """
     import gradio as gr
 
     def wrapper(*args: Any) -> tuple[Any, ...]:
@@ -39,7 +48,7 @@ def guarded(fn: Callable[..., tuple[Any, ...]], n_outputs: int, status_index: in
         except Exception as err:  # noqa: BLE001 - the page shows one line; the log keeps the traceback
             logger.exception("request failed")
             message = f"internal error ({type(err).__name__}); the server log has the details"
-        out: list[Any] = [gr.skip()] * n_outputs
+        out: list[Any] = list(cleared()) if cleared is not None else [gr.skip()] * n_outputs
         out[status_index] = f'<div id="fusion-error">⚠ {html.escape(message)}</div>'
         return tuple(out)
 
@@ -74,13 +83,22 @@ class Page:
         audio = gr.Audio(value=path if not analysis.has_video and analysis.audio != "absent" else None,
                          visible=not analysis.has_video)
         note = "" if playable or not analysis.has_video else f" (the browser cannot play {suffix} files; the strip shows the sampled frames)"
-        info = views.model_info_markdown(*self.service.trained_on(run), analysis.familiarity)
+        familiarity = views.familiarity_markdown(analysis.familiarity)  # beside the caption, not the run's panel
         status = (f"Captioned <b>{html.escape(analysis.name)}</b> ({analysis.duration_s:.1f} s) with run "
                   f"<b>{html.escape(run)}</b>{html.escape(note)}.")
         return (status, view.caption, video, audio, analysis.strip, views.AUDIO_TEXT[analysis.audio],
                 views.audio_charts(analysis.tags), views.frame_chart(analysis.tags),
                 views.nbest_rows(view.hypotheses),
-                views.explanation_markdown(view.hypotheses, view.nouns, view.evidence_available), info, analysis.key)
+                views.explanation_markdown(view.hypotheses, view.nouns, view.evidence_available), familiarity,
+                analysis.key)
+
+    @staticmethod
+    def cleared() -> tuple[Any, ...]:
+        """The caption tab's outputs with no clip: what a failed upload leaves (then the error line)."""
+        import gradio as gr
+
+        return ("", "", gr.Video(value=None, visible=True), gr.Audio(value=None, visible=False), None, "", "", "",
+                [], "", "", None)
 
     def caption_upload(self, file: str | None, run: str, beam: float, lm_w: float, audio_w: float) -> tuple[Any, ...]:
         """The upload box's handler."""
@@ -125,11 +143,11 @@ class Page:
 
     def run_info(self, run: str) -> str:
         """What the run was trained on, where its folder records it."""
-        return views.model_info_markdown(*self.service.trained_on(run), None)
+        return views.model_info_markdown(*self.service.trained_on(run))
 
     # -- runs tab ---------------------------------------------------------------------------------
     def compare(self, names: list[str] | None, split: str) -> tuple[Any, ...]:
-        """Metrics side by side, loss and validation curves, decode configs of the chosen runs."""
+        """Metrics side by side, training / validation loss and validation metric curves, decode configs."""
         import gradio as gr
         import pandas as pd
 
@@ -138,10 +156,14 @@ class Page:
         headers, rows = runs_mod.metrics_table(chosen, split or "test")
         train, val = runs_mod.training_curves(chosen)
         loss = pd.DataFrame(train or [], columns=["run", "step", "loss"])
-        val_df = pd.DataFrame(val or [], columns=["run", "step", "metric", "value"])
+        val_all = pd.DataFrame(val or [], columns=["run", "step", "metric", "value"])
+        is_loss = val_all["metric"] == "loss"  # cross-entropy beside METEOR / CIDEr would flatten them: its own axis
+        val_loss = val_all[is_loss].rename(columns={"value": "loss"})[["run", "step", "loss"]]
+        val_df = val_all[~is_loss]
         val_df = val_df.assign(series=val_df["run"] + ": " + val_df["metric"])
         status = f"{len(chosen)} run(s) compared" if chosen else "pick one or more runs"
-        return (status, gr.Dataframe(value=rows, headers=headers), loss, val_df, runs_mod.decode_configs(chosen))
+        return (status, gr.Dataframe(value=rows, headers=headers), loss, val_loss, val_df,
+                runs_mod.decode_configs(chosen))
 
     def refresh_lists(self) -> tuple[Any, Any]:
         """The run and ablation folders under ``--runs`` as they are now (the first three runs chosen)."""

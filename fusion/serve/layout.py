@@ -41,6 +41,7 @@ def _caption_tab(page: Page, default_run: str) -> None:
         with gr.Column(scale=2):
             status = gr.HTML("", elem_id="fusion-status")
             caption = gr.Textbox(label="caption", interactive=False, elem_id="fusion-caption")
+            familiarity = gr.Markdown("", elem_id="fusion-familiarity")
             with gr.Row():
                 video = gr.Video(label="video", interactive=False, elem_id="fusion-video", height=240)
                 audio = gr.Audio(label="audio", interactive=False, visible=False, elem_id="fusion-audio")
@@ -51,14 +52,15 @@ def _caption_tab(page: Page, default_run: str) -> None:
             frame_tags = gr.HTML("", elem_id="fusion-frame-tags")
             nbest = gr.Dataframe(headers=NBEST_HEADERS, label="n-best captions: ranking score (total per word), total, and each "
                                  "scorer's weighted share of the total (empty = scorer off)", interactive=False, elem_id="fusion-nbest",
-                                 column_widths=["5%", "39%", "9%", "9%", "10%", "9%", "9%", "10%"], wrap=True)
+                                 column_widths=["4%", "36%", "9%", "9%", "12%", "9%", "10%", "11%"], wrap=True)
             explain = gr.Markdown("", elem_id="fusion-explain")
     key = gr.State(None)
     sliders = [beam, lm_w, audio_w]
-    outputs = [status, caption, video, audio, strip, audio_state, audio_tags, frame_tags, nbest, explain, info, key]
-    upload.upload(guarded(page.caption_upload, len(outputs), 0), [upload, run, *sliders], outputs,
+    outputs = [status, caption, video, audio, strip, audio_state, audio_tags, frame_tags, nbest, explain,
+               familiarity, key]
+    upload.upload(guarded(page.caption_upload, len(outputs), 0, page.cleared), [upload, run, *sliders], outputs,
                   concurrency_id="model", show_progress="minimal")
-    example.input(guarded(page.caption_example, len(outputs), 0), [example, run, *sliders], outputs,
+    example.input(guarded(page.caption_example, len(outputs), 0, page.cleared), [example, run, *sliders], outputs,
                   concurrency_id="model", show_progress="minimal")
     redecode = guarded(page.redecode, 4, 0)
     for slider in sliders:
@@ -81,7 +83,9 @@ def _runs_tab(page: Page, app: Any) -> None:
                          interactive=False, elem_id="fusion-metrics")
     with gr.Row():
         loss = gr.LinePlot(x="step", y="loss", color="run", title="training loss", elem_id="fusion-loss")
-        val = gr.LinePlot(x="step", y="value", color="series", title="validation", elem_id="fusion-val")
+        val_loss = gr.LinePlot(x="step", y="loss", color="run", title="validation loss", elem_id="fusion-val-loss")
+    # full width: the legend names run and metric, and keeps its room
+    val = gr.LinePlot(x="step", y="value", color="series", title="validation metrics", elem_id="fusion-val")
     decode = gr.JSON(label="decode configuration of each run (config.yaml)", elem_id="fusion-decode")
     gr.Markdown("### Ablations")
     ablation = gr.Dropdown(ablations, value=ablations[0] if ablations else None, label="ablation folder",
@@ -90,7 +94,7 @@ def _runs_tab(page: Page, app: Any) -> None:
     ablation_table = gr.Dataframe(interactive=False, label="conditions (deltas vs full, paired bootstrap 95% CI)",
                                   elem_id="fusion-ablation-table")
     ablation_plot = gr.Image(label="ablation plot", interactive=False, elem_id="fusion-ablation-plot")
-    outputs = [status, table, loss, val, decode]
+    outputs = [status, table, loss, val_loss, val, decode]
     compare = guarded(page.compare, len(outputs), 0)
     chosen.input(compare, [chosen, split], outputs)
     split.input(compare, [chosen, split], outputs)

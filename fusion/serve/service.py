@@ -65,7 +65,7 @@ class Analysis:
         record: the feature record (``fusion.features.FeatureRecord``).
         audio: ``"present"``, ``"silent"`` (a track of near-zero samples) or ``"absent"``.
         strip: uint8 ``(H, W, 3)`` image of the sampled frames side by side, None without video.
-        tags: ``{"audio": {"places": [...], "objects": [...]} | None, "frames": {"objects": [...]} | None}``,
+        tags: ``{"audio": {label space: [...]} | None, "frames": {label space: [...]} | None}`` (:mod:`fusion.tags`),
             each list ``[{"label", "score"}]`` best first.
         duration_s: the file's duration.
         has_video: whether the file has a video stream.
@@ -308,20 +308,10 @@ class CaptionService:
 
     @staticmethod
     def _tags(extractor: Any, record: Any) -> dict[str, Any]:
-        from fusion.tags import top_labels
+        from fusion.tags import record_tags
 
-        def names(labels: Any) -> tuple[str, ...]:
-            return tuple(getattr(label, "slug", str(label)) for label in labels)
-
-        audio = frames = None
-        bundle = extractor.audio_bundle
-        if record.audio_objects is not None and record.audio_places is not None:
-            audio = {"places": top_labels(record.audio_places, tuple(bundle.place_labels), TOP_TAGS),
-                     "objects": top_labels(record.audio_objects, names(bundle.object_labels), TOP_TAGS)}
-        frame_labels = getattr(extractor.frame_bundle, "labels", None)
-        if record.frame_objects is not None and frame_labels:
-            frames = {"objects": top_labels(record.frame_objects, names(frame_labels), TOP_TAGS)}
-        return {"audio": audio, "frames": frames}
+        audio_spaces = {s: labels for b in extractor.audio_bundles.values() for s, labels in b.label_spaces.items()}
+        return record_tags(record, audio_spaces, extractor.frame_bundle.label_spaces, TOP_TAGS)
 
     @staticmethod
     def _familiarity(loaded: _LoadedRun, record: Any) -> dict[str, Any] | None:

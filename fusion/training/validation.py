@@ -70,13 +70,6 @@ def predict_captions(
 
 
 @torch.no_grad()
-def dataset_loss(model: S2VT, dataset: CaptionDataset, batch_size: int = 64, device: torch.device | str = "cpu") -> float:
-    """Mean teacher-forced cross-entropy per target token over every (video, caption) pair."""
-    total, count = loss_sums(model, dataset, batch_size, device)
-    return total / max(count, 1)
-
-
-@torch.no_grad()
 def loss_sums(model: S2VT, dataset: CaptionDataset, batch_size: int = 64, device: torch.device | str = "cpu",
               sharded: bool = False) -> tuple[float, int]:
     """(sum of token cross-entropies, token count) over the pairs (this rank's batches if ``sharded``)."""
