@@ -19,6 +19,7 @@ training histories; ``scripts.zeroshot_real_clips --predictions NAME=FILE`` puts
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import sys
 from pathlib import Path
@@ -98,7 +99,8 @@ def decode(model: Any, inputs: Any, records: list[Any], vocab: Any, zeroshot: An
 
 def train_folds(args: argparse.Namespace, dev: Any, links: Any, vocab: Any, zeroshot: Any) -> dict[str, Any]:
     """Train one model per held-out dataset and caption its clips; predictions and provenance."""
-    from fusion.concept_s2vt.model import ConceptInputs, ConceptS2VTConfig, train_concept_s2vt
+    from fusion.concept_s2vt.model import (MODEL_FILE, ConceptInputs, ConceptS2VTConfig, load_model, save_model,
+                                           train_concept_s2vt)
     from fusion.concept_s2vt.synth import Synthesizer
     from fusion.training.lm import read_corpus
 
@@ -111,17 +113,24 @@ def train_folds(args: argparse.Namespace, dev: Any, links: Any, vocab: Any, zero
     preds: dict[str, dict[str, str]] = {"S2VT from text": {}}
     if zeroshot is not None:
         preds["S2VT from text + LM + verifiers"] = {}
-    info: dict[str, Any] = {"config": vars(config), "input_dims": inputs.dims, "folds": {}}
+    info: dict[str, Any] = {"config": dataclasses.asdict(config), "input_dims": inputs.dims, "folds": {}}
     for held_out, fold_pool in pools.items():
-        synth = Synthesizer(fold_pool, keys, links.key_of)
-        model, history = train_concept_s2vt(captions, vocab, synth, inputs.dims, config, progress=logger.info)
+        folder = Path(args.out) / f"without_{held_out}"
+        if args.reuse and (folder / MODEL_FILE).is_file():
+            model, saved, _ = load_model(folder)
+            history = saved["training"]
+        else:
+            synth = Synthesizer(fold_pool, keys, links.key_of)
+            model, history = train_concept_s2vt(captions, vocab, synth, inputs.dims, config, progress=logger.info)
+            history.pop("losses")
+            save_model(folder, model, config, vocab, {"input_dims": list(inputs.dims), "training": history,
+                                                      "pools": fold_pool.describe(), "held_out": held_out})
         records = [dev.records[e.id] for e in dev.entries if e.meta["dataset"] == held_out]
         ids = [r.id for r in records]
         preds["S2VT from text"].update(zip(ids, decode(model, inputs, records, vocab, None, 1.0)))
         if zeroshot is not None:
             fused = decode(model, inputs, records, vocab, zeroshot, args.caption_weight)
             preds["S2VT from text + LM + verifiers"].update(zip(ids, fused))
-        history.pop("losses")
         info["folds"][held_out] = {"pools": fold_pool.describe(), "training": history, "clips": ids}
     return {"predictions": preds, **info}
 
@@ -136,6 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--budget", type=float, default=240.0, help="training seconds per fold (two folds)")
     p.add_argument("--sentences", type=int, default=40_000, help="corpus captions sampled for training")
     p.add_argument("--out", default="runs/concept_s2vt", help="output folder")
+    p.add_argument("--reuse", action="store_true", help="decode with the models already in --out (no training)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     from fusion.concepts import default_links

@@ -11,12 +11,15 @@ scorer, fused with the LM and the verifiers like the zero-shot model's other sco
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 import math
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -27,7 +30,9 @@ from fusion.concept_s2vt.synth import MODALITIES, Synthesizer
 from fusion.data import Batch, collate
 from fusion.decoding.scorer import DecodeContext
 from fusion.decoding.scorers import CaptionScorer
+from fusion.errors import CheckpointError
 from fusion.features import FeatureRecord
+from fusion.io import atomic_write_json
 from fusion.models.s2vt import S2VT, S2VTConfig
 from fusion.text import Vocabulary
 
@@ -180,6 +185,34 @@ def train_concept_s2vt(captions: Sequence[str], vocab: Vocabulary, synth: Synthe
     history["final_loss"] = float(np.mean(history["losses"][-50:])) if history["losses"] else math.nan
     model.eval()
     return model, history
+
+
+MODEL_FILE, CONFIG_FILE, VOCAB_FILE = "model.safetensors", "concept_s2vt.json", "vocab.json"
+
+
+def save_model(folder: Path, model: S2VT, config: ConceptS2VTConfig, vocab: Vocabulary, info: Mapping[str, Any]) -> None:
+    """Write the model folder: weights, config + input keys + provenance, vocabulary (atomically)."""
+    from safetensors.torch import save_file
+
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / f".{MODEL_FILE}.tmp"
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp))
+    tmp.replace(folder / MODEL_FILE)
+    vocab.save(folder / VOCAB_FILE)
+    atomic_write_json(folder / CONFIG_FILE, {"config": dataclasses.asdict(config), **info})
+
+
+def load_model(folder: Path) -> tuple[S2VT, dict[str, Any], Vocabulary]:
+    """(model in eval mode, the saved config + info, vocabulary) of a folder :func:`save_model` wrote."""
+    from safetensors.torch import load_file
+
+    if not (folder / MODEL_FILE).is_file():
+        raise CheckpointError(f"{folder}: no S2VT-from-text model; train one with python -m scripts.concept_s2vt")
+    info = json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8"))
+    vocab = Vocabulary.load(folder / VOCAB_FILE)
+    model = build_model(ConceptS2VTConfig(**info["config"]), vocab, tuple(info["input_dims"]))
+    model.load_state_dict(load_file(str(folder / MODEL_FILE)))
+    return model.eval(), info, vocab
 
 
 class ConceptCaptionScorer(CaptionScorer):

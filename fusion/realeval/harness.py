@@ -80,10 +80,14 @@ class DevSet:
 
 def dev_extract_config() -> ExtractConfig:
     """The default extraction of the development clips: the default encoders (frame CNN ImageNet,
-    SoundNet ImageNet + Places2) plus YAMNet's AudioSet posteriors of the sound."""
+    SoundNet ImageNet + Places2) plus YAMNet's AudioSet posteriors of the sound, where this
+    installation registers YAMNet as an audio encoder."""
+    from fusion.encoders.registry import AUDIO_ENCODERS
     from fusion.features import ExtractConfig
 
-    return ExtractConfig(extra_audio_encoders={"yamnet": None})
+    if "yamnet" in AUDIO_ENCODERS.names():
+        return ExtractConfig(extra_audio_encoders={"yamnet": None})
+    return ExtractConfig()
 
 
 def load_devset(manifest: str | Path, store: str | Path | None = None, extract: ExtractConfig | None = None,
