@@ -8,7 +8,8 @@ Each model trains within ``--budget`` seconds on corpus captions, and is decoded
 
 - ``S2VT from text``: alone (beam 5, no repeated bigram);
 - ``S2VT from text + LM + verifiers``: as the ``"caption"`` scorer beside the zero-shot model's
-  LM, visual and audio verifiers and length (``--zeroshot RUN``), with ``--caption-weight``.
+  LM, visual and audio verifiers and length (``--zeroshot RUN``, bound to the S2VT's vocabulary;
+  per clip the weights the zero-shot model's leave-one-out fold chose), with ``--caption-weight``.
 
 Writes ``--out``/predictions.json (system -> clip -> caption), the pools' description and the
 training histories; ``scripts.zeroshot_real_clips --predictions NAME=FILE`` puts them in the table::
@@ -76,25 +77,57 @@ def fold_pools(dev: Any, esc: list[tuple[Any, list[str]]], evidence: dict[str, A
     return out
 
 
-def decode(model: Any, inputs: Any, records: list[Any], vocab: Any, zeroshot: Any, caption_weight: float) -> list[str]:
-    """Captions of the records: the S2VT alone (``zeroshot`` None) or fused with the zero-shot scorers."""
+def fused_scorers(zeroshot: Any, vocab: Any, point: dict[str, float] | None) -> tuple[dict[str, Any], dict[str, float]]:
+    """The zero-shot model's scorers (LM, visual and audio verifiers, length) over ``vocab``, with its
+    weights (``point``: the weights a leave-one-out fold chose, else the model's own)."""
+    from fusion.decoding.concept_scorer import ConceptScorer
+    from fusion.decoding.lm_scorer import LMScorer
+    from fusion.decoding.scorers import LengthScorer
+
+    config = zeroshot.config.replace(**(point or {}))
+    scorers: dict[str, Any] = {"lm": LMScorer(zeroshot.lm, vocab)}
+    weights = {"lm": 1.0}
+    for name, weight, negative, evidence in (
+            ("visual", config.visual_weight, config.visual_negative_scale, zeroshot.visual),
+            ("audio", config.audio_weight, config.audio_negative_scale, zeroshot.audio)):
+        if weight:
+            scorers[name], weights[name] = ConceptScorer(vocab, evidence, negative), float(weight)
+    if config.length_weight:
+        scorers["length"], weights["length"] = LengthScorer(len(vocab)), float(config.length_weight)
+    return scorers, weights
+
+
+def decode(model: Any, inputs: Any, records: list[Any], vocab: Any, zeroshot: Any = None,
+           caption_weight: float = 1.0, points: dict[str, dict[str, float]] | None = None) -> list[str]:
+    """Captions of the records: the S2VT alone (``zeroshot`` None) or fused with the zero-shot scorers
+    (per clip the weights of ``points``, where given), one clip at a time."""
     from fusion.concept_s2vt.model import ConceptCaptionScorer
     from fusion.decoding.beam_search import beam_search
+    from fusion.decoding.decoder import with_sound_claims
     from fusion.decoding.processors import caption_processors
     from fusion.decoding.scorer import DecodeContext
 
-    scorers: dict[str, Any] = {}
-    weights: dict[str, float] = {}
-    if zeroshot is not None:
-        from fusion.decoding.decoder import with_sound_claims
-
-        scorers, weights = with_sound_claims(*zeroshot.scorers(), vocab, records)
-    scorers["caption"], weights["caption"] = ConceptCaptionScorer(model, inputs), caption_weight
-    ctx = DecodeContext(batch_size=len(records), beam_size=5, records=records, vocab=vocab)
     processors = caption_processors(vocab.pad_id, vocab.bos_id, vocab.unk_id, 2, no_immediate_repeat=True)
-    hyps = beam_search(scorers, weights, ctx, bos_id=vocab.bos_id, eos_id=vocab.eos_id, max_len=20,
-                       processors=processors, decode_words=vocab.decode)
-    return [h[0].words for h in hyps]
+    captions = []
+    for record in records:
+        scorers, weights = fused_scorers(zeroshot, vocab, (points or {}).get(record.id)) if zeroshot else ({}, {})
+        scorers, weights = with_sound_claims(scorers, weights, vocab, [record])
+        scorers["caption"], weights["caption"] = ConceptCaptionScorer(model, inputs), caption_weight
+        ctx = DecodeContext(batch_size=1, beam_size=5, records=[record], vocab=vocab)
+        hyps = beam_search(scorers, weights, ctx, bos_id=vocab.bos_id, eos_id=vocab.eos_id, max_len=20,
+                           processors=processors, decode_words=vocab.decode)
+        captions.append(hyps[0][0].words)
+    return captions
+
+
+def held_out_points(folder: str | None) -> dict[str, dict[str, float]]:
+    """clip -> the weights the zero-shot model's leave-one-out fold chose for it (empty without a tune file)."""
+    import json
+
+    path = Path(folder) / "tune" / "leave_one_out.json" if folder else None
+    if path is None or not path.is_file():
+        return {}
+    return {clip: row["point"] for clip, row in json.loads(path.read_text(encoding="utf-8"))["held_out"].items()}
 
 
 def train_folds(args: argparse.Namespace, dev: Any, links: Any, vocab: Any, zeroshot: Any) -> dict[str, Any]:
@@ -109,7 +142,7 @@ def train_folds(args: argparse.Namespace, dev: Any, links: Any, vocab: Any, zero
     keys = {m: e.keys for m, e in evidence.items()}
     inputs = ConceptInputs({m: e.evidence for m, e in evidence.items()}, keys)
     captions = read_corpus(Path(args.corpus) / "train.txt")
-    config = ConceptS2VTConfig(sentences=args.sentences, time_budget_s=args.budget)
+    config = ConceptS2VTConfig(sentences=args.sentences, time_budget_s=args.budget, batch_size=args.batch_size)
     preds: dict[str, dict[str, str]] = {"S2VT from text": {}}
     if zeroshot is not None:
         preds["S2VT from text + LM + verifiers"] = {}
@@ -129,7 +162,7 @@ def train_folds(args: argparse.Namespace, dev: Any, links: Any, vocab: Any, zero
         ids = [r.id for r in records]
         preds["S2VT from text"].update(zip(ids, decode(model, inputs, records, vocab, None, 1.0)))
         if zeroshot is not None:
-            fused = decode(model, inputs, records, vocab, zeroshot, args.caption_weight)
+            fused = decode(model, inputs, records, vocab, zeroshot, args.caption_weight, held_out_points(args.zeroshot))
             preds["S2VT from text + LM + verifiers"].update(zip(ids, fused))
         info["folds"][held_out] = {"pools": fold_pool.describe(), "training": history, "clips": ids}
     return {"predictions": preds, **info}
@@ -143,6 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--zeroshot", default=None, help="zero-shot model folder: its LM, links and verifiers join the decode")
     p.add_argument("--caption-weight", type=float, default=1.0, help="weight of the S2VT beside the zero-shot scorers")
     p.add_argument("--budget", type=float, default=240.0, help="training seconds per fold (two folds)")
+    p.add_argument("--batch-size", type=int, default=32, help="captions per training step")
     p.add_argument("--sentences", type=int, default=40_000, help="corpus captions sampled for training")
     p.add_argument("--out", default="runs/concept_s2vt", help="output folder")
     p.add_argument("--reuse", action="store_true", help="decode with the models already in --out (no training)")
@@ -161,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
 
             zeroshot = ZeroShotModel(args.zeroshot)
         links = zeroshot.links if zeroshot is not None else default_links()
-        vocab = zeroshot.vocab if zeroshot is not None else Vocabulary.build(read_corpus(Path(args.corpus) / "train.txt"), 5)
+        vocab = Vocabulary.build(read_corpus(Path(args.corpus) / "train.txt"), 5)
         result = train_folds(args, dev, links, vocab, zeroshot)
     except FusionError as err:
         print(f"concept_s2vt: error: {err}", file=sys.stderr)

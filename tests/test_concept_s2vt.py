@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+import torch
 
-from fusion.concept_s2vt.model import ConceptCaptionScorer, ConceptInputs, ConceptS2VTConfig, train_concept_s2vt
+from fusion.concept_s2vt.model import (ConceptCaptionScorer, ConceptInputs, ConceptS2VTConfig, load_model, save_model,
+                                       train_concept_s2vt)
+from fusion.data import collate
 from fusion.concept_s2vt.synth import EvidencePools, Synthesizer, measure_pools
 from fusion.decoding.beam_search import beam_search
 from fusion.decoding.scorer import DecodeContext
-from fusion.errors import DataError
+from fusion.errors import CheckpointError, DataError
 from fusion.features import FeatureRecord
 from fusion.text import Vocabulary
 
@@ -58,7 +62,7 @@ def test_synthesizer_draws_named_values_at_the_caption_keys() -> None:
         Synthesizer(EvidencePools({"visual": np.ones(1)}, {"visual": np.ones(1)}, {}), KEYS, FORMS.get)
 
 
-def test_trained_on_text_alone_it_reads_the_concepts_of_a_clip() -> None:
+def test_trained_on_text_alone_it_reads_the_concepts_of_a_clip(tmp_path: Path) -> None:
     captions = ["a dog runs on the grass", "a man plays the guitar", "a red car drives"] * 20
     vocab = Vocabulary.build(captions)
     synth = Synthesizer(_pools(), KEYS, FORMS.get, audio_absent_rate=0.5)
@@ -72,3 +76,10 @@ def test_trained_on_text_alone_it_reads_the_concepts_of_a_clip() -> None:
     hyps = beam_search({"caption": ConceptCaptionScorer(model, inputs)}, {"caption": 1.0}, ctx, bos_id=vocab.bos_id,
                        eos_id=vocab.eos_id, decode_words=vocab.decode)
     assert [h[0].words for h in hyps] == ["a man plays the guitar", "a red car drives"]
+    save_model(tmp_path / "m", model, config, vocab, {"input_dims": [3, 3]})
+    loaded, info, loaded_vocab = load_model(tmp_path / "m")
+    batch = collate([inputs.record(c) for c in clips], 3, 3, tokens=[vocab.encode("a dog")] * 2)
+    assert loaded_vocab.words == vocab.words and info["config"]["hidden_size"] == 32
+    assert torch.equal(loaded(batch), model(batch))
+    with pytest.raises(CheckpointError, match="no S2VT-from-text model"):
+        load_model(tmp_path / "absent")
