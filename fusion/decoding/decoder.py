@@ -24,6 +24,7 @@ from fusion.decoding.hypothesis import Hypothesis
 from fusion.decoding.processors import caption_processors
 from fusion.decoding.scorer import DecodeContext, Scorer
 from fusion.decoding.scorers import CaptionScorer, LengthScorer
+from fusion.decoding.sound_claims import NAME, SoundClaimScorer, needs_sound_claim_scorer, without_constraint
 
 if TYPE_CHECKING:
     from fusion.checkpoint import LoadedRun
@@ -51,8 +52,6 @@ def visual_scorer(words: Any, negative_scale: float = 1.0) -> Scorer:
 def with_sound_claims(scorers: dict[str, Scorer], weights: dict[str, float], vocab: Any,
                       records: Sequence[Any]) -> tuple[dict[str, Scorer], dict[str, float]]:
     """The scorers plus ``"no_sound_claim"`` (weight 1) when a record is a clip without audio."""
-    from fusion.decoding.sound_claims import NAME, SoundClaimScorer, needs_sound_claim_scorer
-
     if not needs_sound_claim_scorer(records):
         return scorers, weights
     return {**scorers, NAME: SoundClaimScorer(vocab)}, {**weights, NAME: 1.0}
@@ -140,11 +139,11 @@ class CaptionDecoder:
                             batch=batch, records=list(records), vocab=self.vocab)
         config = self.config
         scorers, weights = with_sound_claims(self._scorers, self._weights, self.vocab, records)
-        return beam_search(
+        return without_constraint(beam_search(
             scorers, weights, ctx, bos_id=self.vocab.bos_id, eos_id=self.vocab.eos_id,
             max_len=config.max_len, min_len=config.min_len, length_norm=config.length_norm, nbest=config.nbest,
             processors=self.processors, decode_words=self.vocab.decode,
-        )
+        ))
 
     def decode(self, records: Sequence[FeatureRecord], progress: bool = False) -> list[list[Hypothesis]]:
         """Decode any number of records in batches of ``config.batch_size`` (tqdm if ``progress``)."""

@@ -6,6 +6,7 @@ words that claim a sound (``heard``, ``sound``, ``music``, ...: :data:`SOUND_CLA
 which score ``-inf`` so the search never emits them. :class:`fusion.decoding.decoder.CaptionDecoder`
 adds it (weight 1) to every batch holding such a clip, for every model: MSVD has no audio at
 all, and a caption model trained on video with sound otherwise "hears" a baby in a silent clip.
+Its entry (always 0 on a caption) is dropped from the hypotheses' breakdowns afterwards.
 """
 
 from __future__ import annotations
@@ -51,6 +52,16 @@ class SoundClaimScorer:
     def select_state(self, state: Tensor, idx: Tensor) -> Tensor:
         """Rows ``idx`` (N,) long."""
         return state[idx]
+
+
+def without_constraint(nbest: list[list[Any]]) -> list[list[Any]]:
+    """The hypotheses without the constraint's entry: it scores 0 on every word a caption can hold,
+    so a caption's per-scorer breakdown reads the same as a search without it."""
+    import dataclasses
+
+    return [[dataclasses.replace(h, scores={k: v for k, v in h.scores.items() if k != NAME},
+                                 weights={k: v for k, v in h.weights.items() if k != NAME}) for h in hyps]
+            for hyps in nbest]
 
 
 def needs_sound_claim_scorer(records: Sequence[Any]) -> bool:

@@ -28,6 +28,7 @@ from fusion.decoding.lm_scorer import LMScorer
 from fusion.decoding.processors import caption_processors
 from fusion.decoding.scorer import DecodeContext, Scorer
 from fusion.decoding.scorers import LengthScorer
+from fusion.decoding.sound_claims import without_constraint
 from fusion.models.lm import WordLM
 from fusion.zeroshot.config import LINKS_FILE, LM_DIR, ZeroShotConfig, ZeroShotFolder
 
@@ -88,9 +89,9 @@ class ZeroShotModel:
                             records=list(records), vocab=self.vocab)
         processors = caption_processors(self.vocab.pad_id, self.vocab.bos_id, self.vocab.unk_id,
                                         config.no_repeat_ngram_size, no_immediate_repeat=True)
-        return beam_search(scorers, weights, ctx, bos_id=self.vocab.bos_id, eos_id=self.vocab.eos_id,
-                           max_len=config.max_len, min_len=config.min_len, nbest=config.nbest,
-                           processors=processors, decode_words=self.vocab.decode)
+        return without_constraint(beam_search(scorers, weights, ctx, bos_id=self.vocab.bos_id, eos_id=self.vocab.eos_id,
+                                              max_len=config.max_len, min_len=config.min_len, nbest=config.nbest,
+                                              processors=processors, decode_words=self.vocab.decode))
 
     def decode(self, records: Sequence[Any], config: ZeroShotConfig | None = None) -> list[list[Hypothesis]]:
         """Decode any number of records in batches of ``config.batch_size``."""
