@@ -69,6 +69,17 @@ def train_caption_lm(corpus_dir: Path, out: Path, config: LMConfig, sentences: i
             "config": to_dict(config)}
 
 
+def audioset_encoders() -> dict[str, str | None]:
+    """``{"yamnet": None}`` (AudioSet posteriors of the sound) where YAMNet's weights are found, else ``{}``."""
+    from fusion.encoders.yamnet import default_weights_file
+
+    if default_weights_file() is None:
+        logger.warning("YAMNet weights not found: the zero-shot model hears through SoundNet only "
+                       "(python -m data_prep.fetch yamnet --out DIR; export FUSION_DATA_DIR=DIR)")
+        return {}
+    return {"yamnet": None}
+
+
 def reusable_lm(out: Path, config: LMConfig, sentences: int | None) -> dict[str, Any] | None:
     """The provenance of an LM an earlier build left in ``out`` with the same settings, else None."""
     try:
@@ -123,7 +134,7 @@ def build_zeroshot(out: str | Path, corpus_dir: str | Path, dev: Sequence[DevCli
     out, corpus_dir = Path(out), Path(corpus_dir)
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    extract = ExtractConfig(frames_per_clip=FRAMES_PER_CLIP)
+    extract = ExtractConfig(frames_per_clip=FRAMES_PER_CLIP, extra_audio_encoders=audioset_encoders())
     provenance: dict[str, Any] = {"corpus": str(corpus_dir.name),
                                   "encoders": {"frames": extract.frame_encoder, "audio": extract.audio_encoder}}
     lm_config = lm_config or LMConfig()
