@@ -82,7 +82,9 @@ def _held_out_clip(manifest: Path) -> object:
 def zeroshot_demo(out: Path, sentences: int) -> dict:
     """Build (or reuse) the zero-shot model and caption the real development clips beside the blind LM."""
     from fusion.cli import main as fusion_main
-    from fusion.features import FeatureStore
+    from fusion.config import from_dict
+    from fusion.features import ExtractConfig, FeatureStore
+    from fusion.zeroshot.build import dev_features_dir
     from fusion.paths import data_dir
     from fusion.zeroshot.config import is_zeroshot_folder
     from fusion.zeroshot.model import ZeroShotModel
@@ -97,7 +99,7 @@ def zeroshot_demo(out: Path, sentences: int) -> dict:
         if code:
             raise FusionError(f"fusion zeroshot build --out {out} failed (exit {code}); see the error above")
     model = ZeroShotModel(out)
-    store = FeatureStore(out / "features")
+    store = FeatureStore(dev_features_dir(out, from_dict(ExtractConfig, model.saved.extract)))
     records = [store[i] for i in sorted(store.ids())]
     blind = model.decode(records, model.config.replace(visual_weight=0.0, audio_weight=0.0))
     fused = model.decode(records)

@@ -166,8 +166,9 @@ def test_ablation_runner_on_tiny_run(tmp_path: Path, java_available: bool) -> No
     report = run_ablation(run, tmp_path / "abl", config=AblationConfig(bootstrap_samples=200),
                           video_only_run=run)
     names = [c["name"] for c in report["conditions"]]
-    assert names == ["full", "audio_absent", "audio_zero", "audio_shuffled", "audio_noise", "verifier_off",
-                     "lm_off", "lm_and_verifier_off", "video_only_model"]
+    # one "<scorer> off" condition per registered scorer that declares one, in the registry's (fusion) order
+    assert names == ["full", "audio_absent", "audio_zero", "audio_shuffled", "audio_noise", "lm_off",
+                     "verifier_off", "lm_and_verifier_off", "video_only_model"]
     rows = {c["name"]: c for c in report["conditions"]}
     assert rows["full"]["delta"]["METEOR"] == 0.0
     assert rows["full"]["paired"]["METEOR"] == {"mean_delta": 0.0, "ci95": [0.0, 0.0], "n_videos": 8}

@@ -64,10 +64,12 @@ def test_committed_table_is_consistent() -> None:
     assert links.class_names("imagenet", guitar["imagenet"]) == ["acoustic guitar", "electric guitar"]
 
 
-def _record(frames: np.ndarray | None, audio: bool) -> FeatureRecord:
+def _record(frames: np.ndarray, audio: bool) -> FeatureRecord:
+    posteriors = {"frames/imagenet": frames}
+    if audio:
+        posteriors.update({"audio/imagenet": np.full(1000, 1e-3, np.float32), "audio/places2": np.full(401, 1 / 401, np.float32)})
     return FeatureRecord(id="x", frames=np.zeros((2, 4), np.float32), audio=np.zeros((3, 2), np.float32) if audio else None,
-                         audio_objects=np.full(1000, 1e-3, np.float32) if audio else None,
-                         audio_places=np.full(401, 1 / 401, np.float32) if audio else None, frame_objects=frames)
+                         posteriors=posteriors)
 
 
 def test_evidence_supports_seen_words_and_is_none_without_audio() -> None:

@@ -1,4 +1,4 @@
-"""The concept scorers (visual-noun verifier, zero-shot audio) and the no-sound-claim constraint."""
+"""The concept scorers (visual-noun verifier, zero-shot audio) and the visual scorer's registration."""
 
 from __future__ import annotations
 
@@ -10,8 +10,7 @@ from fusion.concepts import VISUAL_SOURCES, ConceptEvidence
 from fusion.concepts.links import ConceptLinks, LinkEntry
 from fusion.decoding.beam_search import beam_search
 from fusion.decoding.concept_scorer import ConceptScorer
-from fusion.decoding.scorer import DecodeContext
-from fusion.decoding.sound_claims import SoundClaimScorer
+from fusion.decoding.scorer import BatchInputs, DecodeContext
 from fusion.features import FeatureRecord
 
 WORDS = ["<pad>", "<bos>", "<eos>", "<unk>", "a", "dog", "dogs", "cat", "heard", "runs"]
@@ -23,8 +22,9 @@ def _links() -> ConceptLinks:
 
 
 def _record(i: int, probs: list[float] | None, audio: bool = True) -> FeatureRecord:
+    posteriors = {"frames/imagenet": np.asarray(probs, np.float32)} if probs is not None else {}
     return FeatureRecord(id=str(i), frames=np.zeros((2, 3), np.float32), audio=np.zeros((2, 2), np.float32) if audio else None,
-                         frame_objects=np.asarray(probs, np.float32) if probs is not None else None)
+                         posteriors=posteriors)
 
 
 class TableScorer:
@@ -52,8 +52,8 @@ def test_evidence_per_word_first_mention_and_negative_scale() -> None:
     cat = 0.5 * (np.log(0.05 / 0.95) - np.log(0.25 / 0.75))
     assert torch.allclose(per_video[0, [5, 6, 7]], torch.tensor([dog, dog, cat], dtype=torch.float32), atol=1e-4)
     assert per_video[1].abs().sum() == 0  # no frame posteriors: no evidence
-    ctx = DecodeContext(batch_size=2, beam_size=1, records=records)
-    state = scorer.init_state(ctx)
+    ctx = DecodeContext(batch_size=2, beam_size=1)
+    state = scorer.with_inputs(BatchInputs(records=records)).init_state(ctx)
     scores, state = scorer.score(torch.tensor([[1, 5], [1, 5]]), state)  # both rows just said "dog"
     assert scores[0, 6] == 0 and scores[0, 5] == 0  # dog's support counts once ("dogs" too)
     assert torch.isclose(scores[0, 7], torch.tensor(cat, dtype=torch.float32))  # contradiction at every mention
@@ -65,8 +65,8 @@ def test_zero_weight_equals_absent_and_support_changes_caption() -> None:
     table[4, 7], table[4, 5] = -0.5, -1.0  # a -> cat preferred over dog
     table[5, 9] = table[7, 9] = table[9, 2] = 0.0  # -> runs -> <eos>
     records = [_record(0, [0.45, 0.45, 0.05, 0.05])]
-    ctx = DecodeContext(batch_size=1, beam_size=3, records=records)
-    visual = ConceptScorer(WORDS, ConceptEvidence(_links(), VISUAL_SOURCES))
+    ctx = DecodeContext(batch_size=1, beam_size=3)
+    visual = ConceptScorer(WORDS, ConceptEvidence(_links(), VISUAL_SOURCES)).with_inputs(BatchInputs(records=records))
     decode = lambda scorers, weights: beam_search(scorers, weights, ctx, bos_id=1, eos_id=2, max_len=5,  # noqa: E731
                                                   decode_words=lambda ids: " ".join(WORDS[i] for i in ids))[0][0]
     blind = decode({"lm": TableScorer(table)}, {"lm": 1.0})
@@ -77,14 +77,11 @@ def test_zero_weight_equals_absent_and_support_changes_caption() -> None:
     assert abs(sum(on.weighted_scores().values()) - on.total) < 1e-4
 
 
-def test_no_sound_claim_in_a_clip_without_audio() -> None:
-    table = torch.full((len(WORDS), len(WORDS)), -10.0)
-    table[1, 4], table[4, 5], table[5, 8], table[5, 9], table[8, 2], table[9, 2] = 0, 0, 0, -3, 0, 0
-    records = [_record(0, None, audio=True), _record(1, None, audio=False)]
-    ctx = DecodeContext(batch_size=2, beam_size=2, records=records)
-    hyps = beam_search({"lm": TableScorer(table), "no_sound_claim": SoundClaimScorer(WORDS)},
-                       {"lm": 1.0, "no_sound_claim": 1.0}, ctx, bos_id=1, eos_id=2, max_len=5,
-                       decode_words=lambda ids: " ".join(WORDS[i] for i in ids))
-    assert hyps[0][0].words == "a dog heard"  # the clip with sound may be heard
-    assert hyps[1][0].words == "a dog runs"  # the silent one never
-    assert hyps[1][0].scores["no_sound_claim"] == 0
+def test_visual_verifier_is_a_registered_scorer_any_run_can_use() -> None:
+    from fusion.decoding.config import DecodeConfig
+    from fusion.decoding.registry import scorer_spec
+
+    spec = scorer_spec("visual")
+    config = DecodeConfig(visual_weight=1.5, visual_negative_scale=0.0)
+    assert spec.active(config) and not spec.active(DecodeConfig())
+    assert spec.label == "seen" and spec.inputs == ("records",)

@@ -18,6 +18,7 @@ import yaml
 
 from fusion.checkpoint import checkpoint_meta, save_checkpoint
 from fusion.config import to_dict
+from fusion.errors import ConfigError
 from fusion.experiment import ExperimentConfig
 from fusion.features import ExtractConfig
 from fusion.serve import CaptionService, DecodeSettings, UploadError
@@ -94,8 +95,11 @@ def service(tiny: dict[str, Path]) -> CaptionService:
 
 
 def test_caption_with_sound_then_sliders_redecode_from_cache(tiny: dict[str, Path], service: CaptionService) -> None:
-    settings, has_lm = service.defaults("tiny")
-    assert settings == DecodeSettings(3, 0.0, 1.0) and has_lm is False
+    settings = service.defaults("tiny")
+    assert settings == DecodeSettings.of(3, lm=0.0, audio=1.0)
+    sliders = {s.scorer: s for s in service.sliders("tiny")}  # the run fuses no LM: its slider cannot move
+    assert not sliders["lm"].available and sliders["audio"].available
+    assert (sliders["audio"].minimum, sliders["audio"].maximum, sliders["lm"].maximum) == (0.0, 5.0, 2.0)
     first = service.analyse("tiny", tiny["root"] / "c3.mp4")
     assert first.audio == "present" and first.has_video and first.strip is not None
     assert first.strip.shape[0] == 96 and first.strip.dtype.name == "uint8"
@@ -113,10 +117,15 @@ def test_caption_with_sound_then_sliders_redecode_from_cache(tiny: dict[str, Pat
     again = service.analyse("tiny", copy)
     assert again.key == first.key and again.record is first.record and again.name == "renamed.mp4"
     # the audio weight moves the audio share; weight 0 drops the scorer
-    loud = service.decode("tiny", first.key, DecodeSettings(3, 0.0, 4.0))
-    off = service.decode("tiny", first.key, DecodeSettings(1, 0.0, 0.0))
+    loud = service.decode("tiny", first.key, DecodeSettings.of(3, lm=0.0, audio=4.0))
+    off = service.decode("tiny", first.key, DecodeSettings.of(1, lm=0.0, audio=0.0))
     assert len(off.hypotheses) == 1 and "audio" not in off.hypotheses[0].weights
     assert [h.weights["audio"] for h in loud.hypotheses] == [4.0] * 3
+    # the page's settings go through the decode configuration's own checks
+    with pytest.raises(ConfigError, match="--beam 1 or more"):
+        service.decode("tiny", first.key, DecodeSettings.of(0, lm=0.0, audio=1.0))
+    with pytest.raises(ConfigError, match="without a language model"):
+        service.decode("tiny", first.key, DecodeSettings.of(2, lm=0.5, audio=1.0))
 
 
 def test_silent_and_absent_audio_and_audio_only(tiny: dict[str, Path], service: CaptionService, tmp_path: Path) -> None:
@@ -124,7 +133,7 @@ def test_silent_and_absent_audio_and_audio_only(tiny: dict[str, Path], service: 
     silent = service.analyse("tiny", tiny["root"] / "c5.mp4")
     assert (absent.audio, silent.audio) == ("absent", "silent")
     assert absent.tags["audio"] is None and "no audio stream" in views.audio_charts(absent.tags)
-    view = service.decode("tiny", absent.key, DecodeSettings(2, 0.0, 1.0))
+    view = service.decode("tiny", absent.key, DecodeSettings.of(2, lm=0.0, audio=1.0))
     assert not view.evidence_available and "no audio stream" in views.explanation_markdown(view.hypotheses, view.nouns, False)
     wav = service.analyse("tiny", make_audio(tmp_path / "bark.wav", seconds=1.0, kind="noise"))
     assert wav.audio == "present" and not wav.has_video and wav.strip is None and wav.tags["frames"] is None
@@ -146,7 +155,7 @@ def test_bad_uploads_are_one_line_errors(tiny: dict[str, Path], service: Caption
     with pytest.raises(UploadError, match="not a file"):
         service.analyse("tiny", tmp_path)
     with pytest.raises(UploadError, match="upload it again"):
-        service.decode("tiny", "no-such-key", DecodeSettings(1, 0.0, 0.0))
+        service.decode("tiny", "no-such-key", DecodeSettings.of(1, lm=0.0, audio=0.0))
     with pytest.raises(UploadError, match="unknown"):
         service.load("nope")
 

@@ -48,15 +48,16 @@ class BigramScorer:
 
 
 def _search(scorers: dict, weights: dict, evidence: list, beam: int = 3) -> list:
-    ctx = DecodeContext(batch_size=len(evidence), beam_size=beam, audio_evidence=evidence)
-    return beam_search(scorers, weights, ctx, bos_id=1, eos_id=2, max_len=6, nbest=beam,
+    ctx = DecodeContext(batch_size=len(evidence), beam_size=beam)
+    bound = {n: s.with_evidence(evidence) if isinstance(s, AudioScorer) else s for n, s in scorers.items()}
+    return beam_search(bound, weights, ctx, bos_id=1, eos_id=2, max_len=6, nbest=beam,
                        decode_words=lambda ids: " ".join(WORDS[i] for i in ids))
 
 
 def test_scorer_adds_exactly_the_evidence_at_noun_ids(table: NounTable) -> None:
     scorer = AudioScorer(WORDS, AudioNounVerifier(table))
     evidence = [{"dog": 1.5, "man": -2.0}, None]
-    state = scorer.init_state(DecodeContext(batch_size=2, beam_size=3, audio_evidence=evidence))
+    state = scorer.with_evidence(evidence).init_state(DecodeContext(batch_size=2, beam_size=3))
     expected = torch.zeros(len(WORDS))
     expected[[DOG, DOGS]] = 1.5
     expected[MAN] = -2.0
@@ -70,8 +71,7 @@ def test_scorer_adds_exactly_the_evidence_at_noun_ids(table: NounTable) -> None:
 
 def test_supported_source_is_rewarded_once_contradicted_every_time(table: NounTable) -> None:
     scorer = AudioScorer(WORDS, AudioNounVerifier(table))
-    state = scorer.init_state(DecodeContext(batch_size=1, beam_size=1,
-                                            audio_evidence=[{"dog": 1.5, "man": -2.0}]))
+    state = scorer.with_evidence([{"dog": 1.5, "man": -2.0}]).init_state(DecodeContext(batch_size=1, beam_size=1))
     tokens = torch.tensor([[1]])
     for word in (DOG, MAN, 4):  # <bos> dog man a ...
         scores, state = scorer.score(tokens, state)
@@ -125,7 +125,7 @@ def test_evidence_steers_the_noun(table: NounTable) -> None:
 def test_scorer_rejects_wrong_batch(table: NounTable) -> None:
     scorer = AudioScorer(WORDS, AudioNounVerifier(table))
     with pytest.raises(ConfigError, match="one per video"):
-        scorer.init_state(DecodeContext(batch_size=2, beam_size=1, audio_evidence=[None]))
+        scorer.with_evidence([None]).init_state(DecodeContext(batch_size=2, beam_size=1))
 
 
 def test_rerank_and_explain(table: NounTable) -> None:

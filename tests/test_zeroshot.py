@@ -12,7 +12,7 @@ import pytest
 
 from fusion.concepts.links import DEFAULT_LINKS_PATH
 from fusion.config import to_dict
-from fusion.decoding.sound_claims import SOUND_CLAIM_WORDS
+from fusion.decoding.guards import SOUND_CLAIM_WORDS
 from fusion.encoders.frames import lite0_weights_file
 from fusion.encoders.soundnet import default_weights_file
 from fusion.errors import ConfigError
@@ -45,10 +45,11 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> ZeroShotModel:
 def _record(seen: list[int], audio: bool) -> FeatureRecord:
     frames = np.full(1000, 0.02 / 990, np.float32)
     frames[seen] = 0.98 / len(seen)
-    return FeatureRecord(id="clip", frames=np.zeros((2, 4), np.float32), frame_objects=frames,
-                         audio=np.zeros((3, 2), np.float32) if audio else None,
-                         audio_objects=np.full(1000, 1e-3, np.float32) if audio else None,
-                         audio_places=np.full(401, 1 / 401, np.float32) if audio else None)
+    posteriors = {"frames/imagenet": frames}
+    if audio:
+        posteriors.update({"audio/imagenet": np.full(1000, 1e-3, np.float32), "audio/places2": np.full(401, 1 / 401, np.float32)})
+    return FeatureRecord(id="clip", frames=np.zeros((2, 4), np.float32), audio=np.zeros((3, 2), np.float32) if audio else None,
+                         posteriors=posteriors)
 
 
 def test_what_the_frames_show_chooses_the_caption(tiny_model: ZeroShotModel) -> None:

@@ -24,8 +24,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     build.add_argument("--corpus", default=None,
                        help="a caption corpus folder (python -m data_prep.caption_corpus); default: built into OUT/corpus")
     build.add_argument("--lm-config", default="configs/zeroshot/lm.yaml", help="LMConfig YAML of the caption LM")
-    build.add_argument("--sentences", type=int, default=60000,
-                       help="train the LM on a seeded sample of this many captions (default 60000; 0 = all)")
+    build.add_argument("--sentences", type=int, default=40000,
+                       help="train the LM on a seeded sample of this many captions (default 40000; 0 = all)")
     build.add_argument("--no-dev", action="store_true",
                        help="skip the development clips (no calibration, no weight tuning: default weights)")
     build.add_argument("--no-tune", action="store_true", help="calibrate on the development clips but keep default weights")

@@ -28,25 +28,18 @@ DEFAULT_CLIP = 3.0  # |evidence| cap, as the audio-noun verifier's: one word nev
 _EPS = 1e-6
 
 
-def clip_posteriors(record: Any) -> dict[Source, np.ndarray | None]:
-    """A feature record's class posteriors per (modality, label space); None where it has none.
+def clip_posteriors(record: Any) -> dict[Source, np.ndarray]:
+    """A feature record's time-pooled class posteriors per (modality, label space).
 
-    Reads ``frame_objects`` (the frame CNN's ImageNet posteriors, averaged over frames),
-    ``audio_objects`` / ``audio_places`` (SoundNet's ImageNet / Places2 posteriors) and, where the
-    record carries a ``posteriors`` mapping (``{(modality, space): (C,)}``), every entry of it
-    (e.g. YAMNet's AudioSet posteriors). Audio posteriors of a record without audio are None.
+    Reads ``record.posteriors`` (``"frames/imagenet"``: the frame CNN; ``"audio/imagenet"``,
+    ``"audio/places2"``: SoundNet; ``"audio/audioset"``: YAMNet, where extraction ran it). A
+    record without audio has no audio posteriors, whatever it carries.
     """
-    out: dict[Source, np.ndarray | None] = {
-        ("frames", "imagenet"): getattr(record, "frame_objects", None),
-        ("audio", "imagenet"): getattr(record, "audio_objects", None),
-        ("audio", "places2"): getattr(record, "audio_places", None),
-    }
-    extra = getattr(record, "posteriors", None) or {}
-    for key, value in extra.items():
-        source = tuple(key.split("/", 1)) if isinstance(key, str) else tuple(key)
-        out[source] = value  # type: ignore[index]
-    if getattr(record, "audio", None) is None:
-        out = {s: (None if s[0] == "audio" else p) for s, p in out.items()}
+    out: dict[Source, np.ndarray] = {}
+    for key, value in (getattr(record, "posteriors", None) or {}).items():
+        modality, _, space = key.partition("/")
+        if value is not None and not (modality == "audio" and getattr(record, "audio", None) is None):
+            out[(modality, space)] = value
     return out
 
 
@@ -74,7 +67,7 @@ class ConceptEvidence:
     def evidence(self, record: Any) -> dict[str, float] | None:
         """Word key -> evidence in ``[-clip, clip]`` for the words some present source links;
         None when none of the sources is present (e.g. the audio sources of a clip without audio)."""
-        posteriors = clip_posteriors(record)
+        posteriors = clip_posteriors(record) if record is not None else {}
         total = np.zeros(len(self.keys), dtype=np.float64)  # (K,)
         count = np.zeros(len(self.keys), dtype=np.float64)  # (K,) sources linking each key
         present = False

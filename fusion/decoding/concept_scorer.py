@@ -8,7 +8,8 @@ first mention only (``a dog ... the dogs`` earns it once); negative evidence, mu
 stream for the audio scorer) has no evidence: its rows are all 0, exactly as if the scorer were off.
 
 The ``"visual"`` scorer (frame CNN ImageNet posteriors) works with any run, a trained S2VT
-included: ``decode.visual_weight``. Inputs: ``ctx.records`` (per video, ``FeatureRecord | None``).
+included: ``decode.visual_weight`` (:data:`VISUAL_SPEC`, registered in :mod:`fusion.decoding.registry`).
+Inputs: the batch's feature records (``with_inputs``), per video ``FeatureRecord | None``.
 """
 
 from __future__ import annotations
@@ -17,11 +18,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import copy
+
 import torch
 from torch import Tensor
 
-from fusion.concepts.evidence import ConceptEvidence
+from fusion.concepts import VISUAL_SOURCES, ConceptEvidence, default_links
 from fusion.decoding.scorer import DecodeContext
+from fusion.decoding.spec import BatchInputs, ScorerParts, ScorerSpec, Setting
 from fusion.errors import ConfigError
 
 
@@ -88,10 +92,20 @@ class ConceptScorer:
                 out[b, ids] = torch.tensor([ev.get(k, 0.0) for k in self.vocab_keys.values()], dtype=torch.float32)
         return torch.where(out < 0, out * self.negative_scale, out)
 
+    per_video: Tensor | None = None  # (B, V) of the search's videos, held by with_inputs
+
+    def with_inputs(self, inputs: BatchInputs) -> ConceptScorer:
+        """This scorer holding the evidence of ``inputs.records`` (the videos of one search)."""
+        bound = copy.copy(self)  # shares the evidence matrices and the vocabulary's groups
+        bound.per_video = self.video_scores(list(inputs.records))
+        return bound
+
     def init_state(self, ctx: DecodeContext) -> ConceptState:
-        """Per-row evidence (N, V) and no concept named yet."""
-        records = list(ctx.records) if ctx.records is not None else [None] * ctx.batch_size
-        per_video = self.video_scores(records)  # (B, V)
+        """Per-row evidence (N, V) and no concept named yet (all 0 without inputs)."""
+        per_video = self.per_video if self.per_video is not None else torch.zeros(ctx.batch_size, len(self.words))
+        if per_video.shape != (ctx.batch_size, len(self.words)):
+            raise ConfigError(f"concept scorer: evidence for {tuple(per_video.shape)} (videos, vocabulary) but the "
+                              f"search has {ctx.batch_size} videos and {len(self.words)} words; bind its inputs")
         bonus = per_video.to(ctx.device)[ctx.video_index()]  # (N, V)
         return ConceptState(bonus, torch.zeros(ctx.num_rows, self.num_groups, dtype=torch.bool, device=ctx.device))
 
@@ -103,3 +117,25 @@ class ConceptScorer:
     def select_state(self, state: ConceptState, idx: Tensor) -> ConceptState:
         """Rows ``idx`` (N,) long of the state."""
         return ConceptState(state.bonus[idx], state.used[idx])
+
+
+def visual_scorer(words: Sequence[str] | Any, negative_scale: float = 1.0) -> ConceptScorer:
+    """The visual-noun verifier over the committed concept links (the frame CNN's ImageNet posteriors)."""
+    return ConceptScorer(words, ConceptEvidence(default_links(), VISUAL_SOURCES), negative_scale=negative_scale)
+
+
+def _build_visual(parts: ScorerParts) -> ConceptScorer:
+    return visual_scorer(parts.vocab, parts.config.visual_negative_scale)
+
+
+VISUAL_SPEC = ScorerSpec(
+    name="visual", label="seen", build=_build_visual, weight="visual_weight", inputs=("records",),
+    ablation="visual_off", slider=True,
+    settings=(
+        Setting("visual_weight", float, 0.0, "weight of the visual-noun verifier: the frame CNN's ImageNet "
+                "posteriors for the caption's linked words (0 = off)", metavar="GAMMA", minimum=0.0, scale=5.0,
+                step=0.1),
+        Setting("visual_negative_scale", float, 1.0, "share of the visual verifier's evidence against a word that "
+                "is kept (0: support only)", metavar="S", minimum=0.0, maximum=1.0),
+    ),
+)

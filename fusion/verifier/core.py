@@ -7,8 +7,9 @@ says nothing, > 0 supports the noun, < 0 contradicts it), clipped to ``[-clip, c
 * zero-shot, for every other audible noun with links in the table: in each label space the
   noun links to and the clip has audio posteriors of (SoundNet's ``imagenet`` objects and
   ``places2`` scenes, an AudioSet encoder's ``audioset`` classes), the posteriors summed over
-  the noun's linked classes, ``log-odds(mass) - log-odds(prior mass)``, averaged over those
-  spaces. The prior mass is the mean over the training clips when the verifier was trained,
+  the noun's linked classes (in a multi-label space, :data:`MULTI_LABEL_SPACES`, whose scores
+  are independent sigmoids and do not sum to 1: the largest linked score),
+  ``log-odds(mass) - log-odds(prior mass)``, averaged over those spaces. The prior mass is the mean over the training clips when the verifier was trained,
   else the share of linked classes (a uniform head).
 
 A record without audio (``record.audio is None``: no audio stream, every MSVD clip) has no
@@ -69,6 +70,9 @@ DEFAULT_OOD_THRESHOLD = 1.7
 # flagged test clip at 1.7x), real videos far beyond (frames 12x-44x on the shared real clips).
 UNFAMILIAR_RATIO = 2.0
 _EPS = 1e-6
+# Label spaces scored by one sigmoid per class (YAMNet's AudioSet head, as AudioSet is multi-label):
+# a noun's mass there is its best linked class's score, since a sum of independent scores is no probability.
+MULTI_LABEL_SPACES = frozenset({"audioset"})
 
 Evidence = dict[str, float]  # audible noun -> clipped log likelihood ratio
 Prior = dict[str, dict[str, float]]  # noun -> label space -> prior posterior mass on its linked classes
@@ -161,8 +165,10 @@ class AudioNounVerifier:
         out = {}
         for space, links in self._links.items():
             probs = record.posterior(AUDIO, space)  # (C,) or None
-            if probs is not None:
-                out[space] = links @ np.asarray(probs, np.float32)  # (K,)
+            if probs is None:
+                continue
+            probs = np.asarray(probs, np.float32)  # (C,)
+            out[space] = (links * probs).max(1) if space in MULTI_LABEL_SPACES else links @ probs  # (K,)
         return out
 
     def _zero_shot(self, record: Any) -> Evidence:

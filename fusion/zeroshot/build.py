@@ -24,6 +24,7 @@ from typing import Any
 
 from fusion.concepts.links import DEFAULT_LINKS_PATH
 from fusion.config import from_dict, to_dict
+from fusion.errors import FusionError
 from fusion.io import atomic_write_json
 from fusion.models.lm import LMConfig
 from fusion.zeroshot.config import LINKS_FILE, LM_DIR, ZeroShotConfig, ZeroShotFolder
@@ -68,13 +69,40 @@ def train_caption_lm(corpus_dir: Path, out: Path, config: LMConfig, sentences: i
             "config": to_dict(config)}
 
 
+def audioset_encoders() -> dict[str, str | None]:
+    """``{"yamnet": None}`` (AudioSet posteriors of the sound) where YAMNet's weights are found, else ``{}``."""
+    from fusion.encoders.yamnet import default_weights_file
+
+    if default_weights_file() is None:
+        logger.warning("YAMNet weights not found: the zero-shot model hears through SoundNet only "
+                       "(python -m data_prep.fetch yamnet --out DIR; export FUSION_DATA_DIR=DIR)")
+        return {}
+    return {"yamnet": None}
+
+
+def reusable_lm(out: Path, config: LMConfig, sentences: int | None) -> dict[str, Any] | None:
+    """The provenance of an LM an earlier build left in ``out`` with the same settings, else None."""
+    try:
+        earlier = ZeroShotFolder.load(out).provenance.get("lm") or {}
+    except FusionError:
+        return None
+    same = (earlier.get("config") == to_dict(config)
+            and earlier.get("sentences_asked", earlier.get("train_sentences")) == sentences)
+    return earlier if same and (out / LM_DIR / "lm.json").is_file() else None
+
+
+def dev_features_dir(out: Path, config: Any) -> Path:
+    """Where a build keeps the development clips' features: ``out/features/<extraction fingerprint>``."""
+    return out / "features" / config.fingerprint()[:16]
+
+
 def extract_dev(clips: Sequence[DevClip], out: Path, extract: dict[str, Any], progress: bool) -> list[Any]:
-    """Feature records of the development clips (cached in ``out/features``); unreadable clips are skipped."""
+    """Feature records of the development clips (cached in :func:`dev_features_dir`); unreadable clips are skipped."""
     from fusion.features import ExtractConfig, FeatureStore
     from fusion.features.runner import extract_to_store
 
     config = from_dict(ExtractConfig, extract)
-    store = FeatureStore(out / "features", config)
+    store = FeatureStore(dev_features_dir(out, config), config)
     extract_to_store([(c.id, str(c.path)) for c in clips], store, config, progress=progress)
     return [store[c.id] for c in clips if c.id in store]
 
@@ -106,10 +134,15 @@ def build_zeroshot(out: str | Path, corpus_dir: str | Path, dev: Sequence[DevCli
     out, corpus_dir = Path(out), Path(corpus_dir)
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    extract = ExtractConfig(frames_per_clip=FRAMES_PER_CLIP)
+    extract = ExtractConfig(frames_per_clip=FRAMES_PER_CLIP, extra_audio_encoders=audioset_encoders())
     provenance: dict[str, Any] = {"corpus": str(corpus_dir.name),
                                   "encoders": {"frames": extract.frame_encoder, "audio": extract.audio_encoder}}
-    provenance["lm"] = train_caption_lm(corpus_dir, out, lm_config or LMConfig(), sentences, progress)
+    lm_config = lm_config or LMConfig()
+    provenance["lm"] = reusable_lm(out, lm_config, sentences)
+    if provenance["lm"] is not None:
+        logger.info("caption LM: reusing %s (same settings)", out / LM_DIR)
+    else:
+        provenance["lm"] = {**train_caption_lm(corpus_dir, out, lm_config, sentences, progress), "sentences_asked": sentences}
     shutil.copyfile(DEFAULT_LINKS_PATH, out / LINKS_FILE)
     folder = ZeroShotFolder(ZeroShotConfig(), to_dict(extract), provenance)
     folder.save(out)

@@ -7,7 +7,7 @@ SoundNet's ImageNet / Places2 and, where present, AudioSet posteriors of the sou
 log-odds evidence for linked nouns and the verbs they imply; ``"length"`` a bonus per word.
 One batched beam search fuses them, ``lm + w_v * visual + w_a * audio + w_l * length``;
 a clip without an audio stream gets no audio evidence and no sound-claiming word
-(:mod:`fusion.decoding.sound_claims`).
+(the caption guards of :mod:`fusion.decoding.guards`, as for every run).
 """
 
 from __future__ import annotations
@@ -22,11 +22,11 @@ import torch
 from fusion.concepts import AUDIO_SOURCES, VISUAL_SOURCES, ConceptEvidence, ConceptLinks
 from fusion.decoding.beam_search import beam_search
 from fusion.decoding.concept_scorer import ConceptScorer
-from fusion.decoding.decoder import with_sound_claims
+from fusion.decoding.guards import caption_guards
 from fusion.decoding.hypothesis import Hypothesis
 from fusion.decoding.lm_scorer import LMScorer
 from fusion.decoding.processors import caption_processors
-from fusion.decoding.scorer import DecodeContext, Scorer
+from fusion.decoding.scorer import BatchInputs, DecodeContext, Scorer, bind_inputs
 from fusion.decoding.scorers import LengthScorer
 from fusion.models.lm import WordLM
 from fusion.zeroshot.config import LINKS_FILE, LM_DIR, ZeroShotConfig, ZeroShotFolder
@@ -83,14 +83,18 @@ class ZeroShotModel:
     def decode_batch(self, records: Sequence[Any], config: ZeroShotConfig | None = None) -> list[list[Hypothesis]]:
         """N-best hypotheses of up to ``batch_size`` records in one beam search."""
         config = config or self.config
-        scorers, weights = with_sound_claims(*self.scorers(config), self.vocab, records)
-        ctx = DecodeContext(batch_size=len(records), beam_size=config.beam_size, device=self.device,
-                            records=list(records), vocab=self.vocab)
+        scorers, weights = self.scorers(config)
+        inputs = BatchInputs(records=list(records))
+        scorers = {name: bind_inputs(scorer, inputs) for name, scorer in scorers.items()}
+        ctx = DecodeContext(batch_size=len(records), beam_size=config.beam_size, device=self.device)
         processors = caption_processors(self.vocab.pad_id, self.vocab.bos_id, self.vocab.unk_id,
                                         config.no_repeat_ngram_size, no_immediate_repeat=True)
+        audio_present = torch.tensor([r is not None and r.audio is not None for r in records])  # (B,)
+        guards = caption_guards(self.vocab, eos_id=self.vocab.eos_id, max_len=config.max_len,
+                                audio_present=audio_present, beam_size=config.beam_size)
         return beam_search(scorers, weights, ctx, bos_id=self.vocab.bos_id, eos_id=self.vocab.eos_id,
                            max_len=config.max_len, min_len=config.min_len, nbest=config.nbest,
-                           processors=processors, decode_words=self.vocab.decode)
+                           processors=[*processors, *guards], decode_words=self.vocab.decode)
 
     def decode(self, records: Sequence[Any], config: ZeroShotConfig | None = None) -> list[list[Hypothesis]]:
         """Decode any number of records in batches of ``config.batch_size``."""

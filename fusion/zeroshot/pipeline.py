@@ -120,6 +120,22 @@ class ZeroShotPipeline:
         """A decoder with other settings (the web page's sliders); the loaded model is shared."""
         return ZeroShotDecoder(self.model, options)
 
+    def decode_config_view(self) -> Any:
+        """The settings as a ``DecodeConfig`` (what the web page's sliders read): beam and scorer weights;
+        no caption model or late-fusion LM (the zero-shot model's LM is its base, weight 1)."""
+        from fusion.decoding.config import DecodeConfig
+
+        o = self.options
+        return DecodeConfig(beam_size=o.beam_size, max_len=o.max_len, min_len=o.min_len, audio_weight=o.audio_weight,
+                            visual_weight=o.visual_weight, visual_negative_scale=o.visual_negative_scale,
+                            length_weight=o.length_weight)
+
+    def decoder_with(self, beam_size: int, weights: dict[str, float]) -> ZeroShotDecoder:
+        """A decoder with the page's beam size and scorer weights (``visual``, ``audio``, ``length``; others ignored)."""
+        fields = {"visual": "visual_weight", "audio": "audio_weight", "length": "length_weight"}
+        changes = {fields[name]: float(w) for name, w in weights.items() if name in fields}
+        return self.decoder_for(self.options.replace(beam_size=beam_size, nbest=beam_size, **changes))
+
     def explain(self, result: CaptionResult, max_runners_up: int = 4) -> dict[str, Any]:  # noqa: ARG002
         """Which seen and heard concepts drove which words of the best caption."""
         if result.record is None or not result.hypotheses:
