@@ -40,6 +40,7 @@ def extract_features(
     features: str | Path | None = None,
     *,
     progress: bool = True,
+    strict: bool = True,
 ) -> Path:
     """The extraction stage: make sure the store holds a record for every entry.
 
@@ -54,12 +55,14 @@ def extract_features(
         extract: the extraction config (must match an existing store's).
         features: the store folder; None = :func:`fusion.data.default_store_path`.
         progress: show a progress bar while extracting.
+        strict: fail when some videos cannot be read (else they stay without a record, and
+            :func:`fusion.data.readable_entries` skips them and says how many).
 
     Returns:
         The store folder, ready for :func:`fusion.data.open_features`.
 
     Raises:
-        DataError: the store holds other features, or some videos could not be read.
+        DataError: the store holds other features, or (``strict``) some videos could not be read.
     """
     from fusion import distributed as dist
     from fusion.data import feature_store_path
@@ -70,14 +73,16 @@ def extract_features(
     wanted = {e.id for e in entries}
     # A look that holds no collectives (a store of other features fails here); rank 0's count decides.
     present = dist.main_first(lambda: FeatureStore(path, extract) if path.is_dir() else None)
-    missing = dist.broadcast(len(wanted) if present is None else sum(i not in present for i in wanted))
+    missing = dist.broadcast(len(wanted) if present is None else
+                             sum(i not in present or present.verify(i, full=False) is not None for i in wanted))
     if not missing:
         logger.debug("%s holds the features of all %d videos", path, len(wanted))
         return path
     if dist.is_main():  # the stage's one line, shown by default
         logger.info("extracting features of %d of %d videos (%s) into %s", missing, len(wanted),
                     describe_encoders(extract), path)
-    ensure_features(list(entries), path, extract, progress=progress)  # every rank: it holds collectives
+    # every rank: it holds collectives
+    ensure_features(list(entries), path, extract, progress=progress, allow_failures=not strict)
     return path
 
 
@@ -88,6 +93,7 @@ def prepare_training(
     manifest: str | Path | None = None,
     features: str | Path | None = None,
     progress: bool = True,
+    strict: bool = False,
 ) -> Path:
     """``fusion train``'s stages before training: check the run folder, then extract features.
 
@@ -96,12 +102,15 @@ def prepare_training(
     holding another run fails here, before any extraction), then extracts the train and val
     splits' missing features.
 
+    Args (besides the paths): ``strict``: fail when videos cannot be read, instead of leaving
+    them out of training (:func:`fusion.training.train` skips them with the same ``strict``).
+
     Returns:
         The feature store folder.
 
     Raises:
         ConfigError: no manifest, or the run folder holds a run of another config.
-        DataError: another trainer holds the folder, or videos could not be read.
+        DataError: another trainer holds the folder, or (``strict``) videos could not be read.
     """
     from fusion.manifest import load_manifest, split_entries
     from fusion.training.setup import check_run_config, resolve_data_paths, run_lock
@@ -113,4 +122,4 @@ def prepare_training(
     assert data.manifest is not None  # resolve_data_paths raised otherwise
     entries = load_manifest(data.manifest)
     needed = split_entries(entries, data.train_split) + split_entries(entries, data.val_split)
-    return extract_features(needed, data.manifest, config.extract, data.features, progress=progress)
+    return extract_features(needed, data.manifest, config.extract, data.features, progress=progress, strict=strict)

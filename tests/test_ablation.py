@@ -31,8 +31,9 @@ def _records(n: int, with_audio: bool, seed: int = 0) -> list[FeatureRecord]:
     for i in range(n):
         audio = rng.normal(size=(3 + i % 2, DA)).astype(np.float32) if with_audio and i % 4 != 3 else None
         out.append(FeatureRecord(id=f"v{i}", frames=rng.normal(size=(T, DV)).astype(np.float32), audio=audio,
-                                 audio_objects=None if audio is None else rng.dirichlet(np.ones(1000)).astype(np.float32),
-                                 audio_places=None if audio is None else rng.dirichlet(np.ones(401)).astype(np.float32)))
+                                 posteriors={} if audio is None else
+                                 {"audio/imagenet": rng.dirichlet(np.ones(1000)).astype(np.float32),
+                                  "audio/places2": rng.dirichlet(np.ones(401)).astype(np.float32)}))
     return out
 
 
@@ -84,7 +85,7 @@ def test_transforms_touch_only_present_audio() -> None:
         if orig.audio is None:  # absent stays absent in every condition
             assert z.audio is None and s.audio is None and n.audio is None
             continue
-        assert not z.audio.any() and np.allclose(z.audio_objects, 1 / 1000)
+        assert not z.audio.any() and np.allclose(z.posterior("audio", "imagenet"), 1 / 1000)
         assert n.audio.shape == orig.audio.shape and not np.array_equal(n.audio, orig.audio)
         assert s.audio is not orig.audio  # every clip with audio gets another clip's sound
         assert any(s.audio is other.audio for other in recs if other is not orig)
@@ -165,8 +166,9 @@ def test_ablation_runner_on_tiny_run(tmp_path: Path, java_available: bool) -> No
     report = run_ablation(run, tmp_path / "abl", config=AblationConfig(bootstrap_samples=200),
                           video_only_run=run)
     names = [c["name"] for c in report["conditions"]]
-    assert names == ["full", "audio_absent", "audio_zero", "audio_shuffled", "audio_noise", "verifier_off",
-                     "lm_off", "lm_and_verifier_off", "video_only_model"]
+    # one "<scorer> off" condition per registered scorer that declares one, in the registry's (fusion) order
+    assert names == ["full", "audio_absent", "audio_zero", "audio_shuffled", "audio_noise", "lm_off",
+                     "verifier_off", "lm_and_verifier_off", "video_only_model"]
     rows = {c["name"]: c for c in report["conditions"]}
     assert rows["full"]["delta"]["METEOR"] == 0.0
     assert rows["full"]["paired"]["METEOR"] == {"mean_delta": 0.0, "ci95": [0.0, 0.0], "n_videos": 8}

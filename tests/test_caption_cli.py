@@ -197,3 +197,30 @@ def test_evaluate_cli_json(tiny_run: dict, java_available: bool, tmp_path: Path,
     assert "without a language model" in capsys.readouterr().err
     assert main(["evaluate", str(tiny_run["run"]), "--split", "nosuch"]) == 2
     assert "unknown split 'nosuch'" in capsys.readouterr().err
+
+
+@pytest.mark.java
+def test_evaluate_skips_unreadable_videos_unless_strict(tiny_run: dict, java_available: bool, tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture) -> None:
+    from fusion.manifest import ManifestEntry, load_manifest, write_manifest
+
+    notes = tmp_path / "notes.txt"
+    notes.write_text("meeting notes, not a video\n" * 40)
+    entries = [e for e in load_manifest(tiny_run["manifest"]) if e.split == "test"]
+    entries += [ManifestEntry("gone", str(tmp_path / "gone.mp4"), "test", ["a clip"], {}),
+                ManifestEntry("notes", str(notes), "test", ["a clip"], {})]
+    write_manifest(entries, tmp_path / "m.jsonl")
+    args = ["evaluate", str(tiny_run["run"]), "--manifest", str(tmp_path / "m.jsonl"), "--out", str(tmp_path / "ev")]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "skipped            2 unreadable" in out and "videos             3 " in out
+    metrics = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    assert metrics["n_videos"] == 3 and metrics["n_skipped"] == 2
+    assert {s["id"]: s["error"].split(": ", 1)[1][:14] for s in metrics["skipped"]} == {
+        "gone": "file not found", "notes": "is a text file"}
+    assert main([*args, "--strict"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "2 of 5 videos could not be read" in err and "fix or drop them" in err
+    write_manifest(entries[3:], tmp_path / "bad.jsonl")
+    assert main(["evaluate", str(tiny_run["run"]), "--manifest", str(tmp_path / "bad.jsonl")]) == 2
+    assert "2 of 2 test videos could not be read" in capsys.readouterr().err

@@ -42,7 +42,7 @@ def test_two_ranks_fill_one_store_equal_to_one_process(clips: Path, reference: F
     done = run(torchrun_command(2, "extract", *SETTINGS, clips, "--out", out, "--json"))
     assert done.returncode != 0  # the broken file fails the job, as in one process
     summary = json.loads(done.stdout)  # rank 0 alone prints, after both ranks finished
-    assert list(summary) == ["done", "skipped", "failed", "store"]
+    assert list(summary) == ["done", "skipped", "repaired", "failed", "store"]
     assert summary["done"] == NUM_CLIPS and summary["skipped"] == 0 and summary["store"] == str(out)
     assert [Path(f["file"]).name for f in summary["failed"]] == ["broken.mp4"]
     assert_same_records(FeatureStore(out), reference)

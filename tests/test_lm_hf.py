@@ -54,8 +54,8 @@ def _direct_word_log_prob(lm: HFWordLM, prefix_words: list[str], word: str | Non
 def test_multi_subword_words_sum_subword_log_probs(hf_lm: HFWordLM) -> None:
     lengths = {w: len(hf_lm.word_tokens(w)) for w in CAP_VOCAB.words[4:]}
     assert max(lengths.values()) >= 3 and min(lengths.values()) == 1  # both kinds present
-    scorer = LMScorer(hf_lm)
-    state = scorer.init_state(DecodeContext(batch_size=1, beam_size=2, vocab=CAP_VOCAB))
+    scorer = LMScorer(hf_lm, CAP_VOCAB)
+    state = scorer.init_state(DecodeContext(batch_size=1, beam_size=2))
     rows = [["a", "cat", "is"], ["a", "woman", "slicing"]]
     tokens = torch.tensor([[CAP_VOCAB.bos_id]] * 2)
     scores, state = scorer.score(tokens, state)
@@ -81,7 +81,7 @@ def test_select_state_and_fusion(hf_lm: HFWordLM) -> None:
     b, _ = scorer.score(torch.tensor([[1, 4, 5], [1, 4, 5]]), swapped)
     c, _ = scorer.score(torch.tensor([[1, 4, 5], [1, 4, 5]]), state)
     assert torch.allclose(b[0], c[1]) and torch.allclose(b[1], c[0])
-    scorers, weights = lm_fusion(object(), hf_lm, 0.4)
+    scorers, weights = lm_fusion(object(), hf_lm, 0.4, vocab=CAP_VOCAB)
     assert isinstance(scorers["lm"], LMScorer) and weights["lm"] == 0.4
 
 

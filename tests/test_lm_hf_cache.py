@@ -63,8 +63,8 @@ def test_cached_steps_equal_full_prefix_steps(gpt2_dir: Path) -> None:
 def test_beam_search_same_captions_with_and_without_cache(gpt2_dir: Path) -> None:
     results = []
     for lm in _pair(gpt2_dir):
-        ctx = DecodeContext(batch_size=2, beam_size=3, vocab=CAP_VOCAB)
-        hyps = beam_search({"lm": LMScorer(lm)}, {"lm": 1.0}, ctx, bos_id=CAP_VOCAB.bos_id,
+        ctx = DecodeContext(batch_size=2, beam_size=3)
+        hyps = beam_search({"lm": LMScorer(lm, CAP_VOCAB)}, {"lm": 1.0}, ctx, bos_id=CAP_VOCAB.bos_id,
                            eos_id=CAP_VOCAB.eos_id, max_len=6, min_len=3, nbest=3)
         results.append(hyps)
     for video_c, video_f in zip(*results):

@@ -61,8 +61,8 @@ def test_vocab_map() -> None:
 
 
 def test_lm_scorer_maps_vocabulary(lm: WordLM) -> None:
-    scorer = LMScorer(lm)
-    ctx = DecodeContext(batch_size=2, beam_size=1, vocab=CAP_VOCAB)
+    scorer = LMScorer(lm, CAP_VOCAB)
+    ctx = DecodeContext(batch_size=2, beam_size=1)
     state = scorer.init_state(ctx)
     prefix = ["a", "horse", "is"]  # "horse" is unknown to the LM: fed as <unk>
     tokens = torch.tensor([[CAP_VOCAB.bos_id]] * 2)
@@ -126,19 +126,19 @@ def test_linear_scorer_sums_to_mixture(lm: WordLM) -> None:
 
 
 def _decode(scorers, weights, vocab, beam=3):
-    ctx = DecodeContext(batch_size=2, beam_size=beam, vocab=vocab)
+    ctx = DecodeContext(batch_size=2, beam_size=beam)
     return beam_search(scorers, weights, ctx, bos_id=vocab.bos_id, eos_id=vocab.eos_id, max_len=6, nbest=2)
 
 
 @pytest.mark.parametrize("mode", ["loglinear", "linear"])
 def test_weight_zero_equals_no_lm(lm: WordLM, mode: str) -> None:
     caption = BigramScorer(len(CAP_VOCAB))
-    scorers, weights = lm_fusion(caption, lm, 0.0, mode)
+    scorers, weights = lm_fusion(caption, lm, 0.0, mode, vocab=CAP_VOCAB)
     assert set(scorers) == {"caption"}
     base = _decode({"caption": caption}, {"caption": 1.0}, CAP_VOCAB)
     zero = _decode(scorers, weights, CAP_VOCAB)
     # an explicit "lm" scorer with weight 0 is removed by the search too
-    explicit = _decode({"caption": caption, "lm": LMScorer(lm)}, {"caption": 1.0, "lm": 0.0}, CAP_VOCAB)
+    explicit = _decode({"caption": caption, "lm": LMScorer(lm, CAP_VOCAB)}, {"caption": 1.0, "lm": 0.0}, CAP_VOCAB)
     for a, b, c in zip(base, zero, explicit):
         assert [h.tokens for h in a] == [h.tokens for h in b] == [h.tokens for h in c]
         assert [h.score for h in a] == pytest.approx([h.score for h in b])
@@ -147,7 +147,7 @@ def test_weight_zero_equals_no_lm(lm: WordLM, mode: str) -> None:
 def test_linear_alpha_zero_scorer_is_neutral(lm: WordLM) -> None:
     caption = BigramScorer(len(CAP_VOCAB))
     base = _decode({"caption": caption}, {"caption": 1.0}, CAP_VOCAB)
-    neutral = _decode({"caption": caption, "lm": LinearInterpolationScorer(caption, LMScorer(lm), 0.0)},
+    neutral = _decode({"caption": caption, "lm": LinearInterpolationScorer(caption, LMScorer(lm, CAP_VOCAB), 0.0)},
                       {"caption": 1.0, "lm": 1.0}, CAP_VOCAB)
     for a, b in zip(base, neutral):
         assert [h.tokens for h in a] == [h.tokens for h in b]
@@ -157,7 +157,7 @@ def test_linear_alpha_zero_scorer_is_neutral(lm: WordLM) -> None:
 @pytest.mark.parametrize("mode", ["loglinear", "linear"])
 def test_fused_breakdown(lm: WordLM, mode: str) -> None:
     caption = BigramScorer(len(CAP_VOCAB))
-    scorers, weights = lm_fusion(caption, lm, 0.5, mode)
+    scorers, weights = lm_fusion(caption, lm, 0.5, mode, vocab=CAP_VOCAB)
     assert weights == ({"caption": 1.0, "lm": 0.5} if mode == "loglinear" else {"caption": 1.0, "lm": 1.0})
     for hyps in _decode(scorers, weights, CAP_VOCAB):
         for h in hyps:
@@ -181,7 +181,7 @@ def test_lm_fusion_errors(lm: WordLM) -> None:
     with pytest.raises(ConfigError, match=">= 0"):
         lm_fusion(BigramScorer(5), lm, -1.0)
     with pytest.raises(ConfigError, match="caption vocabulary"):
-        LMScorer(lm).init_state(DecodeContext(1, 1))
+        lm_fusion(BigramScorer(5), lm, 0.5)  # a language model (not a scorer) needs the vocabulary to bind to
 
 
 def test_load_language_model(lm: WordLM, tmp_path) -> None:

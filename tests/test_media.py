@@ -215,6 +215,15 @@ def test_broken_files_raise_media_error_naming_the_file(tmp_path: Path) -> None:
             assert info.value.path == str(path)
 
 
+def test_text_and_subtitle_files_are_not_media(tmp_path: Path) -> None:
+    corpus = make_broken_corpus(tmp_path / "broken")
+    for call in (decode, probe):  # FFmpeg's tty demuxer would render the .txt as ANSI-art video
+        with pytest.raises(MediaError, match=r"memo.txt: is a text file, not media"):
+            call(corpus["text_file"])
+        with pytest.raises(MediaError, match=r"captions.srt: has no video or audio stream \(only subtitle streams\)"):
+            call(corpus["subtitle_file"])
+
+
 def test_write_video_is_atomic_and_validates(tmp_path: Path) -> None:
     target = tmp_path / "out.mp4"
     make_video(target, seconds=1)

@@ -44,10 +44,10 @@ def test_top_labels() -> None:
 def test_shapes_for_each_kind_of_file(tagger: Tagger, tmp_path: Path) -> None:
     with_sound = tagger.tag(make_video(tmp_path / "tone.mp4", seconds=1.5, audio="tone"))
     assert set(with_sound) == {"file", "audio", "frames"} and with_sound["file"].endswith("tone.mp4")
-    assert set(with_sound["audio"]) == {"places", "objects"} and set(with_sound["frames"]) == {"objects"}
-    _check_list(with_sound["audio"]["places"], 3)
-    _check_list(with_sound["audio"]["objects"], 3)
-    _check_list(with_sound["frames"]["objects"], 3)
+    assert set(with_sound["audio"]) == {"places2", "imagenet"} and set(with_sound["frames"]) == {"imagenet"}
+    _check_list(with_sound["audio"]["places2"], 3)
+    _check_list(with_sound["audio"]["imagenet"], 3)
+    _check_list(with_sound["frames"]["imagenet"], 3)
     no_audio = tagger.tag(make_video(tmp_path / "mute.mkv", seconds=1, audio=None))
     assert no_audio["audio"] is None and no_audio["frames"] is not None
     silent = tagger.tag(make_video(tmp_path / "silent.mov", seconds=1, audio="silent"))
@@ -56,7 +56,7 @@ def test_shapes_for_each_kind_of_file(tagger: Tagger, tmp_path: Path) -> None:
     assert audio_only["frames"] is None and audio_only["audio"] is not None
     json.dumps([with_sound, no_audio, silent, audio_only])  # plain JSON types only
     table = format_tags(no_audio)
-    assert "(no audio stream)" in table and no_audio["frames"]["objects"][0]["label"] in table
+    assert "(no audio stream)" in table and no_audio["frames"]["imagenet"][0]["label"] in table
     assert "(no video stream)" in format_tags(audio_only)
 
 
@@ -102,6 +102,6 @@ def test_cli_real_video_with_real_sound(data_dir: Path, tmp_path: Path) -> None:
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)
-    assert result["frames"]["objects"][0]["label"] == "giant_panda"
-    assert result["audio"]["places"][0]["label"] == "railroad_track"
-    assert {p["label"] for p in result["audio"]["places"][:3]} >= {"railroad_track", "train_station_platform"}
+    assert result["frames"]["imagenet"][0]["label"] == "giant_panda"
+    assert result["audio"]["places2"][0]["label"] == "railroad_track"
+    assert {p["label"] for p in result["audio"]["places2"][:3]} >= {"railroad_track", "train_station_platform"}

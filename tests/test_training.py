@@ -160,6 +160,66 @@ def test_resume_after_crash_gives_the_same_losses(toy: Path, schedule: str) -> N
     assert [r.get("val_loss") for r in resumed] == [r.get("val_loss") for r in full]
 
 
+def _truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def test_resume_falls_back_to_the_newest_intact_checkpoint(toy: Path, caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    train(toy_config(toy), toy / "full", progress=False)
+
+    def crash_at_13(step: int, loss: float) -> None:
+        if step == 13:  # checkpoints: step 12 (last), step 9 (best, its validation)
+            raise Crash()
+
+    with pytest.raises(Crash):
+        train(toy_config(toy), toy / "killed", progress=False, on_step=crash_at_13)
+    ckpts = toy / "killed" / "checkpoints"
+    assert sorted(p.name for p in ckpts.iterdir() if p.is_dir()) == ["step-00000009", "step-00000012"]
+    _truncate(ckpts / "step-00000012" / "trainer.pt")
+    with caplog.at_level(logging.WARNING, logger="fusion.training.loop"):
+        train(toy_config(toy), toy / "killed", progress=False)
+    said = caplog.text
+    assert "step-00000012/trainer.pt: unreadable trainer state" in said and "resuming from step-00000009" in said
+    key = lambda r: (r["type"], r["step"], r.get("loss"))  # noqa: E731
+    full = MetricsLog(toy / "full" / "metrics.jsonl").read()
+    assert [key(r) for r in MetricsLog(toy / "killed" / "metrics.jsonl").read()] == [key(r) for r in full]
+    load_run(toy / "killed", which="last")  # the redone final step rewrote its weights
+
+
+def test_truncated_weights_and_trainer_state_are_one_line_errors(toy: Path, capsys: pytest.CaptureFixture) -> None:
+    train(toy_config(toy, max_steps=4), toy / "run", progress=False)
+    (ckpt,) = [p for p in (toy / "run" / "checkpoints").iterdir() if p.is_dir()]
+    _truncate(ckpt / "trainer.pt")
+    with pytest.raises(CheckpointError, match=r"trainer.pt: unreadable trainer state .*no older checkpoint"):
+        train(toy_config(toy, max_steps=4), toy / "run", progress=False)
+    _truncate(ckpt / "model.safetensors")
+    with pytest.raises(CheckpointError, match=r"model.safetensors: unreadable weights .*truncated or corrupt"):
+        load_run(toy / "run")
+    assert cli_main(["evaluate", str(toy / "run"), "--split", "val"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("fusion evaluate: error: ") and "model.safetensors" in err and "\n" not in err
+
+
+def test_train_skips_videos_without_features_unless_strict(toy: Path, caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    from fusion.errors import DataError
+
+    (toy / "store" / "records" / "toy001.npz").unlink()  # as if its video could not be read
+    FeatureStore(toy / "store").log_failure(str(toy / "toy001.mp4"), "toy001", f"{toy / 'toy001.mp4'}: file not found")
+    with pytest.raises(DataError, match=r"1 of 36 train videos could not be read .*toy001.mp4: file not found.*--strict"):
+        train(toy_config(toy, max_steps=1), toy / "strict", progress=False, strict=True)
+    with caplog.at_level(logging.WARNING):
+        result = train(toy_config(toy, max_steps=1), toy / "run", progress=False)
+    assert result.steps == 1 and "1 of 36 train videos could not be read" in caplog.text and "skipped" in caplog.text
+    for i in range(36, 45):  # every val video unreadable: the split is left empty
+        (toy / "store" / "records" / f"toy{i:03d}.npz").unlink()
+    with pytest.raises(DataError, match=r"9 of 9 val videos could not be read.*the val split is left empty"):
+        train(toy_config(toy, max_steps=1), toy / "empty", progress=False)
+
+
 def test_a_start_that_failed_before_any_checkpoint_can_be_redone(toy: Path) -> None:
     with pytest.raises(Exception, match="manifest not found"):
         train(toy_config(toy, max_steps=1), toy / "run", manifest=toy / "typo.jsonl", progress=False)

@@ -67,8 +67,9 @@ def run(args: argparse.Namespace) -> int:
     options = pipeline.options
     if args.explain and args.nbest is None:  # runner-ups to compare with, as many as the beam holds
         options = dataclasses.replace(options, nbest=min(3, options.beam_size))
-    failed = 0
+    failed = captioned = 0
     for result in pipeline.caption(args.videos, options=options):
+        captioned += result.error is None
         if result.error is not None:
             failed += 1
             print(f"fusion caption: error: {result.error}", file=sys.stderr)
@@ -86,6 +87,6 @@ def run(args: argparse.Namespace) -> int:
             print(json.dumps(out))
         else:
             _print_text(result, args.explain, explanation)
-    if not args.json and pipeline.knowledge.card is not None:
+    if not args.json and pipeline.knowledge.card is not None and captioned:  # not when every file failed
         print(f"(the model was trained on {describe_training(pipeline.knowledge.card)})")
     return 1 if failed else 0
