@@ -106,11 +106,7 @@ class CaptionPipeline:
 
     def decoder_for(self, options: DecodeConfig) -> CaptionDecoder:
         """A decoder of this run with other decode settings; the loaded LM and verifier are reused."""
-        same_lm = options.lm is not None and options.lm == self.options.lm
-        same_verifier = options.verifier == self.options.verifier
-        return CaptionDecoder(self.run, options, device=self.device,
-                              language_model=self.decoder.language_model if same_lm else None,
-                              verifier=self.decoder.verifier if same_verifier else None)
+        return CaptionDecoder(self.run, options, device=self.device, shared=self.decoder.shared)
 
     def decode(self, records: Sequence[FeatureRecord], options: DecodeConfig | None = None) -> list[list[Hypothesis]]:
         """N-best hypotheses (per-scorer scores included) of feature records, with other decode settings if given."""

@@ -109,11 +109,15 @@ def compare_scores(ours: np.ndarray, reference: np.ndarray) -> dict[str, Any]:
 
     clip_ours, clip_ref = ours.mean(axis=0), reference.mean(axis=0)
     patch_same = [set(a) == set(b) for a, b in zip(top5(ours), top5(reference))]
+    ranked = np.sort(clip_ref)[::-1]
     return {"patches": int(len(ours)), "max_abs_patch": float(np.abs(ours - reference).max()),
             "max_abs_clip": float(np.abs(clip_ours - clip_ref).max()),
             "patch_top5_same": int(sum(patch_same)),
             "clip_top5_same_order": bool((top5(clip_ours) == top5(clip_ref)).all()),
-            "clip_top5_same_set": set(top5(clip_ours)) == set(top5(clip_ref))}
+            "clip_top5_same_set": set(top5(clip_ours)) == set(top5(clip_ref)),
+            "rank5_margin": float(ranked[4] - ranked[5]),  # the reference's gap between ranks 5 and 6
+            "only_ours": [int(i) for i in top5(clip_ours) if i not in top5(clip_ref)],
+            "only_reference": [int(i) for i in top5(clip_ref) if i not in top5(clip_ours)]}
 
 
 def list_sets(root: Path, esc10_per_class: int | None) -> dict[str, list[Path]]:
@@ -218,6 +222,16 @@ def to_markdown(result: dict[str, Any], rows: list[dict[str, Any]]) -> str:
         hits = ", ".join(f"{mode} {esc[mode]['esc10_top5_hits']}" for mode in MODES)
         lines += ["", f"ESC-10: clips whose class (as AudioSet classes, `ESC10_TO_AUDIOSET`) is in the top 5: "
                       f"TFLite {esc['esc10_top5_hits_tflite']}/{esc['clips']}, {hits} (of {esc['clips']})."]
+    differing = [r for r in rows if not r["dynamic_int8"]["clip_top5_same_set"]]
+    if differing:
+        names = YAMNET.label_spaces["audioset"]
+        lines += ["", "Clips whose top 5 differ (dynamic_int8): the classes each side has alone, and the reference's "
+                      "score gap between its ranks 5 and 6:", ""]
+        for r in differing:
+            c = r["dynamic_int8"]
+            lines.append(f"- {r['file']}: PyTorch {', '.join(names[i] for i in c['only_ours'])} / TFLite "
+                         f"{', '.join(names[i] for i in c['only_reference'])}; rank-5/6 gap {c['rank5_margin']:.4f}, "
+                         f"max clip difference {c['max_abs_clip']:.4f}")
     sp = result["speed"]
     lines += ["", "## Speed (all clips, one CPU thread each)", "", "| side | patches/s | interpreter time / this time |",
               "|---|---|---|", f"| TFLite interpreter | {sp['tflite_patches_per_s']} | 1.0 |"]

@@ -13,8 +13,10 @@ from fusion.decoding.guards import (
     word_ids,
 )
 from fusion.decoding.processors import apply_processors
+from fusion.decoding.scorer import BatchInputs, DecodeContext, bind_inputs
+from fusion.features import FeatureRecord
 from fusion.text import Vocabulary
-from tests.test_beam_search import MarkovScorer, ctx_for
+from tests.builders import MarkovScorer
 
 VOCAB = Vocabulary.build(["a classroom a teacher is heard to the left to the right", "a dog barks in a public"])
 W = VOCAB.index
@@ -64,7 +66,9 @@ def test_guarded_beam_search_never_loops_dangles_or_hears_without_audio() -> Non
     guards = caption_guards(VOCAB, eos_id=VOCAB.eos_id, max_len=8, audio_present=audio_present, beam_size=3)
 
     def decode(processors: list) -> list[str]:
-        hyps = beam_search({"caption": MarkovScorer(tables)}, {"caption": 1.0}, ctx_for([0, 1], 3),
+        toy_videos = BatchInputs(records=[FeatureRecord(id=str(v), frames=None, audio=None) for v in (0, 1)])
+        caption = bind_inputs(MarkovScorer(tables), toy_videos)  # the scorer holds which toy video each row is
+        hyps = beam_search({"caption": caption}, {"caption": 1.0}, DecodeContext(batch_size=2, beam_size=3),
                            bos_id=VOCAB.bos_id, eos_id=VOCAB.eos_id, max_len=8, processors=processors,
                            decode_words=VOCAB.decode)
         return [h[0].words for h in hyps]

@@ -214,3 +214,13 @@ def test_format_1_verifier_file_reads_as_imagenet_and_places2(tmp_path: Path) ->
     old.save(tmp_path / "new.safetensors")  # written in today's formats, read back the same
     new = AudioNounVerifier.load(tmp_path / "new.safetensors")
     assert new.zero_shot_prior == old.zero_shot_prior and new.evidence(record) == old.evidence(record)
+
+
+def test_multi_label_space_uses_the_best_linked_score() -> None:
+    table = NounTable([NounEntry("music", ("music",), links={"audioset": (0, 1, 2)})], spaces={"audioset": 4})
+    scores = np.array([0.6, 0.5, 0.7, 0.9], np.float32)  # independent sigmoids: they sum past 1
+    record = FeatureRecord("r", None, np.zeros((1, 2), np.float32), {"audio/audioset": scores})
+    verifier = AudioNounVerifier(table, zero_shot_prior={"music": {"audioset": 0.1}})
+    assert verifier.zero_shot_mass(record)["audioset"].tolist() == pytest.approx([0.7])
+    want = (np.log(0.7 / 0.3) - np.log(0.1 / 0.9)) * 0.5
+    assert verifier.evidence(record)["music"] == pytest.approx(float(want), abs=1e-5)

@@ -38,6 +38,21 @@ def test_labels_and_bundle() -> None:
         YAMNetBundle(activations="int4")
 
 
+def test_bundle_fills_the_audio_encoder_protocol(random_model: torch.nn.Module) -> None:
+    from fusion.encoders import AUDIO_ENCODERS, AudioEncoderBundle
+    from fusion.features import ExtractConfig
+
+    assert AUDIO_ENCODERS.get("yamnet") is YAMNET and isinstance(YAMNET, AudioEncoderBundle)
+    assert YAMNET.layers == {"embedding": 1024} and YAMNET.weights.file == "yamnet.tflite"
+    wave = np.sin(np.arange(40000) * 2 * np.pi * 440 / 16000).astype(np.float32)  # 2.5 s at 16 kHz
+    out = YAMNET.analyse(random_model, wave, ("embedding",), per_step=True)
+    steps = out.posteriors_per_step["audioset"]  # (P, 521)
+    assert out.features["embedding"].shape == (steps.shape[0], 1024) and steps.shape[1] == 521
+    np.testing.assert_allclose(steps.mean(0), out.posteriors["audioset"], atol=1e-6)
+    assert not YAMNET.analyse(random_model, wave).features  # no layer asked, none computed into the result
+    assert ExtractConfig(extra_audio_encoders={"yamnet": None}).feature_dict()["extra_audio_encoders"] == {"yamnet": None}
+
+
 def test_missing_weights_name_the_fix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FUSION_DATA_DIR", str(tmp_path))
     with pytest.raises(WeightsError, match="data_prep.fetch yamnet"):

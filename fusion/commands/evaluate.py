@@ -6,7 +6,8 @@ import argparse
 import json
 from typing import Any
 
-from fusion.decoding.config import LM_MODES
+from fusion.decoding.registry import scorer_settings
+from fusion.decoding.spec import Setting
 from fusion.evaluation import METRICS
 
 
@@ -17,7 +18,6 @@ def add_decode_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--beam", dest="beam_size", type=int, metavar="K", help="beam size")
     group.add_argument("--max-len", type=int, metavar="N", help="most words per caption")
     group.add_argument("--min-len", type=int, metavar="N", help="fewest words per caption")
-    group.add_argument("--length-weight", type=float, metavar="W", help="weight of the per-token length bonus")
     group.add_argument("--no-repeat-ngram", dest="no_repeat_ngram_size", type=int, metavar="N",
                        help="ban repeated n-grams of this size (default 5; 0 = off)")
     group.add_argument("--allow-immediate-repeat", dest="no_immediate_repeat", action="store_false", default=None,
@@ -30,20 +30,23 @@ def add_decode_arguments(parser: argparse.ArgumentParser) -> None:
                        help="let a caption repeat a word pair (default: only pairs of function words, 'to the')")
     group.add_argument("--allow-dangling-end", dest="no_dangling_end", action="store_false", default=None,
                        help="let a caption end on an article, preposition or conjunction")
-    group.add_argument("--lm", metavar="PATH", help="language model for late fusion (`fusion lm train` folder or HF model)")
-    group.add_argument("--lm-weight", type=float, metavar="ALPHA", help="weight alpha of the language model")
-    group.add_argument("--lm-mode", choices=LM_MODES,
-                       help="late fusion form: log-linear (shallow fusion, default) or linear interpolation")
-    group.add_argument("--audio-weight", type=float, metavar="BETA", help="weight beta of the audio-noun verifier")
-    group.add_argument("--audio-penalty", type=float, metavar="P",
-                       help="extra cost per mention of an audible noun the sound contradicts (default 0: evidence alone)")
-    group.add_argument("--audio-absent-penalty", type=float, metavar="Q",
-                       help="cost per mention of an audible noun in a clip without audio (default 0; keep 0 for MSVD)")
-    group.add_argument("--verifier", metavar="FILE", help="trained audio-noun verifier (default: zero-shot evidence)")
+    for setting in scorer_settings():  # every registered scorer's settings (fusion/decoding/registry.py)
+        add_setting_argument(group, setting)
     group.add_argument("--batch-size", type=int, metavar="B", help="videos decoded together (default 64)")
     group.add_argument("--device", default="cpu", help="torch device (default cpu)")
     group.add_argument("--threads", type=int, metavar="N",
                        help="torch CPU threads (default: torch's; 1 is fastest for one video on a busy machine)")
+
+
+def add_setting_argument(parser: argparse.ArgumentParser | argparse._ArgumentGroup, setting: Setting) -> None:
+    """The option of one scorer setting (``--audio-weight BETA``), its ``dest`` the DecodeConfig field."""
+    if setting.type is bool:
+        parser.add_argument(setting.flag, dest=setting.name, action=argparse.BooleanOptionalAction, default=None,
+                            help=setting.help)
+        return
+    kind = float if setting.type is float else int if setting.type is int else None
+    parser.add_argument(setting.flag, dest=setting.name, type=kind, metavar=None if setting.choices else setting.metavar,
+                        choices=setting.choices or None, help=setting.help)
 
 
 def decode_overrides(args: argparse.Namespace) -> dict[str, Any]:

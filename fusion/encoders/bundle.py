@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import logging
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -34,6 +35,7 @@ from torch import nn
 
 from fusion.errors import WeightsError
 
+logger = logging.getLogger(__name__)
 SPACE_NAME = re.compile(r"^[a-z][a-z0-9_]*$")  # label-space names are keys of files: no dots or slashes
 
 
@@ -84,6 +86,27 @@ class WeightsSource:
         if found is None:
             raise WeightsError(f"no weights for {encoder}{f' ({self.file})' if self.file else ''}: {self.fix}")
         return found
+
+
+M = TypeVar("M", bound=nn.Module)
+
+
+def load_frozen(model: M, encoder: str, weights: WeightsSource, path: str | Path | None, random_init: bool,
+                load: Callable[[M, Path], None]) -> M:
+    """``model`` with its weights read by ``load(model, file)`` (the file from ``weights.resolve``;
+    random weights only when ``random_init``), in eval mode with every parameter frozen.
+
+    Raises:
+        WeightsError: no weights file (the message names ``weights.fix``), or ``load`` rejects it.
+    """
+    if not random_init:
+        file = weights.resolve(encoder, path)
+        load(model, file)
+        logger.info("loaded %s weights from %s", encoder, file)
+    model.eval()
+    for param in model.parameters():
+        param.requires_grad_(False)
+    return model
 
 
 def _package_folders(package: str) -> list[Path]:

@@ -17,6 +17,7 @@ from fusion.encoders.bundle import Registry
 
 AUDIO_ENCODERS: Registry[Any] = Registry("audio")
 AUDIO_ENCODERS.register("soundnet8", "fusion.encoders.soundnet:SOUNDNET8")
+AUDIO_ENCODERS.register("yamnet", "fusion.encoders.yamnet:YAMNET")
 
 FRAME_ENCODERS: Registry[Any] = Registry("frame")
 FRAME_ENCODERS.register("efficientnet_lite0", "fusion.encoders.frames:EFFICIENTNET_LITE0")

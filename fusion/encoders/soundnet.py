@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from fusion.encoders.bundle import AudioAnalysis, WeightsSource, check_label_spaces
+from fusion.encoders.bundle import AudioAnalysis, WeightsSource, check_label_spaces, load_frozen
 from fusion.encoders.labels import imagenet_names, places_labels
 from fusion.encoders.soundnet_preprocess import (
     INPUT_SCALE,
@@ -240,14 +240,8 @@ class SoundNetBundle:
             WeightsError: no weights file found or it does not fit.
         """
         model = SoundNet8(num_objects=len(self.label_spaces["imagenet"]), num_places=len(self.label_spaces["places2"]))
-        if not random_init:
-            path = self.weights.resolve(f"audio encoder {self.name!r}", weights_path)
-            load_sound8_weights(model, path)
-            logger.info("loaded SoundNet weights from %s", path)
-        model.eval()
-        for param in model.parameters():
-            param.requires_grad_(False)
-        return model
+        return load_frozen(model, f"audio encoder {self.name!r}", self.weights, weights_path, random_init,
+                           load_sound8_weights)
 
     def analyse(self, model: SoundNet8, waveform: np.ndarray, layers: tuple[str, ...] = (),
                 per_step: bool = False) -> AudioAnalysis:

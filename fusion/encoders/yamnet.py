@@ -36,6 +36,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from fusion.encoders.bundle import AudioAnalysis, WeightsSource, load_frozen
 from fusion.encoders.dynamic_int8 import dynamic_int8_linear, symmetric_scales
 from fusion.encoders.labels import AudioSetLabel, audioset_labels
 from fusion.encoders.tflite_reader import TFLiteModel, TFLiteOperator, TFLiteTensor, read_tflite
@@ -271,12 +272,20 @@ def default_weights_file() -> Path | None:
     return candidate if candidate.is_file() else None
 
 
+YAMNET_WEIGHTS = WeightsSource(
+    file="yamnet.tflite", finder=default_weights_file,
+    fix=f"get them with `python -m data_prep.fetch yamnet --out DIR` and export FUSION_DATA_DIR=DIR ({WEIGHTS_SUBPATH} "
+        "under it), or pass the path of yamnet.tflite",
+)
+
+
 @dataclass(frozen=True)
 class YAMNetBundle:
     """Everything needed to use YAMNet: weights, preprocessing, labels, layers.
 
     Attributes:
         name: encoder name stored with features (``"yamnet"``).
+        weights: where ``yamnet.tflite`` is found (``FUSION_DATA_DIR``) and the fix when absent.
         labels: the 521 AudioSet classes (ontology id + display name), output order.
         default_layer: the feature layer used when none is named.
         feature_dims: feature size of every layer (the 1024-d embedding).
@@ -289,6 +298,7 @@ class YAMNetBundle:
     """
 
     name: str = "yamnet"
+    weights: WeightsSource = YAMNET_WEIGHTS
     labels: tuple[AudioSetLabel, ...] = field(default_factory=audioset_labels)
     default_layer: str = "embedding"
     feature_dims: dict[str, int] = field(default_factory=lambda: {"embedding": EMBEDDING_DIM})
@@ -306,9 +316,9 @@ class YAMNetBundle:
         return {"audioset": tuple(label.name for label in self.labels)}
 
     @property
-    def layers(self) -> tuple[str, ...]:
-        """The feature layers, input to output."""
-        return tuple(self.feature_dims)
+    def layers(self) -> dict[str, int]:
+        """The feature layers and their widths, input to output."""
+        return dict(self.feature_dims)
 
     @property
     def sample_rate_hz(self) -> int:
@@ -331,18 +341,16 @@ class YAMNetBundle:
             WeightsError: no weights file found or it is not YAMNet.
         """
         model = YAMNet(num_classes=len(self.labels), params=self.preprocess, activations=self.activations)
-        if not random_init:
-            path = Path(weights_path) if weights_path is not None else self.weights_file
-            if path is None:
-                raise WeightsError(f"YAMNet weights ({WEIGHTS_SUBPATH} under FUSION_DATA_DIR) not found: get them "
-                                   "with `python -m data_prep.fetch yamnet --out DIR` and export FUSION_DATA_DIR=DIR, "
-                                   "or pass the path of yamnet.tflite")
-            load_yamnet_tflite(model, path)
-            logger.info("loaded YAMNet weights from %s", path)
-        model.eval()
-        for param in model.parameters():
-            param.requires_grad_(False)
-        return model
+        return load_frozen(model, f"audio encoder {self.name!r}", self.weights, weights_path, random_init,
+                           load_yamnet_tflite)
+
+    def analyse(self, model: YAMNet, waveform: np.ndarray, layers: tuple[str, ...] = (),
+                per_step: bool = False) -> AudioAnalysis:
+        """The ``embedding`` (P, 1024) if asked and the ``audioset`` scores: (521,) averaged over the
+        0.96 s patches, and (P, 521) per patch with ``per_step``, of float32 ``(S,)`` audio at 16 kHz."""
+        desc = describe_yamnet(model, waveform, self.sample_rate_hz, self.preprocess)
+        features = {"embedding": desc.embeddings} if "embedding" in layers else {}
+        return AudioAnalysis(features, {"audioset": desc.mean_scores}, {"audioset": desc.scores} if per_step else {})
 
 
 YAMNET = YAMNetBundle()

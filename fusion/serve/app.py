@@ -12,14 +12,15 @@ from __future__ import annotations
 import html
 import logging
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from fusion.errors import FusionError
 from fusion.serve import runs as runs_mod
 from fusion.serve import views
-from fusion.serve.service import CaptionService, DecodeSettings
+from fusion.serve.service import CaptionService
+from fusion.serve.settings import DecodeSettings
 
 logger = logging.getLogger(__name__)
 
@@ -68,15 +69,19 @@ class Page:
             return {}
         return runs_mod.example_clips(self.service.runs[run])
 
-    def caption(self, path: str | None, name: str | None, run: str, beam: float, lm_w: float,
-                audio_w: float) -> tuple[Any, ...]:
+    def settings(self, run: str, beam: float, weights: Sequence[float]) -> DecodeSettings:
+        """The controls' values as settings: the beam, then one weight per slider of the run (in order)."""
+        names = [slider.scorer for slider in self.service.sliders(run)]
+        return DecodeSettings(int(beam), tuple((n, float(w)) for n, w in zip(names, weights)))
+
+    def caption(self, path: str | None, name: str | None, run: str, beam: float, *weights: float) -> tuple[Any, ...]:
         """Analyse a file (cached by content) and decode it: every output of the caption tab."""
         import gradio as gr
 
         if not path:
             return (gr.skip(),) * 12
         analysis = self.service.analyse(run, path, name=name or Path(path).name)
-        view = self.service.decode(run, analysis.key, DecodeSettings(int(beam), float(lm_w), float(audio_w)))
+        view = self.service.decode(run, analysis.key, self.settings(run, beam, weights))
         suffix = Path(analysis.name).suffix.lower()
         playable = analysis.has_video and suffix in BROWSER_VIDEO
         video = gr.Video(value=path if playable else None, visible=playable)
@@ -100,12 +105,12 @@ class Page:
         return ("", "", gr.Video(value=None, visible=True), gr.Audio(value=None, visible=False), None, "", "", "",
                 [], "", "", None)
 
-    def caption_upload(self, file: str | None, run: str, beam: float, lm_w: float, audio_w: float) -> tuple[Any, ...]:
+    def caption_upload(self, file: str | None, run: str, beam: float, *weights: float) -> tuple[Any, ...]:
         """The upload box's handler."""
         name = Path(file).name if file else None
-        return self.caption(file, name, run, beam, lm_w, audio_w)
+        return self.caption(file, name, run, beam, *weights)
 
-    def caption_example(self, example: str | None, run: str, beam: float, lm_w: float, audio_w: float) -> tuple[Any, ...]:
+    def caption_example(self, example: str | None, run: str, beam: float, *weights: float) -> tuple[Any, ...]:
         """Caption a picked example: copied into the server's temp folder first, which alone is served."""
         import gradio as gr
 
@@ -117,17 +122,16 @@ class Page:
         if not target.is_file():
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(source, target)
-        return self.caption(str(target), source.name, run, beam, lm_w, audio_w)
+        return self.caption(str(target), source.name, run, beam, *weights)
 
-    def redecode(self, key: str | None, run: str, beam: float, lm_w: float, audio_w: float) -> tuple[Any, ...]:
+    def redecode(self, key: str | None, run: str, beam: float, *weights: float) -> tuple[Any, ...]:
         """A slider moved: decode the cached features again (no extraction)."""
         import gradio as gr
 
         if not key:
             return (gr.skip(),) * 4
-        view = self.service.decode(run, key, DecodeSettings(int(beam), float(lm_w), float(audio_w)))
-        status = (f"Re-decoded from cached features in {view.decode_s * 1000:.0f} ms: beam {view.settings.beam_size}, "
-                  f"LM weight {view.settings.lm_weight:g}, audio weight {view.settings.audio_weight:g}.")
+        view = self.service.decode(run, key, self.settings(run, beam, weights))
+        status = f"Re-decoded from cached features in {view.decode_s * 1000:.0f} ms: {view.settings.describe()}."
         return (status, view.caption, views.nbest_rows(view.hypotheses),
                 views.explanation_markdown(view.hypotheses, view.nouns, view.evidence_available))
 
@@ -135,11 +139,10 @@ class Page:
         """A run was chosen: its own decode settings on the sliders, its examples in the list."""
         import gradio as gr
 
-        settings, has_lm = self.service.defaults(run)
-        lm_info = "weight of the run's language model" if has_lm else "this run fuses no language model"
-        return (gr.Slider(value=settings.beam_size), gr.Slider(value=settings.lm_weight, interactive=has_lm, info=lm_info),
-                gr.Slider(value=settings.audio_weight), gr.Dropdown(choices=list(self.examples(run)), value=None),
-                self.run_info(run), None)
+        weights = [gr.Slider(value=s.value, minimum=s.minimum, maximum=s.maximum, step=s.step, interactive=s.available,
+                             info=s.info) for s in self.service.sliders(run)]
+        return (gr.Slider(value=self.service.defaults(run).beam_size), *weights,
+                gr.Dropdown(choices=list(self.examples(run)), value=None), self.run_info(run), None)
 
     def run_info(self, run: str) -> str:
         """What the run was trained on, where its folder records it."""

@@ -19,12 +19,19 @@ INTRO = ("Upload a video or audio file (or pick an example) to caption it with a
          "caption and the verifier's word-by-word evidence. The sliders re-decode from the cached features.")
 
 
+def _nbest_widths(columns: int) -> list[str]:
+    """Column widths of the n-best table: rank, caption, score, total, then the scorers' shares alike
+    (wide enough for "-26.81" and the headers on one line; the caption column wraps)."""
+    share = 49.0 / max(1, columns - 4)
+    return ["4%", "28%", "9%", "10%", *[f"{share:.1f}%"] * (columns - 4)]
+
+
 def _caption_tab(page: Page, default_run: str) -> None:
     """The caption tab: inputs on the left, what the run made of the clip on the right."""
     import gradio as gr
 
     service = page.service
-    settings, has_lm = service.defaults(default_run)
+    settings = service.defaults(default_run)
     with gr.Row():
         with gr.Column(scale=1, min_width=320):
             run = gr.Dropdown(service.run_names(), value=default_run, label="run", elem_id="fusion-run")
@@ -32,11 +39,8 @@ def _caption_tab(page: Page, default_run: str) -> None:
             example = gr.Dropdown(list(page.examples(default_run)), value=None, label="or pick an example clip",
                                   elem_id="fusion-example")
             beam = gr.Slider(1, MAX_BEAM, value=settings.beam_size, step=1, label="beam size", elem_id="fusion-beam")
-            lm_w = gr.Slider(0, 2, value=settings.lm_weight, step=0.05, label="LM weight", interactive=has_lm,
-                             info="weight of the run's language model" if has_lm else "this run fuses no language model",
-                             elem_id="fusion-lm-weight")
-            audio_w = gr.Slider(0, 5, value=settings.audio_weight, step=0.1, label="audio weight",
-                                info="weight of the audio-noun verifier", elem_id="fusion-audio-weight")
+            weights = [gr.Slider(s.minimum, s.maximum, value=s.value, step=s.step, label=s.label, interactive=s.available,
+                                 info=s.info, elem_id=f"fusion-{s.scorer}-weight") for s in service.sliders(default_run)]
             info = gr.Markdown(page.run_info(default_run), elem_id="fusion-model-info")
         with gr.Column(scale=2):
             status = gr.HTML("", elem_id="fusion-status")
@@ -52,10 +56,10 @@ def _caption_tab(page: Page, default_run: str) -> None:
             frame_tags = gr.HTML("", elem_id="fusion-frame-tags")
             nbest = gr.Dataframe(headers=NBEST_HEADERS, label="n-best captions: ranking score (total per word), total, and each "
                                  "scorer's weighted share of the total (S2VT: the captioner; empty = scorer off)", interactive=False, elem_id="fusion-nbest",
-                                 column_widths=["4%", "30%", "11%", "11%", "11%", "10%", "11%", "12%"], wrap=True)
+                                 column_widths=_nbest_widths(len(NBEST_HEADERS)), wrap=True)
             explain = gr.Markdown("", elem_id="fusion-explain")
     key = gr.State(None)
-    sliders = [beam, lm_w, audio_w]
+    sliders = [beam, *weights]
     outputs = [status, caption, video, audio, strip, audio_state, audio_tags, frame_tags, nbest, explain,
                familiarity, key]
     upload.upload(guarded(page.caption_upload, len(outputs), 0, page.cleared), [upload, run, *sliders], outputs,
@@ -66,7 +70,8 @@ def _caption_tab(page: Page, default_run: str) -> None:
     for slider in sliders:
         slider.change(redecode, [key, run, *sliders], [status, caption, nbest, explain], concurrency_id="model",
                        trigger_mode="always_last", show_progress="hidden")
-    run.input(guarded(page.pick_run, 6, 4), [run], [beam, lm_w, audio_w, example, info, key], concurrency_id="model")
+    run.input(guarded(page.pick_run, len(sliders) + 3, len(sliders) + 1), [run], [*sliders, example, info, key],
+              concurrency_id="model")
 
 
 def _runs_tab(page: Page, app: Any) -> None:

@@ -11,11 +11,12 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
+from fusion.decoding.registry import SCORERS
+
 logger = logging.getLogger(__name__)
 
-SCORERS = ("caption", "lm", "audio", "length")  # the n-best table's columns, in this order
-# the scorers' columns hold their weighted shares of the total, in SCORERS order
-NBEST_HEADERS = ["#", "caption", "score", "total", "S2VT", "LM", "audio", "length"]
+# the n-best table: rank, caption, scores, then each registered scorer's weighted share of the total
+NBEST_HEADERS = ["#", "caption", "score", "total", *(spec.label for spec in SCORERS)]
 AUDIO_TEXT = {
     "present": "Audio: **present** (SoundNet hears the track; the verifier can weigh audible nouns)",
     "silent": "Audio: **silent** (the file has an audio track, but it holds near-zero samples)",
@@ -79,8 +80,9 @@ def nbest_rows(hypotheses: Sequence[Any]) -> list[list[Any]]:
     rows = []
     for rank, hyp in enumerate(hypotheses, start=1):
         shares = hyp.weighted_scores()
-        row: list[Any] = [rank, hyp.words, round(float(hyp.score), 3), round(float(hyp.total), 3)]
-        row += [round(float(shares[name]), 3) if name in shares else None for name in SCORERS]
+        # totals and shares with 2 decimals: the columns stay one line wide (the score ranks, 3 decimals)
+        row: list[Any] = [rank, hyp.words, round(float(hyp.score), 3), round(float(hyp.total), 2)]
+        row += [round(float(shares[spec.name]), 2) if spec.name in shares else None for spec in SCORERS]
         rows.append(row)
     return rows
 

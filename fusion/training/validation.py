@@ -61,8 +61,8 @@ def predict_captions(
         from fusion.decoding.scorer import DecodeContext
         from fusion.decoding.scorers import CaptionScorer
 
-        ctx = DecodeContext(batch_size=len(batch), beam_size=beam_size, device=device, batch=batch)
-        hyps = beam_search({"caption": CaptionScorer(model)}, {"caption": 1.0}, ctx, bos_id=vocab.bos_id,
+        ctx = DecodeContext(batch_size=len(batch), beam_size=beam_size, device=device)
+        hyps = beam_search({"caption": CaptionScorer(model, batch)}, {"caption": 1.0}, ctx, bos_id=vocab.bos_id,
                            eos_id=vocab.eos_id, max_len=max_len, decode_words=vocab.decode)
         out.update({vid: vocab.decode(h[0].tokens) for vid, h in zip(batch.ids, hyps)})
     model.train(was_training)

@@ -7,8 +7,9 @@ says nothing, > 0 supports the noun, < 0 contradicts it), clipped to ``[-clip, c
 * zero-shot, for every other audible noun with links in the table: in each label space the
   noun links to and the clip has audio posteriors of (SoundNet's ``imagenet`` objects and
   ``places2`` scenes, an AudioSet encoder's ``audioset`` classes), the posteriors summed over
-  the noun's linked classes, ``log-odds(mass) - log-odds(prior mass)``, averaged over those
-  spaces. The prior mass is the mean over the training clips when the verifier was trained,
+  the noun's linked classes (in a multi-label space, :data:`MULTI_LABEL_SPACES`, whose scores
+  are independent sigmoids and do not sum to 1: the largest linked score),
+  ``log-odds(mass) - log-odds(prior mass)``, averaged over those spaces. The prior mass is the mean over the training clips when the verifier was trained,
   else the share of linked classes (a uniform head).
 
 A record without audio (``record.audio is None``: no audio stream, every MSVD clip) has no
@@ -55,20 +56,20 @@ VERIFIER_FORMAT = "fusion.verifier/1"
 DEFAULT_CLIP = 3.0  # |evidence| cap: one noun can never outweigh a whole caption's log-prob
 ABSTAIN_CAP = 0.25  # |evidence| of an abstaining noun: below the "supported" line (0.5)
 SUPPORT = 0.5  # |learned evidence| that counts as a claim (about 1.6x odds)
-# |zero-shot evidence| that counts as SoundNet's contrary opinion. On the small benchmark's val +
-# test clips, zero-shot evidence is <= -1 for 2% of the true sounds the learned part supports
-# (<= -0.25 for 24%: a weaker margin would silence the verifier where it is right).
+# The three below: the measurements behind them are in the README ("Where the defaults come from").
+# |zero-shot evidence| that counts as SoundNet's contrary opinion (a weaker margin would silence
+# the verifier where it is right).
 DISAGREE_MARGIN = 1.0
 # Verifier files saved before the threshold was calibrated: RMS standardised distance of pooled
-# SoundNet pool5 features. The demo / default-size runs' verifiers: validation clips up to 1.73 /
-# 1.75 (q99 1.66 / 1.54), test clips up to 1.58 / 1.64, the 18 real MSR-VTT clips 1.41-2.80 /
-# 1.37-2.8 (15 / 14 of them beyond 1.7; the run's profile flags all of them, see UNFAMILIAR_RATIO).
+# SoundNet pool5 features.
 DEFAULT_OOD_THRESHOLD = 1.7
 # A clip the run's training profile flags abstains the verifier only this far beyond the threshold:
-# the 1% of benchmark clips the calibration lets fail lie just past it (the small benchmark's one
-# flagged test clip at 1.7x), real videos far beyond (frames 12x-44x on the shared real clips).
+# the clips the calibration lets fail lie just past it, real videos far beyond.
 UNFAMILIAR_RATIO = 2.0
 _EPS = 1e-6
+# Label spaces scored by one sigmoid per class (YAMNet's AudioSet head, as AudioSet is multi-label):
+# a noun's mass there is its best linked class's score, since a sum of independent scores is no probability.
+MULTI_LABEL_SPACES = frozenset({"audioset"})
 
 Evidence = dict[str, float]  # audible noun -> clipped log likelihood ratio
 Prior = dict[str, dict[str, float]]  # noun -> label space -> prior posterior mass on its linked classes
@@ -161,8 +162,10 @@ class AudioNounVerifier:
         out = {}
         for space, links in self._links.items():
             probs = record.posterior(AUDIO, space)  # (C,) or None
-            if probs is not None:
-                out[space] = links @ np.asarray(probs, np.float32)  # (K,)
+            if probs is None:
+                continue
+            probs = np.asarray(probs, np.float32)  # (C,)
+            out[space] = (links * probs).max(1) if space in MULTI_LABEL_SPACES else links @ probs  # (K,)
         return out
 
     def _zero_shot(self, record: Any) -> Evidence:
