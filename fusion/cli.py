@@ -20,6 +20,7 @@ from fusion.errors import FusionError
 COMMAND_MODULES: tuple[str, ...] = (
     "tags",
     "extract",
+    "import_features",
     "data",
     "train",
     "evaluate",

@@ -10,6 +10,10 @@ shown by default) and shows a progress bar, after every check that can fail fast
   the config (a mismatched ``--out`` fails in seconds), then extracts the train / val videos;
 - ``evaluate`` / ``tune`` / ``ablate``: :func:`fusion.pipeline.prepare_split` loads the run and
   resolves the decode configuration, then extracts the split's videos.
+
+Features imported from outside (``fusion import-features``, :mod:`fusion.features.imported`)
+cannot be computed: for them the stage only checks that the store holds every video, and a
+missing one is a ``DataError`` naming the ``fusion import-features`` command.
 """
 
 from __future__ import annotations
@@ -17,6 +21,9 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
+
+from fusion.errors import DataError
+from fusion.features.imported import import_command, imported_modality, store_config_for
 
 if TYPE_CHECKING:
     from fusion.experiment import ExperimentConfig
@@ -68,6 +75,8 @@ def extract_features(
     dist.setup()  # under torchrun: join the job (once)
     path = feature_store_path(manifest_path, extract, features)
     wanted = {e.id for e in entries}
+    if imported_modality(extract) is not None:  # features from outside: check them, never extract
+        return _check_imported(path, wanted, extract)
     # A look that holds no collectives (a store of other features fails here); rank 0's count decides.
     present = dist.main_first(lambda: FeatureStore(path, extract) if path.is_dir() else None)
     missing = dist.broadcast(len(wanted) if present is None else sum(i not in present for i in wanted))
@@ -78,6 +87,25 @@ def extract_features(
         logger.info("extracting features of %d of %d videos (%s) into %s", missing, len(wanted),
                     describe_encoders(extract), path)
     ensure_features(list(entries), path, extract, progress=progress)  # every rank: it holds collectives
+    return path
+
+
+def _check_imported(path: Path, wanted: set[str], extract: ExtractConfig) -> Path:
+    """The store of imported features at ``path`` when it holds every wanted id.
+
+    Raises:
+        DataError: no such store, one of other features, or missing ids (with the import command).
+    """
+    from fusion.features import FeatureStore
+
+    if not path.is_dir():
+        raise DataError(f"{path}: no feature store; these features are imported, not computed: "
+                        f"`{import_command(path, extract)}`")
+    store = FeatureStore(path, store_config_for(path, extract))
+    missing = sorted(i for i in wanted if i not in store)
+    if missing:
+        raise DataError(f"{path}: {len(missing)} of {len(wanted)} videos have no features (e.g. {missing[0]!r}); "
+                        f"fusion cannot compute imported features, import them: `{import_command(path, extract)}`")
     return path
 
 
