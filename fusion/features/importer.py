@@ -91,22 +91,22 @@ def _read_file(path: Path) -> np.ndarray:
         raise DataError(f"not a readable NumPy array ({error_text(err)})") from None
 
 
-def _peek_width(path: Path) -> int | None:
-    """The last dimension from a .npy header (no data read), or None when unreadable / not 1-2-d."""
+def _peek_shape(path: Path) -> tuple[int, ...] | None:
+    """The array's shape from a .npy header (no data read; an .npz is read), or None when unreadable."""
     try:
-        shape = np.load(path, mmap_mode="r", allow_pickle=False).shape if path.suffix == ".npy" else _read_file(path).shape
+        return tuple(np.load(path, mmap_mode="r", allow_pickle=False).shape if path.suffix == ".npy"
+                     else _read_file(path).shape)
     except (FusionError, OSError, ValueError, EOFError):
         return None
-    return int(shape[-1]) if len(shape) in (1, 2) and shape[-1] > 0 else None
 
 
 @dataclass
 class _Source:
-    """The items of SOURCE: ``(id, label, read())`` in id order, and a cheap width per item."""
+    """The items of SOURCE: ``(id, label)`` in id order, how to read one, and its shape from the header."""
 
     items: list[tuple[str, str]]  # (id, label for messages)
     read: Any  # label -> np.ndarray (raises on a bad item)
-    width: Any  # label -> int | None
+    shape: Any  # label -> tuple[int, ...] | None (None: unreadable)
 
 
 @contextmanager
@@ -124,12 +124,12 @@ def open_source(source: str | Path) -> Iterator[_Source]:
                             "or one .h5 file")
         by_label = {str(p): p for p in files}
         yield _Source([(p.stem, str(p)) for p in files], lambda label: _read_file(by_label[label]),
-                      lambda label: _peek_width(by_label[label]))
+                      lambda label: _peek_shape(by_label[label]))
     elif path.is_file() and path.suffix.lower() in H5_SUFFIXES:
         with _open_h5(path) as h5:
             yield _Source([(key, f"{path}:{key}") for key in sorted(h5.keys())],
                           lambda label: _h5_array(h5, label.rsplit(":", 1)[1]),
-                          lambda label: _h5_width(h5, label.rsplit(":", 1)[1]))
+                          lambda label: _h5_shape(h5, label.rsplit(":", 1)[1]))
     elif path.exists():
         raise DataError(f"{path}: not a folder or an .h5/.hdf5 file; give a folder of <id>.npy / <id>.npz files "
                         "or one HDF5 file keyed by id")
@@ -163,9 +163,9 @@ def _h5_array(h5: Any, key: str) -> np.ndarray:
         raise DataError(f"unreadable HDF5 dataset ({error_text(err)})") from None
 
 
-def _h5_width(h5: Any, key: str) -> int | None:
-    shape = getattr(h5[key], "shape", None)
-    return int(shape[-1]) if shape is not None and len(shape) in (1, 2) and shape[-1] > 0 else None
+def _h5_shape(h5: Any, key: str) -> tuple[int, ...] | None:
+    shape = getattr(h5[key], "shape", None)  # a group has none
+    return None if shape is None else tuple(int(n) for n in shape)
 
 
 # ----------------------------------------------------------------- checking one array
@@ -194,10 +194,15 @@ def as_steps(array: np.ndarray, width: int) -> np.ndarray:
 
 
 # ----------------------------------------------------------------- the store
-def _common_width(source: _Source) -> int | None:
-    """The most common feature width among the items (first seen on a tie), None when none is readable."""
-    widths = Counter(w for w in (source.width(label) for _, label in source.items) if w is not None)
-    return widths.most_common(1)[0][0] if widths else None
+def common_shape(shapes: Sequence[tuple[int, ...] | None]) -> tuple[int, int] | None:
+    """(steps, width): the most common width among usable 1-d / 2-d shapes, and the most common
+    number of steps among those of that width (1 for vectors; first seen wins a tie); None when none is usable."""
+    usable = [s for s in shapes if s is not None and len(s) in (1, 2) and s[-1] > 0 and (len(s) == 1 or s[0] > 0)]
+    if not usable:
+        return None
+    width = Counter(s[-1] for s in usable).most_common(1)[0][0]
+    steps = Counter(s[0] if len(s) == 2 else 1 for s in usable if s[-1] == width).most_common(1)[0][0]
+    return steps, width
 
 
 def _open_store(out: Path, name: str | None, modality: Modality, default_name: str) -> tuple[FeatureStore, str]:
@@ -223,18 +228,6 @@ def _create_store(out: Path, name: str, modality: Modality, steps: int, width: i
     dims = {m: (width if m == modality else None) for m in MODALITIES}
     store.set_encoders(encoders, dims)
     return store
-
-
-def _typical_steps(source: _Source) -> int:
-    """The number of steps of the first readable item (the config's ``frames_per_clip``)."""
-    for _, label in source.items:
-        try:
-            array = source.read(label)
-        except FusionError:
-            continue
-        if isinstance(array, np.ndarray) and array.ndim in (1, 2):
-            return 1 if array.ndim == 1 else max(1, int(array.shape[0]))
-    return 1
 
 
 def default_name(source: str | Path) -> str:
@@ -298,13 +291,17 @@ def import_features(
     with open_source(source_path) as src:
         if (out_path / "store.json").is_file():
             store, name = _open_store(out_path, name, modality, fallback)
-            width = int((store.info.get("dims") or {}).get(modality) or 0) or _common_width(src)
+            width = int((store.info.get("dims") or {}).get(modality) or 0)
+            if not width:
+                raise DataError(f"{out_path}: store.json records no feature width (a first import was killed "
+                                "before it began); delete the folder and import again")
         else:
-            name, width = fallback, _common_width(src)
-            if width is None:
-                raise DataError(f"{source_path}: no readable 1-d or 2-d array among {len(src.items)} items; "
-                                "give (T, D) or (D,) float arrays")
-            store = _create_store(out_path, name, modality, _typical_steps(src), width, source_path)
+            common = common_shape([src.shape(label) for _, label in src.items])
+            if common is None:
+                raise DataError(f"{source_path}: no readable non-empty 1-d or 2-d array among {len(src.items)} "
+                                "items; give (T, D) or (D,) float arrays")
+            name, width = fallback, common[1]
+            store = _create_store(out_path, name, modality, common[0], width, source_path)
         summary = ImportSummary(store=str(out_path), name=name, modality=modality, width=width)
         _import_items(src, store, summary, modality, overwrite, progress)
     if manifest_ids is not None:
