@@ -233,3 +233,17 @@ def test_import_cli_one_line_per_bad_file(tmp_path: Path) -> None:
     again = _fusion("import-features", str(src), "--out", str(tmp_path / "store"), "--json")
     summary = json.loads(again.stdout)
     assert summary["done"] == 0 and summary["skipped"] == len(arrays) and summary["name"] == "toy"
+
+
+def test_web_page_lists_the_run_and_refuses_uploads_in_one_message(imported_run: dict) -> None:
+    from fusion.serve.runs import discover_runs, metrics_table
+    from fusion.serve.service import CaptionService, UploadError
+
+    runs = discover_runs(imported_run["root"])
+    assert list(runs) == ["run"]
+    headers, rows = metrics_table(runs)
+    assert headers == ["metric", "run"] and rows
+    service = CaptionService(runs)
+    assert service.defaults("run")[0].beam_size == 2
+    with pytest.raises(UploadError, match="cannot be computed from a file"):
+        service.analyse("run", imported_run["root"] / "clip.mp4")

@@ -20,7 +20,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ import numpy as np
 from tqdm import tqdm
 
 from fusion.errors import DataError, FusionError, error_text
-from fusion.features.config import FeatureRecord
+from fusion.features.config import ExtractSummary, FeatureRecord
 from fusion.features.imported import (
     MODALITIES,
     Modality,
@@ -47,23 +47,19 @@ NPZ_KEYS = ("features", "frames", "audio", "feats", "arr_0")  # tried in order i
 
 
 @dataclass
-class ImportSummary:
-    """What one import did; ``to_json()`` is the ``fusion import-features --json`` shape."""
+class ImportSummary(ExtractSummary):
+    """What one import did (``done``, ``skipped``, ``failed``, ``store``, ``elapsed_s`` as for an
+    extraction, plus the feature set); ``to_json()`` is the ``fusion import-features --json`` shape."""
 
-    done: int = 0
-    skipped: int = 0
-    failed: list[dict[str, str]] = field(default_factory=list)
-    store: str = ""
     name: str = ""
     modality: str = "frames"
     width: int | None = None
     matched: str | None = None
-    elapsed_s: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
         """``{"done", "skipped", "failed": [{"file", "id", "error"}], "store", "name", "modality", "width", "matched"}``."""
-        return {"done": self.done, "skipped": self.skipped, "failed": list(self.failed), "store": self.store,
-                "name": self.name, "modality": self.modality, "width": self.width, "matched": self.matched}
+        return {**super().to_json(), "name": self.name, "modality": self.modality, "width": self.width,
+                "matched": self.matched}
 
 
 # ----------------------------------------------------------------- reading the source
