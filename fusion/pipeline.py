@@ -32,7 +32,7 @@ from fusion.decoding.decoder import CaptionDecoder
 from fusion.decoding.hypothesis import Hypothesis
 from fusion.distributed import broadcast, is_main, main_first, map_batches, setup
 from fusion.errors import ConfigError, DataError, MediaError
-from fusion.features.imported import imported_modality, not_computable_message
+from fusion.features.imported import imported_modality, not_computable_message, with_records
 from fusion.ood import annotate
 from fusion.runcard import run_knowledge, warning_line
 
@@ -292,6 +292,8 @@ def prepare_split(
     if features is None and manifest is None:
         features = run.config.data.features
     store_path = extract_features(entries, path, run.extract_config, features, progress=progress)
+    if imported_modality(run.extract_config) is not None:  # clips whose files the import skipped: left out
+        entries = with_records(entries, store_path, run.extract_config)
     store = open_features(entries, path, run.extract_config, store_path)
     records = [store[e.id] for e in entries]
     # caps an older captioner's inputs (None without a profile); a missing profile is computed and written by

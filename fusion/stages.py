@@ -12,8 +12,9 @@ shown by default) and shows a progress bar, after every check that can fail fast
   resolves the decode configuration, then extracts the split's videos.
 
 Features imported from outside (``fusion import-features``, :mod:`fusion.features.imported`)
-cannot be computed: for them the stage only checks that the store holds every video, and a
-missing one is a ``DataError`` naming the ``fusion import-features`` command.
+cannot be computed: for them the stage only checks the store, warns about videos without a
+record (bad files the import skipped) and fails, naming the ``fusion import-features`` command,
+when none has one.
 """
 
 from __future__ import annotations
@@ -91,10 +92,13 @@ def extract_features(
 
 
 def _check_imported(path: Path, wanted: set[str], extract: ExtractConfig) -> Path:
-    """The store of imported features at ``path`` when it holds every wanted id.
+    """The store of imported features at ``path``, when it holds some of the wanted ids.
+
+    Ids without a record (a bad file the import skipped) are logged once; :func:`fusion.pipeline.prepare_split`
+    leaves them out of a decoded split, training fails on them (naming the import command).
 
     Raises:
-        DataError: no such store, one of other features, or missing ids (with the import command).
+        DataError: no such store, one of other features, or none of the ids (with the import command).
     """
     from fusion.features import FeatureStore
 
@@ -103,9 +107,12 @@ def _check_imported(path: Path, wanted: set[str], extract: ExtractConfig) -> Pat
                         f"`{import_command(path, extract)}`")
     store = FeatureStore(path, store_config_for(path, extract))
     missing = sorted(i for i in wanted if i not in store)
-    if missing:
-        raise DataError(f"{path}: {len(missing)} of {len(wanted)} videos have no features (e.g. {missing[0]!r}); "
-                        f"fusion cannot compute imported features, import them: `{import_command(path, extract)}`")
+    if len(missing) == len(wanted):
+        raise DataError(f"{path}: none of the {len(wanted)} videos has features (e.g. {missing[0]!r}); fusion cannot "
+                        f"compute imported features, import them: `{import_command(path, extract)}`")
+    if missing:  # their files were bad or absent at import (failures.jsonl says which): decoding leaves them out
+        logger.warning("%s: %d of %d videos have no imported features (e.g. %r; see %s); they are left out",
+                       path, len(missing), len(wanted), missing[0], store.failures_path)
     return path
 
 

@@ -89,7 +89,12 @@ def evaluate(run: str, args: argparse.Namespace, **overrides: Any) -> dict[str, 
     """``fusion evaluate RUN --split test`` (beam ``args.beam``), with its per-clip scores."""
     from fusion.pipeline import evaluate_run
 
-    out = Path(run) / "eval" / ("test_lm" if overrides.get("lm") else "test")
+    out = Path(run) / "eval" / ("table_test_lm" if overrides.get("lm") else "table_test")
+    if args.reuse and (out / "metrics.json").is_file():  # this script's own earlier evaluation
+        metrics = json.loads((out / "metrics.json").read_text())
+        if metrics["decode"]["beam_size"] == args.beam and metrics["decode"].get("lm_weight") == overrides.get(
+                "lm_weight", metrics["decode"].get("lm_weight")):
+            return {"metrics": metrics, "per_video": json.loads((out / "per_video.json").read_text())}
     metrics = evaluate_run(run, manifest=args.manifest, split="test", out_dir=out, features=args.features,
                            progress=False, beam_size=args.beam, **overrides)
     per_video = json.loads((out / "per_video.json").read_text())
@@ -100,9 +105,14 @@ def tune_alpha(args: argparse.Namespace) -> dict[str, Any]:
     """Late fusion's alpha on val by METEOR (``fusion tune`` without writing the run's config)."""
     from fusion.tuning import tune_lm_weight
 
+    out = Path(args.s2vt) / "tune" / "lm_table.json"
+    if args.reuse and out.is_file():
+        saved = json.loads(out.read_text())
+        if sorted(float(a) for a in saved["scores"]) == sorted({0.0, *args.alphas}):
+            return {"alpha": saved["best_alpha"], "val": {a: s.get("METEOR") for a, s in saved["scores"].items()}}
     result = tune_lm_weight(args.s2vt, args.lm, args.alphas, manifest=args.manifest, split="val", metric="METEOR",
                             features=args.features, beam_size=args.beam, apply=False, progress=False,
-                            out=Path(args.s2vt) / "tune" / "lm_table.json")
+                            out=out)
     return {"alpha": result.best_alpha, "val": {a: s.get("METEOR") for a, s in result.scores.items()}}
 
 
@@ -174,6 +184,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--samples", type=int, default=1000, help="bootstrap resamples")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--train-times", default=None, help="JSON {row: {wall_s, cpu_s}} measured when training")
+    p.add_argument("--reuse", action="store_true",
+                   help="reuse this script's earlier evaluations and alpha choice found in the run folders")
     p.add_argument("--results", default="results/msrvtt_vgg16_ae128", help="writes RESULTS.json and RESULTS.md")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")

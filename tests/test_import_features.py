@@ -12,7 +12,13 @@ import pytest
 
 from fusion.errors import DataError
 from fusion.features import FeatureStore
-from fusion.features.imported import imported_config, imported_modality, imported_name, store_config_for
+from fusion.features.imported import (
+    imported_config,
+    imported_modality,
+    imported_name,
+    store_config_for,
+    with_records,
+)
 from fusion.features.importer import as_steps, default_name, import_features, match_report
 from fusion.manifest import ManifestEntry, write_manifest
 
@@ -191,9 +197,11 @@ def test_stage_names_the_import_command_for_missing_records(imported_run: dict) 
     entries = [ManifestEntry("v0", "v0.mp4", "test", []), ManifestEntry("absent", "absent.mp4", "test", [])]
     cfg = imported_run["cfg"]
     with pytest.raises(DataError, match="fusion import-features SOURCE --out .* --name toy"):
-        extract_features(entries, imported_run["manifest"], cfg.extract, imported_run["store"], progress=False)
-    assert extract_features(entries[:1], imported_run["manifest"], cfg.extract, imported_run["store"],
+        extract_features(entries[1:], imported_run["manifest"], cfg.extract, imported_run["store"], progress=False)
+    # some ids without a record: a warning, and a decoded split leaves them out
+    assert extract_features(entries, imported_run["manifest"], cfg.extract, imported_run["store"],
                             progress=False) == imported_run["store"]
+    assert [e.id for e in with_records(entries, imported_run["store"], cfg.extract)] == ["v0"]
 
 
 @pytest.mark.java
