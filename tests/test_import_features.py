@@ -206,6 +206,7 @@ def test_stage_names_the_import_command_for_missing_records(imported_run: dict) 
 
 @pytest.mark.java
 @pytest.mark.slow
+@pytest.mark.timeout(1200)
 def test_train_and_evaluate_on_imported_features(imported_run: dict, tmp_path: Path, java_available: bool) -> None:
     import dataclasses
 
@@ -225,6 +226,17 @@ def test_train_and_evaluate_on_imported_features(imported_run: dict, tmp_path: P
     assert out.returncode == 0, out.stderr
     metrics = json.loads(out.stdout)
     assert metrics["n_videos"] == 2 and 0.0 <= metrics["CIDEr"]
+    (tmp_path / "corpus.txt").write_text("\n".join(CAPTIONS * 5) + "\n")
+    lm = _fusion("lm", "train", str(tmp_path / "corpus.txt"), "--out", str(tmp_path / "lm"), "--set", "max_epochs=1",
+                 "--set", "hidden_size=8", "--set", "embed_size=8", "--set", "min_word_count=1")
+    assert lm.returncode == 0, lm.stderr
+    tuned = _fusion("tune", str(tmp_path / "run"), "--lm", str(tmp_path / "lm"), "--alphas", "0.5", "--manifest",
+                    str(imported_run["manifest"]), "--features", str(imported_run["store"]))
+    assert tuned.returncode == 0, tuned.stderr
+    ablated = _fusion("ablate", str(tmp_path / "run"), "--out", str(tmp_path / "ablation"), "--manifest",
+                      str(imported_run["manifest"]), "--features", str(imported_run["store"]), "--json")
+    assert ablated.returncode == 0, ablated.stderr
+    assert json.loads(ablated.stdout)["n_videos"] == 2
 
 
 def test_import_cli_one_line_per_bad_file(tmp_path: Path) -> None:
