@@ -1,8 +1,9 @@
 """Fetch the real data from its original public sources: ``python -m data_prep.fetch NAME --out DIR``.
 
-NAME is ``esc10``, ``msvd-captions``, ``msrvtt-annotations`` or ``all``. ``DIR`` is laid out as
-``FUSION_DATA_DIR`` expects (``DIR/esc10/001 - Dog bark/*.ogg``, ``DIR/msvd/captions/*.txt``,
-``DIR/msrvtt/annotations/*.zip``), so ``export FUSION_DATA_DIR=DIR`` is the last step.
+NAME is ``esc10``, ``msvd-captions``, ``msrvtt-annotations``, ``yamnet`` or ``all``. ``DIR`` is laid
+out as ``FUSION_DATA_DIR`` expects (``DIR/esc10/001 - Dog bark/*.ogg``, ``DIR/msvd/captions/*.txt``,
+``DIR/msrvtt/annotations/*.zip``, ``DIR/yamnet/yamnet.tflite``), so ``export FUSION_DATA_DIR=DIR`` is
+the last step.
 
 Sources, and what is checked (SHA-256, computed from copies identical to the distributed files):
 
@@ -18,6 +19,11 @@ Sources, and what is checked (SHA-256, computed from copies identical to the dis
   ``train_val_annotation.zip`` and ``test_videodatainfo.json.zip``, each zip checked. Microsoft's
   download site is gone; they are fetched from the copy kept in ``WingsBrokenAngel/MSR-VTT-DataCleaning``
   (``clean_process/``), the zips themselves, not re-packed.
+* ``yamnet``: YAMNet's weights as a TensorFlow Lite file (``yamnet.tflite``, 4,078,224 bytes, the
+  AudioSet classifier of tensorflow/models ``research/audioset/yamnet``, Apache-2.0), from the copy in
+  ``Jaskaran197/Speaker-Detector`` at commit 4ec29b6, and its class map ``yamnet_class_map.csv``
+  from tensorflow/models (commit dbeeb148), each file checked. ``fusion.encoders.yamnet`` reads the
+  weights from ``FUSION_DATA_DIR/yamnet/yamnet.tflite``.
 
 Downloads resume: bytes go to ``FILE.part`` and a rerun asks for the rest (HTTP ``Range``); a
 file is moved into place only once its checksum matches. Without a network the error is one
@@ -53,6 +59,10 @@ _S2VT = ("https://raw.githubusercontent.com/vijayvee/video-captioning/"
          "b28ee65d7832860eb79e316974ab9f2b1d5d0840/text_files/")
 _MSRVTT = ("https://github.com/WingsBrokenAngel/MSR-VTT-DataCleaning/raw/"
            "4eb2f4736e9b606e9296487c3b70351b2cde1dfa/clean_process/")
+_YAMNET_TFLITE = ("https://raw.githubusercontent.com/Jaskaran197/Speaker-Detector/"
+                  "4ec29b6938f1051fe36b46786f8d486d8b74a38e/yamnet.tflite")
+_YAMNET_CLASS_MAP = ("https://raw.githubusercontent.com/tensorflow/models/"
+                     "dbeeb148f10adf723067040eedcccda00bdce1e8/research/audioset/yamnet/yamnet_class_map.csv")
 CHUNK_BYTES = 1 << 20
 _CLASS_DIR = re.compile(r"^\d{3} - [^/]+$")
 _READMES = ("README.md", "README.txt")
@@ -99,6 +109,10 @@ DATASETS: dict[str, Dataset] = {d.name: d for d in (
     Dataset("msrvtt-annotations", "msrvtt/annotations", tuple(Remote(name, (_MSRVTT + name,), sha) for name, sha in (
         ("train_val_annotation.zip", "ce2d97dd82d03e018c6f9ee69c96eb784397d1c83f734fdb8c17aafa5e27da31"),
         ("test_videodatainfo.json.zip", "0871bbe19dc9c13edeef4af5d7be39600a2e2b7d967e0206bb5911d633af24a0")))),
+    Dataset("yamnet", "yamnet", (
+        Remote("yamnet.tflite", (_YAMNET_TFLITE,), "469be6a3421cbc52cf97e9f2f966cba984198e8e7af9854d68b3e3ebb1e04194"),
+        Remote("yamnet_class_map.csv", (_YAMNET_CLASS_MAP,),
+               "cdf24d193e196d9e95912a2667051ae203e92a2ba09449218ccb40ef787c6df2"))),
 )}
 
 
@@ -326,8 +340,8 @@ def main(argv: list[str] | None = None) -> int:
     """``python -m data_prep.fetch NAME [NAME ...] --out DIR [--from DIR] [--mirror URL] [--json]``."""
     p = argparse.ArgumentParser(
         prog="python -m data_prep.fetch",
-        description="Fetch ESC-10, the MSVD captions or the MSR-VTT annotations from their original public "
-        "sources, checked by SHA-256, into a folder to use as FUSION_DATA_DIR.")
+        description="Fetch ESC-10, the MSVD captions, the MSR-VTT annotations or YAMNet's weights from their "
+        "original public sources, checked by SHA-256, into a folder to use as FUSION_DATA_DIR.")
     p.add_argument("names", nargs="+", choices=[*DATASETS, "all"], metavar="NAME",
                    help=f"{', '.join(DATASETS)} or all")
     p.add_argument("--out", required=True, help="data folder to fill (then export FUSION_DATA_DIR=DIR)")

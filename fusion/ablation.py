@@ -10,8 +10,9 @@
 - ``audio_shuffled``: each clip gets another clip's sound (a seeded derangement).
 - ``audio_noise``: present audio replaced by Gaussian noise with the test set's per-dimension
   feature mean and std; posteriors a random distribution.
-- ``verifier_off``: the audio-noun verifier's weight set to 0.
-- ``lm_off``: the late-fusion language model removed.
+- one condition per registered scorer that declares one (:mod:`fusion.decoding.registry`),
+  which turns that scorer off as its declaration says: ``lm_off`` (the late-fusion language
+  model removed), ``verifier_off`` (the audio-noun verifier's weight set to 0);
 - ``lm_and_verifier_off``: both removed: the captioner alone.
 - ``video_only_model``: a second run trained without audio, decoded with the same options.
 
@@ -41,15 +42,21 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from fusion.ablation_report import HEADLINE_METRICS, PAIRED_METRICS, write_report
+from fusion.decoding.audio_scorer import AUDIO_SPEC
+from fusion.decoding.lm_scorer import LM_SPEC
+from fusion.decoding.registry import ablations, scorer_spec, without
 from fusion.errors import ConfigError
+from fusion.features.config import AUDIO
 
 logger = logging.getLogger(__name__)
 
-CONDITIONS: tuple[str, ...] = (
-    "full", "audio_absent", "audio_zero", "audio_shuffled", "audio_noise", "verifier_off", "lm_off",
-    "lm_and_verifier_off", "video_only_model",
-)
 AUDIO_CONDITIONS = ("audio_absent", "audio_zero", "audio_shuffled", "audio_noise")
+# condition -> the scorers it turns off: one per registered scorer that names a condition, then both fusions
+SCORERS_OFF: dict[str, tuple[str, ...]] = {
+    **{condition: (spec.name,) for condition, spec in ablations().items()},
+    "lm_and_verifier_off": (LM_SPEC.name, AUDIO_SPEC.name),
+}
+CONDITIONS: tuple[str, ...] = ("full", *AUDIO_CONDITIONS, *SCORERS_OFF, "video_only_model")
 PER_VIDEO_KEYS = {"sound_accuracy": "sound_named"}  # a paired metric's key in per_video.json, where it differs
 
 
@@ -80,9 +87,10 @@ class AblationConfig:
 
 
 # ----------------------------------------------------------------- record transforms
-def _without_audio(record: Any) -> Any:
+def without_audio(record: Any) -> Any:
+    """The record as if its file had no audio stream (features and posteriors gone, meta says so)."""
     meta = dict(record.meta, has_audio_stream=False, ablation="audio_absent")
-    return dataclasses.replace(record, audio=None, audio_objects=None, audio_places=None, meta=meta)
+    return record.without_modality(AUDIO, audio=None, meta=meta)
 
 
 def _uniform(n: int) -> np.ndarray:
@@ -95,11 +103,8 @@ def _audio_zero(records: Sequence[Any], rng: np.random.Generator) -> list[Any]:
         if r.audio is None:
             out.append(r)
             continue
-        out.append(dataclasses.replace(
-            r, audio=np.zeros_like(r.audio),
-            audio_objects=None if r.audio_objects is None else _uniform(len(r.audio_objects)),
-            audio_places=None if r.audio_places is None else _uniform(len(r.audio_places)),
-        ))
+        uniform = {s: _uniform(len(r.posterior(AUDIO, s))) for s in r.spaces(AUDIO)}
+        out.append(r.replace_posteriors(AUDIO, uniform, {}, audio=np.zeros_like(r.audio)))
     return out
 
 
@@ -118,8 +123,9 @@ def _audio_shuffled(records: Sequence[Any], rng: np.random.Generator) -> list[An
     out = list(records)
     for dst, src in zip(with_audio, np.asarray(with_audio)[derangement(len(with_audio), rng)]):
         donor = records[int(src)]
-        out[dst] = dataclasses.replace(records[dst], audio=donor.audio, audio_objects=donor.audio_objects,
-                                       audio_places=donor.audio_places)
+        pooled = {s: donor.posterior(AUDIO, s) for s in donor.spaces(AUDIO)}
+        per_step = {k.split("/", 1)[1]: v for k, v in donor.posteriors_per_step.items() if k.startswith(f"{AUDIO}/")}
+        out[dst] = records[dst].replace_posteriors(AUDIO, pooled, per_step, audio=donor.audio)
     return out
 
 
@@ -139,16 +145,13 @@ def _audio_noise(records: Sequence[Any], rng: np.random.Generator) -> list[Any]:
             out.append(r)
             continue
         noise = (mean + std * rng.standard_normal(r.audio.shape)).astype(np.float32)  # (A, Da)
-        out.append(dataclasses.replace(
-            r, audio=noise,
-            audio_objects=None if r.audio_objects is None else _random_posterior(len(r.audio_objects), rng),
-            audio_places=None if r.audio_places is None else _random_posterior(len(r.audio_places), rng),
-        ))
+        random = {s: _random_posterior(len(r.posterior(AUDIO, s)), rng) for s in r.spaces(AUDIO)}
+        out.append(r.replace_posteriors(AUDIO, random, {}, audio=noise))
     return out
 
 
 RECORD_TRANSFORMS: dict[str, Callable[[Sequence[Any], np.random.Generator], list[Any]]] = {
-    "audio_absent": lambda records, rng: [_without_audio(r) for r in records],
+    "audio_absent": lambda records, rng: [without_audio(r) for r in records],
     "audio_zero": _audio_zero,
     "audio_shuffled": _audio_shuffled,
     "audio_noise": _audio_noise,
@@ -223,12 +226,14 @@ def _identical_reason(name: str, records: Sequence[Any], options: Any, has_video
         return "no test video has an audio stream, so removing or replacing audio changes nothing"
     if name == "audio_shuffled" and n_audio < 2:
         return "fewer than two videos have audio to swap"
-    if name == "verifier_off" and not options.audio_weight:
-        return "the audio-noun verifier is not in use (audio weight 0): give --audio-weight to ablate it"
-    if name == "lm_off" and options.lm is None:
-        return "no language model is fused (no --lm): give --lm PATH --lm-weight ALPHA to ablate it"
-    if name == "lm_and_verifier_off" and options.lm is None and not options.audio_weight:
-        return "neither a language model nor the verifier is in use: the run decodes with the captioner alone"
+    specs = [scorer_spec(scorer) for scorer in SCORERS_OFF.get(name, ())]
+    if specs and not any(spec.active(options) for spec in specs):
+        gives = []
+        for spec in specs:
+            needed = [spec.setting(n) for n in (spec.requires, spec.weight) if n is not None]
+            gives.append(" ".join(f"{s.flag} {s.metavar or s.name.upper()}" for s in needed))
+        return (f"{' and '.join(s.label for s in specs)} not in use (weight 0): give {' and '.join(gives)} "
+                "to ablate it")
     return None
 
 
@@ -282,12 +287,8 @@ def run_ablation(
         cond_records, cond_run, cond_options = records, run, options
         if name in RECORD_TRANSFORMS:
             cond_records = RECORD_TRANSFORMS[name](records, rng)
-        elif name == "verifier_off":
-            cond_options = dataclasses.replace(options, audio_weight=0.0)
-        elif name == "lm_off":
-            cond_options = dataclasses.replace(options, lm=None, lm_weight=0.0)
-        elif name == "lm_and_verifier_off":
-            cond_options = dataclasses.replace(options, lm=None, lm_weight=0.0, audio_weight=0.0)
+        elif name in SCORERS_OFF:
+            cond_options = without(options, SCORERS_OFF[name])
         elif name == "video_only_model" and video_only is not None:
             cond_run = video_only
         reason = _identical_reason(name, records, options, video_only_run is not None)

@@ -41,13 +41,7 @@ def render_markdown(report: dict[str, Any]) -> str:
     ]
     for row in report["conditions"]:
         cells = [_fmt(row["metrics"].get(m)) for m in shown]
-        for m in PAIRED_METRICS:
-            paired = row.get("paired", {}).get(m)
-            if paired is not None:
-                low, high = paired["ci95"]
-                cells.append(f"{paired['mean_delta']:+.4f} [{low:+.4f}, {high:+.4f}]")
-            else:
-                cells.append("-")
+        cells += [paired_cell(row, m) or "-" for m in PAIRED_METRICS]
         name = row["name"] + (" (=full)" if "identical_to_full" in row else "")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     same = [r for r in report["conditions"] if "identical_to_full" in r]
@@ -56,6 +50,21 @@ def render_markdown(report: dict[str, Any]) -> str:
         lines += [f"- {note}" for note in report.get("notes", [])]
         lines += [f"- `{r['name']}` equals `full` by construction: {r['identical_to_full']}." for r in same]
     return "\n".join(lines) + "\n"
+
+
+def paired_cell(row: dict[str, Any], metric: str) -> str:
+    """``"+0.0123 [-0.0040, +0.0290]"``: a condition's paired per-video delta of ``metric`` with its
+    95% interval, or "" where the row has none. Reads ``row["paired"][metric]`` (``mean_delta``,
+    ``ci95``), and a report written before ``paired`` existed (``delta`` and ``ci95`` side by side)."""
+    paired = (row.get("paired") or {}).get(metric)
+    if isinstance(paired, dict) and paired.get("ci95") and paired.get("mean_delta") is not None:
+        delta, (low, high) = paired["mean_delta"], paired["ci95"]
+    else:  # the earlier layout: corpus delta beside its interval
+        delta, interval = (row.get("delta") or {}).get(metric), (row.get("ci95") or {}).get(metric)
+        if delta is None or not interval:
+            return ""
+        low, high = interval
+    return f"{delta:+.4f} [{low:+.4f}, {high:+.4f}]"
 
 
 def error_bars(estimates: list[float], intervals: list[list[float]]) -> np.ndarray:

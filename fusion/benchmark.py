@@ -151,15 +151,6 @@ SHAPE_WORDS: dict[str, str] = {w: shape for shape, words in SHAPES.items() for w
 SOUND_WORDS: dict[str, str] = {w: cls for cls, s in SOUND_SOURCES.items() for w in s.keywords}
 
 
-def sound_source(esc_class: str | None) -> SoundSource | None:
-    """The :class:`SoundSource` of an ESC-10 class name (``None`` for ``None``).
-
-    Raises:
-        KeyError: Unknown class name.
-    """
-    return None if esc_class is None else SOUND_SOURCES[esc_class]
-
-
 @dataclass(frozen=True)
 class ObjectMention:
     """A shape named in a caption, with the colour and action attached to it (or None)."""

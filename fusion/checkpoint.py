@@ -24,6 +24,7 @@ import io
 import json
 import logging
 import os
+import pickle
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,6 +100,12 @@ def read_pointer(run_dir: str | Path, which: str) -> dict[str, Any] | None:
     return data
 
 
+def _state_for_saving(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    # clone: tied weights (an LM's shared embedding / output, in deep fusion) share memory,
+    # which safetensors refuses; each key gets its own copy and loads back into the same tensor.
+    return {k: v.detach().cpu().clone().contiguous() for k, v in model.state_dict().items()}
+
+
 def save_checkpoint(
     run_dir: str | Path,
     step: int,
@@ -131,15 +138,18 @@ def save_checkpoint(
         tmp = root / f".tmp-{name}-{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
-        # clone: tied weights (an LM's shared embedding / output, in deep fusion) share memory,
-        # which safetensors refuses; each key gets its own copy and loads back into the same tensor.
-        state = {k: v.detach().cpu().clone().contiguous() for k, v in model.state_dict().items()}
+        state = _state_for_saving(model)
         save_file(state, str(tmp / MODEL_FILE), metadata={"format": str(CHECKPOINT_FORMAT)})
         (tmp / META_FILE).write_text(json.dumps({"format": CHECKPOINT_FORMAT, "step": step, **meta}, indent=1) + "\n")
         if trainer_state is not None:
             torch.save(trainer_state, tmp / TRAINER_FILE)
         os.rename(tmp, final)
-    else:  # same step again (e.g. the end of training after its last validation): same weights
+    else:  # same step again (the end of training after its last validation, or a step redone after
+        # resuming from an older checkpoint because this one was corrupt): rewrite every file atomically
+        from safetensors.torch import save as save_bytes
+
+        state = _state_for_saving(model)
+        atomic_write_bytes(final / MODEL_FILE, save_bytes(state, metadata={"format": str(CHECKPOINT_FORMAT)}))
         atomic_write_text(final / META_FILE, json.dumps({"format": CHECKPOINT_FORMAT, "step": step, **meta}, indent=1) + "\n")
         if trainer_state is not None:
             buf = io.BytesIO()
@@ -159,18 +169,68 @@ def _prune(root: Path) -> None:
     for which in ("last", "best"):
         path = root / f"{which}.json"
         if path.is_file():
-            keep.add(json.loads(path.read_text()).get("name"))
+            try:
+                keep.add(json.loads(path.read_text()).get("name"))
+            except (OSError, ValueError, AttributeError):
+                return  # a damaged pointer: delete nothing it might have named
     for child in root.iterdir():
         if child.is_dir() and child.name not in keep and (child.name.startswith("step-") or child.name.startswith(".tmp-")):
             shutil.rmtree(child, ignore_errors=True)
 
 
+def load_weights(checkpoint_dir: Path, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
+    """The ``model.safetensors`` state dict of a checkpoint.
+
+    Raises:
+        CheckpointError: the file is missing, truncated or corrupt (naming it and the fix).
+    """
+    from safetensors import SafetensorError
+
+    path = checkpoint_dir / MODEL_FILE
+    try:
+        return load_file(str(path), device=str(device))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as err:
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise CheckpointError(f"{path}: unreadable weights ({reason}); the file is truncated or corrupt: "
+                              f"delete {checkpoint_dir} to use an older checkpoint, or retrain") from None
+
+
 def load_trainer_state(checkpoint_dir: Path) -> dict[str, Any]:
-    """The resumable trainer state of a checkpoint (optimizer, RNG, loop position)."""
+    """The resumable trainer state of a checkpoint (optimizer, RNG, loop position).
+
+    Raises:
+        CheckpointError: no ``trainer.pt``, or one that is truncated or corrupt (naming it).
+    """
     path = checkpoint_dir / TRAINER_FILE
     if not path.is_file():
         raise CheckpointError(f"{checkpoint_dir}: no {TRAINER_FILE}, cannot resume from it; start a new --out folder")
-    return torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, OSError, EOFError, ValueError, pickle.UnpicklingError) as err:
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise CheckpointError(f"{path}: unreadable trainer state ({reason}); the file is truncated or corrupt: "
+                              f"delete {checkpoint_dir} to resume from an older checkpoint") from None
+    if not isinstance(state, dict) or "loop" not in state or "optimizer" not in state:
+        raise CheckpointError(f"{path}: not a trainer state; delete {checkpoint_dir} to resume from an older one")
+    return state
+
+
+def resume_candidates(run_dir: str | Path) -> list[Path]:
+    """The checkpoint folders a killed run may resume from, best first: ``last``, then the others newest first.
+
+    A damaged ``last.json`` is skipped (the folders themselves are listed).
+    """
+    root = checkpoints_dir(run_dir)
+    if not root.is_dir():
+        return []
+    folders = sorted((p for p in root.iterdir() if p.is_dir() and p.name.startswith("step-")), reverse=True)
+    try:
+        pointer = read_pointer(run_dir, "last")
+    except CheckpointError as err:
+        logger.warning("%s", err)
+        pointer = None
+    first = [root / pointer["name"]] if pointer is not None else []
+    return first + [p for p in folders if p not in first]
 
 
 def resolve_checkpoint(path: str | Path, which: str = "best") -> Path:
@@ -278,7 +338,7 @@ def load_run(path: str | Path, which: str = "best", device: str | torch.device =
         vocab = Vocabulary.from_dict(meta["vocab"])
         dims = meta["dims"]
         model = build_captioner(config, vocab, dims, initialise=False)  # weights are loaded next
-        model.load_state_dict(load_file(str(ckpt / MODEL_FILE), device="cpu"))
+        model.load_state_dict(load_weights(ckpt))
     except ConfigError as err:
         raise CheckpointError(f"{ckpt}: its config cannot be read by this version ({err})") from None
     except (OSError, KeyError, ValueError, RuntimeError, json.JSONDecodeError) as err:

@@ -11,8 +11,9 @@ by ``(seed, epoch)``, so a resumed run sees exactly the batches the uninterrupte
 
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -222,11 +223,6 @@ class CaptionDataset:
             [self.records[v] for v, _ in picks], frame_dim, audio_dim, [t for _, t in picks], self.vocab.pad_id
         )
 
-    def video_batches(self, batch_size: int, frame_dim: int, audio_dim: int, limit: int | None = None) -> Iterator[Batch]:
-        """Batches of the split's videos in manifest order, without captions (for decoding)."""
-        n = len(self.records) if limit is None else min(limit, len(self.records))
-        for start in range(0, n, batch_size):
-            yield collate(self.records[start : min(n, start + batch_size)], frame_dim, audio_dim)
 
 
 class EpochSampler:
@@ -276,8 +272,8 @@ def extraction_command(store_path: str | Path, extract: ExtractConfig | None, ma
     sets = ""
     if extract is not None:
         defaults = ExtractConfig().feature_dict()
-        sets = "".join(f" --set {key}={value}" for key, value in extract.feature_dict().items()
-                       if defaults.get(key) != value)
+        sets = "".join(f" --set '{key}={json.dumps(value)}'" if isinstance(value, (dict, list)) else f" --set {key}={value}"
+                       for key, value in extract.feature_dict().items() if defaults.get(key) != value)
     return f"fusion extract {manifest} --out {store_path}{sets}"
 
 
@@ -286,6 +282,8 @@ def open_features(
     manifest_path: str | Path,
     extract: ExtractConfig,
     features: str | Path | None,
+    *,
+    strict: bool = True,
 ) -> FeatureStore:
     """Open the feature store holding every entry's record; never runs an encoder.
 
@@ -297,10 +295,11 @@ def open_features(
         manifest_path: the manifest (the default store lives beside it).
         extract: extraction config (encoders, frames per clip); must match the store's.
         features: explicit store folder, or None for :func:`default_store_path`.
+        strict: fail when some entries have no record (else :func:`readable_entries` drops them).
 
     Raises:
-        DataError: the store is missing, holds other features, or lacks some entries'
-            records; the message names the ``fusion extract`` command that fills it.
+        DataError: the store is missing, holds other features, or (``strict``) lacks some
+            entries' records; the message names the ``fusion extract`` command that fills it.
     """
     from fusion.features import FeatureStore
 
@@ -312,8 +311,44 @@ def open_features(
 
     store = FeatureStore(path, store_config_for(path, extract))
     missing = [e.id for e in entries if e.id not in store]
-    if missing:
+    if missing and strict:
         raise DataError(f"{path}: {len(missing)} of {len(entries)} videos have no features (e.g. {missing[0]!r}); "
                         f"extract them first: `{extraction_command(path, extract, manifest_path)}`")
     logger.debug("feature store %s holds all %d videos", path, len(entries))
     return store
+
+
+def readable_entries(
+    entries: Sequence[ManifestEntry], store: FeatureStore, split: str, *, strict: bool = False
+) -> tuple[list[ManifestEntry], list[dict[str, str]]]:
+    """The entries whose video has a record in ``store``; the others (unreadable or missing
+    videos, logged in the store's ``failures.jsonl`` by extraction) are skipped and said.
+
+    Args:
+        entries: one split's manifest entries.
+        store: the opened feature store.
+        split: the split's name, for the messages.
+        strict: raise instead of skipping.
+
+    Returns:
+        ``(kept entries in order, skipped)``, each skipped item ``{"id", "video", "error"}``.
+
+    Raises:
+        DataError: ``strict`` and some videos lack features, or every video of the split does.
+    """
+    missing = [e for e in entries if e.id not in store]
+    if not missing:
+        return list(entries), []
+    reasons = {f.get("id"): f.get("error", "") for f in store.failures()}
+    skipped = [{"id": e.id, "video": str(e.video), "error": reasons.get(e.id) or "no features"} for e in missing]
+    first = skipped[0]["error"] if skipped[0]["error"].startswith(skipped[0]["video"]) else \
+        f"{skipped[0]['video']}: {skipped[0]['error']}"
+    text = (f"{len(missing)} of {len(entries)} {split} videos could not be read (first: {first}); "
+            f"see {store.failures_path}")
+    kept = [e for e in entries if e.id in store]
+    if strict:
+        raise DataError(f"{text}; fix or drop them from the manifest (without --strict they are skipped)")
+    if not kept:
+        raise DataError(f"{text}; the {split} split is left empty: fix the videos or the manifest")
+    logger.warning("%s; skipped them (--strict stops instead)", text)
+    return kept, skipped

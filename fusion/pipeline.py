@@ -32,7 +32,7 @@ from fusion.decoding.decoder import CaptionDecoder
 from fusion.decoding.hypothesis import Hypothesis
 from fusion.distributed import broadcast, is_main, main_first, map_batches, setup
 from fusion.errors import ConfigError, DataError, MediaError
-from fusion.features.imported import imported_modality, not_computable_message, with_records
+from fusion.features.imported import imported_modality, not_computable_message
 from fusion.ood import annotate
 from fusion.runcard import run_knowledge, warning_line
 
@@ -122,11 +122,7 @@ class CaptionPipeline:
 
     def decoder_for(self, options: DecodeConfig) -> CaptionDecoder:
         """A decoder of this run with other decode settings; the loaded LM and verifier are reused."""
-        same_lm = options.lm is not None and options.lm == self.options.lm
-        same_verifier = options.verifier == self.options.verifier
-        return CaptionDecoder(self.run, options, device=self.device,
-                              language_model=self.decoder.language_model if same_lm else None,
-                              verifier=self.decoder.verifier if same_verifier else None)
+        return CaptionDecoder(self.run, options, device=self.device, shared=self.decoder.shared)
 
     def decode(self, records: Sequence[FeatureRecord], options: DecodeConfig | None = None) -> list[list[Hypothesis]]:
         """N-best hypotheses (per-scorer scores included) of feature records, with other decode settings if given."""
@@ -226,6 +222,8 @@ class RunSplit:
         train_entries: the manifest's train entries (for novelty diagnostics).
         records: one feature record per entry.
         store: the feature store folder.
+        skipped: the split's videos left out because they could not be read
+            (``{"id", "video", "error"}`` each; see :func:`fusion.data.readable_entries`).
     """
 
     run: LoadedRun
@@ -236,6 +234,7 @@ class RunSplit:
     train_entries: list[ManifestEntry]
     records: list[FeatureRecord]
     store: Path
+    skipped: list[dict[str, str]] = field(default_factory=list)
 
 
 def prepare_split(
@@ -249,6 +248,7 @@ def prepare_split(
     captioned_only: bool = False,
     require_references: bool = False,
     progress: bool = True,
+    strict: bool = False,
 ) -> RunSplit:
     """Load run -> decode configuration -> manifest split -> extract missing features -> records.
 
@@ -266,12 +266,14 @@ def prepare_split(
         captioned_only: keep only entries with reference captions (tuning).
         require_references: fail unless some entry has reference captions (evaluation).
         progress: progress bar while extracting.
+        strict: fail when a video cannot be read (else it is skipped, counted in ``skipped``).
 
     Raises:
         ConfigError / CheckpointError: bad run, decode options or manifest choice.
-        DataError: the split is empty, or has no references where they are needed.
+        DataError: the split is empty (also once unreadable videos are left out), has no
+            references where they are needed, or (``strict``) holds unreadable videos.
     """
-    from fusion.data import open_features
+    from fusion.data import open_features, readable_entries
     from fusion.manifest import load_manifest, split_entries
     from fusion.stages import extract_features
 
@@ -291,17 +293,17 @@ def prepare_split(
         raise DataError(f"{path}: split {split!r} has no reference captions to score against")
     if features is None and manifest is None:
         features = run.config.data.features
-    store_path = extract_features(entries, path, run.extract_config, features, progress=progress)
-    if imported_modality(run.extract_config) is not None:  # clips whose files the import skipped: left out
-        entries = with_records(entries, store_path, run.extract_config)
-    store = open_features(entries, path, run.extract_config, store_path)
+    store_path = extract_features(entries, path, run.extract_config, features, progress=progress, strict=strict)
+    store = open_features(entries, path, run.extract_config, store_path, strict=False)
+    entries, skipped = readable_entries(entries, store, split, strict=strict)
     records = [store[e.id] for e in entries]
     # caps an older captioner's inputs (None without a profile); a missing profile is computed and written by
     # rank 0 alone, the other ranks then read it
     profile = main_first(lambda: run_knowledge(run)).profile
     for record in records:
         annotate(profile, record)  # record.meta["ood"]: per_video.json reports it, the verifier reads it
-    return RunSplit(run, options, Path(path), split, entries, split_entries(all_entries, "train"), records, store_path)
+    return RunSplit(run, options, Path(path), split, entries, split_entries(all_entries, "train"), records, store_path,
+                    skipped)
 
 
 def decode_records(decoder: CaptionDecoder, records: Sequence[FeatureRecord], progress: bool = True) -> list[list[Hypothesis]]:
@@ -354,6 +356,7 @@ def evaluate_split(
         per_video.setdefault(vid, {})["ood"] = report  # distance per modality, threshold, flagged
     metrics["n_unfamiliar"] = sum(bool(r and r["flagged"]) for r in ood.values()) if any(ood.values()) else None
     metrics["n_unscored"] = len(entries) - result.n_videos
+    metrics["n_skipped"], metrics["skipped"] = len(prepared.skipped), prepared.skipped  # unreadable videos
     metrics["n_audio_absent"] = sum(r.audio is None for r in records)
     metrics["diagnostics"] = caption_diagnostics(predictions, [c for e in prepared.train_entries for c in e.captions])
     metrics["weights"] = decoder.weights
@@ -381,6 +384,7 @@ def evaluate_run(
     features: str | Path | None = None,
     device: str | torch.device = "cpu",
     progress: bool = True,
+    strict: bool = False,
     **overrides: Any,
 ) -> dict[str, Any]:
     """:func:`prepare_split` then :func:`evaluate_split`: ``fusion evaluate`` in one call.
@@ -391,9 +395,10 @@ def evaluate_run(
         out_dir: where outputs go; None = ``RUN/eval/<split>``.
         device: torch device.
         progress: progress bars (extraction, decoding).
+        strict: fail on an unreadable video instead of skipping it (``metrics["skipped"]``).
         **overrides: DecodeConfig fields overriding the run's (e.g. ``beam_size=5``).
     """
     prepared = prepare_split(run_path, split, manifest=manifest, features=features, overrides=overrides,
-                             device=device, require_references=True, progress=progress)
+                             device=device, require_references=True, progress=progress, strict=strict)
     return evaluate_split(prepared, out_dir=out_dir, device=device, progress=progress)
 

@@ -212,7 +212,8 @@ def run_knowledge(run: Any, compute: bool = True) -> RunKnowledge:
     if path.is_file():
         try:
             profile = TrainingProfile.load(path)
-        except FusionError as err:
+        except FusionError as err:  # said, never silently: without it no clip is flagged as unfamiliar
+            logger.warning("%s; clips unlike the training data are not flagged until it is rebuilt", err)
             return RunKnowledge(read_run_card(folder), None, str(err))
         bound_model_inputs(run.model, profile)
         if not _bounded(run.model) and compute:  # a profile without the step norm the old captioner needs

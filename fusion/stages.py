@@ -12,9 +12,8 @@ shown by default) and shows a progress bar, after every check that can fail fast
   resolves the decode configuration, then extracts the split's videos.
 
 Features imported from outside (``fusion import-features``, :mod:`fusion.features.imported`)
-cannot be computed: for them the stage only checks the store, warns about videos without a
-record (bad files the import skipped) and fails, naming the ``fusion import-features`` command,
-when none has one.
+cannot be computed: for them the stage only checks the store and fails, naming the ``fusion
+import-features`` command, when no video (or, ``strict``, not every video) has a record.
 """
 
 from __future__ import annotations
@@ -48,6 +47,7 @@ def extract_features(
     features: str | Path | None = None,
     *,
     progress: bool = True,
+    strict: bool = True,
 ) -> Path:
     """The extraction stage: make sure the store holds a record for every entry.
 
@@ -62,12 +62,14 @@ def extract_features(
         extract: the extraction config (must match an existing store's).
         features: the store folder; None = :func:`fusion.data.default_store_path`.
         progress: show a progress bar while extracting.
+        strict: fail when some videos cannot be read (else they stay without a record, and
+            :func:`fusion.data.readable_entries` skips them and says how many).
 
     Returns:
         The store folder, ready for :func:`fusion.data.open_features`.
 
     Raises:
-        DataError: the store holds other features, or some videos could not be read.
+        DataError: the store holds other features, or (``strict``) some videos could not be read.
     """
     from fusion import distributed as dist
     from fusion.data import feature_store_path
@@ -77,28 +79,31 @@ def extract_features(
     path = feature_store_path(manifest_path, extract, features)
     wanted = {e.id for e in entries}
     if imported_modality(extract) is not None:  # features from outside: check them, never extract
-        return _check_imported(path, wanted, extract)
+        return _check_imported(path, wanted, extract, strict)
     # A look that holds no collectives (a store of other features fails here); rank 0's count decides.
     present = dist.main_first(lambda: FeatureStore(path, extract) if path.is_dir() else None)
-    missing = dist.broadcast(len(wanted) if present is None else sum(i not in present for i in wanted))
+    missing = dist.broadcast(len(wanted) if present is None else
+                             sum(i not in present or present.verify(i, full=False) is not None for i in wanted))
     if not missing:
         logger.debug("%s holds the features of all %d videos", path, len(wanted))
         return path
     if dist.is_main():  # the stage's one line, shown by default
         logger.info("extracting features of %d of %d videos (%s) into %s", missing, len(wanted),
                     describe_encoders(extract), path)
-    ensure_features(list(entries), path, extract, progress=progress)  # every rank: it holds collectives
+    # every rank: it holds collectives
+    ensure_features(list(entries), path, extract, progress=progress, allow_failures=not strict)
     return path
 
 
-def _check_imported(path: Path, wanted: set[str], extract: ExtractConfig) -> Path:
-    """The store of imported features at ``path``, when it holds some of the wanted ids.
+def _check_imported(path: Path, wanted: set[str], extract: ExtractConfig, strict: bool) -> Path:
+    """The store of imported features at ``path``, when it holds the wanted ids (``strict``) or some of them.
 
-    Ids without a record (a bad file the import skipped) are logged once; :func:`fusion.pipeline.prepare_split`
-    leaves them out of a decoded split, training fails on them (naming the import command).
+    Ids without a record (a bad file the import skipped) are left to :func:`fusion.data.readable_entries`,
+    which skips and says them.
 
     Raises:
-        DataError: no such store, one of other features, or none of the ids (with the import command).
+        DataError: no such store, one of other features, none of the ids, or (``strict``) some
+            missing (with the import command).
     """
     from fusion.features import FeatureStore
 
@@ -107,12 +112,9 @@ def _check_imported(path: Path, wanted: set[str], extract: ExtractConfig) -> Pat
                         f"`{import_command(path, extract)}`")
     store = FeatureStore(path, store_config_for(path, extract))
     missing = sorted(i for i in wanted if i not in store)
-    if len(missing) == len(wanted):
-        raise DataError(f"{path}: none of the {len(wanted)} videos has features (e.g. {missing[0]!r}); fusion cannot "
-                        f"compute imported features, import them: `{import_command(path, extract)}`")
-    if missing:  # their files were bad or absent at import (failures.jsonl says which): decoding leaves them out
-        logger.warning("%s: %d of %d videos have no imported features (e.g. %r; see %s); they are left out",
-                       path, len(missing), len(wanted), missing[0], store.failures_path)
+    if missing and (strict or len(missing) == len(wanted)):
+        raise DataError(f"{path}: {len(missing)} of {len(wanted)} videos have no features (e.g. {missing[0]!r}); "
+                        f"fusion cannot compute imported features, import them: `{import_command(path, extract)}`")
     return path
 
 
@@ -123,6 +125,7 @@ def prepare_training(
     manifest: str | Path | None = None,
     features: str | Path | None = None,
     progress: bool = True,
+    strict: bool = False,
 ) -> Path:
     """``fusion train``'s stages before training: check the run folder, then extract features.
 
@@ -131,12 +134,15 @@ def prepare_training(
     holding another run fails here, before any extraction), then extracts the train and val
     splits' missing features.
 
+    Args (besides the paths): ``strict``: fail when videos cannot be read, instead of leaving
+    them out of training (:func:`fusion.training.train` skips them with the same ``strict``).
+
     Returns:
         The feature store folder.
 
     Raises:
         ConfigError: no manifest, or the run folder holds a run of another config.
-        DataError: another trainer holds the folder, or videos could not be read.
+        DataError: another trainer holds the folder, or (``strict``) videos could not be read.
     """
     from fusion.manifest import load_manifest, split_entries
     from fusion.training.setup import check_run_config, resolve_data_paths, run_lock
@@ -148,4 +154,4 @@ def prepare_training(
     assert data.manifest is not None  # resolve_data_paths raised otherwise
     entries = load_manifest(data.manifest)
     needed = split_entries(entries, data.train_split) + split_entries(entries, data.val_split)
-    return extract_features(needed, data.manifest, config.extract, data.features, progress=progress)
+    return extract_features(needed, data.manifest, config.extract, data.features, progress=progress, strict=strict)

@@ -217,6 +217,8 @@ class Vocabulary:
             raise DataError(f"{path}: vocabulary file not found; it is written next to each checkpoint") from None
         except json.JSONDecodeError as err:
             raise DataError(f"{path}: not valid JSON ({err.msg}); the vocabulary file is damaged") from None
+        except (OSError, UnicodeDecodeError) as err:
+            raise DataError(f"{path}: unreadable ({type(err).__name__}); the vocabulary file is damaged") from None
         try:
             return cls.from_dict(data)
         except DataError as err:

@@ -93,24 +93,27 @@ class TuneResult:
         return asdict(self)
 
 
-def _check_alphas(alphas: Sequence[float], mode: str) -> list[float]:
-    if not alphas:
-        raise ConfigError("--alphas is empty: give the weights to try, e.g. --alphas 0 0.1 0.2 0.3")
-    out = sorted({float(a) for a in alphas} | {0.0})  # alpha 0 is always the baseline
-    if out[0] < 0 or (mode == "linear" and out[-1] > 1):
-        bound = "in [0, 1]" if mode == "linear" else ">= 0"
-        raise ConfigError(f"--alphas {alphas}: each alpha must be {bound} for --mode {mode}")
-    return out
+def _check_weights(values: Sequence[float] | None, name: str, option: str, config: Any) -> list[float] | None:
+    """Sorted distinct weights to try, each within the bounds ``config`` accepts for the setting ``name``."""
+    from fusion.decoding.registry import setting
 
-
-def _check_betas(betas: Sequence[float] | None) -> list[float] | None:
-    if betas is None:
+    if values is None:
         return None
-    if not betas:
-        raise ConfigError("--betas is empty: give the verifier weights to try, e.g. --betas 0 1 2")
-    if min(betas) < 0:
-        raise ConfigError(f"--betas {list(betas)}: each beta (the verifier's weight) must be >= 0")
-    return sorted({float(b) for b in betas})
+    if not values:
+        raise ConfigError(f"{option} is empty: give the weights to try, e.g. {option} 0 0.5 1")
+    bounded = setting(name)
+    if not all(bounded.within(float(v), config) for v in values):
+        raise ConfigError(f"{option} {list(values)}: each must be {bounded.need(config)} "
+                          f"(decode.{name} with --mode {config.lm_mode})")
+    return sorted({float(v) for v in values})
+
+
+def grid_point(options: Any, lm_path: str | Path, mode: str, alpha: float, beta: float) -> Any:
+    """The decode configuration of one grid point: the LM at weight ``alpha`` (0 = "LM off"), the verifier at ``beta``."""
+    from fusion.decoding.registry import without
+
+    base = dataclasses.replace(without(options, ["lm"]), lm_mode=mode, audio_weight=beta)
+    return dataclasses.replace(base, lm=str(lm_path), lm_weight=alpha) if alpha > 0 else base
 
 
 def _guarded(rows: list[dict[str, Any]], guard: str | None, reference: float | None) -> list[dict[str, Any]]:
@@ -196,9 +199,10 @@ def tune_lm_weight(
         CheckpointError / WeightsError: run or LM unloadable.
     """
     from fusion.checkpoint import write_run_decode
-    from fusion.decoding.config import LM_MODES, resolve_decode_config
+    from fusion.decoding.config import DecodeConfig, resolve_decode_config
     from fusion.decoding.decoder import CaptionDecoder
-    from fusion.decoding.lm_scorer import load_language_model
+    from fusion.decoding.lm_scorer import LM_MODES
+    from fusion.decoding.registry import without
     from fusion.evaluation import METRICS, benchmark_metrics, coco_metrics, is_benchmark
     from fusion.pipeline import prepare_split
 
@@ -206,8 +210,8 @@ def tune_lm_weight(
         raise ConfigError(f"--mode {mode!r} is not one of {list(LM_MODES)}")
     if metric not in METRICS:
         raise ConfigError(f"--metric {metric!r} is not one of {list(METRICS)}")
-    grid = _check_alphas(alphas, mode)
-    beta_grid = _check_betas(betas)
+    grid = _check_weights([*alphas, 0.0] if alphas else alphas, "lm_weight", "--alphas", DecodeConfig(lm_mode=mode))
+    beta_grid = _check_weights(betas, "audio_weight", "--betas", DecodeConfig(lm_mode=mode))
     if guard is not None and guard not in GUARDS:
         raise ConfigError(f"--guard {guard!r} is not one of {list(GUARDS)}")
     start = time.time()
@@ -220,17 +224,13 @@ def tune_lm_weight(
         raise ConfigError(f"--guard {guard} needs the audio-visual benchmark's judgements, which {prepared.manifest} "
                           "lacks (its entries' meta has no objects / audio_kind): drop --guard")
     refs = {e.id: list(e.captions) for e in entries}
-    lm = load_language_model(lm_path, device=device)
     run_beta = prepared.options.audio_weight
     points = [(a, b) for a in grid for b in (beta_grid if beta_grid is not None else [run_beta])]
-
-    shared: dict[str, Any] = {}
+    shared: dict[Any, Any] = {}  # the LM and the verifier, loaded once for the whole grid
+    CaptionDecoder(run, grid_point(prepared.options, lm_path, mode, grid[-1], run_beta), device=device, shared=shared)
 
     def score(options: Any) -> dict[str, Any]:
-        decoder = CaptionDecoder(run, options, device=device, language_model=lm, verifier=shared.get("verifier"))
-        if options.audio_weight:
-            shared["verifier"] = decoder.verifier  # loaded once, shared
-        hyps = decoder.decode(prepared.records)
+        hyps = CaptionDecoder(run, options, device=device, shared=shared).decode(prepared.records)
         predictions = {e.id: h[0].words for e, h in zip(entries, hyps)}
         values = dict(coco_metrics(predictions, refs).metrics)
         values.update(benchmark_metrics(predictions, entries))
@@ -238,14 +238,12 @@ def tune_lm_weight(
 
     rows: list[dict[str, Any]] = []
     for alpha, beta in tqdm(points, desc=f"tune lm ({mode})", disable=not progress):
-        values = score(dataclasses.replace(prepared.options, lm=str(lm_path) if alpha > 0 else None,
-                                           lm_weight=alpha, lm_mode=mode, audio_weight=beta))
+        values = score(grid_point(prepared.options, lm_path, mode, alpha, beta))
         rows.append({"alpha": alpha, "beta": beta, "metrics": values})
         logger.info("alpha %.3f, beta %.3f: %s %.4f", alpha, beta, metric, values[metric])
     reference = None
     if guard is not None:  # the run's own decoder before tuning, without the LM
-        own = dataclasses.replace(resolve_decode_config(run, {"beam_size": beam_size, "batch_size": batch_size}),
-                                  lm=None, lm_weight=0.0)
+        own = without(resolve_decode_config(run, {"beam_size": beam_size, "batch_size": batch_size}), ["lm"])
         same = [r for r in rows if r["alpha"] == 0 and r["beta"] == own.audio_weight and
                 (own.audio_penalty, own.audio_absent_penalty) == (prepared.options.audio_penalty,
                                                                   prepared.options.audio_absent_penalty)]

@@ -59,8 +59,8 @@ def make_records(n: int, frames: int, seed: int = 0) -> list[FeatureRecord]:
 
 def decode(model: S2VT, records: list[FeatureRecord], beam: int, max_len: int) -> list:
     batch = collate(records, FRAME_DIM, AUDIO_DIM)
-    ctx = DecodeContext(batch_size=len(records), beam_size=beam, batch=batch)
-    return beam_search({"caption": CaptionScorer(model)}, {"caption": 1.0}, ctx, bos_id=BOS, eos_id=EOS,
+    ctx = DecodeContext(batch_size=len(records), beam_size=beam)
+    return beam_search({"caption": CaptionScorer(model, batch)}, {"caption": 1.0}, ctx, bos_id=BOS, eos_id=EOS,
                        max_len=max_len, nbest=1)
 
 

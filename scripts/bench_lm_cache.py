@@ -77,9 +77,9 @@ def build_model(sentences: list[str], folder: Path, args: argparse.Namespace) ->
 
 def decode(lm: HFWordLM, vocab: Vocabulary, videos: int, beam: int, words: int) -> tuple[float, float, list[list[int]]]:
     """Wall time and process CPU time of one LM-only beam search over ``videos``, and the best caption of each."""
-    ctx = DecodeContext(batch_size=videos, beam_size=beam, vocab=vocab)
+    ctx = DecodeContext(batch_size=videos, beam_size=beam)
     start, cpu = time.perf_counter(), time.process_time()
-    hyps = beam_search({"lm": LMScorer(lm)}, {"lm": 1.0}, ctx, bos_id=vocab.bos_id, eos_id=vocab.eos_id,
+    hyps = beam_search({"lm": LMScorer(lm, vocab)}, {"lm": 1.0}, ctx, bos_id=vocab.bos_id, eos_id=vocab.eos_id,
                        max_len=words, min_len=words)
     return time.perf_counter() - start, time.process_time() - cpu, [h[0].tokens for h in hyps]
 

@@ -52,8 +52,8 @@ def measure(model: Path, clip: Path, repeat: int, workdir: Path) -> dict:
 
     service = CaptionService({"run": model})
     page = Page(service, model.parent, workdir)
-    settings, _ = service.defaults("run")
-    beam, lm_w, audio_w = settings.beam_size, settings.lm_weight, settings.audio_weight
+    settings = service.defaults("run")
+    beam, lm_w, audio_w = settings.beam_size, settings.weight("lm"), settings.weight("audio")
     out = page.caption_upload(str(clip), "run", beam, lm_w, audio_w)  # warm-up: allocator, kernels, first decoder
     if str(out[0]).startswith('<div id="fusion-error"') or not out[1]:
         raise SystemExit(f"the caption request failed: {out[0]}")

@@ -62,14 +62,14 @@ def _top(probs: np.ndarray, names: list[str]) -> list[list[Any]]:
 
 def tag_clip(model: SoundNet8, wave: np.ndarray) -> dict[str, Any]:
     """Top tags and per-step largest logits of one clip under every mode."""
-    object_names = [label.slug for label in SOUNDNET8.object_labels]
+    object_names = list(SOUNDNET8.label_spaces["imagenet"])
     out: dict[str, Any] = {"seconds": round(wave.size / SR, 2), "modes": {}}
     for mode in MODES:
         preprocess = SOUNDNET8.with_tail(mode).preprocess
         _, objects, places = analyse_audio(model, wave, (), preprocess)
         obj_logits, place_logits = head_logits(model, preprocess, wave)
         out["modes"][mode] = {
-            "places": _top(places, list(SOUNDNET8.place_labels)),
+            "places": _top(places, list(SOUNDNET8.label_spaces["places2"])),
             "objects": _top(objects, object_names),
             "step_max_place_logit": [round(float(v), 1) for v in place_logits.max(axis=1)],
             "step_max_object_logit": [round(float(v), 1) for v in obj_logits.max(axis=1)],

@@ -135,11 +135,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     from fusion.checkpoint import load_run
     from fusion.decoding.decoder import CaptionDecoder
-    from fusion.decoding.lm_scorer import load_language_model
     from fusion.errors import FusionError
     from fusion.evaluation import score_predictions
     from fusion.pipeline import prepare_split
-    from fusion.tuning import format_grid, tune_lm_weight
+    from fusion.tuning import format_grid, grid_point, tune_lm_weight
 
     start = time.time()
     try:
@@ -175,16 +174,12 @@ def main(argv: list[str] | None = None) -> int:
                                              absent_penalty)
         settings["+ both, penalties"] = (penalised.best_alpha, float(penalised.best_beta or 0.0), penalty,
                                          absent_penalty)
-    lm = load_language_model(args.lm)
-    verifier = None
+    shared: dict[Any, Any] = {}  # the LM and the verifier, loaded once
     scored: dict[str, dict[str, Any]] = {}
     for name, (alpha, beta, pen, absent) in settings.items():
-        options = dataclasses.replace(prepared.options, lm=args.lm if alpha > 0 else None, lm_weight=alpha,
-                                      audio_weight=beta, audio_penalty=pen, audio_absent_penalty=absent)
-        decoder = CaptionDecoder(prepared.run, options, language_model=lm, verifier=verifier)
-        if beta:
-            verifier = decoder.verifier
-        hyps = decoder.decode(prepared.records, progress=True)
+        options = dataclasses.replace(grid_point(prepared.options, args.lm, prepared.options.lm_mode, alpha, beta),
+                                      audio_penalty=pen, audio_absent_penalty=absent)
+        hyps = CaptionDecoder(prepared.run, options, shared=shared).decode(prepared.records, progress=True)
         predictions = {e.id: h[0].words for e, h in zip(prepared.entries, hyps)}
         _, metrics, per_video = score_predictions(predictions, prepared.entries)
         scored[name] = {"metrics": metrics, "per_video": per_video, "predictions": predictions}

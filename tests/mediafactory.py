@@ -179,7 +179,8 @@ def make_broken_corpus(folder: str | Path) -> dict[str, Path]:
     Returns:
         kind -> path. Kinds: missing (never created), empty, directory, text_as_mp4,
         random_bytes, corrupt_header, truncated_mp4 (moov atom lost), truncated_mkv,
-        truncated_mp3, no_streams (an FFmpeg metadata file named .mp4), subtitles_only.
+        truncated_mp3, no_streams (an FFmpeg metadata file named .mp4), subtitles_only, text_file (a
+        .txt, which FFmpeg's tty demuxer renders as ANSI-art video), subtitle_file (an .srt).
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -204,6 +205,11 @@ def make_broken_corpus(folder: str | Path) -> dict[str, Path]:
     corpus["no_streams"].write_text(";FFMETADATA1\ntitle=not a video\n", encoding="utf-8")
     corpus["subtitles_only"] = folder / "subtitles.mkv"
     corpus["subtitles_only"].write_text("1\n00:00:01,000 --> 00:00:02,000\nHello\n\n", encoding="utf-8")
+    corpus["text_file"] = folder / "memo.txt"
+    corpus["text_file"].write_text("These are meeting notes, not a video.\n" * 40, encoding="utf-8")
+    corpus["subtitle_file"] = folder / "captions.srt"
+    corpus["subtitle_file"].write_text("1\n00:00:01,000 --> 00:00:02,000\nHello\n\n2\n00:00:03,000 --> "
+                                       "00:00:04,000\nThere\n\n", encoding="utf-8")
     return corpus
 
 

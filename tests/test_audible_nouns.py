@@ -24,7 +24,8 @@ CAPTIONS = (
 def _sources() -> gen.Sources:
     wnids = tuple(ln.split()[0] for ln in (FIXTURE / "categories_imagenet.txt").read_text().splitlines())
     places = tuple(place_parts(ln) for ln in (FIXTURE / "categories_places2.txt").read_text().split())
-    return gen.Sources(wnids, places, {"Dog bark": ("dog",), "Rooster": ("rooster",)})
+    audioset = (("Dog",), ("Train horn", "train whistle"), ("Chicken", "rooster"), ("Speech",))
+    return gen.Sources(wnids, places, {"Dog bark": ("dog",), "Rooster": ("rooster",)}, audioset)
 
 
 @pytest.fixture(scope="module")
@@ -47,11 +48,12 @@ def test_audible_nouns_and_rule(tiny_table: dict) -> None:
 
 def test_links_through_hypernym_closure_meronyms_and_places(tiny_table: dict) -> None:
     nouns = tiny_table["nouns"]
-    assert nouns["dog"]["objects"] == [0]  # toy poodle: dog covers every breed
-    assert nouns["train"]["objects"] == [1]  # steam locomotive, a member meronym's hyponym
-    assert nouns["puppy"]["objects"] == []  # a puppy is a dog, not every dog is a puppy
-    assert nouns["train"]["places"] == [1, 2]  # railroad_track (gloss "railway"), train_station/platform
-    assert nouns["sea"]["places"] == [0]  # beach: "... the water of a sea or lake"
+    assert set(nouns["dog"]["links"]) == {"imagenet", "places2", "audioset"}
+    assert nouns["dog"]["links"]["imagenet"] == [0]  # toy poodle: dog covers every breed
+    assert nouns["train"]["links"]["imagenet"] == [1]  # steam locomotive, a member meronym's hyponym
+    assert nouns["puppy"]["links"]["imagenet"] == []  # a puppy is a dog, not every dog is a puppy
+    assert nouns["train"]["links"]["places2"] == [1, 2]  # railroad_track (gloss "railway"), train_station/platform
+    assert nouns["sea"]["links"]["places2"] == [0]  # beach: "... the water of a sea or lake"
     assert nouns["dog"]["esc10"] == ["Dog bark"] and nouns["puppy"]["esc10"] == ["Dog bark"]
     assert nouns["rooster"]["esc10"] == ["Rooster"] and nouns["man"]["esc10"] == []
 
@@ -63,17 +65,44 @@ def test_forms_cover_plurals_and_irregulars(tiny_table: dict) -> None:
     assert "puppies" in nouns["puppy"]["forms"]
 
 
+def test_audioset_links_by_name_word_and_wordnet(tiny_table: dict) -> None:
+    nouns = tiny_table["nouns"]
+    assert tiny_table["spaces"] == {"imagenet": 4, "places2": 4, "audioset": 4}
+    assert nouns["dog"]["links"]["audioset"] == [0]  # the class's name is the noun
+    assert nouns["train"]["links"]["audioset"] == [1]  # a word of "Train horn"
+    assert nouns["rooster"]["links"]["audioset"] == [2]  # one of the class's names
+    assert nouns["puppy"]["links"]["audioset"] == [] and nouns["man"]["links"]["audioset"] == []
+    table = NounTable.from_dict(tiny_table)
+    assert table.spaces["audioset"] == 4 and table.entries["dog"].links["audioset"] == (0,)
+
+
+def test_format_1_tables_read_as_imagenet_and_places2_links() -> None:
+    old = {"format": "fusion.audible_nouns/1", "num_objects": 6, "num_places": 3,
+           "nouns": {"dog": {"forms": ["dog", "dogs"], "objects": [0, 1], "places": [2], "esc10": [], "why": "x"},
+                     "man": {"forms": ["man"], "objects": [], "places": []}}, "not_audible": {"table": ["tables"]}}
+    table = NounTable.from_dict(old, "old.json")
+    assert table.spaces == {"imagenet": 6, "places2": 3}
+    assert table.entries["dog"].links == {"imagenet": (0, 1), "places2": (2,)} and table.entries["man"].links == {}
+    with pytest.raises(DataError, match=r"old.json: not an audible-noun table .* `python -m data_prep.audible_nouns`"):
+        NounTable.from_dict({**old, "format": "fusion.audible_nouns/0"}, "old.json")
+    with pytest.raises(DataError, match="links to imagenet class 7 outside"):
+        NounTable.from_dict({**old, "nouns": {"dog": {"forms": ["dog"], "objects": [7]}}}, "old.json")
+
+
 def test_cli_writes_a_loadable_table(tmp_path: Path) -> None:
     captions = tmp_path / "caps.txt"
     captions.write_text(CAPTIONS)
+    audioset = tmp_path / "class_map.csv"
+    audioset.write_text('index,mid,display_name\n1,/m/0bt9lr,Dog\n0,/m/09x0r,"Speech, talk"\n')
     out = tmp_path / "table.json"
     code = gen.main(["--wordnet", str(FIXTURE), "--captions", str(captions), "--min-count", "1",
                      "--imagenet", str(FIXTURE / "categories_imagenet.txt"),
                      "--places", str(FIXTURE / "categories_places2.txt"), "--no-benchmark", "--no-msrvtt",
-                     "--out", str(out)])
+                     "--audioset", str(audioset), "--out", str(out)])
     assert code == 0
     data = json.loads(out.read_text())
-    assert data["format"] == gen.TABLE_FORMAT and data["num_objects"] == 4 and data["num_places"] == 4
+    assert data["format"] == gen.TABLE_FORMAT and data["spaces"] == {"imagenet": 4, "places2": 4, "audioset": 2}
+    assert data["nouns"]["dog"]["links"]["audioset"] == [1]  # rows are read in index order
     table = NounTable.load(out)
     assert table.audible_noun("dogs") == "dog" and table.audible_noun("trains") == "train"
     assert table.audible_noun("table") is None and table.lemma("tables") == "table"
@@ -82,7 +111,7 @@ def test_cli_writes_a_loadable_table(tmp_path: Path) -> None:
 def test_cli_missing_wordnet_is_one_line_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     captions = tmp_path / "caps.txt"
     captions.write_text(CAPTIONS)
-    code = gen.main(["--wordnet", str(tmp_path), "--captions", str(captions), "--no-msrvtt",
+    code = gen.main(["--wordnet", str(tmp_path), "--captions", str(captions), "--no-msrvtt", "--no-audioset",
                      "--out", str(tmp_path / "t.json")])
     err = capsys.readouterr().err
     assert code == 2 and "wordnet-base" in err and len(err.strip().splitlines()) == 1
@@ -111,9 +140,10 @@ def test_committed_table_matches_soundnet_and_benchmark() -> None:
     from fusion.encoders.labels import imagenet_labels
 
     table = NounTable.load()
-    assert table.num_objects == 1000 and table.num_places == 401
+    assert table.spaces == {"imagenet": 1000, "places2": 401, "audioset": 521}
     poodle = next(i for i, lab in enumerate(imagenet_labels()) if lab.name == "toy poodle")
-    assert poodle in table.entries["dog"].objects
+    assert poodle in table.entries["dog"].links["imagenet"]
+    assert table.entries["dog"].links["audioset"]  # AudioSet's "Dog"
     for cls, source in SOUND_SOURCES.items():  # every benchmark sound noun is audible and names its class
         for word in source.synonyms:
             noun = table.audible_noun(word)
@@ -142,7 +172,7 @@ def test_package_runs_as_module(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-m", "data_prep.audible_nouns", "--wordnet", str(FIXTURE), "--captions",
                            str(captions), "--min-count", "1", "--imagenet", str(FIXTURE / "categories_imagenet.txt"),
                            "--places", str(FIXTURE / "categories_places2.txt"), "--no-benchmark", "--no-msrvtt",
-                           "--out", str(out)],
+                           "--no-audioset", "--out", str(out)],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert NounTable.load(out).audible_noun("trains") == "train"

@@ -18,31 +18,15 @@ from fusion.decoding.processors import (
     SuppressTokensProcessor,
     caption_processors,
 )
-from fusion.decoding.scorer import DecodeContext, Scorer
+from fusion.decoding.scorer import DecodeContext, Scorer, bind_inputs
 from fusion.decoding.scorers import CaptionScorer, LengthScorer
+from fusion.decoding.spec import BatchInputs
 from fusion.errors import ConfigError
 from fusion.features import FeatureRecord
+from tests.builders import MarkovScorer
 
 BOS, EOS = 1, 2
 V = 7
-
-
-class MarkovScorer:
-    """A toy scorer: per video, a (V, V) table of next-token log-probs given the last token."""
-
-    def __init__(self, tables: Tensor) -> None:
-        self.tables = tables  # (num_videos, V, V) float
-
-    def init_state(self, ctx: DecodeContext) -> Tensor:
-        assert ctx.records is not None
-        videos = torch.as_tensor([int(r.id) for r in ctx.records])  # (B,) the toy videos' table rows
-        return videos[ctx.video_index()]  # (N,) video id per row
-
-    def score(self, tokens: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
-        return self.tables[state, tokens[:, -1]], state  # (N, V)
-
-    def select_state(self, state: Tensor, idx: Tensor) -> Tensor:
-        return state[idx]
 
 
 class FinalBonusScorer(MarkovScorer):
@@ -61,14 +45,12 @@ def random_tables(num_videos: int, seed: int) -> Tensor:
     return torch.log_softmax(torch.randn(num_videos, V, V, generator=g) * 2.0, dim=-1)
 
 
-def ctx_for(videos: list[int], beam: int) -> DecodeContext:
-    records = [FeatureRecord(id=str(v), frames=None, audio=None) for v in videos]
-    return DecodeContext(batch_size=len(videos), beam_size=beam, records=records)
-
-
 def search(scorers: dict[str, Scorer], weights: dict[str, float], videos: list[int], beam: int, **kw):
     kw.setdefault("max_len", 8)
-    return beam_search(scorers, weights, ctx_for(videos, beam), bos_id=BOS, eos_id=EOS, **kw)
+    inputs = BatchInputs(records=[FeatureRecord(id=str(v), frames=None, audio=None) for v in videos])
+    bound = {name: bind_inputs(scorer, inputs) for name, scorer in scorers.items()}
+    return beam_search(bound, weights, DecodeContext(batch_size=len(videos), beam_size=beam), bos_id=BOS, eos_id=EOS,
+                       **kw)
 
 
 def test_batched_equals_one_video_at_a_time() -> None:
@@ -243,9 +225,11 @@ def tiny_batch(num_videos: int, seed: int = 0):
 
 
 def s2vt_search(scorers, weights, batch, beam, **kw):
-    ctx = DecodeContext(batch_size=len(batch), beam_size=beam, batch=batch)
+    ctx = DecodeContext(batch_size=len(batch), beam_size=beam)
     kw.setdefault("max_len", 6)
-    return beam_search(scorers, weights, ctx, bos_id=BOS, eos_id=EOS, **kw)
+    inputs = BatchInputs(records=[None] * len(batch), batch=batch)
+    bound = {name: bind_inputs(scorer, inputs) for name, scorer in scorers.items()}
+    return beam_search(bound, weights, ctx, bos_id=BOS, eos_id=EOS, **kw)
 
 
 def test_s2vt_batched_equals_one_video_at_a_time() -> None:

@@ -98,12 +98,12 @@ def test_lm_is_frozen_during_training() -> None:
 
 def test_beam_search_over_deep_fusion() -> None:
     model = DeepFusionS2VT(_s2vt(), _lm(), CAP_VOCAB).eval()
-    ctx = DecodeContext(batch_size=2, beam_size=3, batch=_batch())
-    hyps = beam_search({"caption": CaptionScorer(model)}, {"caption": 1.0}, ctx, bos_id=1, eos_id=2, max_len=5)
+    ctx = DecodeContext(batch_size=2, beam_size=3)
+    hyps = beam_search({"caption": CaptionScorer(model, _batch())}, {"caption": 1.0}, ctx, bos_id=1, eos_id=2, max_len=5)
     assert len(hyps) == 2 and all(len(h) == 1 for h in hyps)
     greedy = model.greedy(_batch(), 1, 2, max_len=5)
-    beam1 = beam_search({"caption": CaptionScorer(model)}, {"caption": 1.0},
-                        DecodeContext(batch_size=2, beam_size=1, batch=_batch()), bos_id=1, eos_id=2,
+    beam1 = beam_search({"caption": CaptionScorer(model, _batch())}, {"caption": 1.0},
+                        DecodeContext(batch_size=2, beam_size=1), bos_id=1, eos_id=2,
                         max_len=5, min_len=0)
     assert [h[0].tokens for h in beam1] == greedy
 
@@ -168,7 +168,7 @@ def test_train_and_load_run_with_lm_fusion(tmp_path, mode: str) -> None:
     from fusion.checkpoint import load_run
     from fusion.training.lm import train_lm
     from fusion.training import train
-    from tests.test_training import make_toy, toy_config
+    from tests.builders import make_toy, toy_config
 
     make_toy(tmp_path)
     corpus = ["a red ball and a dog", "the green ball and a clock", "a blue ball and rain"] * 4

@@ -17,15 +17,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fusion.features import ExtractConfig, FeatureRecord, FeatureStore
+from fusion.errors import DataError
+from fusion.features import ExtractConfig, FeatureStore
+from tests.builders import REPO, SUBPROCESS_ENV as ENV, assert_same_records
 from tests.mediafactory import make_video
 
 pytest.importorskip("fusion.media")
 
-REPO = Path(__file__).resolve().parent.parent
 NUM_CLIPS = 12
 SETTINGS = ["--set", "random_weights=true", "--set", "frames_per_clip=6", "--set", "batch_size=6"]
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}  # one thread: same sums in every process
 
 
 def extract_cmd(*args: str | Path) -> list[str]:
@@ -51,20 +51,8 @@ def reference(clip_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Featu
     proc = run_extract(clip_dir, "--out", out, "--json")
     assert proc.returncode == 0, proc.stderr
     summary = json.loads(proc.stdout)
-    assert summary == {"done": NUM_CLIPS, "skipped": 0, "failed": [], "store": str(out)}
+    assert summary == {"done": NUM_CLIPS, "skipped": 0, "repaired": 0, "failed": [], "store": str(out)}
     return FeatureStore(out)
-
-
-def assert_same_records(store: FeatureStore, reference: FeatureStore) -> None:
-    assert store.ids() == reference.ids()
-    for video_id in reference.ids():
-        got, want = store[video_id], reference[video_id]
-        for name in FeatureRecord.ARRAYS:
-            a, b = getattr(got, name), getattr(want, name)
-            assert (a is None) == (b is None), (video_id, name)
-            if a is not None:
-                np.testing.assert_array_equal(a, b, err_msg=f"{video_id}.{name}")
-        assert got.meta == want.meta
 
 
 def test_resume_after_sigkill_gives_the_same_records(clip_dir: Path, reference: FeatureStore, tmp_path: Path) -> None:
@@ -121,13 +109,39 @@ def test_json_summary_lists_bad_files_and_exits_nonzero(
     code, out, err = cli(capsys, clip_dir / "clip00.mp4", clip_dir / "clip01.mp4", bad, "--out", tmp_path / "s", "--json")
     assert code == 1
     summary = json.loads(out)
-    assert list(summary) == ["done", "skipped", "failed", "store"]
+    assert list(summary) == ["done", "skipped", "repaired", "failed", "store"]
     assert summary["done"] == 2 and summary["skipped"] == 0 and summary["store"] == str(tmp_path / "s")
     assert [f["file"] for f in summary["failed"]] == [str(bad)] and summary["failed"][0]["error"]
     logged = [json.loads(line) for line in (tmp_path / "s" / "failures.jsonl").read_text().splitlines()]
     assert [entry["file"] for entry in logged] == [str(bad)]
     code, out, err = cli(capsys, clip_dir / "clip00.mp4", "--out", tmp_path / "s")  # human summary
     assert code == 0 and "0 extracted, 1 already there, 0 failed" in out
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip"])
+def test_a_corrupt_record_is_named_on_load_and_re_extracted(
+    clip_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], damage: str
+) -> None:
+    clips = [clip_dir / "clip00.mp4", clip_dir / "clip01.mp4"]
+    code, _, err = cli(capsys, *clips, "--out", tmp_path / "s")
+    assert code == 0, err
+    original = FeatureStore(tmp_path / "s")["clip01"]
+    path = tmp_path / "s" / "records" / "clip01.npz"
+    data = bytearray(path.read_bytes())
+    if damage == "truncate":  # a partial copy
+        path.write_bytes(bytes(data[: len(data) // 2]))
+    else:  # one flipped byte inside an array: the zip still opens, the checksum does not match
+        data[len(data) // 2] ^= 0xFF
+        path.write_bytes(bytes(data))
+    store = FeatureStore(tmp_path / "s")
+    assert store.verify("clip00") is None and store.verify("clip01") is not None
+    with pytest.raises(DataError, match="clip01.npz: corrupt feature record .*fusion extract"):
+        store["clip01"]
+    code, out, err = cli(capsys, *clips, "--out", tmp_path / "s")
+    assert code == 0 and "1 extracted, 1 already there, 1 corrupt record re-extracted, 0 failed" in out, out + err
+    repaired = FeatureStore(tmp_path / "s")
+    assert repaired.verify("clip01") is None
+    np.testing.assert_array_equal(repaired["clip01"].frames, original.frames)  # same process, same sums
 
 
 @pytest.mark.parametrize(

@@ -36,9 +36,9 @@ def record(video_id: str, audio: bool, t: int = 3) -> FeatureRecord:
         id=video_id,
         frames=rng.standard_normal((t, 8)).astype(np.float32),
         audio=rng.standard_normal((2, 5)).astype(np.float32) if audio else None,
-        audio_objects=rng.random(1000).astype(np.float32) if audio else None,
-        audio_places=rng.random(401).astype(np.float32) if audio else None,
-        frame_objects=rng.random(1000).astype(np.float32),
+        posteriors={"frames/imagenet": rng.random(1000).astype(np.float32),
+                    **({"audio/imagenet": rng.random(1000).astype(np.float32),
+                        "audio/places2": rng.random(401).astype(np.float32)} if audio else {})},
         meta={"has_audio_stream": audio, "duration_s": 1.5},
     )
 
@@ -53,12 +53,15 @@ def test_store_round_trip_keeps_absent_audio_absent(tmp_path: Path) -> None:
     assert again.config.feature_dict() == TINY.feature_dict()
     assert again.ids() == ["vid1", "vid2"] and len(again) == 2 and "vid1" in again and "vid3" not in again
     back = again["vid2"]
-    assert back.audio is None and back.audio_objects is None and back.audio_places is None
+    assert back.audio is None and back.spaces("audio") == [] and back.posterior("audio", "places2") is None
     assert back.meta["has_audio_stream"] is False and back.meta["config_fingerprint"] == TINY.fingerprint()
     np.testing.assert_array_equal(back.frames, without.frames)
     full = again["vid1"]
     for name in FeatureRecord.ARRAYS:
         np.testing.assert_array_equal(getattr(full, name), getattr(with_audio, name))
+    assert list(full.posteriors) == list(with_audio.posteriors)
+    for key, value in with_audio.posteriors.items():
+        np.testing.assert_array_equal(full.posteriors[key], value)
     with pytest.raises(DataError, match="vid3.*fusion extract"):
         again["vid3"]
     with pytest.raises(KeyError):
@@ -198,15 +201,18 @@ def test_extract_records_modalities_and_failures_then_resumes(
     store = FeatureStore(tmp_path / "s")
     assert store.ids() == ["mute", "silent", "tone"]
     info = json.loads((tmp_path / "s" / "store.json").read_text())
-    assert info["dims"] == {"frames": 1280, "audio": 256, "audio_objects": 1000, "audio_places": 401,
-                            "frame_objects": 1000}
+    assert info["dims"] == {"frames": 1280, "audio": 256, "audio/imagenet": 1000, "audio/places2": 401,
+                            "frames/imagenet": 1000}
+    assert info["format_version"] == 2 and "audio_extra" not in info["encoders"]
     assert info["encoders"]["frames"]["weights"] == "random"
     mute, silent, tone = store["mute"], store["silent"], store["tone"]
     assert mute.frames.shape == (4, 1280) and mute.frames.dtype == np.float32
-    assert mute.audio is None and mute.audio_places is None and mute.meta["has_audio_stream"] is False
+    assert mute.audio is None and mute.spaces("audio") == [] and mute.meta["has_audio_stream"] is False
     assert silent.audio is not None and silent.meta["has_audio_stream"] is True  # silence is present audio
-    assert tone.audio.shape[1] == 256 and tone.audio_places.shape == (401,)
-    assert abs(float(tone.audio_objects.sum()) - 1.0) < 1e-4 and abs(float(tone.frame_objects.sum()) - 1.0) < 1e-4
+    assert tone.audio.shape[1] == 256 and tone.posterior("audio", "places2").shape == (401,)
+    assert tone.spaces("audio") == ["imagenet", "places2"] and not tone.posteriors_per_step
+    for key in ("audio/imagenet", "audio/places2", "frames/imagenet"):
+        assert abs(float(tone.posteriors[key].sum()) - 1.0) < 1e-4
     assert not np.allclose(tone.audio, silent.audio)
     assert tone.meta["frames_sampled"] == 4 and abs(tone.meta["duration_s"] - 1.0) < 0.2
     failures = store.failures()
@@ -283,7 +289,7 @@ def test_real_weights_on_msvd_clips(tmp_path: Path, data_dir: Path) -> None:
         rec = store[video_id]
         assert rec.frames.shape == (32, 1280) and np.isfinite(rec.frames).all()
         assert rec.audio is None and rec.meta["has_audio_stream"] is False  # MSVD has no audio at all
-        assert rec.frame_objects.max() > 0.05  # real weights are confident about something
+        assert rec.posterior("frames", "imagenet").max() > 0.05  # real weights are confident about something
     assert json.loads((tmp_path / "s" / "store.json").read_text())["encoders"]["frames"]["package_version"] == "0.1.0"
 
 
@@ -292,7 +298,10 @@ def test_frame_runner_matches_describe_frames(extractor: FeatureExtractor) -> No
 
     frames = np.random.default_rng(1).integers(0, 256, (11, 61, 97, 3), dtype=np.uint8)  # odd size, partial chunks
     want = describe_frames(extractor.frame_model, extractor.frame_bundle, frames, batch_size=4)
-    got, objects = extractor.frame_runner.run(extractor.frame_runner.prepare(frames), batch_size=4)
+    got, objects, steps = extractor.frame_runner.run(extractor.frame_runner.prepare(frames), batch_size=4,
+                                                     per_frame=True)
+    assert steps.shape == (11, 1000)
+    np.testing.assert_allclose(steps.mean(axis=0), objects, atol=1e-6)  # per-frame posteriors average to the pooled
     assert got.shape == (11, 1280) and got.dtype == np.float32
     np.testing.assert_allclose(got, want.features, atol=1e-5, rtol=1e-5)  # chunked preprocessing changes nothing
     np.testing.assert_allclose(objects, want.objects, atol=1e-6)

@@ -179,7 +179,7 @@ def test_from_a_folder_holding_the_files(mirror: Path, tmp_path: Path) -> None:
 
 
 def test_the_tables_name_original_sources() -> None:
-    assert set(DATASETS) == {"esc10", "msvd-captions", "msrvtt-annotations"}
+    assert set(DATASETS) == {"esc10", "msvd-captions", "msrvtt-annotations", "yamnet"}
     assert DATASETS["esc10"].files[0].urls[0].startswith("https://github.com/karolpiczak/ESC-10/archive/")
     for dataset in DATASETS.values():
         for remote in dataset.files:
@@ -189,12 +189,13 @@ def test_the_tables_name_original_sources() -> None:
 
 @pytest.mark.real_data
 def test_real_files_through_a_mirror_and_from_the_data_folder(data_dir: Path, tmp_path: Path,
-                                                              capsys: pytest.CaptureFixture[str]) -> None:
+                                                              capsys: pytest.CaptureFixture[str],
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     """The published checksums match the shared copies, through --mirror file:// and --from."""
-    if not (data_dir / "msvd/captions").is_dir() or not (data_dir / "esc10").is_dir():
-        pytest.skip(f"{data_dir} lacks msvd/captions or esc10")
+    if not all((data_dir / sub).is_dir() for sub in ("msvd/captions", "esc10", "yamnet")):
+        pytest.skip(f"{data_dir} lacks msvd/captions, esc10 or yamnet")
     mirror = tmp_path / "mirror"
-    for name in ("msvd-captions", "msrvtt-annotations"):
+    for name in ("msvd-captions", "msrvtt-annotations", "yamnet"):
         (mirror / name).mkdir(parents=True)
         for remote in DATASETS[name].files:
             (mirror / name / remote.name).symlink_to(data_dir / DATASETS[name].subdir / remote.name)
@@ -217,6 +218,10 @@ def test_real_files_through_a_mirror_and_from_the_data_folder(data_dir: Path, tm
 
     summary = build_msvd(tmp_path / "msvd.jsonl", source=copied / "msvd")
     assert summary.videos == {"train": 1200, "val": 100, "test": 670}
+    monkeypatch.setenv("FUSION_DATA_DIR", str(copied))  # and YAMNet finds its weights there
+    from fusion.encoders.yamnet import YAMNET
+
+    assert YAMNET.weights_file == copied / "yamnet" / "yamnet.tflite"
     shutil.rmtree(copied)
 
 

@@ -1,8 +1,8 @@
 """No import cycles among the modules of ``fusion/``.
 
 Every ``import`` and ``from ... import`` in every module counts, also those inside functions
-(a lazy import that closes a loop still ties the two layers together); imports under
-``if TYPE_CHECKING:`` do not (they never run). A cycle is a strongly connected component of
+(a lazy import that closes a loop still ties the two layers together) and those under
+``if TYPE_CHECKING:`` (a type named across a loop ties the two layers as much as a call). A cycle is a strongly connected component of
 more than one module in that graph; the failure names each one and a loop through it.
 """
 
@@ -26,28 +26,9 @@ def module_names(root: Path = ROOT, package: str = PACKAGE) -> dict[str, Path]:
     return names
 
 
-def _is_type_checking(node: ast.If) -> bool:
-    test = node.test
-    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
-        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
-
-
-def _runtime_imports(tree: ast.AST) -> list[ast.Import | ast.ImportFrom]:
-    """Import statements anywhere in ``tree`` except in ``if TYPE_CHECKING:`` bodies."""
-    found: list[ast.Import | ast.ImportFrom] = []
-
-    def visit(node: ast.AST) -> None:
-        if isinstance(node, ast.If) and _is_type_checking(node):
-            for child in node.orelse:
-                visit(child)
-            return
-        if isinstance(node, (ast.Import, ast.ImportFrom)):
-            found.append(node)
-        for child in ast.iter_child_nodes(node):
-            visit(child)
-
-    visit(tree)
-    return found
+def _imports(tree: ast.AST) -> list[ast.Import | ast.ImportFrom]:
+    """Import statements anywhere in ``tree``: top level, in functions, under ``if TYPE_CHECKING:``."""
+    return [node for node in ast.walk(tree) if isinstance(node, (ast.Import, ast.ImportFrom))]
 
 
 def import_graph(modules: dict[str, Path]) -> dict[str, set[str]]:
@@ -55,7 +36,7 @@ def import_graph(modules: dict[str, Path]) -> dict[str, set[str]]:
     graph: dict[str, set[str]] = {name: set() for name in modules}
     for name, path in modules.items():
         is_package = path.name == "__init__.py"
-        for node in _runtime_imports(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
+        for node in _imports(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
             targets: list[str] = []
             if isinstance(node, ast.Import):
                 targets = [alias.name for alias in node.names]
@@ -137,7 +118,7 @@ def test_no_import_cycles_in_fusion() -> None:
         " -> ".join(loop_through(graph, c)) + (f"  (component: {', '.join(c)})" if len(c) > 2 else "") for c in cycles)
 
 
-def test_the_cycle_finder_finds_a_lazy_import_loop(tmp_path: Path) -> None:
+def test_the_cycle_finder_finds_lazy_and_type_only_import_loops(tmp_path: Path) -> None:
     pkg = tmp_path / "pkg"
     (pkg / "sub").mkdir(parents=True)
     (pkg / "__init__.py").write_text("")
@@ -147,7 +128,9 @@ def test_the_cycle_finder_finds_a_lazy_import_loop(tmp_path: Path) -> None:
     (pkg / "c.py").write_text("import pkg.a\n")
     (pkg / "d.py").write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from pkg import a\n")
     (pkg / "e.py").write_text("from pkg import d\n")
+    (pkg / "f.py").write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from pkg.g import G\n")
+    (pkg / "g.py").write_text("from pkg import f\n")
     graph = import_graph(module_names(pkg, "pkg"))
-    assert graph["pkg.sub.b"] == {"pkg.c"} and graph["pkg.d"] == set() and graph["pkg.e"] == {"pkg.d"}
-    assert strongly_connected(graph) == [["pkg.a", "pkg.c", "pkg.sub.b"]]
+    assert graph["pkg.sub.b"] == {"pkg.c"} and graph["pkg.d"] == {"pkg.a"} and graph["pkg.e"] == {"pkg.d"}
+    assert strongly_connected(graph) == [["pkg.a", "pkg.c", "pkg.sub.b"], ["pkg.f", "pkg.g"]]
     assert loop_through(graph, ["pkg.a", "pkg.c", "pkg.sub.b"]) == ["pkg.a", "pkg.sub.b", "pkg.c", "pkg.a"]

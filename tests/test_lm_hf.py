@@ -9,32 +9,15 @@ from fusion.decoding.lm_scorer import LMScorer, lm_fusion, load_language_model
 from fusion.decoding.scorer import DecodeContext
 from fusion.models.bound_lm import LOG_ZERO
 from fusion.models.hf_lm import HFWordLM
-from fusion.text import Vocabulary
+from tests.builders import HF_CAP_VOCAB as CAP_VOCAB, HF_TEXT as TEXT, bpe_tokenizer
 
 transformers = pytest.importorskip("transformers")
 tokenizers = pytest.importorskip("tokenizers")
 
-TEXT = ["a man is playing a guitar", "a dog is running in the park", "a woman is slicing an onion"] * 4
-CAP_VOCAB = Vocabulary.build(TEXT + ["a cat is eating a tomato"])
-
-
-def _tokenizer() -> "transformers.PreTrainedTokenizerFast":
-    """A byte-level BPE (GPT-2 style) trained offline on TEXT with few merges: most words split."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=280, special_tokens=["<|endoftext|>"],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
-    tok.train_from_iterator(TEXT, trainer)
-    return transformers.PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<|endoftext|>", eos_token="<|endoftext|>")
-
-
 @pytest.fixture(scope="module")
 def hf_lm() -> HFWordLM:
     torch.manual_seed(0)
-    tokenizer = _tokenizer()
+    tokenizer = bpe_tokenizer()
     config = transformers.GPT2Config(vocab_size=len(tokenizer), n_layer=1, n_embd=16, n_head=2, n_positions=64,
                                      bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
     model = transformers.GPT2LMHeadModel(config).eval()
@@ -54,8 +37,8 @@ def _direct_word_log_prob(lm: HFWordLM, prefix_words: list[str], word: str | Non
 def test_multi_subword_words_sum_subword_log_probs(hf_lm: HFWordLM) -> None:
     lengths = {w: len(hf_lm.word_tokens(w)) for w in CAP_VOCAB.words[4:]}
     assert max(lengths.values()) >= 3 and min(lengths.values()) == 1  # both kinds present
-    scorer = LMScorer(hf_lm)
-    state = scorer.init_state(DecodeContext(batch_size=1, beam_size=2, vocab=CAP_VOCAB))
+    scorer = LMScorer(hf_lm, CAP_VOCAB)
+    state = scorer.init_state(DecodeContext(batch_size=1, beam_size=2))
     rows = [["a", "cat", "is"], ["a", "woman", "slicing"]]
     tokens = torch.tensor([[CAP_VOCAB.bos_id]] * 2)
     scores, state = scorer.score(tokens, state)
@@ -81,7 +64,7 @@ def test_select_state_and_fusion(hf_lm: HFWordLM) -> None:
     b, _ = scorer.score(torch.tensor([[1, 4, 5], [1, 4, 5]]), swapped)
     c, _ = scorer.score(torch.tensor([[1, 4, 5], [1, 4, 5]]), state)
     assert torch.allclose(b[0], c[1]) and torch.allclose(b[1], c[0])
-    scorers, weights = lm_fusion(object(), hf_lm, 0.4)
+    scorers, weights = lm_fusion(object(), hf_lm, 0.4, vocab=CAP_VOCAB)
     assert isinstance(scorers["lm"], LMScorer) and weights["lm"] == 0.4
 
 

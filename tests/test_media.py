@@ -17,6 +17,7 @@ from tests.mediafactory import (frame_index_of, make_audio, make_broken_corpus, 
                                 make_mp3_with_cover_art, make_video)
 
 SR = AUDIO_SAMPLE_RATE_HZ
+pytestmark = pytest.mark.timeout(120)  # every decode here takes well under a second: a hang fails fast
 
 
 def dominant_hz(audio: np.ndarray) -> float:
@@ -213,6 +214,15 @@ def test_broken_files_raise_media_error_naming_the_file(tmp_path: Path) -> None:
             message = str(info.value)
             assert str(path) in message and "\n" not in message, (kind, message)
             assert info.value.path == str(path)
+
+
+def test_text_and_subtitle_files_are_not_media(tmp_path: Path) -> None:
+    corpus = make_broken_corpus(tmp_path / "broken")
+    for call in (decode, probe):  # FFmpeg's tty demuxer would render the .txt as ANSI-art video
+        with pytest.raises(MediaError, match=r"memo.txt: is a text file, not media"):
+            call(corpus["text_file"])
+        with pytest.raises(MediaError, match=r"captions.srt: has no video or audio stream \(only subtitle streams\)"):
+            call(corpus["subtitle_file"])
 
 
 def test_write_video_is_atomic_and_validates(tmp_path: Path) -> None:

@@ -108,7 +108,7 @@ def test_extract_train_evaluate_caption_ablate(clips: dict[str, Path], java_avai
     records = [store[e.id] for e in entries]
     # Real sound: every clip's audio is present (SoundNet steps), never absent or zeros.
     assert all(r.meta["has_audio_stream"] and r.audio is not None and r.audio.ndim == 2 for r in records)
-    assert all(float(np.abs(r.audio).sum()) > 0 and r.audio_places.shape == (401,) for r in records)
+    assert all(float(np.abs(r.audio).sum()) > 0 and r.posterior("audio", "places2").shape == (401,) for r in records)
     assert all(abs(r.meta["audio_seconds"] - (e.meta["end_s"] - e.meta["start_s"])) < 1.0
                for r, e in zip(records, entries))
     assert all(r.frames.shape[0] == 4 for r in records)

@@ -1,81 +1,33 @@
 """``fusion serve`` without a browser: the caption service, the runs readers, the views, the CLI.
 
-:func:`make_tiny_run` (a tiny random S2VT run with real clips, a training log, an
-evaluation and an ablation beside it) is shared with the browser tests.
+The tiny random run is :func:`tests.builders.make_serve_run` (real clips, a training log, an
+evaluation and an ablation beside it), shared with the browser tests.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
-import yaml
 
-from fusion.checkpoint import checkpoint_meta, save_checkpoint
-from fusion.config import to_dict
-from fusion.experiment import ExperimentConfig
-from fusion.features import ExtractConfig
+from fusion.errors import ConfigError
 from fusion.serve import CaptionService, DecodeSettings, UploadError
 from fusion.serve import runs as runs_mod
 from fusion.serve import views
 from fusion.serve.clipview import audio_status, frame_strip
-from fusion.text import Vocabulary
-from fusion.verifier import AudioNounVerifier
-from tests.mediafactory import make_audio, make_clip_manifest
+from tests.builders import ablation_interval, make_serve_run
+from tests.mediafactory import make_audio
 
-CAPTIONS = ["a dog barks while a red ball moves left", "a blue box spins in the rain", "a bell rings and a car passes"]
-# (name, audio kind, split); the test split has sound, a silent track and no audio stream at all
-CLIPS = [("c0", "tone", "train"), ("c1", None, "train"), ("c2", "noise", "val"),
-         ("c3", "tone", "test"), ("c4", None, "test"), ("c5", "silent", "test")]
-
-
-def make_tiny_run(root: Path) -> dict[str, Path]:
-    """Runs folder ``root/runs`` with one tiny random run ``tiny`` (plus clips, log, eval, ablation)."""
-    from fusion.models.s2vt import S2VT
-
-    root.mkdir(parents=True, exist_ok=True)
-    make_clip_manifest(root, CLIPS, CAPTIONS)
-    cfg = ExperimentConfig()
-    cfg.data.manifest = str(root / "manifest.jsonl")
-    cfg.extract = ExtractConfig(frames_per_clip=4, random_weights=True, decode_workers=0)
-    cfg.model.hidden_size, cfg.model.frame_embed_size, cfg.model.word_embed_size = 16, 8, 8
-    cfg.model.audio_embed_size, cfg.model.audio_mode = 4, "early"
-    cfg.decode.beam_size, cfg.decode.max_len, cfg.decode.audio_weight = 3, 8, 1.0
-    run = root / "runs" / "tiny"
-    run.mkdir(parents=True)
-    # zero-shot evidence of random SoundNet weights is tiny; scaled up, the audio weight visibly matters
-    AudioNounVerifier(zero_shot_scale=40.0).save(run / "verifier.safetensors")
-    cfg.decode.verifier = str(run / "verifier.safetensors")
-    vocab = Vocabulary.build(CAPTIONS)
-    torch.manual_seed(0)
-    model = S2VT(cfg.model, len(vocab), frame_dim=1280, audio_dim=256)
-    dims = {"vocab_size": len(vocab), "frame_dim": 1280, "audio_dim": 256}
-    save_checkpoint(run, 1, model, checkpoint_meta(cfg, vocab, dims), None, best={"metric": "METEOR", "value": 0.21})
-    (run / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
-    log = [{"type": "train", "step": s, "epoch": 0, "loss": 3.0 - 0.2 * s} for s in range(1, 6)]
-    log += [{"type": "val", "step": 5, "epoch": 0, "METEOR": 0.21, "loss": 2.1}]
-    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in log))
-    (run / "eval" / "test").mkdir(parents=True)
-    (run / "eval" / "test" / "metrics.json").write_text(json.dumps({"METEOR": 0.25, "CIDEr": 0.5, "n_videos": 3}))
-    ablation = root / "runs" / "ablation"
-    ablation.mkdir()
-    conds = [{"name": "full", "metrics": {"METEOR": 0.25, "CIDEr": 0.5}, "delta": {"METEOR": 0.0}, "ci95": {"METEOR": [0.0, 0.0]}},
-             {"name": "audio_zero", "metrics": {"METEOR": 0.2, "CIDEr": 0.4}, "delta": {"METEOR": -0.05},
-              "ci95": {"METEOR": [-0.08, -0.02]}}]
-    (ablation / "ablation.json").write_text(json.dumps({"run": "tiny", "split": "test", "n_videos": 3,
-                                                         "n_audio_absent": 1, "conditions": conds}))
-    broken = root / "broken.mp4"
-    broken.write_text("not a video\n")
-    return {"root": root, "runs": root / "runs", "run": run, "broken": broken, "ablation": ablation}
 
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    return make_tiny_run(tmp_path_factory.mktemp("serve"))
+    return make_serve_run(tmp_path_factory.mktemp("serve"))
 
 
 @pytest.fixture(scope="module")
@@ -84,12 +36,15 @@ def service(tiny: dict[str, Path]) -> CaptionService:
 
 
 def test_caption_with_sound_then_sliders_redecode_from_cache(tiny: dict[str, Path], service: CaptionService) -> None:
-    settings, has_lm = service.defaults("tiny")
-    assert settings == DecodeSettings(3, 0.0, 1.0) and has_lm is False
+    settings = service.defaults("tiny")
+    assert settings == DecodeSettings.of(3, lm=0.0, audio=1.0)
+    sliders = {s.scorer: s for s in service.sliders("tiny")}  # the run fuses no LM: its slider cannot move
+    assert not sliders["lm"].available and sliders["audio"].available
+    assert (sliders["audio"].minimum, sliders["audio"].maximum, sliders["lm"].maximum) == (0.0, 5.0, 2.0)
     first = service.analyse("tiny", tiny["root"] / "c3.mp4")
     assert first.audio == "present" and first.has_video and first.strip is not None
     assert first.strip.shape[0] == 96 and first.strip.dtype.name == "uint8"
-    assert len(first.tags["audio"]["places"]) == 5 and len(first.tags["frames"]["objects"]) == 5
+    assert len(first.tags["audio"]["places2"]) == 5 and len(first.tags["frames"]["imagenet"]) == 5
     view = service.decode("tiny", first.key, settings)
     assert len(view.hypotheses) == 3 and view.caption == view.hypotheses[0].words
     assert set(view.hypotheses[0].weights) == {"caption", "audio"} and view.evidence_available
@@ -103,10 +58,15 @@ def test_caption_with_sound_then_sliders_redecode_from_cache(tiny: dict[str, Pat
     again = service.analyse("tiny", copy)
     assert again.key == first.key and again.record is first.record and again.name == "renamed.mp4"
     # the audio weight moves the audio share; weight 0 drops the scorer
-    loud = service.decode("tiny", first.key, DecodeSettings(3, 0.0, 4.0))
-    off = service.decode("tiny", first.key, DecodeSettings(1, 0.0, 0.0))
+    loud = service.decode("tiny", first.key, DecodeSettings.of(3, lm=0.0, audio=4.0))
+    off = service.decode("tiny", first.key, DecodeSettings.of(1, lm=0.0, audio=0.0))
     assert len(off.hypotheses) == 1 and "audio" not in off.hypotheses[0].weights
     assert [h.weights["audio"] for h in loud.hypotheses] == [4.0] * 3
+    # the page's settings go through the decode configuration's own checks
+    with pytest.raises(ConfigError, match="--beam 1 or more"):
+        service.decode("tiny", first.key, DecodeSettings.of(0, lm=0.0, audio=1.0))
+    with pytest.raises(ConfigError, match="without a language model"):
+        service.decode("tiny", first.key, DecodeSettings.of(2, lm=0.5, audio=1.0))
 
 
 def test_silent_and_absent_audio_and_audio_only(tiny: dict[str, Path], service: CaptionService, tmp_path: Path) -> None:
@@ -114,7 +74,7 @@ def test_silent_and_absent_audio_and_audio_only(tiny: dict[str, Path], service: 
     silent = service.analyse("tiny", tiny["root"] / "c5.mp4")
     assert (absent.audio, silent.audio) == ("absent", "silent")
     assert absent.tags["audio"] is None and "no audio stream" in views.audio_charts(absent.tags)
-    view = service.decode("tiny", absent.key, DecodeSettings(2, 0.0, 1.0))
+    view = service.decode("tiny", absent.key, DecodeSettings.of(2, lm=0.0, audio=1.0))
     assert not view.evidence_available and "no audio stream" in views.explanation_markdown(view.hypotheses, view.nouns, False)
     wav = service.analyse("tiny", make_audio(tmp_path / "bark.wav", seconds=1.0, kind="noise"))
     assert wav.audio == "present" and not wav.has_video and wav.strip is None and wav.tags["frames"] is None
@@ -136,13 +96,12 @@ def test_bad_uploads_are_one_line_errors(tiny: dict[str, Path], service: Caption
     with pytest.raises(UploadError, match="not a file"):
         service.analyse("tiny", tmp_path)
     with pytest.raises(UploadError, match="upload it again"):
-        service.decode("tiny", "no-such-key", DecodeSettings(1, 0.0, 0.0))
+        service.decode("tiny", "no-such-key", DecodeSettings.of(1, lm=0.0, audio=0.0))
     with pytest.raises(UploadError, match="unknown"):
         service.load("nope")
 
 
 def test_run_card_and_familiarity_shown(tiny: dict[str, Path], service: CaptionService, tmp_path: Path) -> None:
-    import shutil
 
     from fusion.manifest import load_manifest, split_entries
     from fusion.runcard import write_run_knowledge
@@ -162,8 +121,11 @@ def test_run_card_and_familiarity_shown(tiny: dict[str, Path], service: CaptionS
     analysis = known.analyse("known", tiny["root"] / "c3.mp4")
     assert set(analysis.familiarity) >= {"flagged", "distance", "threshold", "warning"}
     assert analysis.record.meta["ood"]["distance"] == analysis.familiarity["distance"]  # what the verifier reads
-    text = views.model_info_markdown(trained_on, note, analysis.familiarity)
-    assert "The model was trained on** " + trained_on.split(" (")[0] in text and "This clip:" in text
+    text = views.model_info_markdown(trained_on, note)
+    assert "The model was trained on** " + trained_on.split(" (")[0] in text
+    beside = views.familiarity_markdown(analysis.familiarity)  # beside the caption; "trained on" is said once
+    assert beside.startswith(("This clip is within", '<div id="fusion-unfamiliar">⚠ This clip is unlike'))
+    assert "distance" in beside and "trained on" not in beside
 
 
 def test_runs_readers(tiny: dict[str, Path]) -> None:
@@ -177,7 +139,8 @@ def test_runs_readers(tiny: dict[str, Path]) -> None:
     assert runs_mod.decode_configs(found)["tiny"]["beam_size"] == 3
     report = runs_mod.ablation_report(tiny["ablation"])
     headers, rows = runs_mod.ablation_table(report)
-    assert [r[0] for r in rows] == ["full", "audio_zero"] and "-0.0500 [-0.0800, -0.0200]" in rows[1]
+    assert [r[0] for r in rows] == ["full", "audio_zero"] and "ΔMETEOR per video [95% CI]" in headers
+    assert rows[1][headers.index("ΔMETEOR per video [95% CI]")] == ablation_interval(tiny["ablation"], "METEOR")
     examples = runs_mod.example_clips(tiny["run"])
     assert [k for k in examples if k.startswith("test:")] == ["test: c3", "test: c4", "test: c5"]
 
@@ -195,3 +158,25 @@ def test_cli_reports_missing_run_in_one_line(tmp_path: Path) -> None:
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
     assert proc.stderr.strip().count("\n") == 0 and "no trained run under" in proc.stderr
+
+
+@pytest.mark.parametrize("port", ["99999", "-1"])
+def test_cli_reports_a_bad_port_in_one_line(tmp_path: Path, port: str) -> None:
+    proc = subprocess.run([sys.executable, "-m", "fusion", "serve", "--runs", str(tmp_path), "--port", port],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip() == f"fusion serve: error: --port {port}: a TCP port is 0-65535; pick a free one, " \
+        "e.g. --port 7860"
+
+
+def test_explanation_says_each_verdict_once() -> None:
+    from fusion.decoding.hypothesis import Hypothesis
+
+    dog = {"word": "dog", "noun": "dog", "evidence": 1.47, "verdict": "supported by the sound"}
+    rain = {"word": "rain", "noun": "rain", "evidence": -0.3, "verdict": "not heard"}
+    hyps = [Hypothesis([5], caption, -1.0, {"caption": -1.0}, -1.0, {"caption": 1.0})
+            for caption in ("a dog in the rain", "a dog runs", "a dog jumps", "a red ball", "a dog and a dog")]
+    text = views.explanation_markdown(hyps, [[dog, rain], [dog], [dog], [], [dog, dog]], True)
+    assert text.count("supported by the sound") == 1 and text.count("not heard") == 1
+    assert "4. *a red ball*: no audible noun" in text
+    assert text.splitlines()[-1] == "5. *a dog and a dog*: **dog**"

@@ -233,7 +233,7 @@ def test_preprocess_is_owned_by_the_bundle() -> None:
     assert SOUNDNET8.sample_rate_hz == 22050 and SOUNDNET8.pad_to_samples == PAD_TO_SAMPLES
     original = SOUNDNET8.with_tail("original")
     assert original.preprocess.tail == "original" and SOUNDNET8.preprocess.tail == "repeat"
-    assert original.object_labels is SOUNDNET8.object_labels
+    assert original.label_spaces == SOUNDNET8.label_spaces and original.weights is SOUNDNET8.weights
     text = SOUNDNET8.preprocess.describe()
     assert "22050 Hz" in text and "scaled by 256" in text and "tail=repeat" in text
     with pytest.raises(ConfigError, match="tail 'zeros' is unknown"):
@@ -286,8 +286,8 @@ def test_user_errors(random_model, tmp_path: Path) -> None:
 def test_random_init_is_explicit() -> None:
     model = SOUNDNET8.get_model(random_init=True)
     assert not model.training and not any(p.requires_grad for p in model.parameters())
-    assert model.conv8.out_channels == len(SOUNDNET8.object_labels) == 1000
-    assert model.conv8_2.out_channels == len(SOUNDNET8.place_labels) == 401
+    assert model.conv8.out_channels == len(SOUNDNET8.label_spaces["imagenet"]) == 1000
+    assert model.conv8_2.out_channels == len(SOUNDNET8.label_spaces["places2"]) == 401
 
 
 def _read_wav_float32(path: Path) -> np.ndarray:
@@ -309,15 +309,15 @@ def test_real_weights_railroad(data_dir: Path) -> None:
     model = SOUNDNET8.get_model()
     waveform = _read_wav_float32(data_dir / "soundnet" / "railroad_audio.wav")
     desc = describe_audio(model, waveform)
-    top = [SOUNDNET8.place_labels[i] for i in np.argsort(-desc.places)[:3]]
+    top = [SOUNDNET8.label_spaces["places2"][i] for i in np.argsort(-desc.places)[:3]]
     assert top == ["railroad_track", "train_station_platform", "train_railway"]
-    top_objects = {SOUNDNET8.object_labels[i].slug for i in np.argsort(-desc.objects)[:5]}
+    top_objects = {SOUNDNET8.label_spaces["imagenet"][i] for i in np.argsort(-desc.objects)[:5]}
     assert {"passenger_car", "electric_locomotive", "freight_car"} <= top_objects
     assert desc.features.shape == (math.ceil(waveform.size / 8192), 256)
     # 10 s of it: exactly at the heads' minimum the padding saturates one wrong scene
     # (parking_garage_outdoor, p = 1.0); the 12-s repeat-pad policy keeps the right one.
     ten_seconds = describe_audio(model, waveform[: 10 * 22050])
-    assert SOUNDNET8.place_labels[int(np.argmax(ten_seconds.places))] == "railroad_track"
+    assert SOUNDNET8.label_spaces["places2"][int(np.argmax(ten_seconds.places))] == "railroad_track"
 
 
 JUNK_PLACES = {"parking_garage_outdoor", "museum_indoor"}  # what a head step reading the zero padding says
@@ -347,10 +347,10 @@ def test_real_clip_tail(data_dir: Path) -> None:
     assert step_max["original"][-1] < -20  # the degenerate step, as the original model computes it
     assert step_max["repeat"].min() > 0 and abs(step_max["repeat"][1] - step_max["repeat"][0]) < 2
     desc = describe_audio(model, wave)
-    top_places = [SOUNDNET8.place_labels[i] for i in np.argsort(-desc.places)[:3]]
-    top_object = SOUNDNET8.object_labels[int(np.argmax(desc.objects))].slug
+    top_places = [SOUNDNET8.label_spaces["places2"][i] for i in np.argsort(-desc.places)[:3]]
+    top_object = SOUNDNET8.label_spaces["imagenet"][int(np.argmax(desc.objects))]
     assert not JUNK_PLACES & set(top_places) and top_object != "norfolk_terrier", (top_places, top_object)
     assert desc.places.max() < 0.3  # no single class saturates
     assert desc.features.shape == (math.ceil(wave.size / 8192), 256) and np.isfinite(desc.features).all()
     _, _, original = analyse_audio(model, wave, (), SOUNDNET8.with_tail("original").preprocess)
-    assert SOUNDNET8.place_labels[int(np.argmax(original))] == "parking_garage_outdoor"  # fidelity option
+    assert SOUNDNET8.label_spaces["places2"][int(np.argmax(original))] == "parking_garage_outdoor"  # fidelity option

@@ -44,10 +44,10 @@ def test_top_labels() -> None:
 def test_shapes_for_each_kind_of_file(tagger: Tagger, tmp_path: Path) -> None:
     with_sound = tagger.tag(make_video(tmp_path / "tone.mp4", seconds=1.5, audio="tone"))
     assert set(with_sound) == {"file", "audio", "frames"} and with_sound["file"].endswith("tone.mp4")
-    assert set(with_sound["audio"]) == {"places", "objects"} and set(with_sound["frames"]) == {"objects"}
-    _check_list(with_sound["audio"]["places"], 3)
-    _check_list(with_sound["audio"]["objects"], 3)
-    _check_list(with_sound["frames"]["objects"], 3)
+    assert set(with_sound["audio"]) == {"places2", "imagenet"} and set(with_sound["frames"]) == {"imagenet"}
+    _check_list(with_sound["audio"]["places2"], 3)
+    _check_list(with_sound["audio"]["imagenet"], 3)
+    _check_list(with_sound["frames"]["imagenet"], 3)
     no_audio = tagger.tag(make_video(tmp_path / "mute.mkv", seconds=1, audio=None))
     assert no_audio["audio"] is None and no_audio["frames"] is not None
     silent = tagger.tag(make_video(tmp_path / "silent.mov", seconds=1, audio="silent"))
@@ -56,7 +56,7 @@ def test_shapes_for_each_kind_of_file(tagger: Tagger, tmp_path: Path) -> None:
     assert audio_only["frames"] is None and audio_only["audio"] is not None
     json.dumps([with_sound, no_audio, silent, audio_only])  # plain JSON types only
     table = format_tags(no_audio)
-    assert "(no audio stream)" in table and no_audio["frames"]["objects"][0]["label"] in table
+    assert "(no audio stream)" in table and no_audio["frames"]["imagenet"][0]["label"] in table
     assert "(no video stream)" in format_tags(audio_only)
 
 
@@ -102,6 +102,33 @@ def test_cli_real_video_with_real_sound(data_dir: Path, tmp_path: Path) -> None:
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)
-    assert result["frames"]["objects"][0]["label"] == "giant_panda"
-    assert result["audio"]["places"][0]["label"] == "railroad_track"
-    assert {p["label"] for p in result["audio"]["places"][:3]} >= {"railroad_track", "train_station_platform"}
+    assert result["frames"]["imagenet"][0]["label"] == "giant_panda"
+    assert result["audio"]["places2"][0]["label"] == "railroad_track"
+    assert {p["label"] for p in result["audio"]["places2"][:3]} >= {"railroad_track", "train_station_platform"}
+
+
+def test_default_encoders_add_yamnet_where_its_weights_are(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from fusion.tags import default_audio_encoders
+
+    monkeypatch.setenv("FUSION_DATA_DIR", str(tmp_path))
+    assert default_audio_encoders() == {"soundnet8": None}
+    (tmp_path / "yamnet").mkdir()
+    (tmp_path / "yamnet" / "yamnet.tflite").write_bytes(b"TFL3")  # found (read only when a file is tagged)
+    assert default_audio_encoders() == {"soundnet8": None, "yamnet": None}
+
+
+@needs_weights
+@pytest.mark.real_weights
+@pytest.mark.real_data
+def test_cli_names_audioset_classes_of_real_clips(data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Plain `fusion tags` on real MSR-VTT clips: SoundNet's spaces and YAMNet's AudioSet classes side by side."""
+    clips = [data_dir / "msrvtt" / "clips" / name for name in ("video176.mp4", "video24.mp4")]
+    if not all(p.is_file() for p in clips) or not (data_dir / "yamnet" / "yamnet.tflite").is_file():
+        pytest.skip("msrvtt/clips or yamnet/yamnet.tflite not in the shared data")
+    assert main(["tags", "--json", "--top", "3", "--frames", "2", *map(str, clips)]) == 0
+    lecture, music = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert set(lecture["audio"]) == {"places2", "imagenet", "audioset"}
+    assert lecture["audio"]["audioset"][0]["label"] == "Speech" and lecture["audio"]["audioset"][0]["score"] > 0.9
+    assert music["audio"]["audioset"][0]["label"] == "Music"
+    assert main(["tags", "--top", "2", "--frames", "2", str(clips[0])]) == 0
+    assert "sound: AudioSet" in capsys.readouterr().out

@@ -14,55 +14,13 @@ from fusion.checkpoint import load_run, resolve_checkpoint
 from fusion.cli import main as cli_main
 from fusion.data import CaptionDataset, EpochSampler, collate
 from fusion.errors import CheckpointError, ConfigError
-from fusion.experiment import ExperimentConfig
-from fusion.features import ExtractConfig, FeatureRecord, FeatureStore
-from fusion.manifest import ManifestEntry, load_manifest, write_manifest
+from fusion.features import FeatureRecord, FeatureStore
+from fusion.manifest import load_manifest
 from fusion.text import Vocabulary
 from fusion.training import train
 from fusion.training.metrics_log import MetricsLog
 from fusion.training.validation import predict_captions
-
-COLORS, SOUNDS = ("red", "green", "blue"), ("dog", "rain", "clock")
-DV, DA, T = 12, 6, 4
-EXTRACT = ExtractConfig(frames_per_clip=T, random_weights=True)
-
-
-def make_toy(root: Path, n_train: int = 36, n_val: int = 9, seed: int = 0) -> Path:
-    """A manifest + feature store where the colour is in the frames and the sound in the audio."""
-    rng = np.random.default_rng(seed)
-    store = FeatureStore(root / "store", EXTRACT)
-    entries = []
-    for i in range(n_train + n_val):
-        color, sound = i % 3, (i // 3) % 4  # sound 3 = no audio stream
-        frames = rng.normal(0, 0.3, (T, DV)).astype(np.float32)
-        frames[:, color] += 2.0
-        audio = None
-        if sound < 3:
-            audio = rng.normal(0, 0.3, (5 + i % 3, DA)).astype(np.float32)
-            audio[:, sound] += 2.0
-        vid = f"toy{i:03d}"
-        store.write(FeatureRecord(id=vid, frames=frames, audio=audio))
-        tail = f" and a {SOUNDS[sound]}" if sound < 3 else ""
-        captions = [f"a {COLORS[color]} ball{tail}", f"the {COLORS[color]} ball{tail}"]
-        entries.append(ManifestEntry(vid, f"{vid}.mp4", "train" if i < n_train else "val", captions,
-                                     {"sound": SOUNDS[sound] if sound < 3 else None}))
-    write_manifest(entries, root / "manifest.jsonl")
-    return root / "manifest.jsonl"
-
-
-def toy_config(root: Path, **train_over) -> ExperimentConfig:
-    cfg = ExperimentConfig()
-    cfg.data.manifest = str(root / "manifest.jsonl")
-    cfg.data.features = str(root / "store")
-    cfg.extract = EXTRACT
-    cfg.model.hidden_size, cfg.model.frame_embed_size, cfg.model.word_embed_size = 16, 8, 8
-    cfg.model.audio_embed_size, cfg.model.dropout = 4, 0.2
-    cfg.model.audio_mode, cfg.model.modality_dropout = "early", 0.2
-    cfg.train.batch_size, cfg.train.max_epochs, cfg.train.val_metric = 8, 3, "loss"
-    cfg.train.checkpoint_every_steps, cfg.train.num_threads, cfg.train.device = 4, 1, "cpu"
-    for k, v in train_over.items():
-        setattr(cfg.train, k, v)
-    return cfg
+from tests.builders import DA, DV, SOUNDS, T, make_toy, toy_config
 
 
 @pytest.fixture()
@@ -158,6 +116,66 @@ def test_resume_after_crash_gives_the_same_losses(toy: Path, schedule: str) -> N
         assert rates[0] == pytest.approx(tc.lr / 3) and max(rates) == pytest.approx(tc.lr)
         assert rates[-1] == pytest.approx(tc.lr * tc.lr_final_ratio) and rates[3:] == sorted(rates[3:], reverse=True)
     assert [r.get("val_loss") for r in resumed] == [r.get("val_loss") for r in full]
+
+
+def _truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def test_resume_falls_back_to_the_newest_intact_checkpoint(toy: Path, caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    train(toy_config(toy), toy / "full", progress=False)
+
+    def crash_at_13(step: int, loss: float) -> None:
+        if step == 13:  # checkpoints: step 12 (last), step 9 (best, its validation)
+            raise Crash()
+
+    with pytest.raises(Crash):
+        train(toy_config(toy), toy / "killed", progress=False, on_step=crash_at_13)
+    ckpts = toy / "killed" / "checkpoints"
+    assert sorted(p.name for p in ckpts.iterdir() if p.is_dir()) == ["step-00000009", "step-00000012"]
+    _truncate(ckpts / "step-00000012" / "trainer.pt")
+    with caplog.at_level(logging.WARNING, logger="fusion.training.loop"):
+        train(toy_config(toy), toy / "killed", progress=False)
+    said = caplog.text
+    assert "step-00000012/trainer.pt: unreadable trainer state" in said and "resuming from step-00000009" in said
+    key = lambda r: (r["type"], r["step"], r.get("loss"))  # noqa: E731
+    full = MetricsLog(toy / "full" / "metrics.jsonl").read()
+    assert [key(r) for r in MetricsLog(toy / "killed" / "metrics.jsonl").read()] == [key(r) for r in full]
+    load_run(toy / "killed", which="last")  # the redone final step rewrote its weights
+
+
+def test_truncated_weights_and_trainer_state_are_one_line_errors(toy: Path, capsys: pytest.CaptureFixture) -> None:
+    train(toy_config(toy, max_steps=4), toy / "run", progress=False)
+    (ckpt,) = [p for p in (toy / "run" / "checkpoints").iterdir() if p.is_dir()]
+    _truncate(ckpt / "trainer.pt")
+    with pytest.raises(CheckpointError, match=r"trainer.pt: unreadable trainer state .*no older checkpoint"):
+        train(toy_config(toy, max_steps=4), toy / "run", progress=False)
+    _truncate(ckpt / "model.safetensors")
+    with pytest.raises(CheckpointError, match=r"model.safetensors: unreadable weights .*truncated or corrupt"):
+        load_run(toy / "run")
+    assert cli_main(["evaluate", str(toy / "run"), "--split", "val"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("fusion evaluate: error: ") and "model.safetensors" in err and "\n" not in err
+
+
+def test_train_skips_videos_without_features_unless_strict(toy: Path, caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    from fusion.errors import DataError
+
+    (toy / "store" / "records" / "toy001.npz").unlink()  # as if its video could not be read
+    FeatureStore(toy / "store").log_failure(str(toy / "toy001.mp4"), "toy001", f"{toy / 'toy001.mp4'}: file not found")
+    with pytest.raises(DataError, match=r"1 of 36 train videos could not be read .*toy001.mp4: file not found.*--strict"):
+        train(toy_config(toy, max_steps=1), toy / "strict", progress=False, strict=True)
+    with caplog.at_level(logging.WARNING):
+        result = train(toy_config(toy, max_steps=1), toy / "run", progress=False)
+    assert result.steps == 1 and "1 of 36 train videos could not be read" in caplog.text and "skipped" in caplog.text
+    for i in range(36, 45):  # every val video unreadable: the split is left empty
+        (toy / "store" / "records" / f"toy{i:03d}.npz").unlink()
+    with pytest.raises(DataError, match=r"9 of 9 val videos could not be read.*the val split is left empty"):
+        train(toy_config(toy, max_steps=1), toy / "empty", progress=False)
 
 
 def test_a_start_that_failed_before_any_checkpoint_can_be_redone(toy: Path) -> None:

@@ -17,6 +17,7 @@ from fusion.features import ExtractConfig, FeatureRecord, FeatureStore
 from fusion.manifest import ManifestEntry
 from fusion.verifier import (AudioNounVerifier, NounEntry, NounTable, explain, fit_classifier, format_explanation,
                              train_verifier)
+from tests.builders import BigramScorer
 
 WORDS = ["<pad>", "<bos>", "<eos>", "<unk>", "a", "dog", "dogs", "man", "barks", "table", "clock", "ticks"]
 DOG, DOGS, MAN, CLOCK = 5, 6, 7, 10
@@ -24,39 +25,23 @@ DOG, DOGS, MAN, CLOCK = 5, 6, 7, 10
 
 @pytest.fixture()
 def table() -> NounTable:
-    entries = [NounEntry("dog", ("dog", "dogs"), objects=(0, 1), places=(0,), esc10=("Dog bark",)),
-               NounEntry("man", ("man", "men"), objects=(2,)),
-               NounEntry("clock", ("clock", "clocks"), objects=(3,), esc10=("Clock tick",))]
-    return NounTable(entries, {"table": ["tables"]}, num_objects=6, num_places=3)
-
-
-class BigramScorer:
-    """A tiny random caption model: log-softmax of a fixed (V, V) bigram table."""
-
-    def __init__(self, vocab_size: int, seed: int = 0) -> None:
-        gen = torch.Generator().manual_seed(seed)
-        self.table = torch.log_softmax(torch.randn(vocab_size, vocab_size, generator=gen) * 2, dim=-1)
-
-    def init_state(self, ctx: DecodeContext) -> None:
-        return None
-
-    def score(self, tokens: torch.Tensor, state: None) -> tuple[torch.Tensor, None]:
-        return self.table[tokens[:, -1]], None  # (N, V)
-
-    def select_state(self, state: None, idx: torch.Tensor) -> None:
-        return None
+    entries = [NounEntry("dog", ("dog", "dogs"), links={"imagenet": (0, 1), "places2": (0,)}, esc10=("Dog bark",)),
+               NounEntry("man", ("man", "men"), links={"imagenet": (2,)}),
+               NounEntry("clock", ("clock", "clocks"), links={"imagenet": (3,)}, esc10=("Clock tick",))]
+    return NounTable(entries, {"table": ["tables"]}, spaces={"imagenet": 6, "places2": 3})
 
 
 def _search(scorers: dict, weights: dict, evidence: list, beam: int = 3) -> list:
-    ctx = DecodeContext(batch_size=len(evidence), beam_size=beam, audio_evidence=evidence)
-    return beam_search(scorers, weights, ctx, bos_id=1, eos_id=2, max_len=6, nbest=beam,
+    ctx = DecodeContext(batch_size=len(evidence), beam_size=beam)
+    bound = {n: s.with_evidence(evidence) if isinstance(s, AudioScorer) else s for n, s in scorers.items()}
+    return beam_search(bound, weights, ctx, bos_id=1, eos_id=2, max_len=6, nbest=beam,
                        decode_words=lambda ids: " ".join(WORDS[i] for i in ids))
 
 
 def test_scorer_adds_exactly_the_evidence_at_noun_ids(table: NounTable) -> None:
     scorer = AudioScorer(WORDS, AudioNounVerifier(table))
     evidence = [{"dog": 1.5, "man": -2.0}, None]
-    state = scorer.init_state(DecodeContext(batch_size=2, beam_size=3, audio_evidence=evidence))
+    state = scorer.with_evidence(evidence).init_state(DecodeContext(batch_size=2, beam_size=3))
     expected = torch.zeros(len(WORDS))
     expected[[DOG, DOGS]] = 1.5
     expected[MAN] = -2.0
@@ -70,8 +55,7 @@ def test_scorer_adds_exactly_the_evidence_at_noun_ids(table: NounTable) -> None:
 
 def test_supported_source_is_rewarded_once_contradicted_every_time(table: NounTable) -> None:
     scorer = AudioScorer(WORDS, AudioNounVerifier(table))
-    state = scorer.init_state(DecodeContext(batch_size=1, beam_size=1,
-                                            audio_evidence=[{"dog": 1.5, "man": -2.0}]))
+    state = scorer.with_evidence([{"dog": 1.5, "man": -2.0}]).init_state(DecodeContext(batch_size=1, beam_size=1))
     tokens = torch.tensor([[1]])
     for word in (DOG, MAN, 4):  # <bos> dog man a ...
         scores, state = scorer.score(tokens, state)
@@ -125,7 +109,7 @@ def test_evidence_steers_the_noun(table: NounTable) -> None:
 def test_scorer_rejects_wrong_batch(table: NounTable) -> None:
     scorer = AudioScorer(WORDS, AudioNounVerifier(table))
     with pytest.raises(ConfigError, match="one per video"):
-        scorer.init_state(DecodeContext(batch_size=2, beam_size=1, audio_evidence=[None]))
+        scorer.with_evidence([None]).init_state(DecodeContext(batch_size=2, beam_size=1))
 
 
 def test_rerank_and_explain(table: NounTable) -> None:
@@ -150,8 +134,8 @@ def _record(vid: str, audio: np.ndarray | None, objects: np.ndarray | None = Non
     places = None if audio is None else np.full(3, 1 / 3, np.float32)
     if audio is not None and objects is None:
         objects = np.full(6, 1 / 6, np.float32)
-    return FeatureRecord(id=vid, frames=np.zeros((2, 4), np.float32), audio=audio,
-                         audio_objects=objects, audio_places=places)
+    posteriors = {} if audio is None else {"audio/imagenet": objects, "audio/places2": places}
+    return FeatureRecord(id=vid, frames=np.zeros((2, 4), np.float32), audio=audio, posteriors=posteriors)
 
 
 def test_absent_audio_has_no_evidence_and_silence_is_present(table: NounTable) -> None:

@@ -25,8 +25,7 @@ from fusion.features import ExtractConfig, FeatureRecord, FeatureStore
 from fusion.manifest import ManifestEntry, write_manifest
 from fusion.tuning import format_grid, tune_lm_weight
 from fusion.verifier import AudioNounVerifier, NounEntry, NounTable
-from tests.test_lm_scorer import BigramScorer
-from tests.test_lm_tuning import save_random_run_and_lm
+from tests.builders import BigramScorer, save_random_run_and_lm
 
 DV, DA, T = 12, 6, 4
 EXTRACT = ExtractConfig(frames_per_clip=T, random_weights=True)
@@ -45,8 +44,9 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> dict:
         audio = rng.normal(size=(3, DA)).astype(np.float32) if i % 5 != 4 else None
         store.write(FeatureRecord(
             id=f"v{i}", frames=rng.normal(size=(T, DV)).astype(np.float32), audio=audio,
-            audio_objects=None if audio is None else rng.dirichlet(np.full(1000, 0.05)).astype(np.float32),
-            audio_places=None if audio is None else rng.dirichlet(np.full(401, 0.05)).astype(np.float32)))
+            posteriors={} if audio is None else
+            {"audio/imagenet": rng.dirichlet(np.full(1000, 0.05)).astype(np.float32),
+             "audio/places2": rng.dirichlet(np.full(401, 0.05)).astype(np.float32)}))
         entries.append(ManifestEntry(f"v{i}", f"v{i}.mp4", split, [CAPTIONS[i % 4], CAPTIONS[(i + 1) % 4]], {}))
     write_manifest(entries, root / "manifest.jsonl")
     cfg = ExperimentConfig()
@@ -151,9 +151,10 @@ DOG, DOGS, MAN, CLOCK = 5, 6, 7, 8
 
 @pytest.fixture()
 def table() -> NounTable:
-    entries = [NounEntry("dog", ("dog", "dogs"), objects=(0,)), NounEntry("man", ("man", "men"), objects=(1,)),
-               NounEntry("clock", ("clock", "clocks"), objects=(2,))]
-    return NounTable(entries, {}, num_objects=4, num_places=2)
+    entries = [NounEntry("dog", ("dog", "dogs"), links={"imagenet": (0,)}),
+               NounEntry("man", ("man", "men"), links={"imagenet": (1,)}),
+               NounEntry("clock", ("clock", "clocks"), links={"imagenet": (2,)})]
+    return NounTable(entries, {}, spaces={"imagenet": 4, "places2": 2})
 
 
 class FixedScorer(BigramScorer):
@@ -165,9 +166,9 @@ class FixedScorer(BigramScorer):
 
 def test_penalty_costs_contradicted_nouns_only(table: NounTable) -> None:
     evidence = [{"dog": 1.5, "man": -2.0, "clock": -0.3}]  # clock: below the claim line (0.5), not contradicted
-    plain = AudioScorer(WORDS, AudioNounVerifier(table))
-    strict = AudioScorer(WORDS, AudioNounVerifier(table), penalty=2.0)
-    ctx = DecodeContext(batch_size=1, beam_size=1, audio_evidence=evidence)
+    plain = AudioScorer(WORDS, AudioNounVerifier(table)).with_evidence(evidence)
+    strict = AudioScorer(WORDS, AudioNounVerifier(table), penalty=2.0).with_evidence(evidence)
+    ctx = DecodeContext(batch_size=1, beam_size=1)
     tokens = torch.ones(1, 1, dtype=torch.long)
     base, _ = plain.score(tokens, plain.init_state(ctx))
     scores, state = strict.score(tokens, strict.init_state(ctx))
@@ -181,10 +182,10 @@ def test_penalty_costs_contradicted_nouns_only(table: NounTable) -> None:
 
 def test_absent_penalty_costs_audible_nouns_in_clips_without_audio(table: NounTable) -> None:
     evidence = [None, {"dog": 1.0}]  # video 0 has no audio stream
-    ctx = DecodeContext(batch_size=2, beam_size=1, audio_evidence=evidence)
+    ctx = DecodeContext(batch_size=2, beam_size=1)
     tokens = torch.ones(2, 1, dtype=torch.long)
-    plain = AudioScorer(WORDS, AudioNounVerifier(table))
-    strict = AudioScorer(WORDS, AudioNounVerifier(table), absent_penalty=3.0)
+    plain = AudioScorer(WORDS, AudioNounVerifier(table)).with_evidence(evidence)
+    strict = AudioScorer(WORDS, AudioNounVerifier(table), absent_penalty=3.0).with_evidence(evidence)
     off, _ = plain.score(tokens, plain.init_state(ctx))
     scores, _ = strict.score(tokens, strict.init_state(ctx))
     assert torch.equal(off[0], torch.zeros(len(WORDS)))  # without the option: no audio, no audio score
@@ -207,8 +208,9 @@ def test_penalty_keeps_a_contradicted_noun_out_and_scores_add_up(table: NounTabl
     evidence = [{"man": -0.6}]  # the sound mildly contradicts the man; nothing about the dog
 
     def search(penalty: float) -> list:
-        scorers = {"caption": FixedScorer(logp), "audio": AudioScorer(WORDS, AudioNounVerifier(table), penalty=penalty)}
-        ctx = DecodeContext(batch_size=1, beam_size=2, audio_evidence=evidence)
+        audio = AudioScorer(WORDS, AudioNounVerifier(table), penalty=penalty).with_evidence(evidence)
+        scorers = {"caption": FixedScorer(logp), "audio": audio}
+        ctx = DecodeContext(batch_size=1, beam_size=2)
         return beam_search(scorers, {"caption": 1.0, "audio": 1.0}, ctx, bos_id=1, eos_id=2, max_len=4, nbest=2,
                            decode_words=lambda ids: " ".join(WORDS[i] for i in ids))[0]
 
@@ -222,5 +224,5 @@ def test_penalty_keeps_a_contradicted_noun_out_and_scores_add_up(table: NounTabl
 def test_decoder_takes_the_penalty_from_the_decode_config(setup: dict) -> None:
     run = load_run(setup["run"])
     options = resolve_decode_config(run, {"audio_weight": 1.0, "audio_penalty": 1.5, "audio_absent_penalty": 2.0})
-    scorer = CaptionDecoder(run, options)._scorers["audio"]
+    scorer = CaptionDecoder(run, options).scorers["audio"]
     assert (scorer.penalty, scorer.absent_penalty) == (1.5, 2.0)  # type: ignore[attr-defined]

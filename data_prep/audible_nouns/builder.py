@@ -1,16 +1,19 @@
-"""Build the audible-noun table: link vocabulary nouns to SoundNet's classes and ESC-10."""
+"""Build the audible-noun table: link vocabulary nouns to the encoders' label spaces (ImageNet,
+Places2, AudioSet) and to ESC-10."""
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from data_prep.audible_nouns.rules import (AUDIBLE_ANCHORS, CAPTION_SENSES_NOT_AUDIBLE, ESC10_ANCHORS,
                                            MAX_NAMING_HYPONYMS, MUTE_ANCHORS, RULE, TABLE_FORMAT)
-from data_prep.audible_nouns.wordnet import closure, gloss_nouns, noun_lemma, primary_senses, resolve_anchor
+from data_prep.audible_nouns.wordnet import (FUNCTION_WORDS, WORD_RE, closure, gloss_nouns, noun_lemma, primary_senses,
+                                             resolve_anchor)
 
 logger = logging.getLogger(__name__)
 
@@ -19,11 +22,35 @@ logger = logging.getLogger(__name__)
 class Sources:
     """What the table indexes into: ``imagenet_wnids`` (1000 "n02084071" ids, conv8 order),
     ``places`` (401 scenes as name parts, ``("train_station", "platform")``, conv8_2 order; see
-    :func:`fusion.encoders.labels.place_parts`) and ``esc10`` (class -> benchmark nouns naming it)."""
+    :func:`fusion.encoders.labels.place_parts`), ``esc10`` (class -> benchmark nouns naming it) and
+    ``audioset`` (521 classes as their display names' comma-separated parts, YAMNet's output
+    order: ``("Male speech", "man speaking")``; empty: no AudioSet links)."""
 
     imagenet_wnids: tuple[str, ...]
     places: tuple[tuple[str, ...], ...]
     esc10: dict[str, tuple[str, ...]]
+    audioset: tuple[tuple[str, ...], ...] = ()
+
+    def spaces(self) -> dict[str, int]:
+        """Label space -> size, as the table's ``spaces`` header."""
+        sizes = {"imagenet": len(self.imagenet_wnids), "places2": len(self.places), "audioset": len(self.audioset)}
+        return {space: size for space, size in sizes.items() if size}
+
+
+# An AudioSet class name whose first WordNet sense is a person names a sound, not a person: "Quack",
+# "Printer", "Synthesizer", "Pop" (dad.n.01) would otherwise count as evidence of "person".
+CLASS_SENSES_SKIPPED = frozenset({"noun.person"})
+
+
+@dataclass(frozen=True)
+class AudioSetTerms:
+    """One AudioSet class as the builder matches it: ``names`` (each display-name part as one
+    lemma, ``man_speaking``), ``words`` (the parts' words as noun lemmas) and ``senses`` (the
+    WordNet closure of the first noun sense of each part WordNet knows)."""
+
+    names: frozenset[str]
+    words: frozenset[str]
+    senses: frozenset[Any]
 
 
 def _names_anchor(sense: Any, sense_closure: set[Any], anchor: Any) -> bool:
@@ -46,6 +73,18 @@ class TableBuilder:
                             for cls, anchors in ESC10_ANCHORS.items() if cls in sources.esc10}
         self.class_closures = [self._class_closure(wnid) for wnid in sources.imagenet_wnids]
         self.place_terms = [self._place_terms(parts) for parts in sources.places]
+        self.audioset_terms = [self._audioset_terms(parts) for parts in sources.audioset]
+
+    def _audioset_terms(self, parts: tuple[str, ...]) -> AudioSetTerms:
+        plain = [re.sub(r"\(.*?\)", " ", p.lower()) for p in parts]  # "Motor vehicle (road)" -> "motor vehicle"
+        names = {"_".join(WORD_RE.findall(p)) for p in plain} - {""}
+        words = {self.wn.morphy(w, "n") or w for p in plain for w in WORD_RE.findall(p) if w not in FUNCTION_WORDS}
+        senses: set[Any] = set()
+        for name in names:
+            found = self.wn.synsets(name, "n")
+            if found and found[0].lexname() not in CLASS_SENSES_SKIPPED:
+                senses |= closure(found[0])
+        return AudioSetTerms(frozenset(names), frozenset(words), frozenset(senses))
 
     def _class_closure(self, wnid: str) -> set[Any]:
         try:
@@ -92,6 +131,8 @@ class TableBuilder:
         gloss = gloss_nouns(self.wn, senses)
         entry["places"] = [i for i, (tokens, place_syn, place_gloss) in enumerate(self.place_terms)
                            if lemma in tokens or (place_syn & gloss) or (synonyms & place_gloss)]
+        entry["audioset"] = [i for i, terms in enumerate(self.audioset_terms)
+                             if synonyms & terms.names or lemma in terms.words or set(senses) & terms.senses]
         entry["esc10"] = esc
         return entry
 
@@ -124,15 +165,21 @@ def build_table(wn: Any, words: Sequence[str], sources: Sources,
         entry = builder.entry(lemma)
         first_sense[lemma] = entry["synsets"][0]
         if entry["audible"]:
-            nouns[lemma] = {"forms": sorted(forms[lemma]), **entry}
+            nouns[lemma] = {"forms": sorted(forms[lemma]), **_with_links(entry, sources)}
         else:
             not_audible[lemma] = sorted(forms[lemma] - {lemma})
     for lemma, entry in nouns.items():  # other nouns whose mention also counts as this one's
         mine = set(entry["synsets"])
         entry["synonyms"] = sorted(o for o, s in first_sense.items() if o != lemma and s in mine)
-    return {"format": TABLE_FORMAT, "wordnet": "3.0", "rule": RULE,
-            "num_objects": len(sources.imagenet_wnids), "num_places": len(sources.places),
+    return {"format": TABLE_FORMAT, "wordnet": "3.0", "rule": RULE, "spaces": sources.spaces(),
             "esc10": sorted(sources.esc10), "nouns": nouns, "not_audible": not_audible}
+
+
+def _with_links(entry: dict[str, Any], sources: Sources) -> dict[str, Any]:
+    """An audible entry with its per-space class lists gathered under ``links`` (spaces the sources lack left out)."""
+    spaces = sources.spaces()
+    lists = {"imagenet": entry.pop("objects"), "places2": entry.pop("places"), "audioset": entry.pop("audioset")}
+    return {**entry, "links": {space: ids for space, ids in lists.items() if space in spaces}}
 
 
 def dump_table(table: dict[str, Any]) -> str:

@@ -1,4 +1,4 @@
-"""Inputs of the table (caption words, vocabulary files, SoundNet labels) and the command line."""
+"""Inputs of the table (caption words, vocabulary files, SoundNet's and AudioSet's labels) and the command line."""
 
 from __future__ import annotations
 
@@ -80,13 +80,33 @@ def _label_lines(path: Path, option: str) -> list[str]:
     return [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
 
 
+def read_audioset_classes(path: Path) -> tuple[tuple[str, ...], ...]:
+    """AudioSet classes of a class map (``index,mid,display_name`` CSV, YAMNet's ``yamnet_class_map.csv``)
+    in index order, each as its display name's comma-separated parts."""
+    import csv
+
+    if not path.is_file():
+        raise DataError(f"{path}: AudioSet class map not found; pass --audioset yamnet_class_map.csv, "
+                        "set FUSION_DATA_DIR, or --no-audioset")
+    with path.open(encoding="utf-8", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    try:
+        rows.sort(key=lambda row: int(row["index"]))
+        return tuple(tuple(p.strip() for p in row["display_name"].split(",") if p.strip()) for row in rows)
+    except (KeyError, TypeError, ValueError):
+        raise DataError(f"{path}: not an AudioSet class map (want index,mid,display_name columns); "
+                        "fix --audioset") from None
+
+
 def load_sources(imagenet: Path | None = None, places: Path | None = None,
-                 benchmark: bool = True) -> tuple[Sources, list[str]]:
+                 benchmark: bool = True, audioset: Path | None = None) -> tuple[Sources, list[str]]:
     """SoundNet's labels (:mod:`fusion.encoders.labels`; ``imagenet`` / ``places`` label files in
-    the same format replace them) and, with ``benchmark``, :mod:`fusion.benchmark`'s ESC-10
-    classes; also returns the benchmark's vocabulary words (sound nouns, shapes)."""
+    the same format replace them), the AudioSet classes of the ``audioset`` class map (None: no
+    AudioSet links) and, with ``benchmark``, :mod:`fusion.benchmark`'s ESC-10 classes; also
+    returns the benchmark's vocabulary words (sound nouns, shapes)."""
     objects = parse_imagenet(_label_lines(imagenet, "--imagenet")) if imagenet else imagenet_labels()
     scenes = tuple(place_parts(ln) for ln in _label_lines(places, "--places")) if places else places_parts()
+    classes = read_audioset_classes(audioset) if audioset is not None else ()
     esc: dict[str, tuple[str, ...]] = {}
     words: list[str] = []
     if benchmark:
@@ -95,7 +115,7 @@ def load_sources(imagenet: Path | None = None, places: Path | None = None,
         esc = {cls: tuple(src.synonyms) for cls, src in SOUND_SOURCES.items()}
         words = [w for src in SOUND_SOURCES.values() for w in src.synonyms]
         words += [w for names in SHAPES.values() for w in names]
-    return Sources(tuple(label.wnid for label in objects), scenes, esc), words
+    return Sources(tuple(label.wnid for label in objects), scenes, esc, classes), words
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -115,10 +135,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--imagenet", type=Path, default=None, help="SoundNet object labels (default: fusion's)")
     parser.add_argument("--places", type=Path, default=None, help="SoundNet place labels (default: fusion's)")
     parser.add_argument("--no-benchmark", action="store_true", help="leave out fusion.benchmark's ESC-10 words")
+    parser.add_argument("--audioset", type=Path, default=None,
+                        help="AudioSet class map to link (default: $FUSION_DATA_DIR/yamnet/yamnet_class_map.csv)")
+    parser.add_argument("--no-audioset", action="store_true", help="no AudioSet links")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
-        sources, bench_words = load_sources(args.imagenet, args.places, benchmark=not args.no_benchmark)
+        audioset = None if args.no_audioset else args.audioset or data_dir() / "yamnet" / "yamnet_class_map.csv"
+        sources, bench_words = load_sources(args.imagenet, args.places, not args.no_benchmark, audioset)
         captions = args.captions or data_dir() / "msvd" / "captions" / "sents_train_lc_nopunc.txt"
         words, in_use = read_caption_words(captions, args.min_count)
         words += bench_words

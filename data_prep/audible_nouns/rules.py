@@ -8,7 +8,8 @@ a MUTE one, or when it names an ESC-10 class.
 
 from __future__ import annotations
 
-TABLE_FORMAT = "fusion.audible_nouns/1"
+from fusion.verifier.table import TABLE_FORMAT
+
 MAX_NAMING_HYPONYMS = 12  # a direct hypernym names an ESC-10 class only if it is this specific
 
 AUDIBLE_ANCHORS: tuple[tuple[str, str], ...] = (
@@ -61,4 +62,9 @@ RULE = ("A vocabulary word is a noun when WordNet 3.0 knows it as a noun, it is 
         "one (fish, mollusks, worms, crustaceans, jellyfish, starfish, sponges, spiders). Proper names (a first "
         "sense that is an instance: 'clinton', 'disney') and nouns whose caption sense differs from WordNet's "
         "first ('stroller', 'bat') are not audible; captions are lower case, so a word's proper-name senses "
-        "yield to its common ones ('barber').")
+        "yield to its common ones ('barber'). Links (label space -> classes): imagenet, the ImageNet classes "
+        "under a primary sense or its part/member meronyms; places2, the Places2 scenes whose name holds the "
+        "noun or whose gloss and the noun's share a synonym; audioset, the AudioSet classes one of whose "
+        "names (the ontology's comma-separated display names) is the noun or a synonym of a primary sense, "
+        "holds the noun as a word ('guitar' in 'Acoustic guitar'), or is a WordNet noun whose first sense "
+        "(unless a person: 'Printer') lies under a primary sense ('animal' -> 'Dog').")

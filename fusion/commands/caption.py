@@ -34,10 +34,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("videos", nargs="*", metavar="VIDEO", help="video files")
     parser.add_argument("--features", metavar="STORE", default=None,
-                        help="caption records of this feature store instead of files (with --id)")
+                        help="caption records of this feature store instead of files (with --id; a trained run)")
     parser.add_argument("--id", dest="ids", action="append", default=[], metavar="ID",
                         help="a record of --features STORE to caption (repeatable)")
-    parser.add_argument("--model", required=True, metavar="RUN_OR_CHECKPOINT", help="run folder or checkpoint")
+    parser.add_argument("--model", metavar="RUN_OR_CHECKPOINT",
+                        help="a zero-shot model folder (`fusion zeroshot build --out runs/zeroshot`), a run folder "
+                             "or a checkpoint")
     parser.add_argument("--nbest", type=int, default=None, metavar="N", help="captions per video (<= beam size)")
     parser.add_argument("--json", action="store_true", help="print one JSON object per video (JSON Lines)")
     parser.add_argument("--explain", action="store_true",
@@ -53,7 +55,10 @@ def _print_text(result: CaptionResult, explain: bool, explanation: dict[str, Any
         parts = ", ".join(f"{name} {value:+.3f}" for name, value in hyp.weighted_scores().items())
         print(f"  {rank}. {hyp.words}  (score {hyp.score:.3f}; {parts})")
     if explain and explanation is not None:
-        from fusion.verifier import format_explanation
+        if explanation.get("kind") == "zeroshot":
+            from fusion.zeroshot.explain import format_explanation
+        else:
+            from fusion.verifier import format_explanation
 
         print("  " + format_explanation(explanation).replace("\n", "\n  "))
     if result.ood is not None and result.ood.get("warning"):
@@ -82,23 +87,38 @@ def check_inputs(args: argparse.Namespace) -> None:
         raise ConfigError("nothing to caption: give VIDEO files, or --features STORE --id ID")
 
 
+def stored_or_files(pipeline: Any, args: argparse.Namespace, options: Any) -> list[CaptionResult]:
+    """The results of ``--features STORE --id ID`` (a trained run's pipeline) or of the VIDEO files.
+
+    Raises:
+        ConfigError: ``--features`` with a zero-shot model, which reads no feature store.
+    """
+    from fusion.errors import ConfigError
+
+    if not args.features:
+        return pipeline.caption(args.videos, options=options)
+    if not hasattr(pipeline, "caption_stored"):
+        raise ConfigError(f"--features: {args.model} is a zero-shot model, it captions files only; "
+                          "give --model a trained run")
+    return pipeline.caption_stored(args.features, args.ids, options=options)
+
+
 def run(args: argparse.Namespace) -> int:
     """Caption every file; one error line per unreadable file; exit 1 if any failed."""
-    from fusion.pipeline import CaptionPipeline
     from fusion.runcard import describe_training
+    from fusion.zeroshot.pipeline import open_pipeline
 
     apply_threads(args)
     if not getattr(args, "verbose", 0):  # FFmpeg's own log lines would repeat the one error line per file
         logging.getLogger("libav").setLevel(logging.CRITICAL)
     check_inputs(args)
-    pipeline = CaptionPipeline(args.model, device=args.device, **decode_overrides(args))
+    pipeline = open_pipeline(args.model, device=args.device, **decode_overrides(args))
     options = pipeline.options
     if args.explain and args.nbest is None:  # runner-ups to compare with, as many as the beam holds
         options = dataclasses.replace(options, nbest=min(3, options.beam_size))
-    failed = 0
-    results = (pipeline.caption_stored(args.features, args.ids, options=options) if args.features
-               else pipeline.caption(args.videos, options=options))
-    for result in results:
+    failed = captioned = 0
+    for result in stored_or_files(pipeline, args, options):
+        captioned += result.error is None
         if result.error is not None:
             failed += 1
             print(f"fusion caption: error: {result.error}", file=sys.stderr)
@@ -116,6 +136,6 @@ def run(args: argparse.Namespace) -> int:
             print(json.dumps(out))
         else:
             _print_text(result, args.explain, explanation)
-    if not args.json and pipeline.knowledge.card is not None:
+    if not args.json and pipeline.knowledge.card is not None and captioned:  # not when every file failed
         print(f"(the model was trained on {describe_training(pipeline.knowledge.card)})")
     return 1 if failed else 0

@@ -6,7 +6,8 @@ import argparse
 import json
 from typing import Any
 
-from fusion.decoding.config import LM_MODES
+from fusion.decoding.registry import scorer_settings
+from fusion.decoding.spec import Setting
 from fusion.evaluation import METRICS
 
 
@@ -17,27 +18,35 @@ def add_decode_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--beam", dest="beam_size", type=int, metavar="K", help="beam size")
     group.add_argument("--max-len", type=int, metavar="N", help="most words per caption")
     group.add_argument("--min-len", type=int, metavar="N", help="fewest words per caption")
-    group.add_argument("--length-weight", type=float, metavar="W", help="weight of the per-token length bonus")
     group.add_argument("--no-repeat-ngram", dest="no_repeat_ngram_size", type=int, metavar="N",
                        help="ban repeated n-grams of this size (default 5; 0 = off)")
     group.add_argument("--allow-immediate-repeat", dest="no_immediate_repeat", action="store_false", default=None,
                        help="let a word follow itself (banned by default)")
     group.add_argument("--no-immediate-repeat", dest="no_immediate_repeat", action="store_true", default=None,
                        help="ban a word following itself (for a run whose config turns it off)")
-    group.add_argument("--lm", metavar="PATH", help="language model for late fusion (`fusion lm train` folder or HF model)")
-    group.add_argument("--lm-weight", type=float, metavar="ALPHA", help="weight alpha of the language model")
-    group.add_argument("--lm-mode", choices=LM_MODES,
-                       help="late fusion form: log-linear (shallow fusion, default) or linear interpolation")
-    group.add_argument("--audio-weight", type=float, metavar="BETA", help="weight beta of the audio-noun verifier")
-    group.add_argument("--audio-penalty", type=float, metavar="P",
-                       help="extra cost per mention of an audible noun the sound contradicts (default 0: evidence alone)")
-    group.add_argument("--audio-absent-penalty", type=float, metavar="Q",
-                       help="cost per mention of an audible noun in a clip without audio (default 0; keep 0 for MSVD)")
-    group.add_argument("--verifier", metavar="FILE", help="trained audio-noun verifier (default: zero-shot evidence)")
+    group.add_argument("--allow-sound-without-audio", dest="no_sound_without_audio", action="store_false",
+                       default=None, help="let a clip without an audio stream get words that say something is heard")
+    group.add_argument("--allow-repeated-bigrams", dest="no_repeat_bigram", action="store_false", default=None,
+                       help="let a caption repeat a word pair (default: only pairs of function words, 'to the')")
+    group.add_argument("--allow-dangling-end", dest="no_dangling_end", action="store_false", default=None,
+                       help="let a caption end on an article, preposition or conjunction")
+    for setting in scorer_settings():  # every registered scorer's settings (fusion/decoding/registry.py)
+        add_setting_argument(group, setting)
     group.add_argument("--batch-size", type=int, metavar="B", help="videos decoded together (default 64)")
     group.add_argument("--device", default="cpu", help="torch device (default cpu)")
     group.add_argument("--threads", type=int, metavar="N",
                        help="torch CPU threads (default: torch's; 1 is fastest for one video on a busy machine)")
+
+
+def add_setting_argument(parser: argparse.ArgumentParser | argparse._ArgumentGroup, setting: Setting) -> None:
+    """The option of one scorer setting (``--audio-weight BETA``), its ``dest`` the DecodeConfig field."""
+    if setting.type is bool:
+        parser.add_argument(setting.flag, dest=setting.name, action=argparse.BooleanOptionalAction, default=None,
+                            help=setting.help)
+        return
+    kind = float if setting.type is float else int if setting.type is int else None
+    parser.add_argument(setting.flag, dest=setting.name, type=kind, metavar=None if setting.choices else setting.metavar,
+                        choices=setting.choices or None, help=setting.help)
 
 
 def decode_overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -72,6 +81,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--features", metavar="STORE", help="feature store folder (default: beside the manifest)")
     parser.add_argument("--out", metavar="DIR", help="output folder (default RUN/eval/<split>)")
     parser.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    parser.add_argument("--strict", action="store_true",
+                        help="stop when a video cannot be read (default: skip it, count it in metrics.json's skipped)")
     add_decode_arguments(parser)
     parser.set_defaults(func=run)
 
@@ -83,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
     apply_threads(args)
     # load the run and resolve the decode options (fail fast), then extract missing features (visible), decode
     metrics = evaluate_run(args.run_path, manifest=args.manifest, split=args.split, out_dir=args.out,
-                           features=args.features, device=args.device, **decode_overrides(args))
+                           features=args.features, device=args.device, strict=args.strict, **decode_overrides(args))
     if args.json:
         print(json.dumps(metrics, indent=2))
         return 0
@@ -93,6 +104,8 @@ def run(args: argparse.Namespace) -> int:
         if metrics.get(name) is not None:
             print(f"{name:18s} {metrics[name]:.4f}")
     print(f"{'videos':18s} {metrics['n_videos']} ({metrics['n_audio_absent']} without audio)")
+    if metrics.get("n_skipped"):
+        print(f"{'skipped':18s} {metrics['n_skipped']} unreadable (metrics.json: skipped; --strict stops instead)")
     if metrics.get("n_unfamiliar") is not None:
         print(f"{'unfamiliar':18s} {metrics['n_unfamiliar']} (unlike the training data; per_video.json: each clip's ood)")
     diagnostics = metrics["diagnostics"]

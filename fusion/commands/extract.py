@@ -56,10 +56,14 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(summary.to_json()))
     else:
         rate = summary.done / summary.elapsed_s if summary.elapsed_s > 0 else 0.0
+        repaired = f", {summary.repaired} corrupt record{'s' * (summary.repaired != 1)} re-extracted"
         print(
-            f"{summary.store}: {summary.done} extracted, {summary.skipped} already there, "
+            f"{summary.store}: {summary.done} extracted, {summary.skipped} already there"
+            f"{repaired if summary.repaired else ''}, "
             f"{len(summary.failed)} failed ({summary.elapsed_s:.1f} s, {rate:.2f} clips/s)"
         )
         for failure in summary.failed:
-            print(f"failed: {failure['file']}: {failure['error']}", file=sys.stderr)
+            error = failure["error"]  # a MediaError's text already starts with the file
+            print(f"failed: {error if error.startswith(failure['file']) else failure['file'] + ': ' + error}",
+                  file=sys.stderr)
     return 1 if summary.failed else 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 
+from fusion.errors import ConfigError
 from fusion.serve.service import DEFAULT_MAX_UPLOAD_MB
 
 logger = logging.getLogger(__name__)
@@ -39,6 +40,8 @@ def run(args: argparse.Namespace) -> int:
     from fusion.commands.evaluate import apply_threads
     from fusion.serve.server import serve
 
+    if not 0 <= args.port <= 65535:  # the socket layer would raise OverflowError
+        raise ConfigError(f"--port {args.port}: a TCP port is 0-65535; pick a free one, e.g. --port 7860")
     apply_threads(args)
     if not getattr(args, "verbose", 0):
         logging.getLogger("libav").setLevel(logging.CRITICAL)

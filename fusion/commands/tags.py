@@ -1,4 +1,5 @@
-"""``fusion tags MEDIA... [--top K] [--frames N] [--json]``: what SoundNet hears, what the frame CNN sees."""
+"""``fusion tags MEDIA... [--top K] [--frames N] [--json] [--audio-encoder NAME[=FILE]]...``: what the audio
+encoders hear (per label space), what the frame CNN sees."""
 
 from __future__ import annotations
 
@@ -13,9 +14,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``tags`` sub-command."""
     parser = subparsers.add_parser(
         "tags",
-        help="top sound places/objects (SoundNet) and picture objects (frame CNN) of media files",
-        description="For each video or audio file: the Places2 scenes and ImageNet objects SoundNet hears "
-        "and the ImageNet objects the frame CNN sees (posteriors averaged over time / sampled frames). "
+        help="top sound labels (per audio encoder label space) and picture objects (frame CNN) of media files",
+        description="For each video or audio file: the classes of every label space the audio encoders know "
+        "(SoundNet: Places2 scenes and ImageNet objects; YAMNet, by default where its weights are found: "
+        "AudioSet) and the ImageNet objects the frame CNN sees "
+        "(posteriors averaged over time / sampled frames). "
         "A file that cannot be read is reported on stderr and skipped; the exit status is then 1.",
     )
     parser.add_argument("media", nargs="+", metavar="MEDIA", help="video or audio files")
@@ -25,15 +28,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--frame-encoder", default="efficientnet_lite0", metavar="NAME",
                         help="efficientnet_lite0 (default), vgg16_fc7, resnet50 or timm:<arch>")
     parser.add_argument("--frame-weights", metavar="FILE", help="weights of the frame CNN (default: packaged)")
-    parser.add_argument("--soundnet-weights", metavar="FILE", help="sound8.npy (default: the soundnet package's)")
+    parser.add_argument("--audio-encoder", action="append", metavar="NAME[=FILE]", dest="audio_encoders",
+                        help="an audio encoder whose label spaces to show, with its weights file if not the "
+                        "default; repeat for several (default: soundnet8, and yamnet where its weights are found)")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Tag every file; bad files become one stderr line each. Returns 1 if any failed."""
-    from fusion.tags import Tagger, format_tags
+    from fusion.tags import Tagger, default_audio_encoders, format_tags
 
-    tagger = Tagger(top_k=args.top, num_frames=args.frames, soundnet_weights=args.soundnet_weights,
+    encoders: dict[str, str | None] = {}
+    for item in args.audio_encoders or []:
+        name, _, path = item.partition("=")
+        encoders[name] = path or None
+    encoders = encoders or default_audio_encoders()
+    tagger = Tagger(top_k=args.top, num_frames=args.frames, audio_encoders=encoders,
                     frame_encoder=args.frame_encoder, frame_weights=args.frame_weights)
     failed = 0
     for index, path in enumerate(args.media):

@@ -26,6 +26,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", metavar="RUN_DIR", help="run folder (default: runs/<config name>)")
     parser.add_argument("--manifest", metavar="M", help="train on this manifest instead of the config's data.manifest")
     parser.add_argument("--features", metavar="STORE", help="feature store folder (default: beside the manifest)")
+    parser.add_argument("--strict", action="store_true",
+                        help="stop when a video cannot be read (default: train without it, saying how many)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--json", action="store_true", help="print the result as one JSON object")
     parser.set_defaults(func=run)
@@ -40,8 +42,9 @@ def run(args: argparse.Namespace) -> int:
     config = load_experiment(args.config, args.overrides)
     out = Path(args.out) if args.out else Path("runs") / Path(args.config).stem
     # check the run folder (a mismatched --out fails here), then extract missing features, visibly
-    prepare_training(config, out, manifest=args.manifest, features=args.features, progress=not args.no_progress)
-    result = train(config, out, progress=not args.no_progress)
+    prepare_training(config, out, manifest=args.manifest, features=args.features, progress=not args.no_progress,
+                     strict=args.strict)
+    result = train(config, out, progress=not args.no_progress, strict=args.strict)
     best = result.best or {}
     summary = {
         "run_dir": str(result.run_dir),

@@ -14,7 +14,8 @@ import argparse
 import json
 from typing import Any
 
-from fusion.decoding.config import LM_MODES
+from fusion.commands.evaluate import add_setting_argument
+from fusion.decoding.registry import setting
 from fusion.tuning import DEFAULT_ALPHAS, GUARDS, format_grid
 
 
@@ -30,14 +31,12 @@ def register(subparsers: Any) -> None:
                         help=f"weights to try; 0 (no LM) is always added (default {' '.join(map(str, DEFAULT_ALPHAS))})")
     parser.add_argument("--betas", type=float, nargs="+", metavar="B",
                         help="verifier weights to try with every alpha, chosen together (default: keep the run's)")
-    parser.add_argument("--audio-penalty", type=float, metavar="P",
-                        help="audio scorer's extra cost of a noun the sound contradicts (default: the run's)")
-    parser.add_argument("--audio-absent-penalty", type=float, metavar="Q",
-                        help="audio scorer's cost of an audible noun in a clip without audio (default: the run's)")
+    for name in ("audio_penalty", "audio_absent_penalty"):  # fixed while the grid is decoded (default: the run's)
+        add_setting_argument(parser, setting(name))
     parser.add_argument("--guard", choices=GUARDS, metavar="RATE",
                         help="on the audio-visual benchmark: never choose a point whose RATE (false_sound_rate) exceeds "
                         "the run's decoder before tuning, without the LM")
-    parser.add_argument("--mode", default="loglinear", choices=LM_MODES,
+    parser.add_argument("--mode", default="loglinear", choices=setting("lm_mode").choices,
                         help="log-linear (shallow) fusion or linear interpolation of probabilities")
     parser.add_argument("--metric", default="METEOR", help="coco metric to maximise (default METEOR)")
     parser.add_argument("--features", metavar="STORE", help="feature store folder (default: beside the manifest)")

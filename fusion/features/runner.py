@@ -110,7 +110,9 @@ def extract_to_store(
     store.remove_stale_temp_files()
     mine = select_shard(inputs, shard)
     todo = mine if overwrite else [(i, p) for i, p in mine if i not in store]
-    summary = ExtractSummary(skipped=len(mine) - len(todo), store=str(store.path))
+    repairs = [] if overwrite else corrupt_records(store, [(i, p) for i, p in mine if i in store])
+    todo += repairs
+    summary = ExtractSummary(skipped=len(mine) - len(todo), store=str(store.path), repaired=len(repairs))
     if not todo:
         summary.elapsed_s = time.perf_counter() - start
         return summary
@@ -154,6 +156,23 @@ def extract_to_store(
     return summary
 
 
+def corrupt_records(store: FeatureStore, pairs: list[tuple[str, str]], *, full: bool = True) -> list[tuple[str, str]]:
+    """The ``(id, path)`` pairs whose record is corrupt (see :meth:`FeatureStore.verify`), each logged.
+
+    Args:
+        store: the store holding the records.
+        pairs: ids with a record in the store, and their media files.
+        full: hash every record (else compare sizes only).
+    """
+    bad = []
+    for video_id, path in pairs:
+        problem = store.verify(video_id, full=full)
+        if problem is not None:
+            logger.warning("%s: corrupt feature record (%s); re-extracting it", store.record_path(video_id), problem)
+            bad.append((video_id, path))
+    return bad
+
+
 def ensure_features(
     entries: list[Any],
     store_path: str | Path,
@@ -170,7 +189,8 @@ def ensure_features(
         store_path: the store folder (created if new).
         config: the extraction config (must match an existing store's).
         progress: tqdm bar while extracting.
-        allow_failures: only warn when some videos cannot be read (their ids stay missing).
+        allow_failures: do not raise when some videos cannot be read (their ids stay missing,
+            for the caller to skip and report).
         extractor: reuse loaded encoders (else built only when something is missing).
 
     Returns:
@@ -182,7 +202,9 @@ def ensure_features(
     dist.setup()  # under torchrun each rank extracts every N-th missing video
     store = dist.main_first(lambda: FeatureStore(store_path, config))
     pairs = sorted({(e.id, str(e.video)) for e in entries})
-    missing = [(i, p) for i, p in dist.shard(pairs) if i not in store]
+    mine = dist.shard(pairs)
+    missing = [(i, p) for i, p in mine if i not in store]
+    missing += corrupt_records(store, [(i, p) for i, p in mine if i in store], full=False)
     (total,) = dist.all_reduce_sum([len(missing)])
     if not total:
         return store
@@ -198,7 +220,7 @@ def ensure_features(
             )
             if not allow_failures:
                 raise DataError(message + "; fix or drop them from the manifest")
-            logger.warning("%s", message)
+            logger.info("%s", message)  # the caller skips them and says so (fusion.data.readable_entries)
     return store
 
 
@@ -242,6 +264,7 @@ def extract_job(
     for part in parts:
         merged.done += part.done
         merged.skipped += part.skipped
+        merged.repaired += part.repaired
         merged.failed.extend(part.failed)
     merged.failed.sort(key=lambda f: f["file"])
     return merged

@@ -8,10 +8,15 @@ Layout of a store folder::
     records/<safe-id>.npz   one record per video, written to a temp file then os.replace'd:
                      a kill leaves either the whole record or none of it
     failures.jsonl   one line per file that could not be extracted: file, id, error, time
+    checksums.jsonl  one line per record written: id, size in bytes, SHA-256 of the file
+                     (appended after the record is in place; the last line of an id wins)
 
 The index is the ``records/`` folder itself: file names are reversible escapes of the ids
 (percent-encoding), so ``ids()`` is one directory listing. It is always exact, even while
-other processes are writing, and nothing can go stale after a kill.
+other processes are writing, and nothing can go stale after a kill. ``checksums.jsonl``
+only vouches for the bytes: a record whose size or hash differs from its line (a truncated
+copy, a bad disk) is corrupt, :meth:`FeatureStore.verify` says so and ``fusion extract``
+re-extracts it. The checksum covers the file's bytes, whatever the record holds.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import json
 import logging
 import os
 import time
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -30,16 +36,21 @@ import numpy as np
 
 from fusion.config import from_dict
 from fusion.errors import ConfigError, DataError
+from fusion.features.checksums import CHECKSUMS_FILE, RecordChecksums
 from fusion.features.config import ExtractConfig, FeatureRecord, config_difference
 from fusion.io import atomic_write_bytes, atomic_write_json
 
 logger = logging.getLogger(__name__)
 
 FORMAT_NAME = "fusion.features"
-FORMAT_VERSION = 1
+# 2: posteriors per (modality, label space) ("posteriors.audio.imagenet", "steps.audio.imagenet").
+# 1: SoundNet's heads and the frame CNN's by name (LEGACY_ARRAYS); still read.
+FORMAT_VERSION = 2
+POOLED_PREFIX, STEPS_PREFIX = "posteriors.", "steps."  # npz keys: "posteriors.audio.places2"
+LEGACY_ARRAYS = {"audio_objects": "audio/imagenet", "audio_places": "audio/places2", "frame_objects": "frames/imagenet"}
 RECORD_SUFFIX = ".npz"
 MAX_SAFE_ID_CHARS = 200  # file names stay under the 255-byte limit of common file systems
-_OWN_NAMES = {"store.json", "records", "failures.jsonl"}
+_OWN_NAMES = {"store.json", "records", "failures.jsonl", CHECKSUMS_FILE}
 
 
 class MissingRecordError(DataError, KeyError):
@@ -64,27 +75,56 @@ def safe_id(video_id: str) -> str:
     return name
 
 
+class CorruptRecordError(DataError):
+    """A record file that is truncated, altered or unreadable; ``fusion extract`` repairs it."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        self.path, self.reason = path, reason
+        store = path.parent.parent
+        super().__init__(
+            f"{path}: corrupt feature record ({reason}); re-run `fusion extract` with the same inputs "
+            f"and --out {store}: it re-extracts corrupt records"
+        )
+
+
 def _record_to_bytes(record: FeatureRecord) -> bytes:
     arrays: dict[str, np.ndarray] = {"id": np.array(record.id)}
     for name in FeatureRecord.ARRAYS:
         value = getattr(record, name)
         if value is not None:
             arrays[name] = np.ascontiguousarray(value, dtype=np.float32)
+    for prefix, posteriors in ((POOLED_PREFIX, record.posteriors), (STEPS_PREFIX, record.posteriors_per_step)):
+        for key, value in posteriors.items():
+            arrays[prefix + key.replace("/", ".")] = np.ascontiguousarray(value, dtype=np.float32)
     arrays["meta"] = np.array(json.dumps(record.meta, sort_keys=True))
     buf = io.BytesIO()
     np.savez(buf, **arrays)  # uncompressed: float features barely compress, and loads stay fast
     return buf.getvalue()
 
 
-def _record_from_file(path: Path) -> FeatureRecord:
+def _record_from_bytes(path: Path, data: bytes) -> FeatureRecord:
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            data = {k: npz[k] for k in npz.files}
-        meta = json.loads(str(data.pop("meta")))
-        video_id = str(data.pop("id"))
-    except (OSError, ValueError, KeyError, EOFError) as err:
-        raise DataError(f"{path}: unreadable feature record ({err}); delete it and re-run fusion extract") from None
-    return FeatureRecord(id=video_id, meta=meta, **{k: data.get(k) for k in FeatureRecord.ARRAYS})
+        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+        meta = json.loads(str(arrays.pop("meta")))
+        video_id = str(arrays.pop("id"))
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
+        raise CorruptRecordError(path, f"unreadable ({type(err).__name__}: {err})") from None
+    pooled = {LEGACY_ARRAYS[k]: arrays.pop(k) for k in list(arrays) if k in LEGACY_ARRAYS}  # format 1 records
+    per_step = {}
+    for key in list(arrays):
+        for prefix, target in ((POOLED_PREFIX, pooled), (STEPS_PREFIX, per_step)):
+            if key.startswith(prefix):
+                target[key[len(prefix):].replace(".", "/", 1)] = arrays.pop(key)
+    return FeatureRecord(id=video_id, meta=meta, posteriors=pooled, posteriors_per_step=per_step,
+                         **{k: arrays.get(k) for k in FeatureRecord.ARRAYS})
+
+
+def current_dims(dims: dict[str, int | None] | None) -> dict[str, int | None] | None:
+    """Feature dims of ``store.json`` under today's keys (format 1 named SoundNet's heads: ``audio_objects``)."""
+    if dims is None:
+        return None
+    return {LEGACY_ARRAYS.get(k, k): v for k, v in dims.items()}
 
 
 class FeatureStore:
@@ -115,6 +155,8 @@ class FeatureStore:
         self.failures_path = self.path / "failures.jsonl"
         self._info_path = self.path / "store.json"
         self._cache: dict[str, FeatureRecord] | None = {} if cache else None
+        self.checksums_path = self.path / CHECKSUMS_FILE
+        self.checksums = RecordChecksums(self.checksums_path)
         if self._info_path.is_file():
             self.info = self._read_info()
             self._open_existing(config, overwrite)
@@ -199,21 +241,22 @@ class FeatureStore:
 
         Args:
             encoders: e.g. ``{"frames": {"name": ..., "weights": ...}, "audio": {...}}``.
-            dims: e.g. ``{"frames": 1280, "audio": 256, "audio_objects": 1000, ...}``.
+            dims: e.g. ``{"frames": 1280, "audio": 256, "audio/imagenet": 1000, ...}``.
 
         Raises:
             DataError: the store already holds features of other encoders or dims.
         """
+        stored = {"encoders": self.info.get("encoders"), "dims": current_dims(self.info.get("dims"))}
         for key, value in (("encoders", encoders), ("dims", dims)):
-            old = self.info.get(key)
+            old = stored[key]
             if old is not None and old != value:
                 raise DataError(
                     f"{self.path}: made with {key} {old}, these encoders give {value}; "
                     "use a new --out folder, or --overwrite"
                 )
-        if self.info.get("encoders") == encoders and self.info.get("dims") == dims:
+        if stored == {"encoders": encoders, "dims": dims} and self.info.get("format_version") == FORMAT_VERSION:
             return
-        self.info = {**self.info, "encoders": encoders, "dims": dims}
+        self.info = {**self.info, "format_version": FORMAT_VERSION, "encoders": encoders, "dims": dims}
         atomic_write_json(self._info_path, self.info)
 
     # -- records -----------------------------------------------------------------------------
@@ -247,7 +290,11 @@ class FeatureStore:
             raise MissingRecordError(
                 f"{video_id!r} is not in feature store {self.path}; add it with `fusion extract ... --out {self.path}`"
             )
-        record = _record_from_file(path)
+        data = path.read_bytes()
+        problem = self.checksums.check(video_id, len(data), lambda: data)
+        if problem:
+            raise CorruptRecordError(path, problem)
+        record = _record_from_bytes(path, data)
         want = self.info.get("config_fingerprint")
         got = record.meta.get("config_fingerprint")
         if want is not None and got is not None and got != want:
@@ -274,9 +321,32 @@ class FeatureStore:
             if value is not None and np.ndim(value) != 2:
                 raise DataError(f"record {record.id!r}: {name} must be (T, D), got shape {np.shape(value)}")
         record.meta = {**record.meta, "config_fingerprint": self.info.get("config_fingerprint")}
-        atomic_write_bytes(self.record_path(record.id), _record_to_bytes(record))
+        data = _record_to_bytes(record)
+        atomic_write_bytes(self.record_path(record.id), data)
+        self.checksums.append(record.id, data)
         if self._cache is not None:
             self._cache.pop(record.id, None)
+
+    # -- checksums ---------------------------------------------------------------------------
+    def verify(self, video_id: str, *, full: bool = True) -> str | None:
+        """Check one record against ``checksums.jsonl``; returns what is wrong, or None if intact.
+
+        Args:
+            video_id: an id in the store.
+            full: hash the whole file (else compare its size only, one ``stat``). A record
+                without a checksum line (an older store) is loaded instead, when ``full``.
+        """
+        path = self.record_path(video_id)
+        try:
+            size = path.stat().st_size
+            problem = self.checksums.check(video_id, size, path.read_bytes if full else None)
+            if full and problem is None and not self.checksums.known(video_id):
+                _record_from_bytes(path, path.read_bytes())
+        except FileNotFoundError:
+            return "missing"
+        except CorruptRecordError as err:
+            return err.reason
+        return problem
 
     def remove_stale_temp_files(self, max_age_s: float = 600.0) -> int:
         """Delete temp files a killed writer left in ``records/`` (older than ``max_age_s``).

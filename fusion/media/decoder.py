@@ -7,10 +7,19 @@ converted to RGB. Audio of any layout, rate and format is resampled (swresample)
 stream -> ``audio=None`` (absent); a silent track is present audio made of zeros. A file
 with no video stream whose audio stream holds no samples (a WAV header without data) holds
 no media and raises MediaError.
+
+Video is decoded with FFmpeg's frame threads. Decoding usually stops before a file's end,
+and freeing a codec whose frame threads are still busy deadlocks once any library has
+installed PyAV's Python log callback (``av.logging.set_level``; torchvision.io does so on
+import): the freeing thread holds the GIL inside ``avcodec_free_context`` while a frame
+thread waits for it inside the callback. ``_frame_threaded`` therefore flushes the codec
+(``avcodec_flush_buffers`` runs without the GIL and waits for the frame threads) before
+the codec is freed, so it is only ever freed with idle threads.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,6 +27,7 @@ from pathlib import Path
 
 import av
 import numpy as np
+from av.video.reformatter import VideoReformatter
 
 from fusion.errors import MediaError
 from fusion.media.info import open_media, quiet_ffmpeg, video_stream
@@ -93,6 +103,21 @@ def _decoded(container: av.container.InputContainer, stream: av.stream.Stream, p
             logger.warning("%s: skipped a corrupt %s packet", path, stream.type)
 
 
+@contextlib.contextmanager
+def _frame_threaded(stream: av.video.stream.VideoStream) -> Iterator[av.video.stream.VideoStream]:
+    """``stream`` decoding with FFmpeg's frame threads; its frame threads are idle on exit.
+
+    ``flush_buffers`` releases the GIL and waits for every frame thread to finish the packet
+    it holds, so the codec is later freed (with the GIL held) without busy threads: no frame
+    thread can be waiting for the GIL in PyAV's log callback then (PyAV #1849 / #1861).
+    """
+    stream.thread_type = "AUTO"
+    try:
+        yield stream
+    finally:
+        stream.codec_context.flush_buffers()
+
+
 def _orient(image: np.ndarray, frame: av.VideoFrame) -> tuple[np.ndarray, int]:
     """Apply the display matrix (phone video) the way FFmpeg's autorotate does.
 
@@ -121,9 +146,7 @@ def _decode_video(path: str, index: Scan, num_frames: int | None,
     idx = select(index, num_frames, frame_rate_hz)  # (T,) presentation indices
     wanted = np.unique(idx)
     got: dict[int, av.VideoFrame] = {}
-    with open_media(path) as container:
-        stream = video_stream(container)
-        stream.thread_type = "AUTO"
+    with open_media(path) as container, _frame_threaded(video_stream(container)) as stream:
         runs = plan(index, wanted)
         for seek_to, run in runs:
             _decode_run(container, stream, index, run, seek_to, got, path)
@@ -138,10 +161,12 @@ def _decode_video(path: str, index: Scan, num_frames: int | None,
     chosen: dict[int, np.ndarray] = {}
     rotation = 0
     frames = []
+    rgb = VideoReformatter()  # one scaler for the file (a frame's own to_ndarray makes one per frame)
     for p in idx:
         near = int(have[np.argmin(np.abs(have - p))])  # a frame lost to corruption -> nearest one
         if near not in chosen:
-            chosen[near], rotation = _orient(got[near].to_ndarray(format="rgb24"), got[near])
+            image = rgb.reformat(got[near], format="rgb24").to_ndarray()  # (H, W, 3)
+            chosen[near], rotation = _orient(image, got[near])
         frames.append(chosen[near])
     return np.stack(frames), index.times_s[idx].astype(np.float64), len(chosen), rotation
 

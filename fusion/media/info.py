@@ -46,6 +46,12 @@ class MediaInfo:
 
 _F = TypeVar("_F", bound=Callable)
 
+# FFmpeg renders any text file as "video" through its text-art demuxers (libavformat/tty.c:
+# tty, bin, adf, idf, xbin) and decoders (ansi, bintext, xbin, idf): a plain .txt opens as an
+# ANSI-art clip. Their streams are not media.
+TEXT_ART_FORMATS = frozenset({"tty", "bin", "adf", "idf", "xbin"})
+TEXT_ART_CODECS = frozenset({"ansi", "bintext", "xbin", "idf"})
+
 
 def quiet_ffmpeg(func: _F) -> _F:
     """Keep FFmpeg's own messages ("moov atom not found") off stderr; log them at DEBUG.
@@ -84,16 +90,24 @@ def open_media(path: str | Path) -> av.container.InputContainer:
         reason = getattr(err, "strerror", None) or str(err)
         raise MediaError(p, f"cannot be opened by FFmpeg ({reason}); is it a video or audio file?") from None
     if video_stream(container) is None and not container.streams.audio:
+        text = container.format.name in TEXT_ART_FORMATS or any(
+            s.type == "video" and s.codec_context.name in TEXT_ART_CODECS for s in container.streams)
+        kinds = sorted({s.type for s in container.streams})
         container.close()
-        raise MediaError(p, "has no video or audio stream; pass a video or audio file")
+        if text:
+            raise MediaError(p, "is a text file, not media (FFmpeg would render its characters as video); "
+                                "pass a video or audio file")
+        held = f" (only {', '.join(kinds)} streams)" if kinds else ""
+        raise MediaError(p, f"has no video or audio stream{held}; pass a video or audio file")
     return container
 
 
 def video_stream(container: av.container.InputContainer) -> av.video.stream.VideoStream | None:
-    """The first real video stream (cover art in mp3/flac files is not video)."""
+    """The first real video stream (cover art in mp3/flac files and rendered text are not video)."""
     for stream in container.streams.video:
-        if not stream.disposition & av.stream.Disposition.attached_pic:
-            return stream
+        if stream.disposition & av.stream.Disposition.attached_pic or stream.codec_context.name in TEXT_ART_CODECS:
+            continue
+        return stream
     return None
 
 

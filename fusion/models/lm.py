@@ -190,6 +190,7 @@ class WordLM:
     @classmethod
     def load(cls, path: str | Path, device: torch.device | str = "cpu") -> "WordLM":
         """Load an LM folder written by :meth:`save` (CheckpointError if missing or unreadable)."""
+        from safetensors import SafetensorError
         from safetensors.torch import load_file
 
         path = Path(path)
@@ -202,8 +203,9 @@ class WordLM:
             vocab = Vocabulary.from_dict(json.loads((path / "vocab.json").read_text()))
             tensors = load_file(str(path / "model.safetensors"))
             history = json.loads((path / "history.json").read_text()) if (path / "history.json").is_file() else []
-        except (OSError, KeyError, ValueError, ConfigError, DataError) as err:
-            raise CheckpointError(f"{path}: unreadable LM folder ({err}); retrain it with `fusion lm train`") from None
+        except (OSError, KeyError, ValueError, TypeError, ConfigError, DataError, SafetensorError) as err:
+            reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+            raise CheckpointError(f"{path}: unreadable LM folder ({reason}); retrain it with `fusion lm train`") from None
         model = LSTMLanguageModel(len(vocab), config, masked_ids=(vocab.pad_id, vocab.bos_id))
         if config.tie_weights:
             tensors["out.weight"] = tensors["embedding.weight"]

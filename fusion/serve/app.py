@@ -12,14 +12,15 @@ from __future__ import annotations
 import html
 import logging
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from fusion.errors import FusionError
 from fusion.serve import runs as runs_mod
 from fusion.serve import views
-from fusion.serve.service import CaptionService, DecodeSettings
+from fusion.serve.service import CaptionService
+from fusion.serve.settings import DecodeSettings
 
 logger = logging.getLogger(__name__)
 
@@ -27,8 +28,17 @@ BROWSER_VIDEO = {".mp4", ".webm", ".ogg", ".ogv", ".m4v", ".mov"}  # containers 
 MAX_BEAM = 10
 
 
-def guarded(fn: Callable[..., tuple[Any, ...]], n_outputs: int, status_index: int) -> Callable[..., tuple[Any, ...]]:
-    """Turn any exception of ``fn`` into one line in the status output (index ``status_index``)."""
+def guarded(fn: Callable[..., tuple[Any, ...]], n_outputs: int, status_index: int,
+            cleared: Callable[[], tuple[Any, ...]] | None = None) -> Callable[..., tuple[Any, ...]]:
+    """Turn any exception of ``fn`` into one line in the status output (index ``status_index``).
+
+    Args:
+        fn: the handler.
+        n_outputs: how many outputs it fills.
+        status_index: the output that shows the error line.
+        cleared: the outputs' values after an error (e.g. a failed upload empties the previous
+            clip's results, so nothing stays beside the broken file's name); None leaves them.
+    """
     import gradio as gr
 
     def wrapper(*args: Any) -> tuple[Any, ...]:
@@ -39,7 +49,7 @@ def guarded(fn: Callable[..., tuple[Any, ...]], n_outputs: int, status_index: in
         except Exception as err:  # noqa: BLE001 - the page shows one line; the log keeps the traceback
             logger.exception("request failed")
             message = f"internal error ({type(err).__name__}); the server log has the details"
-        out: list[Any] = [gr.skip()] * n_outputs
+        out: list[Any] = list(cleared()) if cleared is not None else [gr.skip()] * n_outputs
         out[status_index] = f'<div id="fusion-error">⚠ {html.escape(message)}</div>'
         return tuple(out)
 
@@ -59,35 +69,48 @@ class Page:
             return {}
         return runs_mod.example_clips(self.service.runs[run])
 
-    def caption(self, path: str | None, name: str | None, run: str, beam: float, lm_w: float,
-                audio_w: float) -> tuple[Any, ...]:
+    def settings(self, run: str, beam: float, weights: Sequence[float]) -> DecodeSettings:
+        """The controls' values as settings: the beam, then one weight per slider of the run (in order)."""
+        names = [slider.scorer for slider in self.service.sliders(run)]
+        return DecodeSettings(int(beam), tuple((n, float(w)) for n, w in zip(names, weights)))
+
+    def caption(self, path: str | None, name: str | None, run: str, beam: float, *weights: float) -> tuple[Any, ...]:
         """Analyse a file (cached by content) and decode it: every output of the caption tab."""
         import gradio as gr
 
         if not path:
             return (gr.skip(),) * 12
         analysis = self.service.analyse(run, path, name=name or Path(path).name)
-        view = self.service.decode(run, analysis.key, DecodeSettings(int(beam), float(lm_w), float(audio_w)))
+        view = self.service.decode(run, analysis.key, self.settings(run, beam, weights))
         suffix = Path(analysis.name).suffix.lower()
         playable = analysis.has_video and suffix in BROWSER_VIDEO
         video = gr.Video(value=path if playable else None, visible=playable)
         audio = gr.Audio(value=path if not analysis.has_video and analysis.audio != "absent" else None,
                          visible=not analysis.has_video)
         note = "" if playable or not analysis.has_video else f" (the browser cannot play {suffix} files; the strip shows the sampled frames)"
-        info = views.model_info_markdown(*self.service.trained_on(run), analysis.familiarity)
+        familiarity = views.familiarity_markdown(analysis.familiarity)  # beside the caption, not the run's panel
         status = (f"Captioned <b>{html.escape(analysis.name)}</b> ({analysis.duration_s:.1f} s) with run "
                   f"<b>{html.escape(run)}</b>{html.escape(note)}.")
         return (status, view.caption, video, audio, analysis.strip, views.AUDIO_TEXT[analysis.audio],
                 views.audio_charts(analysis.tags), views.frame_chart(analysis.tags),
                 views.nbest_rows(view.hypotheses),
-                views.explanation_markdown(view.hypotheses, view.nouns, view.evidence_available), info, analysis.key)
+                views.explanation_markdown(view.hypotheses, view.nouns, view.evidence_available), familiarity,
+                analysis.key)
 
-    def caption_upload(self, file: str | None, run: str, beam: float, lm_w: float, audio_w: float) -> tuple[Any, ...]:
+    @staticmethod
+    def cleared() -> tuple[Any, ...]:
+        """The caption tab's outputs with no clip: what a failed upload leaves (then the error line)."""
+        import gradio as gr
+
+        return ("", "", gr.Video(value=None, visible=True), gr.Audio(value=None, visible=False), None, "", "", "",
+                [], "", "", None)
+
+    def caption_upload(self, file: str | None, run: str, beam: float, *weights: float) -> tuple[Any, ...]:
         """The upload box's handler."""
         name = Path(file).name if file else None
-        return self.caption(file, name, run, beam, lm_w, audio_w)
+        return self.caption(file, name, run, beam, *weights)
 
-    def caption_example(self, example: str | None, run: str, beam: float, lm_w: float, audio_w: float) -> tuple[Any, ...]:
+    def caption_example(self, example: str | None, run: str, beam: float, *weights: float) -> tuple[Any, ...]:
         """Caption a picked example: copied into the server's temp folder first, which alone is served."""
         import gradio as gr
 
@@ -99,17 +122,16 @@ class Page:
         if not target.is_file():
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(source, target)
-        return self.caption(str(target), source.name, run, beam, lm_w, audio_w)
+        return self.caption(str(target), source.name, run, beam, *weights)
 
-    def redecode(self, key: str | None, run: str, beam: float, lm_w: float, audio_w: float) -> tuple[Any, ...]:
+    def redecode(self, key: str | None, run: str, beam: float, *weights: float) -> tuple[Any, ...]:
         """A slider moved: decode the cached features again (no extraction)."""
         import gradio as gr
 
         if not key:
             return (gr.skip(),) * 4
-        view = self.service.decode(run, key, DecodeSettings(int(beam), float(lm_w), float(audio_w)))
-        status = (f"Re-decoded from cached features in {view.decode_s * 1000:.0f} ms: beam {view.settings.beam_size}, "
-                  f"LM weight {view.settings.lm_weight:g}, audio weight {view.settings.audio_weight:g}.")
+        view = self.service.decode(run, key, self.settings(run, beam, weights))
+        status = f"Re-decoded from cached features in {view.decode_s * 1000:.0f} ms: {view.settings.describe()}."
         return (status, view.caption, views.nbest_rows(view.hypotheses),
                 views.explanation_markdown(view.hypotheses, view.nouns, view.evidence_available))
 
@@ -117,19 +139,18 @@ class Page:
         """A run was chosen: its own decode settings on the sliders, its examples in the list."""
         import gradio as gr
 
-        settings, has_lm = self.service.defaults(run)
-        lm_info = "weight of the run's language model" if has_lm else "this run fuses no language model"
-        return (gr.Slider(value=settings.beam_size), gr.Slider(value=settings.lm_weight, interactive=has_lm, info=lm_info),
-                gr.Slider(value=settings.audio_weight), gr.Dropdown(choices=list(self.examples(run)), value=None),
-                self.run_info(run), None)
+        weights = [gr.Slider(value=s.value, minimum=s.minimum, maximum=s.maximum, step=s.step, interactive=s.available,
+                             info=s.info) for s in self.service.sliders(run)]
+        return (gr.Slider(value=self.service.defaults(run).beam_size), *weights,
+                gr.Dropdown(choices=list(self.examples(run)), value=None), self.run_info(run), None)
 
     def run_info(self, run: str) -> str:
         """What the run was trained on, where its folder records it."""
-        return views.model_info_markdown(*self.service.trained_on(run), None)
+        return views.model_info_markdown(*self.service.trained_on(run))
 
     # -- runs tab ---------------------------------------------------------------------------------
     def compare(self, names: list[str] | None, split: str) -> tuple[Any, ...]:
-        """Metrics side by side, loss and validation curves, decode configs of the chosen runs."""
+        """Metrics side by side, training / validation loss and validation metric curves, decode configs."""
         import gradio as gr
         import pandas as pd
 
@@ -138,10 +159,14 @@ class Page:
         headers, rows = runs_mod.metrics_table(chosen, split or "test")
         train, val = runs_mod.training_curves(chosen)
         loss = pd.DataFrame(train or [], columns=["run", "step", "loss"])
-        val_df = pd.DataFrame(val or [], columns=["run", "step", "metric", "value"])
+        val_all = pd.DataFrame(val or [], columns=["run", "step", "metric", "value"])
+        is_loss = val_all["metric"] == "loss"  # cross-entropy beside METEOR / CIDEr would flatten them: its own axis
+        val_loss = val_all[is_loss].rename(columns={"value": "loss"})[["run", "step", "loss"]]
+        val_df = val_all[~is_loss]
         val_df = val_df.assign(series=val_df["run"] + ": " + val_df["metric"])
         status = f"{len(chosen)} run(s) compared" if chosen else "pick one or more runs"
-        return (status, gr.Dataframe(value=rows, headers=headers), loss, val_df, runs_mod.decode_configs(chosen))
+        return (status, gr.Dataframe(value=rows, headers=headers), loss, val_loss, val_df,
+                runs_mod.decode_configs(chosen))
 
     def refresh_lists(self) -> tuple[Any, Any]:
         """The run and ablation folders under ``--runs`` as they are now (the first three runs chosen)."""

@@ -19,12 +19,18 @@ INTRO = ("Upload a video or audio file (or pick an example) to caption it with a
          "caption and the verifier's word-by-word evidence. The sliders re-decode from the cached features.")
 
 
+def _nbest_widths(columns: int) -> list[str]:
+    """Column widths of the n-best table: rank, caption, score, total, then the scorers' shares alike."""
+    share = 42.0 / max(1, columns - 4)
+    return ["4%", "36%", "9%", "9%", *[f"{share:.1f}%"] * (columns - 4)]
+
+
 def _caption_tab(page: Page, default_run: str) -> None:
     """The caption tab: inputs on the left, what the run made of the clip on the right."""
     import gradio as gr
 
     service = page.service
-    settings, has_lm = service.defaults(default_run)
+    settings = service.defaults(default_run)
     with gr.Row():
         with gr.Column(scale=1, min_width=320):
             run = gr.Dropdown(service.run_names(), value=default_run, label="run", elem_id="fusion-run")
@@ -32,15 +38,13 @@ def _caption_tab(page: Page, default_run: str) -> None:
             example = gr.Dropdown(list(page.examples(default_run)), value=None, label="or pick an example clip",
                                   elem_id="fusion-example")
             beam = gr.Slider(1, MAX_BEAM, value=settings.beam_size, step=1, label="beam size", elem_id="fusion-beam")
-            lm_w = gr.Slider(0, 2, value=settings.lm_weight, step=0.05, label="LM weight", interactive=has_lm,
-                             info="weight of the run's language model" if has_lm else "this run fuses no language model",
-                             elem_id="fusion-lm-weight")
-            audio_w = gr.Slider(0, 5, value=settings.audio_weight, step=0.1, label="audio weight",
-                                info="weight of the audio-noun verifier", elem_id="fusion-audio-weight")
+            weights = [gr.Slider(s.minimum, s.maximum, value=s.value, step=s.step, label=s.label, interactive=s.available,
+                                 info=s.info, elem_id=f"fusion-{s.scorer}-weight") for s in service.sliders(default_run)]
             info = gr.Markdown(page.run_info(default_run), elem_id="fusion-model-info")
         with gr.Column(scale=2):
             status = gr.HTML("", elem_id="fusion-status")
             caption = gr.Textbox(label="caption", interactive=False, elem_id="fusion-caption")
+            familiarity = gr.Markdown("", elem_id="fusion-familiarity")
             with gr.Row():
                 video = gr.Video(label="video", interactive=False, elem_id="fusion-video", height=240)
                 audio = gr.Audio(label="audio", interactive=False, visible=False, elem_id="fusion-audio")
@@ -51,20 +55,22 @@ def _caption_tab(page: Page, default_run: str) -> None:
             frame_tags = gr.HTML("", elem_id="fusion-frame-tags")
             nbest = gr.Dataframe(headers=NBEST_HEADERS, label="n-best captions: ranking score (total per word), total, and each "
                                  "scorer's weighted share of the total (empty = scorer off)", interactive=False, elem_id="fusion-nbest",
-                                 column_widths=["5%", "39%", "9%", "9%", "10%", "9%", "9%", "10%"], wrap=True)
+                                 column_widths=_nbest_widths(len(NBEST_HEADERS)), wrap=True)
             explain = gr.Markdown("", elem_id="fusion-explain")
     key = gr.State(None)
-    sliders = [beam, lm_w, audio_w]
-    outputs = [status, caption, video, audio, strip, audio_state, audio_tags, frame_tags, nbest, explain, info, key]
-    upload.upload(guarded(page.caption_upload, len(outputs), 0), [upload, run, *sliders], outputs,
+    sliders = [beam, *weights]
+    outputs = [status, caption, video, audio, strip, audio_state, audio_tags, frame_tags, nbest, explain,
+               familiarity, key]
+    upload.upload(guarded(page.caption_upload, len(outputs), 0, page.cleared), [upload, run, *sliders], outputs,
                   concurrency_id="model", show_progress="minimal")
-    example.input(guarded(page.caption_example, len(outputs), 0), [example, run, *sliders], outputs,
+    example.input(guarded(page.caption_example, len(outputs), 0, page.cleared), [example, run, *sliders], outputs,
                   concurrency_id="model", show_progress="minimal")
     redecode = guarded(page.redecode, 4, 0)
     for slider in sliders:
         slider.change(redecode, [key, run, *sliders], [status, caption, nbest, explain], concurrency_id="model",
                        trigger_mode="always_last", show_progress="hidden")
-    run.input(guarded(page.pick_run, 6, 4), [run], [beam, lm_w, audio_w, example, info, key], concurrency_id="model")
+    run.input(guarded(page.pick_run, len(sliders) + 3, len(sliders) + 1), [run], [*sliders, example, info, key],
+              concurrency_id="model")
 
 
 def _runs_tab(page: Page, app: Any) -> None:
@@ -81,7 +87,9 @@ def _runs_tab(page: Page, app: Any) -> None:
                          interactive=False, elem_id="fusion-metrics")
     with gr.Row():
         loss = gr.LinePlot(x="step", y="loss", color="run", title="training loss", elem_id="fusion-loss")
-        val = gr.LinePlot(x="step", y="value", color="series", title="validation", elem_id="fusion-val")
+        val_loss = gr.LinePlot(x="step", y="loss", color="run", title="validation loss", elem_id="fusion-val-loss")
+    # full width: the legend names run and metric, and keeps its room
+    val = gr.LinePlot(x="step", y="value", color="series", title="validation metrics", elem_id="fusion-val")
     decode = gr.JSON(label="decode configuration of each run (config.yaml)", elem_id="fusion-decode")
     gr.Markdown("### Ablations")
     ablation = gr.Dropdown(ablations, value=ablations[0] if ablations else None, label="ablation folder",
@@ -90,7 +98,7 @@ def _runs_tab(page: Page, app: Any) -> None:
     ablation_table = gr.Dataframe(interactive=False, label="conditions (deltas vs full, paired bootstrap 95% CI)",
                                   elem_id="fusion-ablation-table")
     ablation_plot = gr.Image(label="ablation plot", interactive=False, elem_id="fusion-ablation-plot")
-    outputs = [status, table, loss, val, decode]
+    outputs = [status, table, loss, val_loss, val, decode]
     compare = guarded(page.compare, len(outputs), 0)
     chosen.input(compare, [chosen, split], outputs)
     split.input(compare, [chosen, split], outputs)

@@ -28,9 +28,10 @@ def _read_json(path: Path) -> Any:
 
 
 def is_run(path: Path) -> bool:
-    """A run folder: ``checkpoints/`` with a ``best.json`` or ``last.json`` pointer."""
+    """A run folder: ``checkpoints/`` with a ``best.json`` or ``last.json`` pointer, or a zero-shot model
+    folder (``zeroshot.json``, ``fusion zeroshot build``)."""
     ckpt = path / "checkpoints"
-    return (ckpt / "best.json").is_file() or (ckpt / "last.json").is_file()
+    return (ckpt / "best.json").is_file() or (ckpt / "last.json").is_file() or (path / "zeroshot.json").is_file()
 
 
 def _walk(root: Path, depth: int = 0) -> list[Path]:
@@ -151,19 +152,15 @@ def ablation_report(folder: Path) -> dict[str, Any] | None:
 
 
 def ablation_table(report: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
-    """A row per condition: headline metrics, then each paired delta with its 95% interval."""
-    from fusion.ablation_report import HEADLINE_METRICS, PAIRED_METRICS
+    """A row per condition: headline metrics, then each paired per-video delta with its 95% interval
+    (what ``fusion ablate`` writes under ``paired``; see :func:`fusion.ablation_report.paired_cell`)."""
+    from fusion.ablation_report import HEADLINE_METRICS, PAIRED_METRICS, paired_cell
 
     conditions = report["conditions"]
     shown = [m for m in HEADLINE_METRICS if any(c.get("metrics", {}).get(m) is not None for c in conditions)]
-    headers = ["condition", *shown, *(f"Δ{m} [95% CI]" for m in PAIRED_METRICS)]
-    rows = []
-    for cond in conditions:
-        row: list[Any] = [cond["name"], *[_cell(cond.get("metrics", {}).get(m)) for m in shown]]
-        for m in PAIRED_METRICS:
-            delta, ci = cond.get("delta", {}).get(m), cond.get("ci95", {}).get(m)
-            row.append(f"{delta:+.4f} [{ci[0]:+.4f}, {ci[1]:+.4f}]" if delta is not None and ci else "")
-        rows.append(row)
+    headers = ["condition", *shown, *(f"Δ{m} per video [95% CI]" for m in PAIRED_METRICS)]
+    rows = [[cond["name"], *[_cell(cond.get("metrics", {}).get(m)) for m in shown],
+             *[paired_cell(cond, m) for m in PAIRED_METRICS]] for cond in conditions]
     return headers, rows
 
 

@@ -9,7 +9,7 @@ threads: loading and decoding hold a lock (one model, requests queued behind it)
 
     service = CaptionService({"demo": Path("runs/demo")}, workdir=Path(tempfile.mkdtemp()))
     analysis = service.analyse("demo", "clip.mp4")
-    view = service.decode("demo", analysis.key, DecodeSettings(beam_size=5, lm_weight=0, audio_weight=1))
+    view = service.decode("demo", analysis.key, DecodeSettings.of(5, lm=0.0, audio=1.0))
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ import numpy as np
 
 from fusion.errors import DataError, FusionError, MediaError
 from fusion.serve.clipview import AudioStatus, audio_status, frame_strip
+from fusion.serve.settings import DecodeSettings, WeightSlider, weight_sliders
 
 logger = logging.getLogger(__name__)
 
@@ -40,21 +41,6 @@ class UploadError(FusionError):
     """An upload the page cannot caption: too large, not media, unreadable."""
 
 
-@dataclass(frozen=True)
-class DecodeSettings:
-    """The page's decoding knobs (the rest of the run's decode config is kept).
-
-    Attributes:
-        beam_size: beams per video (the n-best table shows them all).
-        lm_weight: alpha of the language model (0 = off; only for runs that fuse one).
-        audio_weight: beta of the audio-noun verifier (0 = off).
-    """
-
-    beam_size: int
-    lm_weight: float
-    audio_weight: float
-
-
 @dataclass
 class Analysis:
     """Everything one upload yields before decoding; cached by content hash.
@@ -65,7 +51,7 @@ class Analysis:
         record: the feature record (``fusion.features.FeatureRecord``).
         audio: ``"present"``, ``"silent"`` (a track of near-zero samples) or ``"absent"``.
         strip: uint8 ``(H, W, 3)`` image of the sampled frames side by side, None without video.
-        tags: ``{"audio": {"places": [...], "objects": [...]} | None, "frames": {"objects": [...]} | None}``,
+        tags: ``{"audio": {label space: [...]} | None, "frames": {label space: [...]} | None}`` (:mod:`fusion.tags`),
             each list ``[{"label", "score"}]`` best first.
         duration_s: the file's duration.
         has_video: whether the file has a video stream.
@@ -150,28 +136,37 @@ class _LoadedRun:
     """One run's pipeline, its base decode configuration, what it knows, and decoders by settings."""
 
     def __init__(self, path: Path, device: str) -> None:
-        from fusion.pipeline import CaptionPipeline
         from fusion.runcard import describe_training
+        from fusion.zeroshot.pipeline import ZeroShotPipeline, open_pipeline
 
         # compute_profile=False: the server writes nothing into run folders (a run from before
         # run cards gets its profile with `python -m fusion.runcard RUN`; the page says so)
-        self.pipeline = CaptionPipeline(path, device=device, compute_profile=False)
-        self.base = self.pipeline.options
+        self.pipeline = open_pipeline(path, device=device, compute_profile=False)
+        self.zeroshot = isinstance(self.pipeline, ZeroShotPipeline)  # no caption model: its sliders are its weights
+        self.base = self.pipeline.decode_config_view() if self.zeroshot else self.pipeline.options
         self.decoders: OrderedDict[DecodeSettings, Any] = OrderedDict()
         knowledge = self.pipeline.knowledge  # the card and training profile as the run folder has them
         self.card, self.profile, self.note = knowledge.card, knowledge.profile, _shorter_paths(knowledge.note)
         self.trained_on = describe_training(self.card) if self.card else None
 
     def decoder(self, settings: DecodeSettings) -> Any:
-        """A decoder for ``settings`` (the last 16 kept; the run's LM and verifier are shared)."""
+        """A decoder for ``settings`` (the last 16 kept; the run's LM and verifier are shared).
+
+        Raises:
+            ConfigError: settings the decode configuration refuses (one line, shown by the page).
+        """
+        from fusion.decoding.config import resolve_decode_config
+
         if settings in self.decoders:
             self.decoders.move_to_end(settings)
             return self.decoders[settings]
-        lm = self.base.lm if settings.lm_weight > 0 else None
-        options = dataclasses.replace(
-            self.base, beam_size=settings.beam_size, nbest=settings.beam_size, lm=lm,
-            lm_weight=settings.lm_weight if lm is not None else 0.0, audio_weight=settings.audio_weight, batch_size=1,
-        )
+        beam = settings.beam_size
+        if self.zeroshot:
+            decoder = self.pipeline.decoder_with(beam, dict(settings.weights))
+            self.decoders[settings] = decoder
+            return decoder
+        options = resolve_decode_config(self.pipeline.run, {"beam_size": beam, "nbest": beam, "batch_size": 1},
+                                        weights=dict(settings.weights))
         decoder = self.pipeline.decoder_for(options)
         self.decoders[settings] = decoder
         while len(self.decoders) > 16:
@@ -213,11 +208,14 @@ class CaptionService:
                 self._loaded[run] = _LoadedRun(self.runs[run], self.device)
             return self._loaded[run]
 
-    def defaults(self, run: str) -> tuple[DecodeSettings, bool]:
-        """(the run's own beam size / LM weight / audio weight, whether it fuses a language model)."""
+    def defaults(self, run: str) -> DecodeSettings:
+        """The run's own beam size and slider weights."""
         base = self.load(run).base
-        has_lm = base.lm is not None
-        return DecodeSettings(int(base.beam_size), float(base.lm_weight if has_lm else 0.0), float(base.audio_weight)), has_lm
+        return DecodeSettings(int(base.beam_size), tuple((s.scorer, s.value) for s in weight_sliders(base)))
+
+    def sliders(self, run: str) -> list[WeightSlider]:
+        """The run's weight sliders: values, ranges (the decode configuration's bounds), availability."""
+        return weight_sliders(self.load(run).base)
 
     def trained_on(self, run: str) -> tuple[str | None, str | None]:
         """(what the run was trained on, from its run card; why the clip's familiarity cannot be judged), each or None."""
@@ -288,8 +286,6 @@ class CaptionService:
         analysis = self.cached(key)
         if analysis is None or not key.endswith(f"-{run}"):  # gone, or analysed for another run's encoders
             raise UploadError("this clip is no longer in the server's cache for this run; upload it again")
-        if settings.beam_size < 1:
-            raise UploadError(f"beam size {settings.beam_size} is invalid: pick 1 or more")
         loaded = self.load(run)
         with self._lock:
             decoder = loaded.decoder(settings)
@@ -297,26 +293,18 @@ class CaptionService:
             hyps = decoder.decode([analysis.record])[0]
             elapsed = time.perf_counter() - start
             evidence = decoder.audio_evidence(analysis.record)
-            table = decoder.verifier.table
-        nouns = [noun_evidence(h.words, evidence, table) for h in hyps]
+            if loaded.zeroshot:  # per linked word, the seen and heard evidence behind it
+                nouns = [decoder.concept_report(h, analysis.record) for h in hyps]
+            else:
+                nouns = [noun_evidence(h.words, evidence, decoder.verifier.table) for h in hyps]
         return CaptionView(settings, hyps, nouns, evidence is not None, elapsed)
 
     @staticmethod
     def _tags(extractor: Any, record: Any) -> dict[str, Any]:
-        from fusion.tags import top_labels
+        from fusion.tags import record_tags
 
-        def names(labels: Any) -> tuple[str, ...]:
-            return tuple(getattr(label, "slug", str(label)) for label in labels)
-
-        audio = frames = None
-        bundle = extractor.audio_bundle
-        if record.audio_objects is not None and record.audio_places is not None:
-            audio = {"places": top_labels(record.audio_places, tuple(bundle.place_labels), TOP_TAGS),
-                     "objects": top_labels(record.audio_objects, names(bundle.object_labels), TOP_TAGS)}
-        frame_labels = getattr(extractor.frame_bundle, "labels", None)
-        if record.frame_objects is not None and frame_labels:
-            frames = {"objects": top_labels(record.frame_objects, names(frame_labels), TOP_TAGS)}
-        return {"audio": audio, "frames": frames}
+        audio_spaces = {s: labels for b in extractor.audio_bundles.values() for s, labels in b.label_spaces.items()}
+        return record_tags(record, audio_spaces, extractor.frame_bundle.label_spaces, TOP_TAGS)
 
     @staticmethod
     def _familiarity(loaded: _LoadedRun, record: Any) -> dict[str, Any] | None:

@@ -11,17 +11,19 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
+from fusion.decoding.registry import SCORERS
+
 logger = logging.getLogger(__name__)
 
-SCORERS = ("caption", "lm", "audio", "length")  # the n-best table's columns, in this order
-# the scorers' columns hold their weighted shares of the total, in SCORERS order
-NBEST_HEADERS = ["#", "caption", "score", "total", "S2VT (caption)", "LM", "audio", "length"]
+# the n-best table: rank, caption, scores, then each registered scorer's weighted share of the total
+NBEST_HEADERS = ["#", "caption", "score", "total", *(spec.label for spec in SCORERS)]
 AUDIO_TEXT = {
     "present": "Audio: **present** (SoundNet hears the track; the verifier can weigh audible nouns)",
     "silent": "Audio: **silent** (the file has an audio track, but it holds near-zero samples)",
     "absent": "Audio: **absent** (no audio stream; the audio scorer adds nothing)",
 }
-_COLOURS = {"places": "#2e86c1", "objects": "#8e44ad", "frames": "#d35400"}
+_COLOURS = {"places2": "#2e86c1", "imagenet": "#8e44ad", "audioset": "#16a085", "frames": "#d35400"}
+SPACE_NAMES = {"places2": "places", "imagenet": "objects", "audioset": "AudioSet classes"}  # chart titles
 
 
 def bar_chart(title: str, items: Sequence[dict[str, Any]] | None, colour: str, empty: str) -> str:
@@ -50,23 +52,23 @@ def bar_chart(title: str, items: Sequence[dict[str, Any]] | None, colour: str, e
     return "".join(out)
 
 
+def _space_charts(part: dict[str, Any] | None, who: str, empty: str, colour: str | None = None) -> str:
+    """One chart per label space of ``part`` (space -> top labels), or one empty chart when None."""
+    if not part:
+        return f'<div class="fusion-charts">{bar_chart(f"{who}: nothing", None, "#999", empty)}</div>'
+    charts = [bar_chart(f"{who}: {SPACE_NAMES.get(space, space)}", items,
+                        colour or _COLOURS.get(space, "#7f8c8d"), empty) for space, items in part.items()]
+    return '<div class="fusion-charts">' + "".join(charts) + "</div>"
+
+
 def audio_charts(tags: dict[str, Any]) -> str:
-    """SoundNet's places and objects, side by side."""
-    audio = tags.get("audio")
-    empty = "no audio stream: nothing to hear"
-    return ('<div class="fusion-charts">'
-            + bar_chart("SoundNet hears: places", audio and audio["places"], _COLOURS["places"], empty)
-            + bar_chart("SoundNet hears: objects", audio and audio["objects"], _COLOURS["objects"], empty)
-            + "</div>")
+    """What the audio encoders hear, a chart per label space (places, objects, AudioSet), side by side."""
+    return _space_charts(tags.get("audio"), "The sound", "no audio stream: nothing to hear")
 
 
 def frame_chart(tags: dict[str, Any]) -> str:
     """The frame CNN's objects."""
-    frames = tags.get("frames")
-    return ('<div class="fusion-charts">'
-            + bar_chart("The frame CNN sees: objects", frames and frames["objects"], _COLOURS["frames"],
-                        "no video stream: nothing to see")
-            + "</div>")
+    return _space_charts(tags.get("frames"), "The frame CNN sees", "no video stream: nothing to see", _COLOURS["frames"])
 
 
 def nbest_rows(hypotheses: Sequence[Any]) -> list[list[Any]]:
@@ -79,7 +81,7 @@ def nbest_rows(hypotheses: Sequence[Any]) -> list[list[Any]]:
     for rank, hyp in enumerate(hypotheses, start=1):
         shares = hyp.weighted_scores()
         row: list[Any] = [rank, hyp.words, round(float(hyp.score), 3), round(float(hyp.total), 3)]
-        row += [round(float(shares[name]), 3) if name in shares else None for name in SCORERS]
+        row += [round(float(shares[spec.name]), 3) if spec.name in shares else None for spec in SCORERS]
         rows.append(row)
     return rows
 
@@ -94,41 +96,61 @@ def _verdict_text(item: dict[str, Any]) -> str:
 
 def explanation_markdown(hypotheses: Sequence[Any], nouns: Sequence[Sequence[dict[str, Any]]],
                          evidence_available: bool) -> str:
-    """Per caption, the verifier's word-by-word report on its audible nouns."""
+    """The verifier's report on the audible nouns the n-best captions name: each noun's verdict
+    once (n-best captions mostly share their nouns), then which nouns each caption names."""
     if not hypotheses:
         return "No caption was found."
     lines = ["**Why these captions: the verifier on each audible noun**", ""]
     if not evidence_available:
         lines += ["The clip has no audio stream, so the verifier has no evidence for any noun.", ""]
-    for rank, (hyp, items) in enumerate(zip(hypotheses, nouns), start=1):
-        lines.append(f"{rank}. *{html.escape(hyp.words)}*")
-        if not items:
-            lines.append("    - names no audible noun")
+    verdicts: dict[str, str] = {}  # verdict line -> first, in order of appearance
+    named: list[list[str]] = []
+    for items in nouns:
+        named.append([])
         for item in items:
-            lines.append("    - " + _verdict_text(item))
+            verdicts.setdefault(_verdict_text(item), "")
+            if item["word"] not in named[-1]:
+                named[-1].append(item["word"])
+    lines += [f"- {text}" for text in verdicts] or ["- no caption names an audible noun"]
+    lines.append("")
+    for rank, (hyp, words) in enumerate(zip(hypotheses, named), start=1):
+        said = ", ".join(f"**{html.escape(w)}**" for w in words) if words else "no audible noun"
+        lines.append(f"{rank}. *{html.escape(hyp.words)}*: {said}")
     return "\n".join(lines)
 
 
-def model_info_markdown(trained_on: str | None, note: str | None, familiarity: dict[str, Any] | None) -> str:
-    """What the model was trained on and how far this clip lies from it, where the run records them.
+def model_info_markdown(trained_on: str | None, note: str | None) -> str:
+    """What the model was trained on, where the run records it (the run's panel; said once per page).
 
     Args:
         trained_on: ``fusion.runcard.describe_training`` of the run's card, or None.
-        note: why the run has no training profile, or None.
-        familiarity: the clip's ``OODReport.to_dict()`` plus ``"warning"`` (a line or None), or None.
+        note: why the run has no training profile (clips cannot be judged familiar), or None.
     """
     lines = [f"**The model was trained on** {html.escape(trained_on)}." if trained_on
              else "**The model was trained on** an unknown dataset (the run has no run card)."]
-    if familiarity is not None:
-        if familiarity.get("warning"):
-            lines.append(f"**⚠ {html.escape(str(familiarity['warning']))}**")
-        parts = [f"{m} distance {d:.2f} (threshold {familiarity['threshold'].get(m, float('nan')):.2f})"
-                 for m, d in familiarity.get("distance", {}).items() if d is not None]
-        verdict = "unlike the training data" if familiarity.get("flagged") else "within the training data's range"
-        lines.append(f"This clip: {verdict}" + (f"; {', '.join(parts)}." if parts else "."))
-    elif note:
+    if note:
         lines.append(f"How familiar a clip is cannot be judged: {html.escape(note)}")
     return "\n\n".join(lines)
+
+
+def familiarity_markdown(familiarity: dict[str, Any] | None) -> str:
+    """How far this clip lies from the training data, shown beside its caption ("" when not judged).
+
+    Args:
+        familiarity: the clip's ``OODReport.to_dict()`` (``flagged``, ``unfamiliar``, ``distance``,
+            ``threshold``), or None.
+    """
+    if familiarity is None:
+        return ""
+    threshold = familiarity.get("threshold", {})
+    parts = [f"{m} distance {d:.2f} (threshold {threshold.get(m, float('nan')):.2f})"
+             for m, d in familiarity.get("distance", {}).items() if d is not None]
+    detail = f": {', '.join(parts)}" if parts else ""
+    if familiarity.get("flagged"):
+        far = ", ".join(familiarity.get("unfamiliar") or []) or "its features"
+        return (f'<div id="fusion-unfamiliar">⚠ This clip is unlike the training data ({html.escape(far)}); '
+                f"this caption is unreliable{html.escape(detail)}.</div>")
+    return f"This clip is within the training data's range{html.escape(detail)}."
 
 
 CSS = """
@@ -142,5 +164,7 @@ CSS = """
 .fusion-bar { display: block; height: 14px; border-radius: 3px; }
 .fusion-bar-value { flex: 0 0 3.5em; text-align: right; font-variant-numeric: tabular-nums; }
 #fusion-caption textarea, #fusion-caption input { font-size: 1.25em; font-weight: 600; }
-#fusion-error { color: #b03a2e; font-weight: 600; }
+#fusion-error, #fusion-unfamiliar { color: #b03a2e; font-weight: 600; }
+#fusion-nbest th, #fusion-nbest th *, #fusion-nbest td:not(:nth-child(2)), #fusion-nbest td:not(:nth-child(2)) * {
+  white-space: nowrap; font-variant-numeric: tabular-nums; }
 """

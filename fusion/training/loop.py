@@ -35,10 +35,12 @@ from fusion.checkpoint import (
     VERIFIER_FILE,
     checkpoint_meta,
     load_trainer_state,
+    load_weights,
     read_pointer,
+    resume_candidates,
     save_checkpoint,
 )
-from fusion.errors import DataError
+from fusion.errors import CheckpointError, DataError
 from fusion.training.config import learning_rate
 from fusion.training.metrics_log import MetricsLog
 from fusion.training.setup import (
@@ -129,16 +131,36 @@ class Trainer:
                     info = {"metric": self.tc.val_metric, "value": value, "step": self.state["step"]}
                 save_checkpoint(self.run_dir, self.state["step"], self.model, meta, trainer_state, best=info)
 
-    def resume(self) -> bool:
-        """Restore the ``last`` checkpoint if the run folder has one. Returns whether it did."""
-        from safetensors.torch import load_file
+    def _intact_checkpoint(self) -> tuple[Path, dict[str, Any], dict[str, Any]] | None:
+        """The newest checkpoint whose weights and trainer state load: (folder, weights, state); None if none.
 
-        pointer = read_pointer(self.run_dir, "last")
-        if pointer is None:
+        Raises:
+            CheckpointError: checkpoints exist but none of them is intact (naming the newest's bad file).
+        """
+        candidates = resume_candidates(self.run_dir)
+        errors: list[CheckpointError] = []
+        for ckpt in candidates:
+            try:
+                found = ckpt, load_weights(ckpt, self.device), load_trainer_state(ckpt)
+            except CheckpointError as err:
+                errors.append(err)
+                continue
+            if errors:
+                log.warning("%s; resuming from %s, the newest intact checkpoint", errors[0], ckpt.name)
+            return found
+        if errors:
+            raise CheckpointError(f"{errors[0]}; no older checkpoint is intact either: delete "
+                                  f"{self.run_dir / 'checkpoints'} to start over, or give another --out")
+        return None
+
+    def resume(self) -> bool:
+        """Restore the newest intact checkpoint if the run folder has one (``last``, else an older
+        one, saying so). Returns whether it did."""
+        found = self._intact_checkpoint()
+        if found is None:
             return False
-        ckpt = self.run_dir / "checkpoints" / pointer["name"]
-        self.model.load_state_dict(load_file(str(ckpt / "model.safetensors"), device=str(self.device)))
-        saved = load_trainer_state(ckpt)
+        ckpt, weights, saved = found
+        self.model.load_state_dict(weights)
         self.optimizer.load_state_dict(saved["optimizer"])
         self.runner.load_state_dict(saved.get("scaler"))
         self.state.update(saved["loop"])
@@ -270,6 +292,7 @@ def train(
     features: str | Path | None = None,
     progress: bool = True,
     on_step: Callable[[int, float], None] | None = None,
+    strict: bool = False,
 ) -> TrainResult:
     """Train an S2VT captioner; resume if ``run_dir`` holds a checkpoint of the same config.
 
@@ -280,6 +303,8 @@ def train(
         features: overrides ``config.data.features`` (feature store folder).
         progress: show a tqdm bar (loss, samples/s).
         on_step: called after every optimizer step with (step, loss).
+        strict: fail when some videos have no features (unreadable or missing files) instead of
+            training without them (a warning says how many; the store's ``failures.jsonl`` says why).
 
     Raises:
         ConfigError: no manifest, or the run folder holds a run of another config.
@@ -292,7 +317,7 @@ def train(
             stack.enter_context(run_lock(run_dir))
             check_run_config(config, run_dir)
         with dist.together():
-            data = prepare_data(config, progress=progress)
+            data = prepare_data(config, progress=progress, strict=strict)
             check_run_vocab(run_dir, data.vocab)
         trainer = Trainer(config, run_dir, data, progress=progress)
         with dist.together():

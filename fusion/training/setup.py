@@ -14,8 +14,8 @@ import torch
 import yaml
 
 from fusion.config import to_dict
-from fusion.data import CaptionDataset, EpochSampler, default_store_path, open_features
-from fusion.errors import ConfigError, DataError
+from fusion.data import CaptionDataset, EpochSampler, default_store_path, open_features, readable_entries
+from fusion.errors import CheckpointError, ConfigError, DataError
 from fusion.io import atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -121,10 +121,12 @@ def resolve_data_paths(config: Any, manifest: str | Path | None, features: str |
     dc.features = str(store.resolve())
 
 
-def prepare_data(config: Any, progress: bool = True) -> TrainingData:
+def prepare_data(config: Any, progress: bool = True, strict: bool = False) -> TrainingData:
     """Load the manifest, open the feature store, build the vocabulary and datasets.
 
-    Call :func:`resolve_data_paths` first (``config.data.manifest`` must be set).
+    Call :func:`resolve_data_paths` first (``config.data.manifest`` must be set). Videos
+    without features (unreadable or missing files, see the store's ``failures.jsonl``) are
+    left out and counted in a warning, unless ``strict``; a split left empty is an error.
     """
     from fusion.manifest import load_manifest, split_entries
     from fusion.text import Vocabulary
@@ -137,7 +139,9 @@ def prepare_data(config: Any, progress: bool = True) -> TrainingData:
             found = sorted({e.split for e in entries})
             raise DataError(f"{dc.manifest}: no videos in split {split!r} (splits: {found}); "
                             f"set data.{key}, e.g. --set data.{key}={found[0] if found else 'train'}")
-    store = open_features(train_entries + val_entries, dc.manifest, config.extract, dc.features)
+    store = open_features(train_entries + val_entries, dc.manifest, config.extract, dc.features, strict=False)
+    train_entries, _ = readable_entries(train_entries, store, dc.train_split, strict=strict)
+    val_entries, _ = readable_entries(val_entries, store, dc.val_split, strict=strict)
     vocab = Vocabulary.build([c for e in train_entries for c in e.captions], min_count=dc.min_word_count)
     train_ds = CaptionDataset(train_entries, store, vocab, dc.max_caption_words)
     val_ds = CaptionDataset(val_entries, store, vocab, dc.max_caption_words)
@@ -207,10 +211,18 @@ def check_run_vocab(run_dir: str | Path, vocab: Any) -> None:
 
     run_dir = Path(run_dir)
     vocab_path = run_dir / "vocab.json"
-    if vocab_path.is_file() and read_pointer(run_dir, "last") is not None:
+    try:
+        resuming = read_pointer(run_dir, "last") is not None
+    except CheckpointError:
+        resuming = True  # a damaged pointer: resuming falls back to an intact checkpoint, and says so
+    if vocab_path.is_file() and resuming:
         from fusion.text import Vocabulary
 
-        if Vocabulary.load(vocab_path) != vocab:
+        try:
+            saved = Vocabulary.load(vocab_path)
+        except DataError as err:
+            raise DataError(f"{err}; delete it and re-run: `fusion train` writes it again from the captions") from None
+        if saved != vocab:
             raise ConfigError(f"{run_dir}: the training captions changed since this run started; use another --out")
     elif is_main():
         vocab.save(vocab_path)

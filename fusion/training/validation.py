@@ -61,19 +61,12 @@ def predict_captions(
         from fusion.decoding.scorer import DecodeContext
         from fusion.decoding.scorers import CaptionScorer
 
-        ctx = DecodeContext(batch_size=len(batch), beam_size=beam_size, device=device, batch=batch)
-        hyps = beam_search({"caption": CaptionScorer(model)}, {"caption": 1.0}, ctx, bos_id=vocab.bos_id,
+        ctx = DecodeContext(batch_size=len(batch), beam_size=beam_size, device=device)
+        hyps = beam_search({"caption": CaptionScorer(model, batch)}, {"caption": 1.0}, ctx, bos_id=vocab.bos_id,
                            eos_id=vocab.eos_id, max_len=max_len, decode_words=vocab.decode)
         out.update({vid: vocab.decode(h[0].tokens) for vid, h in zip(batch.ids, hyps)})
     model.train(was_training)
     return out
-
-
-@torch.no_grad()
-def dataset_loss(model: S2VT, dataset: CaptionDataset, batch_size: int = 64, device: torch.device | str = "cpu") -> float:
-    """Mean teacher-forced cross-entropy per target token over every (video, caption) pair."""
-    total, count = loss_sums(model, dataset, batch_size, device)
-    return total / max(count, 1)
 
 
 @torch.no_grad()

@@ -4,11 +4,13 @@ Two sources of evidence, both in the log domain (a log likelihood ratio: 0 = the
 says nothing, > 0 supports the noun, < 0 contradicts it), clipped to ``[-clip, clip]``:
 
 * learned (:mod:`fusion.verifier.classifier`), for the nouns it was trained on;
-* zero-shot, for every other audible noun with links in the table: SoundNet's object
-  (ImageNet) and place (Places2) posteriors summed over the noun's linked classes,
-  ``log-odds(mass) - log-odds(prior mass)``, averaged over the two heads. The prior mass is
-  the mean over the training clips when the verifier was trained, else the share of
-  linked classes (a uniform head).
+* zero-shot, for every other audible noun with links in the table: in each label space the
+  noun links to and the clip has audio posteriors of (SoundNet's ``imagenet`` objects and
+  ``places2`` scenes, an AudioSet encoder's ``audioset`` classes), the posteriors summed over
+  the noun's linked classes (in a multi-label space, :data:`MULTI_LABEL_SPACES`, whose scores
+  are independent sigmoids and do not sum to 1: the largest linked score),
+  ``log-odds(mass) - log-odds(prior mass)``, averaged over those spaces. The prior mass is the mean over the training clips when the verifier was trained,
+  else the share of linked classes (a uniform head).
 
 A record without audio (``record.audio is None``: no audio stream, every MSVD clip) has no
 evidence at all (``None``), so the ``"audio"`` scorer adds exactly 0. A silent track is
@@ -43,9 +45,10 @@ from typing import Any
 import numpy as np
 
 from fusion.errors import CheckpointError
+from fusion.features.config import AUDIO
 from fusion.io import atomic_write_bytes
 from fusion.verifier.classifier import NounClassifier, pool_audio
-from fusion.verifier.table import NounTable, default_table
+from fusion.verifier.table import LEGACY_SPACES, NounTable, default_table
 
 logger = logging.getLogger(__name__)
 
@@ -53,22 +56,30 @@ VERIFIER_FORMAT = "fusion.verifier/1"
 DEFAULT_CLIP = 3.0  # |evidence| cap: one noun can never outweigh a whole caption's log-prob
 ABSTAIN_CAP = 0.25  # |evidence| of an abstaining noun: below the "supported" line (0.5)
 SUPPORT = 0.5  # |learned evidence| that counts as a claim (about 1.6x odds)
-# |zero-shot evidence| that counts as SoundNet's contrary opinion. On the small benchmark's val +
-# test clips, zero-shot evidence is <= -1 for 2% of the true sounds the learned part supports
-# (<= -0.25 for 24%: a weaker margin would silence the verifier where it is right).
+# The three below: the measurements behind them are in the README ("Where the defaults come from").
+# |zero-shot evidence| that counts as SoundNet's contrary opinion (a weaker margin would silence
+# the verifier where it is right).
 DISAGREE_MARGIN = 1.0
 # Verifier files saved before the threshold was calibrated: RMS standardised distance of pooled
-# SoundNet pool5 features. The demo / default-size runs' verifiers: validation clips up to 1.73 /
-# 1.75 (q99 1.66 / 1.54), test clips up to 1.58 / 1.64, the 18 real MSR-VTT clips 1.41-2.80 /
-# 1.37-2.8 (15 / 14 of them beyond 1.7; the run's profile flags all of them, see UNFAMILIAR_RATIO).
+# SoundNet pool5 features.
 DEFAULT_OOD_THRESHOLD = 1.7
 # A clip the run's training profile flags abstains the verifier only this far beyond the threshold:
-# the 1% of benchmark clips the calibration lets fail lie just past it (the small benchmark's one
-# flagged test clip at 1.7x), real videos far beyond (frames 12x-44x on the shared real clips).
+# the clips the calibration lets fail lie just past it, real videos far beyond.
 UNFAMILIAR_RATIO = 2.0
 _EPS = 1e-6
+# Label spaces scored by one sigmoid per class (YAMNet's AudioSet head, as AudioSet is multi-label):
+# a noun's mass there is its best linked class's score, since a sum of independent scores is no probability.
+MULTI_LABEL_SPACES = frozenset({"audioset"})
 
 Evidence = dict[str, float]  # audible noun -> clipped log likelihood ratio
+Prior = dict[str, dict[str, float]]  # noun -> label space -> prior posterior mass on its linked classes
+
+
+def read_prior(data: dict[str, Any]) -> Prior:
+    """Zero-shot priors from a verifier file: ``{noun: {space: mass}}``, or format 1's ``{noun: [object, place]}``."""
+    spaces = tuple(LEGACY_SPACES.values())  # ("imagenet", "places2"): the order of format 1's pairs
+    return {noun: ({s: float(m) for s, m in zip(spaces, v)} if isinstance(v, list)
+                   else {s: float(m) for s, m in v.items()}) for noun, v in data.items()}
 
 
 class VerifiedEvidence(dict):  # type: ignore[type-arg]  # dict[str, float] with the verifier's reasons
@@ -117,7 +128,7 @@ class AudioNounVerifier:
         zero_shot: use SoundNet posteriors for nouns the classifier does not cover.
         clip: evidence is clipped to ``[-clip, clip]``.
         zero_shot_scale: multiplies zero-shot evidence (uncalibrated, so damped by default).
-        zero_shot_prior: noun -> (object prior mass, place prior mass) measured on data.
+        zero_shot_prior: noun -> label space -> prior mass on its linked classes, measured on data.
         ood_threshold: the classifier's distance beyond which a clip is out of its distribution
             (None: ``DEFAULT_OOD_THRESHOLD``, for files saved before it was calibrated).
         abstain_cap: the most ``|evidence|`` a noun the verifier is unsure of may carry.
@@ -125,7 +136,7 @@ class AudioNounVerifier:
 
     def __init__(self, table: NounTable | None = None, classifier: NounClassifier | None = None,
                  zero_shot: bool = True, clip: float = DEFAULT_CLIP, zero_shot_scale: float = 0.5,
-                 zero_shot_prior: dict[str, tuple[float, float]] | None = None,
+                 zero_shot_prior: Prior | None = None,
                  ood_threshold: float | None = None, abstain_cap: float = ABSTAIN_CAP) -> None:
         self.table = table if table is not None else default_table()
         self.classifier = classifier
@@ -135,37 +146,50 @@ class AudioNounVerifier:
         self.abstain_cap = float(abstain_cap)
         self.zero_shot_scale = float(zero_shot_scale)
         self.zero_shot_prior = dict(zero_shot_prior or {})
-        self.linked = [n for n in self.table.nouns if self.table.entries[n].objects or self.table.entries[n].places]
-        k = len(self.linked)
-        self._objects = np.zeros((k, self.table.num_objects), dtype=np.float32)  # (K, 1000) 0/1 links
-        self._places = np.zeros((k, self.table.num_places), dtype=np.float32)  # (K, 401)
-        for i, noun in enumerate(self.linked):
-            self._objects[i, list(self.table.entries[noun].objects)] = 1.0
-            self._places[i, list(self.table.entries[noun].places)] = 1.0
+        self.linked = [n for n in self.table.nouns if self.table.entries[n].links]
+        self._links: dict[str, np.ndarray] = {}  # label space -> (K, C) 0/1 links of the linked nouns
+        for space, size in self.table.spaces.items():
+            links = np.zeros((len(self.linked), size), dtype=np.float32)  # (K, C)
+            for i, noun in enumerate(self.linked):
+                links[i, list(self.table.entries[noun].links.get(space, ()))] = 1.0
+            if links.any():
+                self._links[space] = links
 
     # -- evidence ---------------------------------------------------------------------------
-    def zero_shot_mass(self, audio_objects: np.ndarray, audio_places: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Posterior mass (K,), (K,) on each linked noun's object and place classes."""
-        return self._objects @ np.asarray(audio_objects, np.float32), self._places @ np.asarray(audio_places, np.float32)
+    def zero_shot_mass(self, record: Any) -> dict[str, np.ndarray]:
+        """Per label space the table links and the record has audio posteriors of: the posterior
+        mass ``(K,)`` on each linked noun's classes (K = ``len(self.linked)``)."""
+        out = {}
+        for space, links in self._links.items():
+            probs = record.posterior(AUDIO, space)  # (C,) or None
+            if probs is None:
+                continue
+            probs = np.asarray(probs, np.float32)  # (C,)
+            out[space] = (links * probs).max(1) if space in MULTI_LABEL_SPACES else links @ probs  # (K,)
+        return out
 
     def _zero_shot(self, record: Any) -> Evidence:
-        if record.audio_objects is None or record.audio_places is None or not self.linked:
+        masses = self.zero_shot_mass(record)
+        if not masses or not self.linked:
             return {}
-        obj_mass, place_mass = self.zero_shot_mass(record.audio_objects, record.audio_places)  # (K,), (K,)
-        n_obj, n_place = self._objects.sum(1), self._places.sum(1)  # linked classes per noun
-        default = np.stack([n_obj / self.table.num_objects, n_place / self.table.num_places], axis=1)  # (K, 2)
-        prior = np.array([self.zero_shot_prior.get(n, tuple(default[i])) for i, n in enumerate(self.linked)])
-        parts = np.stack([_logit(obj_mass) - _logit(prior[:, 0]), _logit(place_mass) - _logit(prior[:, 1])], 1)
-        has = np.stack([n_obj > 0, n_place > 0], axis=1)  # (K, 2) which heads link the noun
-        score = (parts * has).sum(1) / np.maximum(has.sum(1), 1) * self.zero_shot_scale  # (K,)
-        return {n: float(v) for n, v in zip(self.linked, score)}
+        parts, has = [], []
+        for space, mass in masses.items():
+            n_links = self._links[space].sum(1)  # (K,) linked classes per noun
+            default = n_links / self.table.spaces[space]
+            prior = np.array([self.zero_shot_prior.get(n, {}).get(space, default[i]) for i, n in enumerate(self.linked)])
+            parts.append(_logit(mass) - _logit(prior))  # (K,)
+            has.append(n_links > 0)
+        parts_a, has_a = np.stack(parts, 1), np.stack(has, 1)  # (K, spaces)
+        count = has_a.sum(1)
+        score = (parts_a * has_a).sum(1) / np.maximum(count, 1) * self.zero_shot_scale  # (K,)
+        return {n: float(v) for n, v, c in zip(self.linked, score, count) if c > 0}
 
     def evidence(self, record: Any) -> Evidence | None:
         """Per audible noun, the clip's audio evidence.
 
         Args:
-            record: a ``FeatureRecord`` (``.audio`` (A, Da), ``.audio_objects`` (1000,),
-                ``.audio_places`` (401,)), or None.
+            record: a ``FeatureRecord`` (``.audio`` (A, Da) and its audio posteriors per label
+                space, e.g. ``audio/imagenet`` (1000,), ``audio/places2`` (401,)), or None.
 
         Returns:
             None when the clip has no audio (no evidence at all); else a
@@ -221,13 +245,7 @@ class AudioNounVerifier:
 
         arrays = self.classifier.to_arrays() if self.classifier is not None else {}
         arrays = arrays or {"none": np.zeros(1, np.float32)}  # safetensors wants >= 1 tensor
-        table = {"format": "fusion.audible_nouns/1", "num_objects": self.table.num_objects,
-                 "num_places": self.table.num_places,
-                 "nouns": {n: {"forms": list(e.forms), "synonyms": list(e.synonyms), "objects": list(e.objects),
-                               "places": list(e.places), "esc10": list(e.esc10), "why": e.why}
-                           for n, e in self.table.entries.items()},
-                 "not_audible": {}}
-        meta = {"format": VERIFIER_FORMAT, "table": json.dumps(table),
+        meta = {"format": VERIFIER_FORMAT, "table": json.dumps(self.table.to_dict()),
                 "settings": json.dumps({"zero_shot": self.zero_shot, "clip": self.clip,
                                         "zero_shot_scale": self.zero_shot_scale, "ood_threshold": self.ood_threshold,
                                         "abstain_cap": self.abstain_cap}),
@@ -255,5 +273,5 @@ class AudioNounVerifier:
         table = NounTable.from_dict(json.loads(meta["table"]), str(path))
         cmeta = json.loads(meta.get("classifier", "null"))
         classifier = NounClassifier.from_parts(arrays, cmeta, str(path)) if cmeta else None
-        prior = {k: (float(v[0]), float(v[1])) for k, v in json.loads(meta.get("zero_shot_prior", "{}")).items()}
+        prior = read_prior(json.loads(meta.get("zero_shot_prior", "{}")))
         return cls(table=table, classifier=classifier, zero_shot_prior=prior, **json.loads(meta["settings"]))

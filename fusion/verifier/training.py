@@ -18,7 +18,7 @@ import numpy as np
 from fusion.errors import DataError
 from fusion.text import tokenize
 from fusion.verifier.classifier import fit_classifier, pool_audio
-from fusion.verifier.core import AudioNounVerifier
+from fusion.verifier.core import AudioNounVerifier, Prior
 from fusion.verifier.table import NounTable, default_table
 
 logger = logging.getLogger(__name__)
@@ -104,13 +104,7 @@ def train_verifier(entries: Sequence[Any], store: Any, table: NounTable | None =
              len(tr.ids), len(va.ids), len(nouns))
     classifier = fit_classifier(tr.pooled, tr.labels, va.pooled, va.labels, nouns, min_positives)
     probe = AudioNounVerifier(table=table)
-    masses = [probe.zero_shot_mass(r.audio_objects, r.audio_places) for r in tr.records
-              if r.audio_objects is not None and r.audio_places is not None]
-    prior = {}
-    if masses:
-        obj = np.mean([m[0] for m in masses], axis=0)  # (K_linked,)
-        place = np.mean([m[1] for m in masses], axis=0)
-        prior = {n: (float(o), float(p)) for n, o, p in zip(probe.linked, obj, place)}
+    prior = zero_shot_prior(probe, tr.records)
     # Out-of-distribution threshold: the distance that OOD_QUANTILE of the validation clips stay within.
     calibration = va.pooled if len(va.ids) else tr.pooled
     threshold = float(np.quantile(classifier.distance(calibration), OOD_QUANTILE, method="higher"))
@@ -123,6 +117,21 @@ def train_verifier(entries: Sequence[Any], store: Any, table: NounTable | None =
     if len(va.ids):
         report["val"] = _val_report(verifier, va, nouns)
     return verifier, report
+
+
+def zero_shot_prior(probe: AudioNounVerifier, records: Sequence[Any]) -> Prior:
+    """Per linked noun and label space, the mean zero-shot mass over ``records`` that have that space's posteriors."""
+    masses: dict[str, list[np.ndarray]] = {}
+    for record in records:
+        for space, mass in probe.zero_shot_mass(record).items():
+            masses.setdefault(space, []).append(mass)  # (K,)
+    prior: Prior = {}
+    for space, values in masses.items():
+        mean = np.mean(values, axis=0)  # (K,)
+        for noun, m in zip(probe.linked, mean):
+            if probe.table.entries[noun].links.get(space):
+                prior.setdefault(noun, {})[space] = float(m)
+    return prior
 
 
 def _val_report(verifier: AudioNounVerifier, split: PairedSplit, nouns: Sequence[str]) -> dict[str, Any]:
