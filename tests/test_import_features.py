@@ -259,6 +259,6 @@ def test_web_page_lists_the_run_and_refuses_uploads_in_one_message(imported_run:
     headers, rows = metrics_table(runs)
     assert headers == ["metric", "run"] and rows
     service = CaptionService(runs)
-    assert service.defaults("run")[0].beam_size == 2
+    assert service.defaults("run").beam_size == 2
     with pytest.raises(UploadError, match="cannot be computed from a file"):
         service.analyse("run", imported_run["root"] / "clip.mp4")

@@ -25,11 +25,10 @@ from pathlib import Path
 from typing import Literal
 
 from fusion.errors import DataError
-from fusion.features.config import ExtractConfig, config_difference
+from fusion.features.config import IMPORTED_PREFIX, ExtractConfig, config_difference
 
 logger = logging.getLogger(__name__)
 
-IMPORTED_PREFIX = "imported:"
 Modality = Literal["frames", "audio"]
 MODALITIES: tuple[str, ...] = ("frames", "audio")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}$")
