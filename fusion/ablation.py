@@ -87,7 +87,8 @@ class AblationConfig:
 
 
 # ----------------------------------------------------------------- record transforms
-def _without_audio(record: Any) -> Any:
+def without_audio(record: Any) -> Any:
+    """The record as if its file had no audio stream (features and posteriors gone, meta says so)."""
     meta = dict(record.meta, has_audio_stream=False, ablation="audio_absent")
     return record.without_modality(AUDIO, audio=None, meta=meta)
 
@@ -150,7 +151,7 @@ def _audio_noise(records: Sequence[Any], rng: np.random.Generator) -> list[Any]:
 
 
 RECORD_TRANSFORMS: dict[str, Callable[[Sequence[Any], np.random.Generator], list[Any]]] = {
-    "audio_absent": lambda records, rng: [_without_audio(r) for r in records],
+    "audio_absent": lambda records, rng: [without_audio(r) for r in records],
     "audio_zero": _audio_zero,
     "audio_shuffled": _audio_shuffled,
     "audio_noise": _audio_noise,

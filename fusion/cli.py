@@ -19,6 +19,7 @@ from fusion.errors import FusionError
 # Sub-command modules, in the order ``fusion --help`` lists them.
 COMMAND_MODULES: tuple[str, ...] = (
     "tags",
+    "zeroshot",
     "extract",
     "data",
     "train",

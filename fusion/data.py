@@ -11,6 +11,7 @@ by ``(seed, epoch)``, so a resumed run sees exactly the batches the uninterrupte
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
@@ -268,8 +269,8 @@ def extraction_command(store_path: str | Path, extract: ExtractConfig | None, ma
     sets = ""
     if extract is not None:
         defaults = ExtractConfig().feature_dict()
-        sets = "".join(f" --set {key}={value}" for key, value in extract.feature_dict().items()
-                       if defaults.get(key) != value)
+        sets = "".join(f" --set '{key}={json.dumps(value)}'" if isinstance(value, (dict, list)) else f" --set {key}={value}"
+                       for key, value in extract.feature_dict().items() if defaults.get(key) != value)
     return f"fusion extract {manifest} --out {store_path}{sets}"
 
 

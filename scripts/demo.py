@@ -5,13 +5,18 @@
 3. trains the audio captioner (``configs/avsynth/demo.yaml``) into ``runs/demo``,
 4. evaluates it on the test split with beam 5 (coco-caption metrics + the benchmark's
    sound / visual accuracy),
-5. captions one held-out clip from its raw video file and prints the caption.
+5. captions one held-out clip from its raw video file and prints the caption,
+6. builds the zero-shot captioner for real video (``fusion zeroshot build`` into ``runs/zeroshot``:
+   a caption LM on the real MSVD + MSR-VTT captions, fused with what the frame CNN sees and the
+   sound says) and captions the real clips of ``FUSION_DATA_DIR`` beside the blind LM (the same
+   language model without any evidence); skipped, with a note, where the data folder is absent.
 
 Re-running reuses what is done: the benchmark and features are kept, a finished training
 run is not repeated (a killed one resumes). Afterwards ``fusion evaluate runs/demo --json``
 and ``fusion caption VIDEO --model runs/demo`` use the same checkpoint.
 
     python -m scripts.demo [--out runs/demo] [--data data/avsynth_demo] [--size small] [--set KEY=VALUE]
+                           [--zeroshot runs/zeroshot] [--zeroshot-sentences 30000]
 """
 
 from __future__ import annotations
@@ -74,6 +79,38 @@ def _held_out_clip(manifest: Path) -> object:
     return next((e for e in test if e.meta.get("audio_kind") == "sound"), test[0])
 
 
+def zeroshot_demo(out: Path, sentences: int) -> dict:
+    """Build (or reuse) the zero-shot model and caption the real development clips beside the blind LM."""
+    from fusion.cli import main as fusion_main
+    from fusion.config import from_dict
+    from fusion.features import ExtractConfig, FeatureStore
+    from fusion.zeroshot.build import dev_features_dir
+    from fusion.paths import data_dir
+    from fusion.zeroshot.config import is_zeroshot_folder
+    from fusion.zeroshot.model import ZeroShotModel
+
+    if not (data_dir() / "msvd" / "captions").is_dir():
+        print(f"zero-shot: skipped, no caption data at {data_dir()} (set FUSION_DATA_DIR)")
+        return {"skipped": f"no data at {data_dir()}"}
+    if is_zeroshot_folder(out) and (out / "build.json").is_file():
+        print(f"zero-shot: reusing {out}")
+    else:
+        code = fusion_main(["zeroshot", "build", "--out", str(out), "--sentences", str(sentences)])
+        if code:
+            raise FusionError(f"fusion zeroshot build --out {out} failed (exit {code}); see the error above")
+    model = ZeroShotModel(out)
+    store = FeatureStore(dev_features_dir(out, from_dict(ExtractConfig, model.saved.extract)))
+    records = [store[i] for i in sorted(store.ids())]
+    blind = model.decode(records, model.config.replace(visual_weight=0.0, audio_weight=0.0))
+    fused = model.decode(records)
+    rows = [{"clip": r.id, "audio": r.audio is not None, "blind_lm": b[0].words, "zeroshot": f[0].words}
+            for r, b, f in zip(records, blind, fused)]
+    print(f"\n{'clip':22s} {'sound':5s} {'blind LM':42s} zero-shot")
+    for row in rows:
+        print(f"{row['clip'][:22]:22s} {'yes' if row['audio'] else 'no':5s} {row['blind_lm'][:42]:42s} {row['zeroshot']}")
+    return {"model": str(out), "weights": model.config.__dict__, "clips": rows}
+
+
 def run_demo(out: Path, data: Path, config: Path, seed: int, size: str, overrides: list[str]) -> dict:
     """Run every stage; returns the summary written to ``OUT/demo_summary.json``."""
     from fusion.experiment import load_experiment
@@ -82,11 +119,11 @@ def run_demo(out: Path, data: Path, config: Path, seed: int, size: str, override
     from fusion.training import train
 
     timings: dict[str, float] = {}
-    t = _stage("1/4 benchmark (data_prep.avsynth)")
+    t = _stage("1/5 benchmark (data_prep.avsynth)")
     manifest = _benchmark(data, seed, size)
     timings["benchmark_s"] = time.perf_counter() - t
 
-    t = _stage("2/4 features + training (fusion train)")
+    t = _stage("2/5 features + training (fusion train)")
     cfg = load_experiment(config, overrides)
     prepare_training(cfg, out, manifest=manifest)  # check the run folder, then extract the features it lacks
     result = train(cfg, out)
@@ -95,11 +132,11 @@ def run_demo(out: Path, data: Path, config: Path, seed: int, size: str, override
           f"best val {best.get('metric')}={best.get('value')} at step {best.get('step')}")
     timings["train_s"] = time.perf_counter() - t
 
-    t = _stage("3/4 evaluation on the test split, beam 5 (fusion evaluate)")
+    t = _stage("3/5 evaluation on the test split, beam 5 (fusion evaluate)")
     metrics = evaluate_run(out, split="test", beam_size=5)
     timings["evaluate_s"] = time.perf_counter() - t
 
-    t = _stage("4/4 captioning a held-out clip from its video file (fusion caption)")
+    t = _stage("4/5 captioning a held-out clip from its video file (fusion caption)")
     clip = _held_out_clip(manifest)
     caption = CaptionPipeline(out, beam_size=5).caption([clip.video])[0]
     timings["caption_s"] = time.perf_counter() - t
@@ -122,6 +159,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--config", default=str(REPO_ROOT / "configs" / "avsynth" / "demo.yaml"))
     p.add_argument("--size", default="small", help="benchmark size (tiny, small, default)")
     p.add_argument("--seed", type=int, default=0, help="benchmark seed")
+    p.add_argument("--zeroshot", default=str(REPO_ROOT / "runs" / "zeroshot"), help="zero-shot model folder")
+    p.add_argument("--zeroshot-sentences", type=int, default=30000,
+                   help="captions the zero-shot caption LM trains on (fusion zeroshot build --sentences)")
+    p.add_argument("--no-zeroshot", action="store_true", help="skip stage 5 (the zero-shot captioner)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="config override, e.g. --set train.max_epochs=2")
     args = p.parse_args(argv)
@@ -134,6 +175,14 @@ def main(argv: list[str] | None = None) -> int:
     except FusionError as err:
         print(f"demo: error: {err}", file=sys.stderr)
         return err.exit_code
+    t = _stage("5/5 the zero-shot captioner on the real clips of FUSION_DATA_DIR (fusion zeroshot build)")
+    try:
+        summary["zeroshot"] = ({"skipped": "--no-zeroshot"} if args.no_zeroshot
+                               else zeroshot_demo(Path(args.zeroshot).resolve(), args.zeroshot_sentences))
+    except FusionError as err:
+        print(f"demo: error: {err}", file=sys.stderr)
+        return err.exit_code
+    summary["timings_s"]["zeroshot_s"] = round(time.perf_counter() - t, 1)
     summary["total_s"] = round(time.perf_counter() - start, 1)
     atomic_write_json(out / "demo_summary.json", summary)
     print("\n== results (test split, beam 5)")
@@ -147,6 +196,8 @@ def main(argv: list[str] | None = None) -> int:
     print("\n" + "\n".join(_sounds_note(summary["sound_origin"])))
     print(f"\ndone in {summary['total_s']:.0f} s; run folder {out}")
     print(f"next: fusion evaluate {out} --json   |   fusion caption {clip['video']} --model {out}")
+    if "model" in summary["zeroshot"]:
+        print(f"real video: fusion caption VIDEO --model {summary['zeroshot']['model']} --explain")
     return 0
 
 

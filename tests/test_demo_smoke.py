@@ -18,7 +18,7 @@ TINY = ["--set", "model.hidden_size=32", "--set", "model.frame_embed_size=32", "
 
 def test_demo_runs_and_reuses_its_work(tmp_path: Path, java_available: bool, capsys: pytest.CaptureFixture[str]) -> None:
     out, data = tmp_path / "demo", tmp_path / "bench"
-    args = ["--out", str(out), "--data", str(data), "--size", "tiny", *TINY]
+    args = ["--out", str(out), "--data", str(data), "--size", "tiny", "--no-zeroshot", *TINY]  # zero-shot: test_zeroshot
     assert demo_main(args) == 0
     printed = capsys.readouterr().out
     summary = json.loads((out / "demo_summary.json").read_text())

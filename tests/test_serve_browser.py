@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING
 import pytest
 
 from fusion.paths import data_dir
+from tests.builders import ablation_interval, make_serve_run
 from tests.mediafactory import make_video
-from tests.test_serve import ablation_interval, make_tiny_run
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
@@ -60,7 +60,7 @@ def _status(url: str) -> int:
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     """``fusion serve`` on a free port with a tiny run; yields its URL, folders and log."""
     root = tmp_path_factory.mktemp("serve_browser")
-    tiny = make_tiny_run(root)
+    tiny = make_serve_run(root)
     port = _free_port()
     log = open(root / "server.log", "w")  # noqa: SIM115 - closed below
     env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"}

@@ -28,7 +28,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "gets one error line; the others are captioned; the exit status is then 1.",
     )
     parser.add_argument("videos", nargs="+", metavar="VIDEO", help="video files")
-    parser.add_argument("--model", required=True, metavar="RUN_OR_CHECKPOINT", help="run folder or checkpoint")
+    parser.add_argument("--model", metavar="RUN_OR_CHECKPOINT",
+                        help="a zero-shot model folder (`fusion zeroshot build --out runs/zeroshot`), a run folder "
+                             "or a checkpoint")
     parser.add_argument("--nbest", type=int, default=None, metavar="N", help="captions per video (<= beam size)")
     parser.add_argument("--json", action="store_true", help="print one JSON object per video (JSON Lines)")
     parser.add_argument("--explain", action="store_true",
@@ -44,7 +46,10 @@ def _print_text(result: CaptionResult, explain: bool, explanation: dict[str, Any
         parts = ", ".join(f"{name} {value:+.3f}" for name, value in hyp.weighted_scores().items())
         print(f"  {rank}. {hyp.words}  (score {hyp.score:.3f}; {parts})")
     if explain and explanation is not None:
-        from fusion.verifier import format_explanation
+        if explanation.get("kind") == "zeroshot":
+            from fusion.zeroshot.explain import format_explanation
+        else:
+            from fusion.verifier import format_explanation
 
         print("  " + format_explanation(explanation).replace("\n", "\n  "))
     if result.ood is not None and result.ood.get("warning"):
@@ -57,13 +62,13 @@ def _print_text(result: CaptionResult, explain: bool, explanation: dict[str, Any
 
 def run(args: argparse.Namespace) -> int:
     """Caption every file; one error line per unreadable file; exit 1 if any failed."""
-    from fusion.pipeline import CaptionPipeline
     from fusion.runcard import describe_training
+    from fusion.zeroshot.pipeline import open_pipeline
 
     apply_threads(args)
     if not getattr(args, "verbose", 0):  # FFmpeg's own log lines would repeat the one error line per file
         logging.getLogger("libav").setLevel(logging.CRITICAL)
-    pipeline = CaptionPipeline(args.model, device=args.device, **decode_overrides(args))
+    pipeline = open_pipeline(args.model, device=args.device, **decode_overrides(args))
     options = pipeline.options
     if args.explain and args.nbest is None:  # runner-ups to compare with, as many as the beam holds
         options = dataclasses.replace(options, nbest=min(3, options.beam_size))

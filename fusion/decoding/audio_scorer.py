@@ -39,6 +39,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from fusion.decoding.concept_scorer import first_mention_scores
 from fusion.decoding.scorer import DecodeContext
 from fusion.decoding.spec import BatchInputs, ScorerParts, ScorerSpec, Setting
 from fusion.errors import ConfigError
@@ -164,13 +165,7 @@ class AudioScorer:
 
     def score(self, tokens: Tensor, state: AudioState) -> tuple[Tensor, AudioState]:
         """Scores (N, V) of the next word after prefixes ``tokens`` (N, t) long."""
-        groups = self.groups.to(tokens.device)
-        last = groups[tokens[:, -1]]  # (N,) group of the word just emitted, -1 if none
-        used = state.used.clone()
-        rows = (last >= 0).nonzero(as_tuple=True)[0]
-        used[rows, last[rows]] = True  # (N, G)
-        named = used[:, groups.clamp(min=0)] & (groups >= 0)  # (N, V) word's source already named
-        scores = torch.where(named & (state.bonus > 0), torch.zeros_like(state.bonus), state.bonus)
+        scores, used = first_mention_scores(tokens, state.bonus, state.used, self.groups)
         return scores, AudioState(state.bonus, used)
 
     def select_state(self, state: AudioState, idx: Tensor) -> AudioState:

@@ -17,12 +17,13 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from fusion.decoding.audio_scorer import AUDIO_SPEC
+from fusion.decoding.concept_scorer import VISUAL_SPEC
 from fusion.decoding.lm_scorer import LM_SPEC
 from fusion.decoding.scorers import CAPTION_SPEC, LENGTH_SPEC
 from fusion.decoding.spec import ScorerSpec, Setting
 from fusion.errors import ConfigError
 
-SCORERS: list[ScorerSpec] = [CAPTION_SPEC, LM_SPEC, AUDIO_SPEC, LENGTH_SPEC]
+SCORERS: list[ScorerSpec] = [CAPTION_SPEC, LM_SPEC, AUDIO_SPEC, LENGTH_SPEC, VISUAL_SPEC]
 _closed: list[bool] = [False]  # set once DecodeConfig has taken its fields from SCORERS
 
 

@@ -65,8 +65,8 @@ class ExtractConfig:
             ``{yamnet: null}``; their features are not stored.
         posteriors_per_step: also store every encoder's posteriors per output step (per frame
             for the frame CNN), not only their time average.
-        batch_size: frames per CNN forward pass (runtime only). 4 measured fastest for
-            EfficientNet-Lite0 on 2 CPU cores (see :class:`fusion.encoders.frames.FrameRunner`).
+        batch_size: frames per CNN forward pass (runtime only; ``results/bench_extract.md``
+            compares batch sizes, see :class:`fusion.encoders.frames.FrameRunner`).
         decode_workers: background threads decoding the next clips while the CNN runs on the
             current one; 0 decodes inline (runtime only).
         decode_processes: when > 0, decode (av + frame preprocessing) in this many worker

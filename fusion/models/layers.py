@@ -52,14 +52,14 @@ class Standardize(nn.Module):
 
     A standardised step whose root mean square exceeds ``OUTLIER_FACTOR`` times that of every
     training step (``max_rms``, recorded at training) is scaled to the norm of a typical
-    training step (``typical_rms``, their median); every other step is left as it is, so the
-    benchmark's clips decode as before (a few of their frames exceed ``max_rms``, by up to 2x).
-    A clip unlike the training data (a real video for a model trained on the benchmark's
-    shapes) otherwise turns dimensions that hardly vary in training into inputs a hundred
-    standard deviations out (a root mean square of ~110 where training steps reach 4-6), which
-    saturate the LSTMs and send the decoder into repeating one word; scaled, it reads as an
-    ordinary input and the decoder writes a fluent sentence of its training world. Checkpoints saved before these buffers existed load without them (``has_bounds``
-    False) until :meth:`set_max_rms`.
+    training step (``typical_rms``, their median); every other step is left as it is, so
+    in-distribution clips decode as before. A clip unlike the training data (a real video for
+    a model trained on the benchmark's shapes) otherwise turns dimensions that hardly vary in
+    training into inputs far out of range, which saturate the LSTMs and send the decoder into
+    repeating one word; scaled, it reads as an ordinary input and the decoder writes a fluent
+    sentence of its training world (the README, "Where the defaults come from", has the
+    measured norms). Checkpoints saved before these buffers existed load without them
+    (``has_bounds`` False) until :meth:`set_max_rms`.
     """
 
     def __init__(self, dim: int) -> None:

@@ -28,9 +28,10 @@ def _read_json(path: Path) -> Any:
 
 
 def is_run(path: Path) -> bool:
-    """A run folder: ``checkpoints/`` with a ``best.json`` or ``last.json`` pointer."""
+    """A run folder: ``checkpoints/`` with a ``best.json`` or ``last.json`` pointer, or a zero-shot model
+    folder (``zeroshot.json``, ``fusion zeroshot build``)."""
     ckpt = path / "checkpoints"
-    return (ckpt / "best.json").is_file() or (ckpt / "last.json").is_file()
+    return (ckpt / "best.json").is_file() or (ckpt / "last.json").is_file() or (path / "zeroshot.json").is_file()
 
 
 def _walk(root: Path, depth: int = 0) -> list[Path]:

@@ -136,13 +136,14 @@ class _LoadedRun:
     """One run's pipeline, its base decode configuration, what it knows, and decoders by settings."""
 
     def __init__(self, path: Path, device: str) -> None:
-        from fusion.pipeline import CaptionPipeline
         from fusion.runcard import describe_training
+        from fusion.zeroshot.pipeline import ZeroShotPipeline, open_pipeline
 
         # compute_profile=False: the server writes nothing into run folders (a run from before
         # run cards gets its profile with `python -m fusion.runcard RUN`; the page says so)
-        self.pipeline = CaptionPipeline(path, device=device, compute_profile=False)
-        self.base = self.pipeline.options
+        self.pipeline = open_pipeline(path, device=device, compute_profile=False)
+        self.zeroshot = isinstance(self.pipeline, ZeroShotPipeline)  # no caption model: its sliders are its weights
+        self.base = self.pipeline.decode_config_view() if self.zeroshot else self.pipeline.options
         self.decoders: OrderedDict[DecodeSettings, Any] = OrderedDict()
         knowledge = self.pipeline.knowledge  # the card and training profile as the run folder has them
         self.card, self.profile, self.note = knowledge.card, knowledge.profile, _shorter_paths(knowledge.note)
@@ -160,6 +161,10 @@ class _LoadedRun:
             self.decoders.move_to_end(settings)
             return self.decoders[settings]
         beam = settings.beam_size
+        if self.zeroshot:
+            decoder = self.pipeline.decoder_with(beam, dict(settings.weights))
+            self.decoders[settings] = decoder
+            return decoder
         options = resolve_decode_config(self.pipeline.run, {"beam_size": beam, "nbest": beam, "batch_size": 1},
                                         weights=dict(settings.weights))
         decoder = self.pipeline.decoder_for(options)
@@ -285,8 +290,10 @@ class CaptionService:
             hyps = decoder.decode([analysis.record])[0]
             elapsed = time.perf_counter() - start
             evidence = decoder.audio_evidence(analysis.record)
-            table = decoder.verifier.table
-        nouns = [noun_evidence(h.words, evidence, table) for h in hyps]
+            if loaded.zeroshot:  # per linked word, the seen and heard evidence behind it
+                nouns = [decoder.concept_report(h, analysis.record) for h in hyps]
+            else:
+                nouns = [noun_evidence(h.words, evidence, decoder.verifier.table) for h in hyps]
         return CaptionView(settings, hyps, nouns, evidence is not None, elapsed)
 
     @staticmethod

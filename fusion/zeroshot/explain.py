@@ -1,0 +1,83 @@
+"""``fusion caption --explain`` for the zero-shot model: which seen and heard concepts drove which words."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from fusion.concepts import clip_posteriors
+
+TOP_CLASSES = 5
+
+
+def _top(probs: np.ndarray | None, names: tuple[str, ...], k: int = TOP_CLASSES) -> list[list[Any]] | None:
+    if probs is None:
+        return None
+    order = np.argsort(-np.asarray(probs), kind="stable")[:k]
+    return [[names[i].split(" ", 1)[-1] if names[i][:1] == "n" and names[i][1:9].isdigit() else names[i],
+             round(float(probs[i]), 4)] for i in order]
+
+
+def explain_caption(model: Any, record: Any, hypothesis: Any) -> dict[str, Any]:
+    """Per word of the caption, its concept's visual and audio evidence and the classes behind it.
+
+    Returns:
+        ``{"caption", "scores": weighted per scorer, "words": [{"word", "concept", "seen", "seen_from",
+        "heard", "heard_from", "implied_by"}], "seen": top frame classes, "heard": top sound classes per
+        space (None: no audio stream)}``.
+    """
+    seen_ev = model.visual.evidence(record) or {}
+    heard_ev = model.audio.evidence(record)
+    words = []
+    for word in hypothesis.words.split():
+        key = model.links.key_of(word)
+        if key is None:
+            continue
+        entry = model.links.entries[key]
+        item: dict[str, Any] = {"word": word, "concept": key, "seen": seen_ev.get(key), "heard": None}
+        if key in seen_ev:
+            item["seen_from"] = model.visual.top_classes(record, key, 2)
+        if heard_ev is not None and key in heard_ev:
+            item["heard"] = heard_ev[key]
+            item["heard_from"] = model.audio.top_classes(record, key, 2)
+        if entry.implied_by:
+            item["implied_by"] = [n for n, _ in entry.implied_by[:4]]
+        words.append(item)
+    posteriors = clip_posteriors(record)
+    spaces = model.links.spaces
+    heard = None
+    if record.audio is not None:
+        heard = {f"{m}/{s}": _top(p, spaces[s]) for (m, s), p in posteriors.items()
+                 if m == "audio" and p is not None and s in spaces}
+    return {"caption": hypothesis.words, "scores": hypothesis.weighted_scores(), "words": words,
+            "seen": _top(posteriors.get(("frames", "imagenet")), spaces["imagenet"]), "heard": heard}
+
+
+def _value(v: float | None) -> str:
+    return "-" if v is None else f"{v:+.2f}"
+
+
+def format_explanation(report: dict[str, Any]) -> str:
+    """Readable lines of :func:`explain_caption`'s report."""
+    lines = ["scores: " + ", ".join(f"{k} {v:+.2f}" for k, v in report["scores"].items())]
+    for item in report["words"]:
+        parts = [f"seen {_value(item['seen'])}"]
+        if item.get("seen_from"):
+            parts[-1] += " (" + ", ".join(f"{c} {p:.2f}" for _, c, p in item["seen_from"]) + ")"
+        parts.append(f"heard {_value(item['heard'])}")
+        if item.get("heard_from"):
+            parts[-1] += " (" + ", ".join(f"{src.split('/')[1]}: {c} {p:.2f}" for src, c, p in item["heard_from"]) + ")"
+        if item.get("implied_by"):
+            parts.append("a verb implied by " + ", ".join(item["implied_by"]))
+        lines.append(f"  {item['word']!r} [{item['concept']}]: " + "; ".join(parts))
+    if not report["words"]:
+        lines.append("  no word of this caption is linked to a seen or heard concept: it is the language model's guess")
+    if report["seen"]:
+        lines.append("the frames show: " + ", ".join(f"{c} {p:.2f}" for c, p in report["seen"]))
+    if report["heard"] is None:
+        lines.append("the clip has no audio stream: nothing is heard, and no sound is claimed")
+    else:
+        for src, top in report["heard"].items():
+            lines.append(f"the sound says ({src}): " + ", ".join(f"{c} {p:.2f}" for c, p in top))
+    return "\n".join(lines)
