@@ -136,11 +136,14 @@ class YAMNet(nn.Module):
         """Args: patches float32 ``(N, 96, 64)`` log-mel. Returns: float32 ``(N, 1024)`` embeddings."""
         x = patches.unsqueeze(1)  # (N, 1, frames, mel)
         for spec in YAMNET_CONVS:
-            if self.quantize and spec.kind == "pointwise":  # the file's int8 1x1 kernels
-                x = torch.relu(self._pointwise(spec.name, x))  # (N, C, H, W)
-            else:
-                x = torch.relu(self.convs[spec.name](tf_same_pad(x, spec.kernel, spec.stride)))  # (N, C, H, W)
+            x = self.layer(spec, x)  # (N, C, H, W)
         return x.mean(dim=(2, 3))  # (N, 1024)
+
+    def layer(self, spec: ConvSpec, x: Tensor) -> Tensor:
+        """One convolution and its ReLU: float32 ``(N, C_in, H, W)`` -> ``(N, C_out, H', W')``."""
+        if self.quantize and spec.kind == "pointwise":  # the file's int8 1x1 kernels
+            return torch.relu(self._pointwise(spec.name, x))
+        return torch.relu(self.convs[spec.name](tf_same_pad(x, spec.kernel, spec.stride)))
 
     def classify(self, patches: Tensor) -> tuple[Tensor, Tensor]:
         """Args: patches float32 ``(N, 96, 64)``. Returns: ``(scores (N, 521), embeddings (N, 1024))``."""
