@@ -52,7 +52,7 @@ def test_caption_with_sound_then_sliders_redecode_from_cache(tiny: dict[str, Pat
     rows = views.nbest_rows(view.hypotheses)
     for row, hyp in zip(rows, view.hypotheses):
         shares = [v for v in row[4:] if v is not None]
-        assert sum(shares) == pytest.approx(row[3], abs=3e-3) and row[1] == hyp.words
+        assert sum(shares) == pytest.approx(row[3], abs=0.02) and row[1] == hyp.words  # 2 decimals each
     # same bytes under another name: the cached analysis, not a second extraction
     copy = tiny["root"] / "renamed.mp4"
     copy.write_bytes((tiny["root"] / "c3.mp4").read_bytes())

@@ -1,4 +1,4 @@
-"""Input layers of the S2VT captioner: per-dimension standardisation and audio-to-frame resampling."""
+"""Input layers of the S2VT captioner: per-dimension standardisation, audio-to-frame resampling, step pooling."""
 
 from __future__ import annotations
 
@@ -40,6 +40,31 @@ def resample_steps(audio: Tensor, audio_lengths: Tensor, frame_lengths: Tensor, 
     a_lo = audio.gather(1, lo[..., None].expand(-1, -1, d))  # (B, T, D)
     a_hi = audio.gather(1, hi[..., None].expand(-1, -1, d))  # (B, T, D)
     return a_lo * (1 - w) + a_hi * w
+
+
+def pool_steps(steps: Tensor, mask: Tensor, size: int) -> tuple[Tensor, Tensor]:
+    """Average each run of ``size`` consecutive valid steps (the last run may be shorter).
+
+    Args:
+        steps: float32 (B, T, D) step features, padded at the end.
+        mask: bool (B, T) valid steps (a prefix per video).
+        size: steps per pooled step (>= 1).
+
+    Returns:
+        float32 (B, ceil(T / size), D) pooled steps (zero where a run has no valid step) and
+        their bool (B, ceil(T / size)) mask, again a prefix.
+    """
+    b, t, d = steps.shape
+    n = -(-t // size)  # pooled steps
+    pad = n * size - t
+    w = mask.to(steps.dtype)  # (B, T)
+    if pad:
+        steps = torch.cat([steps, steps.new_zeros(b, pad, d)], 1)  # (B, n * size, D)
+        w = torch.cat([w, w.new_zeros(b, pad)], 1)  # (B, n * size)
+    w = w.view(b, n, size)  # (B, n, size)
+    total = (steps.view(b, n, size, d) * w[..., None]).sum(2)  # (B, n, D)
+    count = w.sum(2)  # (B, n)
+    return total / count.clamp(min=1)[..., None], count > 0
 
 
 class Standardize(nn.Module):
