@@ -96,7 +96,7 @@ def service(tiny: dict[str, Path]) -> CaptionService:
 
 def test_caption_with_sound_then_sliders_redecode_from_cache(tiny: dict[str, Path], service: CaptionService) -> None:
     settings = service.defaults("tiny")
-    assert settings == DecodeSettings.of(3, lm=0.0, audio=1.0)
+    assert settings == DecodeSettings.of(3, lm=0.0, audio=1.0, visual=0.0)  # every registered slider, the visual verifier off
     sliders = {s.scorer: s for s in service.sliders("tiny")}  # the run fuses no LM: its slider cannot move
     assert not sliders["lm"].available and sliders["audio"].available
     assert (sliders["audio"].minimum, sliders["audio"].maximum, sliders["lm"].maximum) == (0.0, 5.0, 2.0)
