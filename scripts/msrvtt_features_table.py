@@ -16,8 +16,8 @@ minus S2VT, with the paired bootstrap 95% interval (:func:`fusion.ablation.paire
 Writes ``--results``.json / .md::
 
     python -m scripts.msrvtt_features_table --manifest data/msrvtt_vgg16_ae128/manifest.jsonl \\
-        --features data/msrvtt_vgg16_ae128/features --s2vt runs/vgg16_ae128_s2vt \\
-        --meanpool runs/vgg16_ae128_meanpool --deep runs/vgg16_ae128_deep --lm runs/vgg16_ae128_lm
+        --features data/msrvtt_vgg16_ae128/features --s2vt runs/vgg_s2vt \\
+        --meanpool runs/vgg_meanpool --deep runs/vgg_deep --lm runs/vgg_lm
 """
 
 from __future__ import annotations
