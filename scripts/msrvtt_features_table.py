@@ -70,9 +70,9 @@ def blind_lm_caption(lm_path: str, run_path: str, beam: int) -> str:
 
     run = load_run(run_path)
     vocab = run.vocab
-    ctx = DecodeContext(batch_size=1, beam_size=beam, vocab=vocab)
+    ctx = DecodeContext(batch_size=1, beam_size=beam)
     processors = caption_processors(vocab.pad_id, vocab.bos_id, vocab.unk_id, 5, True)
-    (hyps,) = beam_search({"lm": LMScorer(load_language_model(lm_path))}, {"lm": 1.0}, ctx, bos_id=vocab.bos_id,
+    (hyps,) = beam_search({"lm": LMScorer(load_language_model(lm_path), vocab)}, {"lm": 1.0}, ctx, bos_id=vocab.bos_id,
                           eos_id=vocab.eos_id, max_len=20, processors=processors, decode_words=vocab.decode)
     return hyps[0].words
 
