@@ -145,7 +145,9 @@ def train_folds(args: argparse.Namespace, dev: Any, links: Any, vocab: Any, zero
     keys = {m: e.keys for m, e in evidence.items()}
     inputs = ConceptInputs({m: e.evidence for m, e in evidence.items()}, keys)
     captions = read_corpus(Path(args.corpus) / "train.txt")
-    config = ConceptS2VTConfig(sentences=args.sentences, time_budget_s=args.budget, batch_size=args.batch_size)
+    config = ConceptS2VTConfig(sentences=args.sentences, time_budget_s=args.budget, batch_size=args.batch_size,
+                               hidden_size=args.hidden, frame_embed_size=args.hidden, word_embed_size=args.hidden // 2)
+    captions = [c for c in captions if vocab.unk_id not in vocab.encode(c)]  # the vocabulary covers every word
     preds: dict[str, dict[str, str]] = {"S2VT from text": {}}
     if zeroshot is not None:
         preds["S2VT from text + LM + verifiers"] = {}
@@ -155,6 +157,7 @@ def train_folds(args: argparse.Namespace, dev: Any, links: Any, vocab: Any, zero
         if args.reuse and (folder / MODEL_FILE).is_file():
             model, saved, _ = load_model(folder)
             history = saved["training"]
+            info["config"] = saved["config"]  # what the saved models were trained with
         else:
             synth = Synthesizer(fold_pool, keys, links.key_of)
             model, history = train_concept_s2vt(captions, vocab, synth, inputs.dims, config, progress=logger.info)
@@ -180,6 +183,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--caption-weight", type=float, default=1.0, help="weight of the S2VT beside the zero-shot scorers")
     p.add_argument("--budget", type=float, default=240.0, help="training seconds per fold (two folds)")
     p.add_argument("--batch-size", type=int, default=32, help="captions per training step")
+    p.add_argument("--hidden", type=int, default=128, help="S2VT LSTM width (frame embedding too; words half)")
+    p.add_argument("--min-count", type=int, default=50, help="corpus uses a word needs to be in the vocabulary")
     p.add_argument("--sentences", type=int, default=40_000, help="corpus captions sampled for training")
     p.add_argument("--out", default="runs/concept_s2vt", help="output folder")
     p.add_argument("--reuse", action="store_true", help="decode with the models already in --out (no training)")
@@ -198,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
 
             zeroshot = ZeroShotModel(args.zeroshot)
         links = zeroshot.links if zeroshot is not None else default_links()
-        vocab = Vocabulary.build(read_corpus(Path(args.corpus) / "train.txt"), 5)
+        vocab = Vocabulary.build(read_corpus(Path(args.corpus) / "train.txt"), args.min_count)
         result = train_folds(args, dev, links, vocab, zeroshot)
     except FusionError as err:
         print(f"concept_s2vt: error: {err}", file=sys.stderr)
