@@ -13,7 +13,7 @@ Each figure is the median of ``--repeats`` runs (the evaluation runs once: it ta
 Writes ``--out`` (.json and .md)::
 
     python -m scripts.bench_import --source ../shared/data/msrvtt/features_vgg16_ae128 \\
-        --manifest data/msrvtt_vgg16_ae128/manifest.jsonl --run runs/vgg16_ae128_s2vt
+        --manifest data/msrvtt_vgg16_ae128/manifest.jsonl --run runs/vgg_s2vt
 """
 
 from __future__ import annotations

@@ -16,8 +16,8 @@ minus S2VT, with the paired bootstrap 95% interval (:func:`fusion.ablation.paire
 Writes ``--results``.json / .md::
 
     python -m scripts.msrvtt_features_table --manifest data/msrvtt_vgg16_ae128/manifest.jsonl \\
-        --features data/msrvtt_vgg16_ae128/features --s2vt runs/vgg16_ae128_s2vt \\
-        --meanpool runs/vgg16_ae128_meanpool --deep runs/vgg16_ae128_deep --lm runs/vgg16_ae128_lm
+        --features data/msrvtt_vgg16_ae128/features --s2vt runs/vgg_s2vt \\
+        --meanpool runs/vgg_meanpool --deep runs/vgg_deep --lm runs/vgg_lm
 """
 
 from __future__ import annotations
@@ -70,9 +70,9 @@ def blind_lm_caption(lm_path: str, run_path: str, beam: int) -> str:
 
     run = load_run(run_path)
     vocab = run.vocab
-    ctx = DecodeContext(batch_size=1, beam_size=beam, vocab=vocab)
+    ctx = DecodeContext(batch_size=1, beam_size=beam)
     processors = caption_processors(vocab.pad_id, vocab.bos_id, vocab.unk_id, 5, True)
-    (hyps,) = beam_search({"lm": LMScorer(load_language_model(lm_path))}, {"lm": 1.0}, ctx, bos_id=vocab.bos_id,
+    (hyps,) = beam_search({"lm": LMScorer(load_language_model(lm_path), vocab)}, {"lm": 1.0}, ctx, bos_id=vocab.bos_id,
                           eos_id=vocab.eos_id, max_len=20, processors=processors, decode_words=vocab.decode)
     return hyps[0].words
 
