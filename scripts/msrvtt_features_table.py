@@ -204,7 +204,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.meanpool:
             rows["mean-pooled features"] = evaluate(args.meanpool, args)
         rows[BASE] = evaluate(args.s2vt, args)
-        rows["S2VT + LM late fusion"] = evaluate(args.s2vt, args, lm=args.lm, lm_weight=late["alpha"])
+        # alpha 0 on val: the LM does not help there, and late fusion decodes as S2VT alone
+        rows["S2VT + LM late fusion"] = (evaluate(args.s2vt, args, lm=args.lm, lm_weight=late["alpha"])
+                                         if late["alpha"] > 0 else rows[BASE])
         if args.deep:
             rows["S2VT + LM deep fusion"] = evaluate(args.deep, args)
     except FusionError as err:
