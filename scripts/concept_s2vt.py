@@ -101,21 +101,24 @@ def decode(model: Any, inputs: Any, records: list[Any], vocab: Any, zeroshot: An
            caption_weight: float = 1.0, points: dict[str, dict[str, float]] | None = None) -> list[str]:
     """Captions of the records: the S2VT alone (``zeroshot`` None) or fused with the zero-shot scorers
     (per clip the weights of ``points``, where given), one clip at a time."""
+    import torch
+
     from fusion.concept_s2vt.model import ConceptCaptionScorer
     from fusion.decoding.beam_search import beam_search
-    from fusion.decoding.decoder import with_sound_claims
+    from fusion.decoding.guards import caption_guards
     from fusion.decoding.processors import caption_processors
-    from fusion.decoding.scorer import DecodeContext
+    from fusion.decoding.scorer import BatchInputs, DecodeContext, bind_inputs
 
     processors = caption_processors(vocab.pad_id, vocab.bos_id, vocab.unk_id, 2, no_immediate_repeat=True)
     captions = []
     for record in records:
         scorers, weights = fused_scorers(zeroshot, vocab, (points or {}).get(record.id)) if zeroshot else ({}, {})
-        scorers, weights = with_sound_claims(scorers, weights, vocab, [record])
         scorers["caption"], weights["caption"] = ConceptCaptionScorer(model, inputs), caption_weight
-        ctx = DecodeContext(batch_size=1, beam_size=5, records=[record], vocab=vocab)
-        hyps = beam_search(scorers, weights, ctx, bos_id=vocab.bos_id, eos_id=vocab.eos_id, max_len=20,
-                           processors=processors, decode_words=vocab.decode)
+        scorers = {name: bind_inputs(scorer, BatchInputs(records=[record])) for name, scorer in scorers.items()}
+        guards = caption_guards(vocab, eos_id=vocab.eos_id, max_len=20, beam_size=5,
+                                audio_present=torch.tensor([record.audio is not None]))  # no sound words without audio
+        hyps = beam_search(scorers, weights, DecodeContext(batch_size=1, beam_size=5), bos_id=vocab.bos_id,
+                           eos_id=vocab.eos_id, max_len=20, processors=[*processors, *guards], decode_words=vocab.decode)
         captions.append(hyps[0][0].words)
     return captions
 

@@ -138,8 +138,8 @@ def _esc10_hit(path: Path, scores: np.ndarray, names: tuple[str, ...]) -> bool:
     return bool(top & set(targets))
 
 
-def measure_clip(path: Path, reference: TFLiteYAMNet, models: dict[str, YAMNet], kind: str) -> dict[str, Any] | None:
-    """Decode one file and compare the modes with the interpreter (None: no audio, logged)."""
+def decode_audio(path: Path) -> np.ndarray | None:
+    """float32 ``(S,)`` 22,050 Hz mono audio of a file, or None (unreadable or silent-less: logged, skipped)."""
     try:
         audio = decode(path, frames=False).audio
     except FusionError as err:
@@ -147,6 +147,31 @@ def measure_clip(path: Path, reference: TFLiteYAMNet, models: dict[str, YAMNet],
         return None
     if audio is None or audio.size == 0:
         logger.warning("%s: skipped (no audio samples)", path.name)
+        return None
+    return audio
+
+
+def script_arguments(description: str, out_name: str) -> argparse.ArgumentParser:
+    """The options both YAMNet scripts take: ``--data``, ``--weights``, ``--out``, ``--json``."""
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--data", type=Path, default=None, help="the shared data folder (default: FUSION_DATA_DIR)")
+    p.add_argument("--weights", type=Path, default=None, help="yamnet.tflite (default: DATA/yamnet/yamnet.tflite)")
+    p.add_argument("--out", type=Path, default=REPO_ROOT / "results" / out_name)
+    p.add_argument("--json", action="store_true", help="print the JSON instead of the markdown")
+    return p
+
+
+def data_and_weights(args: argparse.Namespace) -> tuple[Path, Path]:
+    """The data folder and the weights file the options name (defaults: FUSION_DATA_DIR and its yamnet/)."""
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    root = args.data or data_dir()
+    return root, args.weights or root / "yamnet" / "yamnet.tflite"
+
+
+def measure_clip(path: Path, reference: TFLiteYAMNet, models: dict[str, YAMNet], kind: str) -> dict[str, Any] | None:
+    """Decode one file and compare the modes with the interpreter (None: no audio, logged)."""
+    audio = decode_audio(path)
+    if audio is None:
         return None
     samples = YAMNET.preprocess.prepare(audio).samples
     start = time.perf_counter()
@@ -249,16 +274,10 @@ def to_markdown(result: dict[str, Any], rows: list[dict[str, Any]]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Measure, write ``--out`` (.json and .md) and print the markdown."""
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--data", type=Path, default=None, help="the shared data folder (default: FUSION_DATA_DIR)")
-    p.add_argument("--weights", type=Path, default=None, help="yamnet.tflite (default: DATA/yamnet/yamnet.tflite)")
+    p = script_arguments(__doc__.split("\n\n")[0], "yamnet_vs_tflite.json")
     p.add_argument("--esc10-per-class", type=int, default=None, help="only the first N ESC-10 clips per class")
-    p.add_argument("--out", type=Path, default=REPO_ROOT / "results" / "yamnet_vs_tflite.json")
-    p.add_argument("--json", action="store_true", help="print the JSON instead of the markdown")
     args = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
-    root = args.data or data_dir()
-    weights = args.weights or root / "yamnet" / "yamnet.tflite"
+    root, weights = data_and_weights(args)
     torch.set_num_threads(1)
     try:
         reference = TFLiteYAMNet(weights)

@@ -15,7 +15,7 @@ from fusion.concept_s2vt.model import (ConceptCaptionScorer, ConceptInputs, Conc
 from fusion.data import collate
 from fusion.concept_s2vt.synth import EvidencePools, Synthesizer, measure_pools
 from fusion.decoding.beam_search import beam_search
-from fusion.decoding.scorer import DecodeContext
+from fusion.decoding.scorer import BatchInputs, DecodeContext, bind_inputs
 from fusion.errors import CheckpointError, DataError
 from fusion.features import FeatureRecord
 from fusion.text import Vocabulary
@@ -72,9 +72,9 @@ def test_trained_on_text_alone_it_reads_the_concepts_of_a_clip(tmp_path: Path) -
     assert history["steps"] > 0 and history["final_loss"] < np.mean(history["losses"][:5])
     inputs = ConceptInputs({m: _evidence(m) for m in KEYS}, KEYS)
     clips = [_record("g", [-1.0, 3.0, -1.0], None), _record("c", [-1.0, -1.0, 3.0], [-2.0, -2.0, -2.0])]
-    ctx = DecodeContext(batch_size=2, beam_size=3, records=clips, vocab=vocab)
-    hyps = beam_search({"caption": ConceptCaptionScorer(model, inputs)}, {"caption": 1.0}, ctx, bos_id=vocab.bos_id,
-                       eos_id=vocab.eos_id, decode_words=vocab.decode)
+    scorer = bind_inputs(ConceptCaptionScorer(model, inputs), BatchInputs(records=clips))
+    hyps = beam_search({"caption": scorer}, {"caption": 1.0}, DecodeContext(batch_size=2, beam_size=3),
+                       bos_id=vocab.bos_id, eos_id=vocab.eos_id, decode_words=vocab.decode)
     assert [h[0].words for h in hyps] == ["a man plays the guitar", "a red car drives"]
     save_model(tmp_path / "m", model, config, vocab, {"input_dims": [3, 3]})
     loaded, info, loaded_vocab = load_model(tmp_path / "m")

@@ -139,12 +139,8 @@ def test_imported_stores_adopt_other_names_but_not_other_modalities(tmp_path: Pa
 @pytest.fixture(scope="module")
 def imported_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """An imported store of 8 clips, their manifest, and a tiny random S2VT checkpoint trained on such features."""
-    import torch
-
-    from fusion.checkpoint import checkpoint_meta, save_checkpoint
     from fusion.experiment import ExperimentConfig
-    from fusion.models.s2vt import S2VT
-    from fusion.text import Vocabulary
+    from tests.builders import save_random_run
 
     root = tmp_path_factory.mktemp("imported")
     arrays = _good_folder(root / "features_toy", n=8)
@@ -159,11 +155,7 @@ def imported_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
     cfg.extract = imported_config("toy", "frames", 5)
     cfg.model.hidden_size, cfg.model.frame_embed_size, cfg.model.word_embed_size = 16, 8, 8
     cfg.decode.beam_size, cfg.decode.max_len = 2, 6
-    vocab = Vocabulary.build(CAPTIONS)
-    torch.manual_seed(0)
-    model = S2VT(cfg.model, len(vocab), frame_dim=WIDTH)
-    dims = {"vocab_size": len(vocab), "frame_dim": WIDTH, "audio_dim": 0}
-    save_checkpoint(root / "run", 1, model, checkpoint_meta(cfg, vocab, dims), None, best={"metric": "loss", "value": 1.0})
+    save_random_run(root / "run", cfg, CAPTIONS, frame_dim=WIDTH, audio_dim=0)
     (root / "clip.mp4").write_bytes(b"\x00" * 64)
     return {"root": root, "run": root / "run", "store": store, "manifest": root / "manifest.jsonl", "cfg": cfg}
 

@@ -70,6 +70,10 @@ def test_tune_cli_writes_its_choice_into_the_run_config(setup: dict, java_availa
     options = resolve_decode_config(load_run(setup["run"]))  # evaluate / caption / ablate now decode with it
     assert (options.lm, options.lm_weight) == (str(setup["lm"]), 1.0)
     assert resolve_decode_config(load_run(setup["run"]), {"lm_weight": 0.5}).lm_weight == 0.5  # the command line wins
+    code = cli_main(["tune", str(setup["run"]), "--lm", str(setup["lm"]), "--alphas", "1", "--audio-penalty", "0.3"])
+    out = capsys.readouterr().out
+    assert code == 0 and "decode.audio_penalty=0.3" in out  # the "wrote" line names every field it wrote
+    assert yaml.safe_load((setup["run"] / "config.yaml").read_text())["decode"]["audio_penalty"] == 0.3
 
 
 def test_tune_user_errors(setup: dict, capsys: pytest.CaptureFixture) -> None:

@@ -92,11 +92,15 @@ def test_an_added_scorer_reaches_config_cli_decoder_ablation_and_page(tmp_path: 
 
 
 def test_builtin_order_and_names() -> None:
-    # the order of the fused sum and of every breakdown: captions depend on it
-    assert [spec.name for spec in SCORERS] == ["caption", "lm", "audio", "length"]
-    assert [spec.name for spec in sliders()] == ["lm", "audio"]
-    assert {name: spec.name for name, spec in ablations().items()} == {"lm_off": "lm", "verifier_off": "audio"}
-    with pytest.raises(ConfigError, match="unknown scorer 'nope'; scorers are caption, lm, audio, length"):
+    # the order of the fused sum and of every breakdown: captions depend on it (later scorers come after these)
+    names = [spec.name for spec in SCORERS]
+    assert names[:4] == ["caption", "lm", "audio", "length"] and len(set(names)) == len(names)
+    assert [spec.name for spec in sliders()] == [s.name for s in SCORERS if s.slider and s.weight is not None]
+    assert [s.name for s in sliders()][:2] == ["lm", "audio"]
+    assert {name: spec.name for name, spec in ablations().items()} == {
+        s.ablation: s.name for s in SCORERS if s.ablation is not None}
+    assert {"lm_off": "lm", "verifier_off": "audio"}.items() <= {n: s.name for n, s in ablations().items()}.items()
+    with pytest.raises(ConfigError, match=f"unknown scorer 'nope'; scorers are {', '.join(names)}"):
         scorer_spec("nope")
 
 

@@ -153,6 +153,11 @@ def test_broken_and_oversized_uploads_get_one_message_then_an_example_works(serv
     error.wait_for()
     text = error.inner_text()
     assert "broken.mp4:" in text and "\n" not in text.strip() and "Traceback" not in page.content()
+    # the previous clip's results are gone: only the error stands beside the broken file's name
+    page.wait_for_function("document.querySelector('#fusion-caption textarea').value === ''")
+    assert page.locator("#fusion-strip img").count() == 0 and page.locator("#fusion-explain").inner_text().strip() == ""
+    assert page.locator("#fusion-nbest [role=row]").count() <= 1  # the header alone
+    assert page.locator("#fusion-audio-tags .fusion-bar").count() == 0
     page.screenshot(path=str(tmp_path / "broken.png"))
     big = tmp_path / "huge.mp4"
     big.write_bytes(os.urandom((MAX_UPLOAD_MB + 1) * 2**20))

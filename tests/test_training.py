@@ -225,6 +225,7 @@ def test_cli_train_with_overrides_and_errors(toy: Path, capsys: pytest.CaptureFi
     assert cli_main(["train", str(cfg_path), "--set", "model.hiden_size=3"]) == 2
     err = capsys.readouterr().err
     assert "model.hiden_size" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert "error: --set model.hiden_size=3: unknown key" in err and str(cfg_path) not in err  # not the file's fault
     assert cli_main(["train", str(cfg_path), "--out", str(toy / "x")]) == 2
     assert "data.manifest is not set" in capsys.readouterr().err
 

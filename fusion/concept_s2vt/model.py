@@ -28,7 +28,7 @@ from torch import Tensor, nn
 
 from fusion.concept_s2vt.synth import MODALITIES, Synthesizer
 from fusion.data import Batch, collate
-from fusion.decoding.scorer import DecodeContext
+from fusion.decoding.scorer import BatchInputs
 from fusion.decoding.scorers import CaptionScorer
 from fusion.errors import CheckpointError
 from fusion.features import FeatureRecord
@@ -216,20 +216,14 @@ def load_model(folder: Path) -> tuple[S2VT, dict[str, Any], Vocabulary]:
 
 
 class ConceptCaptionScorer(CaptionScorer):
-    """The S2VT from text as scorer ``"caption"``: reads ``ctx.records`` through :class:`ConceptInputs`."""
+    """The S2VT from text as scorer ``"caption"``: per search it reads the B feature records
+    (:meth:`with_inputs`) and turns them into concept inputs through :class:`ConceptInputs`."""
 
-    def __init__(self, model: S2VT, inputs: ConceptInputs) -> None:
-        super().__init__(model)
+    def __init__(self, model: S2VT, inputs: ConceptInputs, batch: Any | None = None) -> None:
+        super().__init__(model, batch)
         self.inputs = inputs
 
-    @torch.no_grad()
-    def init_state(self, ctx: DecodeContext) -> Any:
-        """Build the concept batch of the B records, encode it, expand to the beams."""
-        if ctx.records is None:
-            from fusion.errors import ConfigError
-
-            raise ConfigError("the concept caption scorer needs DecodeContext.records (the clips' feature records)")
-        records = [self.inputs.record(r) for r in ctx.records]
-        batch = collate(records, *self.inputs.dims)
-        state = self.model.encode(batch)
-        return self.model.select_state(state, ctx.video_index())
+    def with_inputs(self, inputs: BatchInputs) -> ConceptCaptionScorer:
+        """This captioner holding the concept batch of ``inputs.records``."""
+        records = [self.inputs.record(r) for r in inputs.records]
+        return ConceptCaptionScorer(self.model, self.inputs, collate(records, *self.inputs.dims))

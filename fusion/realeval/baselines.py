@@ -86,7 +86,7 @@ def blind_lm_caption(lm: Any, beam_size: int = 5, max_len: int = 20, no_repeat_n
     from fusion.decoding.scorer import DecodeContext
 
     vocab = lm.vocab
-    ctx = DecodeContext(batch_size=1, beam_size=beam_size, vocab=vocab)
+    ctx = DecodeContext(batch_size=1, beam_size=beam_size)
     processors = caption_processors(vocab.pad_id, vocab.bos_id, vocab.unk_id, no_repeat_ngram_size, True)
     hyps = beam_search({"lm": LMScorer(lm, vocab)}, {"lm": 1.0}, ctx, bos_id=vocab.bos_id, eos_id=vocab.eos_id,
                        max_len=max_len, processors=processors, decode_words=vocab.decode)
