@@ -166,7 +166,7 @@ def markdown(report: dict[str, Any]) -> str:
               f"alpha {report['late']['alpha']:g} chosen on val by METEOR (val METEOR per alpha: "
               + ", ".join(f"{a}: {v:.4f}" for a, v in report["late"]["val"].items()) + ").", "",
               "Train time: wall clock and CPU time (user + system) of `fusion train` / `fusion lm train` on the "
-              "shared 2-core build machine, measured with /usr/bin/time; the deep-fusion row adds the LM's.", "",
+              "shared 2-core build machine, measured with /usr/bin/time; the late- and deep-fusion rows add the LM's.", "",
               "Goals:", ""] + [f"- [{'x' if c['passed'] else ' '}] {c['check']}" for c in report["checks"]]
     return "\n".join(lines) + "\n"
 
