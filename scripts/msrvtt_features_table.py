@@ -166,7 +166,7 @@ def markdown(report: dict[str, Any]) -> str:
               f"alpha {report['late']['alpha']:g} chosen on val by METEOR (val METEOR per alpha: "
               + ", ".join(f"{a}: {v:.4f}" for a, v in report["late"]["val"].items()) + ").", "",
               "Train time: wall clock and CPU time (user + system) of `fusion train` / `fusion lm train` on the "
-              "shared 2-core build machine, measured with /usr/bin/time; the deep-fusion row adds the LM's.", "",
+              "shared 2-core build machine, measured with /usr/bin/time; the late- and deep-fusion rows add the LM's.", "",
               "Goals:", ""] + [f"- [{'x' if c['passed'] else ' '}] {c['check']}" for c in report["checks"]]
     return "\n".join(lines) + "\n"
 
@@ -204,7 +204,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.meanpool:
             rows["mean-pooled features"] = evaluate(args.meanpool, args)
         rows[BASE] = evaluate(args.s2vt, args)
-        rows["S2VT + LM late fusion"] = evaluate(args.s2vt, args, lm=args.lm, lm_weight=late["alpha"])
+        # alpha 0 on val: the LM does not help there, and late fusion decodes as S2VT alone
+        rows["S2VT + LM late fusion"] = (evaluate(args.s2vt, args, lm=args.lm, lm_weight=late["alpha"])
+                                         if late["alpha"] > 0 else rows[BASE])
         if args.deep:
             rows["S2VT + LM deep fusion"] = evaluate(args.deep, args)
     except FusionError as err:
