@@ -16,6 +16,7 @@ inputs stay below 2^24 and float32 holds every partial sum exactly, in any summa
 from __future__ import annotations
 
 import logging
+from typing import Callable
 
 import torch
 from torch import Tensor
@@ -97,3 +98,24 @@ def dynamic_int8_linear(x: Tensor, weight: Tensor, weight_scale: Tensor, bias: T
         return rescaled * weight_scale
     # * weight scale + bias as one fused multiply-add (XNNPACK's epilogue): exact product in float64, one rounding
     return rescaled.double().mul_(weight_scale.double()).add_(bias.double()).float()
+
+
+class DerivedTensors:
+    """Tensors derived from a module's weights (integer weights, concatenations), built once.
+
+    An entry is rebuilt when any of its source tensors changed: loaded, moved to another device
+    or edited in place (the key is each source's storage address and version counter).
+    """
+
+    def __init__(self) -> None:
+        self._entries: dict[str, tuple[tuple[int, ...], object]] = {}
+
+    def get(self, name: str, sources: tuple[Tensor, ...], build: Callable[[], object]) -> object:
+        """``build()`` the first time, or when a tensor of ``sources`` changed; else the stored value."""
+        key = tuple(x for t in sources for x in (t.data_ptr(), t._version))
+        entry = self._entries.get(name)
+        if entry is None or entry[0] != key:
+            with torch.no_grad():
+                entry = (key, build())
+            self._entries[name] = entry
+        return entry[1]

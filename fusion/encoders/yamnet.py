@@ -37,7 +37,7 @@ import torch
 from torch import Tensor, nn
 
 from fusion.encoders.bundle import AudioAnalysis, WeightsSource, load_frozen
-from fusion.encoders.dynamic_int8 import dynamic_int8_linear, integer_weight, symmetric_scales
+from fusion.encoders.dynamic_int8 import DerivedTensors, dynamic_int8_linear, integer_weight, symmetric_scales
 from fusion.encoders.labels import AudioSetLabel, audioset_labels
 from fusion.encoders.tflite_reader import TFLiteModel, TFLiteOperator, TFLiteTensor, read_tflite
 from fusion.encoders.yamnet_preprocess import ACTIVATION_MODES, YAMNET_PREPROCESS, LogMelFrontEnd, YAMNetPreprocess
@@ -78,18 +78,11 @@ class YAMNet(nn.Module):
         for name in [s.name for s in YAMNET_CONVS if s.kind == "pointwise"]:
             self.weight_scales.register_buffer(name, symmetric_scales(self.convs[name].weight))
         self.weight_scales.register_buffer("classifier", symmetric_scales(self.classifier.weight))
-        self._integers: dict[str, tuple[tuple[int, int, int], tuple[Tensor, Tensor]]] = {}
+        self.derived = DerivedTensors()  # the int8 layers' integer weights, built once
 
     def _integer_weight(self, name: str, weight: Tensor, scale: Tensor) -> tuple[Tensor, Tensor]:
-        """``integer_weight`` of one int8 layer, computed once; recomputed if the weight or scale changed
-        (loaded, moved or edited in place: the key is the tensors' storage and version)."""
-        key = (weight.data_ptr(), weight._version, scale._version)
-        cached = self._integers.get(name)
-        if cached is None or cached[0] != key:
-            with torch.no_grad():
-                cached = (key, integer_weight(weight, scale))
-            self._integers[name] = cached
-        return cached[1]
+        """``integer_weight`` of one int8 layer ``(O, K)``, ``(O,)``, built once."""
+        return self.derived.get(name, (weight, scale), lambda: integer_weight(weight, scale))
 
     def _pointwise(self, name: str, x: Tensor) -> Tensor:
         """A 1x1 convolution as the interpreter's dynamic int8 kernel: ``(N, C, H, W)`` -> ``(N, O, H, W)``."""
