@@ -13,7 +13,7 @@
 - one condition per registered scorer that declares one (:mod:`fusion.decoding.registry`),
   which turns that scorer off as its declaration says: ``lm_off`` (the late-fusion language
   model removed), ``verifier_off`` (the audio-noun verifier's weight set to 0);
-- ``lm_and_verifier_off``: both removed: the captioner alone.
+- ``lm_and_verifier_off``: both removed (the captioner alone, unless another scorer is on).
 - ``video_only_model``: a second run trained without audio, decoded with the same options.
 
 Two kinds of comparison, never mixed:

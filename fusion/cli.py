@@ -21,6 +21,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "tags",
     "zeroshot",
     "extract",
+    "import_features",
     "data",
     "train",
     "evaluate",

@@ -16,6 +16,7 @@ written with the new names only.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import logging
 import types
@@ -214,11 +215,25 @@ def apply_overrides(data: dict[str, Any], overrides: list[str] | tuple[str, ...]
 
 
 def load_config(cls: type[T], path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> T:
-    """Load dataclass ``cls`` from a YAML file (optional) plus ``--set`` overrides, strictly."""
-    data = read_yaml(path) if path is not None else {}
-    data = apply_overrides(data, overrides)
+    """Load dataclass ``cls`` from a YAML file (optional) plus ``--set`` overrides, strictly.
+
+    An error is blamed on what caused it: the file (named) when the file alone is already
+    invalid, else the ``--set`` overrides (a typo in a key given on the command line).
+    """
+    base = read_yaml(path) if path is not None else {}
+    data = apply_overrides(copy.deepcopy(base), overrides)
     where = str(path) if path is not None else "config"
     try:
         return from_dict(cls, data)
     except ConfigError as err:
+        if overrides and _valid(cls, base):
+            raise ConfigError(f"--set {', '.join(overrides)}: {err}") from None
         raise ConfigError(f"{where}: {err}") from None
+
+
+def _valid(cls: type, data: dict[str, Any]) -> bool:
+    try:
+        from_dict(cls, data)
+    except ConfigError:
+        return False
+    return True

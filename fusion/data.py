@@ -11,6 +11,7 @@ by ``(seed, epoch)``, so a resumed run sees exactly the batches the uninterrupte
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
@@ -262,14 +263,17 @@ def feature_store_path(manifest_path: str | Path, extract: ExtractConfig, featur
 
 
 def extraction_command(store_path: str | Path, extract: ExtractConfig | None, manifest: str | Path = "MANIFEST") -> str:
-    """The ``fusion extract`` command line that fills ``store_path`` with ``extract``'s features."""
+    """The command line that fills ``store_path`` with ``extract``'s features (``fusion import-features`` for imported ones)."""
     from fusion.features import ExtractConfig
+    from fusion.features.imported import import_command, imported_modality
 
+    if extract is not None and imported_modality(extract) is not None:
+        return import_command(store_path, extract)
     sets = ""
     if extract is not None:
         defaults = ExtractConfig().feature_dict()
-        sets = "".join(f" --set {key}={value}" for key, value in extract.feature_dict().items()
-                       if defaults.get(key) != value)
+        sets = "".join(f" --set '{key}={json.dumps(value)}'" if isinstance(value, (dict, list)) else f" --set {key}={value}"
+                       for key, value in extract.feature_dict().items() if defaults.get(key) != value)
     return f"fusion extract {manifest} --out {store_path}{sets}"
 
 
@@ -303,7 +307,9 @@ def open_features(
     if not path.is_dir():
         raise DataError(f"{path}: no feature store; extract the features first: "
                         f"`{extraction_command(path, extract, manifest_path)}`")
-    store = FeatureStore(path, extract)
+    from fusion.features.imported import store_config_for
+
+    store = FeatureStore(path, store_config_for(path, extract))
     missing = [e.id for e in entries if e.id not in store]
     if missing and strict:
         raise DataError(f"{path}: {len(missing)} of {len(entries)} videos have no features (e.g. {missing[0]!r}); "

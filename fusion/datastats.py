@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
 from fusion.errors import DataError, FusionError
 from fusion.io import atomic_write_bytes
 from fusion.manifest import SPLITS, ManifestEntry
+from fusion.progress import progress_bar
 from fusion.text import Vocabulary, tokenize
 
 logger = logging.getLogger(__name__)
@@ -49,7 +49,7 @@ def probe_audio(entries: list[ManifestEntry], progress: bool = True) -> dict[str
     out: dict[str, Any] = {"with_audio_stream": 0, "without_audio_stream": 0, "unreadable": 0, "meta_disagrees": 0,
                            "unreadable_ids": [], "meta_disagrees_ids": []}
     present = [e for e in entries if os.path.isfile(e.video)]
-    for e in tqdm(present, desc="probing", unit="file", disable=not progress):
+    for e in progress_bar(present, desc="probing", unit="file", disable=not progress):
         try:
             has_audio = bool(probe(e.video).has_audio_stream)
         except FusionError as err:

@@ -284,12 +284,12 @@ def map_batches(fn: Callable[[Sequence[T]], list[Any]], items: Sequence[T], batc
         progress: a tqdm bar over this rank's batches (rank 0 only).
         desc: the bar's label.
     """
-    from tqdm import tqdm
+    from fusion.progress import progress_bar
 
     starts = batch_starts(len(items), batch_size)
     mine: list[Any] = []
     with together():
-        for start in tqdm(starts, desc=desc, unit="batch", disable=not (progress and is_main()) or len(starts) < 2):
+        for start in progress_bar(starts, desc=desc, unit="batch", disable=not (progress and is_main()) or len(starts) < 2):
             out = fn(items[start : start + batch_size])
             if len(out) != len(items[start : start + batch_size]):
                 raise ValueError(f"map_batches: {len(out)} results for a batch of {batch_size}")

@@ -103,6 +103,11 @@ def load_manifest(path: str | os.PathLike[str]) -> list[ManifestEntry]:
             field, has a wrong type, an unknown split, or repeats an id (names line + field).
     """
     path = Path(path)
+    if path.is_dir():
+        inside = sorted(path.glob("*.jsonl"))
+        hint = f"give the manifest file, e.g. {inside[0]}" if inside else (
+            "give a manifest .jsonl file (python -m data_prep.<dataset> writes one)")
+        raise ManifestError(f"{path}: is a folder, not a manifest; {hint}")
     if not path.is_file():
         raise ManifestError(f"{path}: manifest not found; build one with python -m data_prep.<dataset> --out {path}")
     base = path.resolve().parent

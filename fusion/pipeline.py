@@ -4,7 +4,9 @@
 checkpoint names) and the fused scorers once, then captions raw video files: features on
 the fly, one batched beam search, n-best captions with total and per-scorer scores, and
 the verifier's explanation on request. A file that cannot be read gets an ``error`` instead
-of captions; the others go on.
+of captions; the others go on. A run trained on imported features (``fusion
+import-features``) has no encoders: ``caption_stored(store, ids)`` captions its stored
+records, and a file is refused with one line saying why.
 
 Evaluating, tuning and ablating a run on a manifest split share one preparation,
 :func:`prepare_split`: load the run -> resolve its decode configuration -> read the
@@ -30,11 +32,12 @@ from fusion.decoding.decoder import CaptionDecoder
 from fusion.decoding.hypothesis import Hypothesis
 from fusion.distributed import broadcast, is_main, main_first, map_batches, setup
 from fusion.errors import ConfigError, DataError, MediaError
+from fusion.features.imported import imported_modality, not_computable_message
 from fusion.ood import annotate
 from fusion.runcard import run_knowledge, warning_line
 
 if TYPE_CHECKING:
-    from fusion.features import FeatureRecord
+    from fusion.features import FeatureExtractor, FeatureRecord
     from fusion.manifest import ManifestEntry
 
 logger = logging.getLogger(__name__)
@@ -101,8 +104,21 @@ class CaptionPipeline:
         self.knowledge = run_knowledge(self.run, compute=compute_profile)
         self.device = device
         self.options = options if options is not None else resolve_decode_config(self.run, overrides)
-        self.extractor = FeatureExtractor(self.run.extract_config, device=device)
+        # features imported from outside cannot be computed from a file: no encoders to load
+        computable = imported_modality(self.run.extract_config) is None
+        self._extractor = FeatureExtractor(self.run.extract_config, device=device) if computable else None
         self.decoder = CaptionDecoder(self.run, self.options, device=device)
+
+    @property
+    def extractor(self) -> FeatureExtractor:
+        """The run's encoders, turning a file into a feature record.
+
+        Raises:
+            DataError: the run's features were imported (computed outside fusion).
+        """
+        if self._extractor is None:
+            raise DataError(not_computable_message(self.run.extract_config, "a video file"))
+        return self._extractor
 
     def decoder_for(self, options: DecodeConfig) -> CaptionDecoder:
         """A decoder of this run with other decode settings; the loaded LM and verifier are reused."""
@@ -116,6 +132,8 @@ class CaptionPipeline:
     def read(self, path: str | Path) -> CaptionResult:
         """Extract one file's features (``result.record``); an unreadable file gets ``error``."""
         result = CaptionResult(path=str(path), id=Path(path).stem)
+        if self._extractor is None:  # one line for the whole command: no file can be read
+            raise DataError(not_computable_message(self.run.extract_config, str(path)))
         try:
             result.record = self.extractor.extract(result.path, id=result.id)
         except MediaError as err:
@@ -143,6 +161,38 @@ class CaptionPipeline:
         if readable:
             for res, nbest in zip(readable, self.decode([r.record for r in readable if r.record is not None], options)):
                 res.hypotheses = nbest
+        return results
+
+    def caption_stored(self, store_path: str | Path, ids: Sequence[str],
+                       options: DecodeConfig | None = None) -> list[CaptionResult]:
+        """Caption records of a feature store (the way to caption a run on imported features).
+
+        Args:
+            store_path: a feature store holding features like the run's (same encoders or,
+                for imported features, the same modality and width).
+            ids: the records to caption.
+            options: decode settings for this call; None = the pipeline's.
+
+        Returns:
+            One result per id, in order (``path`` is ``STORE#ID``).
+
+        Raises:
+            DataError: not a store, features of another kind, or an id the store lacks.
+        """
+        from fusion.features import FeatureStore
+        from fusion.features.imported import store_config_for
+
+        store = FeatureStore(store_path, store_config_for(store_path, self.run.extract_config))
+        results = []
+        for video_id in ids:
+            result = CaptionResult(path=f"{store_path}#{video_id}", id=video_id, record=store[video_id])
+            result.audio_present = result.record.audio is not None
+            report = annotate(self.knowledge.profile, result.record)
+            if report is not None:
+                result.ood = {**report.to_dict(), "warning": warning_line(report, self.knowledge.card)}
+            results.append(result)
+        for res, nbest in zip(results, self.decode([r.record for r in results if r.record is not None], options)):
+            res.hypotheses = nbest
         return results
 
     def explain(self, result: CaptionResult, max_runners_up: int = 4) -> dict[str, Any]:

@@ -10,6 +10,10 @@ shown by default) and shows a progress bar, after every check that can fail fast
   the config (a mismatched ``--out`` fails in seconds), then extracts the train / val videos;
 - ``evaluate`` / ``tune`` / ``ablate``: :func:`fusion.pipeline.prepare_split` loads the run and
   resolves the decode configuration, then extracts the split's videos.
+
+Features imported from outside (``fusion import-features``, :mod:`fusion.features.imported`)
+cannot be computed: for them the stage only checks the store and fails, naming the ``fusion
+import-features`` command, when no video (or, ``strict``, not every video) has a record.
 """
 
 from __future__ import annotations
@@ -17,6 +21,9 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
+
+from fusion.errors import DataError
+from fusion.features.imported import import_command, imported_modality, store_config_for
 
 if TYPE_CHECKING:
     from fusion.experiment import ExperimentConfig
@@ -71,6 +78,8 @@ def extract_features(
     dist.setup()  # under torchrun: join the job (once)
     path = feature_store_path(manifest_path, extract, features)
     wanted = {e.id for e in entries}
+    if imported_modality(extract) is not None:  # features from outside: check them, never extract
+        return _check_imported(path, wanted, extract, strict)
     # A look that holds no collectives (a store of other features fails here); rank 0's count decides.
     present = dist.main_first(lambda: FeatureStore(path, extract) if path.is_dir() else None)
     missing = dist.broadcast(len(wanted) if present is None else
@@ -83,6 +92,29 @@ def extract_features(
                     describe_encoders(extract), path)
     # every rank: it holds collectives
     ensure_features(list(entries), path, extract, progress=progress, allow_failures=not strict)
+    return path
+
+
+def _check_imported(path: Path, wanted: set[str], extract: ExtractConfig, strict: bool) -> Path:
+    """The store of imported features at ``path``, when it holds the wanted ids (``strict``) or some of them.
+
+    Ids without a record (a bad file the import skipped) are left to :func:`fusion.data.readable_entries`,
+    which skips and says them.
+
+    Raises:
+        DataError: no such store, one of other features, none of the ids, or (``strict``) some
+            missing (with the import command).
+    """
+    from fusion.features import FeatureStore
+
+    if not path.is_dir():
+        raise DataError(f"{path}: no feature store; these features are imported, not computed: "
+                        f"`{import_command(path, extract)}`")
+    store = FeatureStore(path, store_config_for(path, extract))
+    missing = sorted(i for i in wanted if i not in store)
+    if missing and (strict or len(missing) == len(wanted)):
+        raise DataError(f"{path}: {len(missing)} of {len(wanted)} videos have no features (e.g. {missing[0]!r}); "
+                        f"fusion cannot compute imported features, import them: `{import_command(path, extract)}`")
     return path
 
 

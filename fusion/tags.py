@@ -8,9 +8,11 @@
 
 ``null`` where the file has no such stream (MSVD clips have no audio; a WAV has no frames).
 The audio spaces are those of the audio encoders asked for (SoundNet: ``imagenet`` objects
-and ``places2`` scenes; an AudioSet encoder: ``audioset``). Scores are posteriors: each audio
-encoder's softmax per output step averaged over time (as SoundNet's demo does), the frame
-CNN's softmax averaged over the sampled frames. Labels are the bundles' class names
+and ``places2`` scenes; an AudioSet encoder: ``audioset``); ``fusion tags`` asks for SoundNet
+and, where its weights are found, YAMNet (:func:`default_audio_encoders`). Scores are posteriors:
+each audio encoder's scores per output step averaged over time (SoundNet's softmax, as its demo
+does; YAMNet's multi-label sigmoids per 0.96 s patch, as its demo does), the frame CNN's
+softmax averaged over the sampled frames. Labels are the bundles' class names
 (``railroad_track``, ``tabby``). Use one :class:`Tagger` for many files: the models load
 once, on first need.
 """
@@ -68,6 +70,23 @@ def record_tags(record: Any, audio_spaces: Mapping[str, tuple[str, ...]], frame_
         return space_tags(found, spaces, k) or None
 
     return {"audio": part(AUDIO, audio_spaces), "frames": part(FRAMES, frame_spaces)}
+
+
+DEFAULT_TAG_ENCODERS = ("soundnet8",)  # always shown by `fusion tags`
+AUTO_TAG_ENCODERS = ("yamnet",)  # shown beside them where their weights are found (AudioSet)
+
+
+def default_audio_encoders() -> dict[str, None]:
+    """The audio encoders ``fusion tags`` uses when none is named: SoundNet, and YAMNet where its
+    weights are found (``FUSION_DATA_DIR/yamnet/yamnet.tflite``; an info line names the fetch otherwise)."""
+    encoders: dict[str, None] = dict.fromkeys(DEFAULT_TAG_ENCODERS)
+    for name in AUTO_TAG_ENCODERS:
+        bundle = get_audio_bundle(name)
+        if bundle.weights.locate() is not None:
+            encoders[name] = None
+        else:
+            logger.info("%s tags left out: no weights found (%s)", ", ".join(bundle.label_spaces), bundle.weights.fix)
+    return encoders
 
 
 class Tagger:

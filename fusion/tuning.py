@@ -32,10 +32,10 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import torch
-from tqdm import tqdm
 
 from fusion.errors import ConfigError
 from fusion.io import atomic_write_json
+from fusion.progress import progress_bar
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +67,8 @@ class TuneResult:
             benchmark's judgements, e.g. ``false_sound_rate``, where the manifest has them).
         guard: the metric the choice may not raise above the run's decoder without the LM, or None.
         guard_reference: that decoder's value of ``guard`` on the split (None without a guard).
+        choice: the decode fields chosen (``lm``, ``lm_weight``, ``lm_mode``, and ``audio_weight``
+            and the audio penalties where the grid used them): what ``config`` received.
     """
 
     best_alpha: float
@@ -87,6 +89,7 @@ class TuneResult:
     grid: list[dict[str, Any]] = field(default_factory=list)
     guard: str | None = None
     guard_reference: float | None = None
+    choice: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict."""
@@ -237,7 +240,7 @@ def tune_lm_weight(
         return values
 
     rows: list[dict[str, Any]] = []
-    for alpha, beta in tqdm(points, desc=f"tune lm ({mode})", disable=not progress):
+    for alpha, beta in progress_bar(points, desc=f"tune lm ({mode})", disable=not progress):
         values = score(grid_point(prepared.options, lm_path, mode, alpha, beta))
         rows.append({"alpha": alpha, "beta": beta, "metrics": values})
         logger.info("alpha %.3f, beta %.3f: %s %.4f", alpha, beta, metric, values[metric])
@@ -277,7 +280,7 @@ def tune_lm_weight(
                         run=str(run.checkpoint_dir), command=command, seconds=time.time() - start,
                         out=str(out_path), config=str(config_path or ""),
                         best_beta=best_beta if beta_grid is not None else None, grid=rows, guard=guard,
-                        guard_reference=reference)
+                        guard_reference=reference, choice=dict(choice))
     atomic_write_json(out_path, result.to_dict())
     logger.info("best alpha %g, beta %g (%s %.4f, without LM %.4f); wrote %s", best, best_beta, metric,
                 result.best_value, result.baseline_value, out_path)

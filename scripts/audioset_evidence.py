@@ -56,8 +56,12 @@ def clip_row(verifier: AudioNounVerifier, record: Any, captions: list[str], min_
     return {"clip": record.id,
             "named": [{"noun": n, "references": c, "soundnet": soundnet.get(n), "with_audioset": both.get(n)}
                       for n, c in named.items()],
-            "unnamed_soundnet": [v for n, v in soundnet.items() if n not in mentioned],
-            "unnamed_with_audioset": [v for n, v in both.items() if n not in mentioned]}
+            "unnamed_soundnet": _sum_count([v for n, v in soundnet.items() if n not in mentioned]),
+            "unnamed_with_audioset": _sum_count([v for n, v in both.items() if n not in mentioned])}
+
+
+def _sum_count(values: list[float]) -> dict[str, float]:
+    return {"n": len(values), "sum": float(np.sum(values)) if values else 0.0}
 
 
 def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -66,10 +70,11 @@ def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {"clips": len(rows), "named_pairs": len(named)}
     for key, unnamed in (("soundnet", "unnamed_soundnet"), ("with_audioset", "unnamed_with_audioset")):
         values = [n[key] for n in named if n[key] is not None]
-        rest = [v for row in rows for v in row[unnamed]]
+        count = sum(row[unnamed]["n"] for row in rows)
+        total = sum(row[unnamed]["sum"] for row in rows)
         out[key] = {"named_with_evidence": len(values), "mean_named": float(np.mean(values)) if values else None,
-                    "named_supported": sum(v > 0 for v in values), "unnamed": len(rest),
-                    "mean_unnamed": float(np.mean(rest)) if rest else None}
+                    "named_supported": sum(v > 0 for v in values), "unnamed": count,
+                    "mean_unnamed": total / count if count else None}
     return out
 
 

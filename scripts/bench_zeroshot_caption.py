@@ -14,6 +14,7 @@ Writes ``results/bench_zeroshot_caption.json`` and ``.md``.
 from __future__ import annotations
 
 import os
+import sys
 import statistics
 import time
 from pathlib import Path
@@ -73,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(row)
     load = os.getloadavg()[0]
     out = Path(args.out)
-    command = "python -m scripts.bench_zeroshot_caption " + " ".join(argv or [])
+    command = "python -m scripts.bench_zeroshot_caption " + " ".join(sys.argv[1:] if argv is None else argv)
     atomic_write_json(out / "bench_zeroshot_caption.json", {"command": command.strip(), "cpu_count": os.cpu_count(),
                                                             "load_avg_1min_at_end": round(load, 2), "results": rows})
     lines = ["# Warm zero-shot caption of a 10-s clip", "", f"Command: `{command.strip()}`; {os.cpu_count()} CPUs, "

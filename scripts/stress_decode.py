@@ -3,7 +3,7 @@
 Usage::
 
     .venv/bin/python -m scripts.stress_decode [--threads 4] [--seconds 10] [--num-frames 4]
-        [--stall-s 30] [--clips DIR ...]
+        [--stall-s 30] [--clips DIR ...] [--out results/stress_decode.json]
 
 By default it decodes the real clips in ``$FUSION_DATA_DIR/msrvtt/clips`` and
 ``msvd/clips`` (``fusion.media.decode``, frames and audio) in ``--threads`` threads for
@@ -14,7 +14,8 @@ each file's end, which is when the codec is freed with frames still in flight.
 
 A watchdog in C (``faulthandler``, it needs no GIL) prints every thread's stack and exits
 with status 1 when no decode finished for ``--stall-s`` seconds; a clean run prints the
-decode count and exits 0. Decode errors count as failures (status 2).
+decode count and exits 0 (with ``--out``, also writing ``<out>`` JSON and ``<out>.md``).
+Decode errors count as failures (status 2).
 """
 
 from __future__ import annotations
@@ -86,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stall-s", type=float, default=30.0, help="no decode finished for this long = hung")
     parser.add_argument("--clips", type=Path, nargs="*", help="folders of clips (default: the shared real clips)")
     parser.add_argument("--no-python-log", action="store_true", help="leave PyAV's Python log callback off")
+    parser.add_argument("--out", type=Path, help="write the summary here (JSON) and beside it (.md)")
     args = parser.parse_args(argv)
     folders = args.clips or [data_dir() / "msrvtt" / "clips", data_dir() / "msvd" / "clips"]
     clips = real_clips(folders)
@@ -97,8 +99,19 @@ def main(argv: list[str] | None = None) -> int:
         av.logging.set_level(av.logging.ERROR)  # what `import torchvision.io` does
     stress = Stress(clips, args.num_frames, args.stall_s)
     wall = stress.run(args.threads, args.seconds)
-    print(f"stress_decode: {stress.done} decodes of {len(clips)} clips in {args.threads} threads, {wall:.1f} s, "
-          f"{len(stress.errors)} errors, no stall")
+    summary = (f"stress_decode: {stress.done} decodes of {len(clips)} clips in {args.threads} threads, {wall:.1f} s, "
+               f"{len(stress.errors)} errors, no stall")
+    print(summary)
+    if args.out:
+        from scripts.benchio import machine, write_report  # imports torch: only when writing a report
+
+        command = (f"python -m scripts.stress_decode --threads {args.threads} --seconds {args.seconds:g} "
+                   f"--num-frames {args.num_frames} --stall-s {args.stall_s:g}"
+                   + (" --no-python-log" if args.no_python_log else ""))
+        result = {"command": command, "decodes": stress.done, "clips": len(clips), "threads": args.threads,
+                  "wall_s": round(wall, 1), "errors": stress.errors, "stalled": False,
+                  "python_log_callback": not args.no_python_log, "machine": machine()}
+        write_report(args.out, result, f"# Decoding stress\n\nCommand: `{command}`\n\n{summary}\n", False)
     for line in stress.errors[:10]:
         print(f"  error: {line}", file=sys.stderr)
     return 2 if stress.errors else 0

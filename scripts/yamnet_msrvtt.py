@@ -14,7 +14,6 @@ the clips where both agree. 18 clips are few: the counts describe these clips, n
 
 from __future__ import annotations
 
-import argparse
 import logging
 import re
 import sys
@@ -29,9 +28,8 @@ from tqdm import tqdm
 from data_prep.msrvtt import read_msrvtt
 from fusion.encoders.yamnet import YAMNET, describe_yamnet
 from fusion.errors import FusionError
-from fusion.media import decode
-from fusion.paths import REPO_ROOT, data_dir
 from scripts.benchio import machine, write_report
+from scripts.yamnet_vs_tflite import data_and_weights, decode_audio, script_arguments
 
 logger = logging.getLogger("yamnet_msrvtt")
 
@@ -78,13 +76,8 @@ def mentions(captions: list[str], stems: str) -> list[str]:
 
 def clip_row(path: Path, model: torch.nn.Module, captions: list[str], category: str) -> dict[str, Any] | None:
     """YAMNet tags and concept agreement of one clip (None if it has no audio: logged)."""
-    try:
-        audio = decode(path, frames=False).audio
-    except FusionError as err:
-        logger.warning("%s: skipped (%s)", path.name, err)
-        return None
-    if audio is None or audio.size == 0:
-        logger.warning("%s: skipped (no audio samples)", path.name)
+    audio = decode_audio(path)
+    if audio is None:
         return None
     scores = describe_yamnet(model, audio).mean_scores
     names = YAMNET.label_spaces["audioset"]
@@ -140,17 +133,11 @@ def to_markdown(result: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Tag the clips, compare with the captions, write ``--out`` (.json and .md) and print the markdown."""
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--data", type=Path, default=None, help="the shared data folder (default: FUSION_DATA_DIR)")
-    p.add_argument("--weights", type=Path, default=None, help="yamnet.tflite (default: DATA/yamnet/yamnet.tflite)")
-    p.add_argument("--out", type=Path, default=REPO_ROOT / "results" / "yamnet_msrvtt.json")
-    p.add_argument("--json", action="store_true", help="print the JSON instead of the markdown")
-    args = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
-    root = args.data or data_dir()
+    args = script_arguments(__doc__.split("\n\n")[0], "yamnet_msrvtt.json").parse_args(argv)
+    root, weights = data_and_weights(args)
     try:
         _, _, captions, meta = read_msrvtt(root / "msrvtt" / "annotations")
-        model = YAMNET.get_model(args.weights or root / "yamnet" / "yamnet.tflite")
+        model = YAMNET.get_model(weights)
         categories = category_names(root / "msrvtt" / "annotations")
         clips = sorted((root / "msrvtt" / "clips").glob("*.mp4"), key=lambda p: int(p.stem[5:]))
         rows = []

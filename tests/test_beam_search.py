@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import itertools
 import math
 
@@ -24,32 +23,10 @@ from fusion.decoding.scorers import CaptionScorer, LengthScorer
 from fusion.decoding.spec import BatchInputs
 from fusion.errors import ConfigError
 from fusion.features import FeatureRecord
+from tests.builders import MarkovScorer
 
 BOS, EOS = 1, 2
 V = 7
-
-
-class MarkovScorer:
-    """A toy scorer: per video, a (V, V) table of next-token log-probs given the last token."""
-
-    def __init__(self, tables: Tensor) -> None:
-        self.tables = tables  # (num_videos, V, V) float
-        self.videos: Tensor | None = None  # (B,) the searched videos' table rows, held per search
-
-    def with_inputs(self, inputs: BatchInputs) -> MarkovScorer:
-        bound = copy.copy(self)
-        bound.videos = torch.as_tensor([int(r.id) for r in inputs.records])  # (B,) from the toy records' ids
-        return bound
-
-    def init_state(self, ctx: DecodeContext) -> Tensor:
-        assert self.videos is not None and len(self.videos) == ctx.batch_size
-        return self.videos[ctx.video_index()]  # (N,) video id per row
-
-    def score(self, tokens: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
-        return self.tables[state, tokens[:, -1]], state  # (N, V)
-
-    def select_state(self, state: Tensor, idx: Tensor) -> Tensor:
-        return state[idx]
 
 
 class FinalBonusScorer(MarkovScorer):

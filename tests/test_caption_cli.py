@@ -8,47 +8,12 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 
-from fusion.checkpoint import checkpoint_meta, save_checkpoint
 from fusion.cli import main
 from fusion.decoding.config import DecodeConfig, resolve_decode_config
 from fusion.decoding.decoder import CaptionDecoder
 from fusion.errors import ConfigError, DataError
-from fusion.experiment import ExperimentConfig
-from fusion.features import ExtractConfig
 from fusion.pipeline import CaptionPipeline, evaluate_run
-from fusion.text import Vocabulary
-from tests.mediafactory import make_clip_manifest
-
-EXTRACT = ExtractConfig(frames_per_clip=4, random_weights=True, decode_workers=0)
-CAPTIONS = ["a red ball moves left while a dog barks", "a blue box spins", "a green star grows and rain pours"]
-# (name, audio kind, split); the test split has both a video with sound and one without an audio stream
-CLIPS = [("c0", "tone", "train"), ("c1", None, "train"), ("c2", "noise", "val"),
-         ("c3", "tone", "test"), ("c4", None, "test"), ("c5", "noise", "test")]
-
-
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """Six real clips, a manifest, and a checkpoint of a tiny random S2VT ("early" audio)."""
-    from fusion.models.s2vt import S2VT
-
-    root = tmp_path_factory.mktemp("run")
-    make_clip_manifest(root, CLIPS, CAPTIONS)
-    cfg = ExperimentConfig()
-    cfg.data.manifest = str(root / "manifest.jsonl")
-    cfg.extract = EXTRACT
-    cfg.model.hidden_size, cfg.model.frame_embed_size, cfg.model.word_embed_size = 16, 8, 8
-    cfg.model.audio_embed_size, cfg.model.audio_mode = 4, "early"
-    cfg.decode.beam_size, cfg.decode.max_len = 3, 8
-    vocab = Vocabulary.build(CAPTIONS)
-    torch.manual_seed(0)
-    model = S2VT(cfg.model, len(vocab), frame_dim=1280, audio_dim=256)
-    dims = {"vocab_size": len(vocab), "frame_dim": 1280, "audio_dim": 256}
-    save_checkpoint(root / "run", 1, model, checkpoint_meta(cfg, vocab, dims), None, best={"metric": "loss", "value": 1.0})
-    broken = root / "broken.mp4"
-    broken.write_text("not a video\n")
-    return {"root": root, "run": root / "run", "manifest": root / "manifest.jsonl", "broken": broken}
 
 
 @pytest.fixture(scope="module")

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.builders import REPO as REPO_ROOT
 from tests.mediafactory import make_broken_corpus, make_video
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 # Inputs a command may reject as a whole before decoding (a missing path, a folder).
 WHOLE_CALL_KINDS = ("missing", "directory")
 
@@ -24,33 +24,6 @@ WHOLE_CALL_KINDS = ("missing", "directory")
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return make_broken_corpus(tmp_path_factory.mktemp("broken"))
-
-
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A checkpoint of a tiny random S2VT whose extract config uses random encoder weights."""
-    import torch
-
-    from fusion.checkpoint import checkpoint_meta, save_checkpoint
-    from fusion.experiment import ExperimentConfig
-    from fusion.features import ExtractConfig
-    from fusion.models.s2vt import S2VT
-    from fusion.text import Vocabulary
-
-    root = tmp_path_factory.mktemp("run")
-    captions = ["a red square moves", "a tone plays"]
-    cfg = ExperimentConfig()
-    cfg.extract = ExtractConfig(frames_per_clip=4, random_weights=True)
-    cfg.model.hidden_size, cfg.model.frame_embed_size, cfg.model.word_embed_size = 8, 8, 8
-    cfg.model.audio_embed_size = 4
-    cfg.decode.beam_size, cfg.decode.max_len = 2, 5
-    vocab = Vocabulary.build(captions)
-    torch.manual_seed(0)
-    model = S2VT(cfg.model, len(vocab), frame_dim=1280, audio_dim=256)
-    dims = {"vocab_size": len(vocab), "frame_dim": 1280, "audio_dim": 256}
-    save_checkpoint(root / "run", 1, model, checkpoint_meta(cfg, vocab, dims), None,
-                    best={"metric": "loss", "value": 1.0})
-    return root / "run"
 
 
 def fusion(*args: str) -> subprocess.CompletedProcess:
@@ -82,7 +55,7 @@ def command_args(command: str, run: Path | None, out: Path) -> list[str]:
 @pytest.mark.parametrize("command", ["tags", "extract", "caption"])
 def test_cli_reports_each_broken_file_on_one_line(command: str, corpus: dict[str, Path], tmp_path: Path,
                                                   request: pytest.FixtureRequest) -> None:
-    run = request.getfixturevalue("tiny_run") if command == "caption" else None
+    run = request.getfixturevalue("tiny_run")["run"] if command == "caption" else None
     extra = command_args(command, run, tmp_path / "store")
     files = [path for kind, path in corpus.items() if kind not in WHOLE_CALL_KINDS]
     assert_one_line_per_file(fusion(command, *map(str, files), *extra), files)
@@ -96,7 +69,7 @@ def test_cli_reports_each_broken_file_on_one_line(command: str, corpus: dict[str
 def test_cli_mixed_good_and_bad_files(command: str, corpus: dict[str, Path], tmp_path: Path,
                                       request: pytest.FixtureRequest) -> None:
     """A good file beside a bad one: the good one is processed, the bad one gets its one line."""
-    run = request.getfixturevalue("tiny_run") if command == "caption" else None
+    run = request.getfixturevalue("tiny_run")["run"] if command == "caption" else None
     good = make_video(tmp_path / "good.mp4", seconds=1, fps=8)
     bad = corpus["text_as_mp4"]
     proc = fusion(command, str(good), str(bad), *command_args(command, run, tmp_path / "store"))

@@ -168,7 +168,7 @@ def test_train_and_load_run_with_lm_fusion(tmp_path, mode: str) -> None:
     from fusion.checkpoint import load_run
     from fusion.training.lm import train_lm
     from fusion.training import train
-    from tests.test_training import make_toy, toy_config
+    from tests.builders import make_toy, toy_config
 
     make_toy(tmp_path)
     corpus = ["a red ball and a dog", "the green ball and a clock", "a blue ball and rain"] * 4

@@ -7,16 +7,16 @@ from pathlib import Path
 
 import pytest
 
+from tests.builders import make_store_run
 from tests.distributed_launch import fusion_command, run, torchrun_command
-from tests.test_ablation import make_run
 
-pytestmark = pytest.mark.java
+pytestmark = [pytest.mark.java, pytest.mark.slow]  # torchrun
 
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny random run with an audio stream; its test split has 8 videos."""
-    return make_run(tmp_path_factory.mktemp("eval"), with_audio=True)
+    return make_store_run(tmp_path_factory.mktemp("eval"), with_audio=True)
 
 
 def read(folder: Path, name: str) -> str:

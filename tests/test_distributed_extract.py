@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from fusion.features import FeatureStore
+from tests.builders import assert_same_records
 from tests.distributed_launch import fusion_command, run, torchrun_command
 from tests.mediafactory import make_video
-from tests.test_extract_cli import assert_same_records
 
 pytest.importorskip("fusion.media")
 
@@ -37,6 +37,7 @@ def reference(clips: Path, tmp_path_factory: pytest.TempPathFactory) -> FeatureS
     return FeatureStore(out)
 
 
+@pytest.mark.slow  # torchrun
 def test_two_ranks_fill_one_store_equal_to_one_process(clips: Path, reference: FeatureStore, tmp_path: Path) -> None:
     out = tmp_path / "store"
     done = run(torchrun_command(2, "extract", *SETTINGS, clips, "--out", out, "--json"))

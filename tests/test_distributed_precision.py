@@ -15,8 +15,7 @@ from fusion.features import ExtractConfig, FeatureExtractor
 from fusion.media import Media
 from fusion.training import train
 from fusion.training.metrics_log import MetricsLog
-from tests.test_distributed_train import config
-from tests.test_training import make_toy
+from tests.builders import ddp_toy_config as config, make_toy
 
 
 def test_bf16_training_runs_and_learns_on_cpu(tmp_path: Path) -> None:

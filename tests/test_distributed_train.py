@@ -16,20 +16,14 @@ from safetensors.torch import load_file
 
 from fusion.checkpoint import read_pointer
 from fusion.config import to_dict
-from fusion.experiment import ExperimentConfig
 from fusion.training import train
 from fusion.training.metrics_log import MetricsLog
-from tests.distributed_launch import ENV, REPO, children, run, torchrun_command
-from tests.test_training import make_toy, toy_config
+from tests.builders import REPO, ddp_toy_config as config, make_toy
+from tests.distributed_launch import ENV, children, run, torchrun_command
+
+pytestmark = pytest.mark.slow  # torchrun
 
 STEPS = 36  # 4 epochs of 9 global batches of 8 pairs
-
-
-def config(root: Path) -> ExperimentConfig:
-    """The toy run with dropout off (so ranks and processes see the same arithmetic)."""
-    cfg = toy_config(root, max_epochs=4, checkpoint_every_steps=5, tensorboard=False)
-    cfg.model.dropout, cfg.model.modality_dropout = 0.0, 0.0
-    return cfg
 
 
 def weights(run_dir: Path) -> dict[str, torch.Tensor]:

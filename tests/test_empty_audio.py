@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,11 +13,9 @@ from fusion.cli import main
 from fusion.errors import MediaError
 from fusion.features import FeatureStore
 from fusion.media import decode, probe
+from tests.builders import REPO, SUBPROCESS_ENV as ENV
 from tests.mediafactory import make_audio, make_empty_wav, make_video
-from tests.test_caption_cli import tiny_run  # noqa: F401  (module fixture: a tiny random run)
 
-REPO = Path(__file__).resolve().parent.parent
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
 REASON = "holds no audio samples"
 
 
@@ -65,7 +62,7 @@ def test_extract_records_it_under_failed(tmp_path: Path) -> None:
     assert FeatureStore(store).ids() == ["good"]  # no finished record for the empty file
 
 
-def test_caption_reports_it_as_an_error(tiny_run: dict, tmp_path: Path) -> None:  # noqa: F811
+def test_caption_reports_it_as_an_error(tiny_run: dict, tmp_path: Path) -> None:
     empty = make_empty_wav(tmp_path / "empty.wav")
     proc = _fusion("caption", empty, "--model", tiny_run["run"], "--json", "--beam", "2", "--threads", "1")
     assert proc.returncode == 1

@@ -18,15 +18,14 @@ import numpy as np
 import pytest
 
 from fusion.errors import DataError
-from fusion.features import ExtractConfig, FeatureRecord, FeatureStore
+from fusion.features import ExtractConfig, FeatureStore
+from tests.builders import REPO, SUBPROCESS_ENV as ENV, assert_same_records
 from tests.mediafactory import make_video
 
 pytest.importorskip("fusion.media")
 
-REPO = Path(__file__).resolve().parent.parent
 NUM_CLIPS = 12
 SETTINGS = ["--set", "random_weights=true", "--set", "frames_per_clip=6", "--set", "batch_size=6"]
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}  # one thread: same sums in every process
 
 
 def extract_cmd(*args: str | Path) -> list[str]:
@@ -54,18 +53,6 @@ def reference(clip_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Featu
     summary = json.loads(proc.stdout)
     assert summary == {"done": NUM_CLIPS, "skipped": 0, "repaired": 0, "failed": [], "store": str(out)}
     return FeatureStore(out)
-
-
-def assert_same_records(store: FeatureStore, reference: FeatureStore) -> None:
-    assert store.ids() == reference.ids()
-    for video_id in reference.ids():
-        got, want = store[video_id], reference[video_id]
-        for name in FeatureRecord.ARRAYS:
-            a, b = getattr(got, name), getattr(want, name)
-            assert (a is None) == (b is None), (video_id, name)
-            if a is not None:
-                np.testing.assert_array_equal(a, b, err_msg=f"{video_id}.{name}")
-        assert got.meta == want.meta
 
 
 def test_resume_after_sigkill_gives_the_same_records(clip_dir: Path, reference: FeatureStore, tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ from fusion.decoding.processors import apply_processors
 from fusion.decoding.scorer import BatchInputs, DecodeContext, bind_inputs
 from fusion.features import FeatureRecord
 from fusion.text import Vocabulary
-from tests.test_beam_search import MarkovScorer
+from tests.builders import MarkovScorer
 
 VOCAB = Vocabulary.build(["a classroom a teacher is heard to the left to the right", "a dog barks in a public"])
 W = VOCAB.index

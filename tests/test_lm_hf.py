@@ -9,32 +9,15 @@ from fusion.decoding.lm_scorer import LMScorer, lm_fusion, load_language_model
 from fusion.decoding.scorer import DecodeContext
 from fusion.models.bound_lm import LOG_ZERO
 from fusion.models.hf_lm import HFWordLM
-from fusion.text import Vocabulary
+from tests.builders import HF_CAP_VOCAB as CAP_VOCAB, HF_TEXT as TEXT, bpe_tokenizer
 
 transformers = pytest.importorskip("transformers")
 tokenizers = pytest.importorskip("tokenizers")
 
-TEXT = ["a man is playing a guitar", "a dog is running in the park", "a woman is slicing an onion"] * 4
-CAP_VOCAB = Vocabulary.build(TEXT + ["a cat is eating a tomato"])
-
-
-def _tokenizer() -> "transformers.PreTrainedTokenizerFast":
-    """A byte-level BPE (GPT-2 style) trained offline on TEXT with few merges: most words split."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=280, special_tokens=["<|endoftext|>"],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
-    tok.train_from_iterator(TEXT, trainer)
-    return transformers.PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<|endoftext|>", eos_token="<|endoftext|>")
-
-
 @pytest.fixture(scope="module")
 def hf_lm() -> HFWordLM:
     torch.manual_seed(0)
-    tokenizer = _tokenizer()
+    tokenizer = bpe_tokenizer()
     config = transformers.GPT2Config(vocab_size=len(tokenizer), n_layer=1, n_embd=16, n_head=2, n_positions=64,
                                      bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
     model = transformers.GPT2LMHeadModel(config).eval()

@@ -16,7 +16,7 @@ from fusion.decoding.lm_scorer import LMScorer
 from fusion.decoding.scorer import DecodeContext
 from fusion.models.bound_lm import LOG_ZERO
 from fusion.models.hf_lm import HFWordLM
-from tests.test_lm_hf import CAP_VOCAB, _tokenizer
+from tests.builders import HF_CAP_VOCAB as CAP_VOCAB, bpe_tokenizer
 
 transformers = pytest.importorskip("transformers")
 
@@ -24,7 +24,7 @@ transformers = pytest.importorskip("transformers")
 @pytest.fixture(scope="module")
 def gpt2_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     torch.manual_seed(0)
-    tokenizer = _tokenizer()
+    tokenizer = bpe_tokenizer()
     config = transformers.GPT2Config(vocab_size=len(tokenizer), n_layer=2, n_embd=16, n_head=2, n_positions=128,
                                      bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
     folder = tmp_path_factory.mktemp("gpt2tiny")

@@ -20,6 +20,7 @@ from fusion.errors import CheckpointError, ConfigError
 from fusion.models.bound_lm import LOG_ZERO
 from fusion.models.lm import LMConfig, LSTMLanguageModel, WordLM, vocab_map
 from fusion.text import Vocabulary
+from tests.builders import BigramScorer
 
 LM_VOCAB = Vocabulary.build(["a man is playing a guitar", "a dog is running"])
 CAP_VOCAB = Vocabulary.build(["a man is riding a horse", "a dog is playing"])
@@ -30,23 +31,6 @@ def lm() -> WordLM:
     torch.manual_seed(0)
     cfg = LMConfig(embed_size=8, hidden_size=8, dropout=0.0)
     return WordLM(LSTMLanguageModel(len(LM_VOCAB), cfg, (0, 1)).eval(), LM_VOCAB, cfg)
-
-
-class BigramScorer:
-    """A tiny random caption model: log-probs depend on the previous token only."""
-
-    def __init__(self, vocab_size: int, seed: int = 1) -> None:
-        g = torch.Generator().manual_seed(seed)
-        self.table = torch.log_softmax(torch.randn(vocab_size, vocab_size, generator=g) * 2, dim=-1)  # (V, V)
-
-    def init_state(self, ctx: DecodeContext) -> None:
-        return None
-
-    def score(self, tokens: torch.Tensor, state: None) -> tuple[torch.Tensor, None]:
-        return self.table[tokens[:, -1]], None
-
-    def select_state(self, state: None, idx: torch.Tensor) -> None:
-        return None
 
 
 def test_vocab_map() -> None:
@@ -109,7 +93,7 @@ def test_interpolation_math_hand_made() -> None:
 
 
 def test_linear_scorer_sums_to_mixture(lm: WordLM) -> None:
-    caption = BigramScorer(len(CAP_VOCAB))
+    caption = BigramScorer(len(CAP_VOCAB), seed=1)
     lm_scorer = LMScorer(lm, vocab=CAP_VOCAB)
     linear = LinearInterpolationScorer(caption, lm_scorer, 0.3)
     ctx = DecodeContext(batch_size=1, beam_size=2)
@@ -132,7 +116,7 @@ def _decode(scorers, weights, vocab, beam=3):
 
 @pytest.mark.parametrize("mode", ["loglinear", "linear"])
 def test_weight_zero_equals_no_lm(lm: WordLM, mode: str) -> None:
-    caption = BigramScorer(len(CAP_VOCAB))
+    caption = BigramScorer(len(CAP_VOCAB), seed=1)
     scorers, weights = lm_fusion(caption, lm, 0.0, mode, vocab=CAP_VOCAB)
     assert set(scorers) == {"caption"}
     base = _decode({"caption": caption}, {"caption": 1.0}, CAP_VOCAB)
@@ -145,7 +129,7 @@ def test_weight_zero_equals_no_lm(lm: WordLM, mode: str) -> None:
 
 
 def test_linear_alpha_zero_scorer_is_neutral(lm: WordLM) -> None:
-    caption = BigramScorer(len(CAP_VOCAB))
+    caption = BigramScorer(len(CAP_VOCAB), seed=1)
     base = _decode({"caption": caption}, {"caption": 1.0}, CAP_VOCAB)
     neutral = _decode({"caption": caption, "lm": LinearInterpolationScorer(caption, LMScorer(lm, CAP_VOCAB), 0.0)},
                       {"caption": 1.0, "lm": 1.0}, CAP_VOCAB)
@@ -156,7 +140,7 @@ def test_linear_alpha_zero_scorer_is_neutral(lm: WordLM) -> None:
 
 @pytest.mark.parametrize("mode", ["loglinear", "linear"])
 def test_fused_breakdown(lm: WordLM, mode: str) -> None:
-    caption = BigramScorer(len(CAP_VOCAB))
+    caption = BigramScorer(len(CAP_VOCAB), seed=1)
     scorers, weights = lm_fusion(caption, lm, 0.5, mode, vocab=CAP_VOCAB)
     assert weights == ({"caption": 1.0, "lm": 0.5} if mode == "loglinear" else {"caption": 1.0, "lm": 1.0})
     for hyps in _decode(scorers, weights, CAP_VOCAB):
@@ -177,11 +161,11 @@ def test_fused_breakdown(lm: WordLM, mode: str) -> None:
 
 def test_lm_fusion_errors(lm: WordLM) -> None:
     with pytest.raises(ConfigError, match="mode"):
-        lm_fusion(BigramScorer(5), lm, 0.5, "deep")
+        lm_fusion(BigramScorer(5, seed=1), lm, 0.5, "deep")
     with pytest.raises(ConfigError, match=">= 0"):
-        lm_fusion(BigramScorer(5), lm, -1.0)
+        lm_fusion(BigramScorer(5, seed=1), lm, -1.0)
     with pytest.raises(ConfigError, match="caption vocabulary"):
-        lm_fusion(BigramScorer(5), lm, 0.5)  # a language model (not a scorer) needs the vocabulary to bind to
+        lm_fusion(BigramScorer(5, seed=1), lm, 0.5)  # a language model (not a scorer) needs the vocabulary to bind to
 
 
 def test_load_language_model(lm: WordLM, tmp_path) -> None:

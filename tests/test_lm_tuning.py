@@ -6,19 +6,15 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 import yaml
 
-from fusion.checkpoint import checkpoint_meta, save_checkpoint
 from fusion.cli import main as cli_main
 from fusion.errors import ConfigError
 from fusion.experiment import ExperimentConfig
 from fusion.features import ExtractConfig
 from fusion.manifest import ManifestEntry, write_manifest
-from fusion.models.lm import LMConfig
-from fusion.training.lm import train_lm
-from fusion.text import Vocabulary
 from fusion.tuning import tune_lm_weight
+from tests.builders import save_random_run_and_lm
 from tests.mediafactory import make_video
 
 CAPTIONS = ["a man is playing a guitar", "a woman is slicing an onion", "a dog is running in the park"]
@@ -39,23 +35,6 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> dict:
     cfg.model.hidden_size, cfg.model.frame_embed_size, cfg.model.word_embed_size = 8, 8, 8
     cfg.decode.beam_size, cfg.decode.max_len = 2, 8
     return save_random_run_and_lm(root, cfg, CAPTIONS, frame_dim=1280, audio_dim=0, lm_epochs=30)
-
-
-def save_random_run_and_lm(root: Path, cfg: ExperimentConfig, captions: list[str], frame_dim: int, audio_dim: int,
-                           lm_epochs: int) -> dict:
-    """A random S2VT checkpoint of ``cfg`` in ``root/run`` (close to uniform over the words) and a tiny
-    LSTM LM trained on ``captions`` in ``root/lm``."""
-    from fusion.models.s2vt import S2VT
-
-    vocab = Vocabulary.build(captions)
-    torch.manual_seed(0)
-    model = S2VT(cfg.model, len(vocab), frame_dim=frame_dim, audio_dim=audio_dim)
-    dims = {"vocab_size": len(vocab), "frame_dim": frame_dim, "audio_dim": audio_dim}
-    save_checkpoint(root / "run", 1, model, checkpoint_meta(cfg, vocab, dims), None, best={"metric": "loss", "value": 1.0})
-    lm_cfg = LMConfig(embed_size=16, hidden_size=16, min_word_count=1, max_epochs=lm_epochs, lr=0.03, dropout=0.0,
-                      val_fraction=0.0, patience=lm_epochs, batch_size=8)
-    train_lm(captions * 4, lm_cfg, out_dir=root / "lm", progress=False)
-    return {"root": root, "run": root / "run", "lm": root / "lm"}
 
 
 @pytest.mark.java
@@ -91,6 +70,10 @@ def test_tune_cli_writes_its_choice_into_the_run_config(setup: dict, java_availa
     options = resolve_decode_config(load_run(setup["run"]))  # evaluate / caption / ablate now decode with it
     assert (options.lm, options.lm_weight) == (str(setup["lm"]), 1.0)
     assert resolve_decode_config(load_run(setup["run"]), {"lm_weight": 0.5}).lm_weight == 0.5  # the command line wins
+    code = cli_main(["tune", str(setup["run"]), "--lm", str(setup["lm"]), "--alphas", "1", "--audio-penalty", "0.3"])
+    out = capsys.readouterr().out
+    assert code == 0 and "decode.audio_penalty=0.3" in out  # the "wrote" line names every field it wrote
+    assert yaml.safe_load((setup["run"] / "config.yaml").read_text())["decode"]["audio_penalty"] == 0.3
 
 
 def test_tune_user_errors(setup: dict, capsys: pytest.CaptureFixture) -> None:

@@ -84,6 +84,8 @@ def test_missing_and_empty_manifest(tmp_path: Path) -> None:
     (tmp_path / "e.jsonl").write_text("\n\n")
     with pytest.raises(ManifestError, match="no entries"):
         load_manifest(tmp_path / "e.jsonl")
+    with pytest.raises(ManifestError, match=r"is a folder, not a manifest; give the manifest file, e\.g\. .*e\.jsonl"):
+        load_manifest(tmp_path)  # `fusion data stats DIR`
 
 
 def test_writer_validates_entries(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ from tests.mediafactory import (frame_index_of, make_audio, make_broken_corpus, 
                                 make_mp3_with_cover_art, make_video)
 
 SR = AUDIO_SAMPLE_RATE_HZ
+pytestmark = pytest.mark.timeout(120)  # every decode here takes well under a second: a hang fails fast
 
 
 def dominant_hz(audio: np.ndarray) -> float:

@@ -222,3 +222,30 @@ def test_pooled_audio_summary_is_mean_and_std_and_absent_without_audio() -> None
     torch.testing.assert_close(summary[1], absent)  # the video without an audio stream
     with pytest.raises(ValueError, match="audio_pooled_size"):
         S2VTConfig(audio_mode="early", audio_pooled_size=4)
+
+
+def test_pool_steps_averages_runs_of_valid_steps() -> None:
+    from fusion.models.layers import pool_steps
+
+    steps = torch.arange(2 * 5 * 1, dtype=torch.float32).view(2, 5, 1)  # (B, T, D)
+    mask = torch.tensor([[True] * 5, [True, True, True, False, False]])
+    pooled, pooled_mask = pool_steps(steps, mask, 2)
+    assert pooled_mask.tolist() == [[True, True, True], [True, True, False]]
+    torch.testing.assert_close(pooled[0, :, 0], torch.tensor([0.5, 2.5, 4.0]))
+    torch.testing.assert_close(pooled[1, :2, 0], torch.tensor([5.5, 7.0]))
+
+
+@pytest.mark.parametrize("mode", ["none", "early"])
+def test_frame_pool_over_the_clip_reads_the_mean_frame(mode: str) -> None:
+    """frame_pool >= T is the mean-pooled model: the same as frame_pool 1 on each record's mean frame."""
+    torch.manual_seed(0)
+    cfg = S2VTConfig(hidden_size=H, frame_embed_size=5, word_embed_size=3, audio_mode=mode, audio_embed_size=2)
+    one = S2VT(cfg, V, DV, DA).eval()
+    pooled = S2VT(S2VTConfig(**{**cfg.__dict__, "frame_pool": 50}), V, DV, DA).eval()
+    pooled.load_state_dict(one.state_dict())
+    records = _records()[:3]  # every one has frames
+    means = [FeatureRecord(r.id, r.frames.mean(0, keepdims=True), r.audio) for r in records]
+    with torch.no_grad():
+        torch.testing.assert_close(pooled(_batch(records)), one(_batch(means)), atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="frame_pool"):
+        S2VTConfig(frame_pool=0)

@@ -23,25 +23,24 @@ ROOT = Path(__file__).resolve().parent.parent
 # Runs in a fresh interpreter: the registration comes before fusion.decoding.config is imported.
 EXTRA_SCORER = textwrap.dedent('''
     import json, sys
+    from pathlib import Path
     import numpy as np
-    import torch
     from fusion.decoding.registry import register
     from fusion.decoding.spec import ScorerSpec
     from tests.hint_scorer import HINT_SPEC
     register(HINT_SPEC)
 
     from fusion.ablation import CONDITIONS
-    from fusion.checkpoint import checkpoint_meta, load_run, save_checkpoint
+    from fusion.checkpoint import load_run
     from fusion.cli import build_parser
     from fusion.commands.evaluate import decode_overrides
     from fusion.decoding.config import DecodeConfig, resolve_decode_config
     from fusion.decoding.decoder import CaptionDecoder
     from fusion.experiment import ExperimentConfig
     from fusion.features import FeatureRecord
-    from fusion.models.s2vt import S2VT
     from fusion.serve.settings import weight_sliders
     from fusion.serve.views import NBEST_HEADERS
-    from fusion.text import Vocabulary
+    from tests.builders import save_random_run, tiny_model
 
     out = {"fields": [f for f in DecodeConfig.__dataclass_fields__]}
     try:  # too late: DecodeConfig has its fields
@@ -51,14 +50,10 @@ EXTRA_SCORER = textwrap.dedent('''
     args = build_parser().parse_args(["evaluate", "RUN", "--hint-weight", "4"])
     out["cli"] = decode_overrides(args)
     cfg = ExperimentConfig()
-    cfg.model.hidden_size, cfg.model.frame_embed_size, cfg.model.word_embed_size = 16, 8, 8
-    cfg.model.audio_embed_size = 4
+    tiny_model(cfg, audio_mode=cfg.model.audio_mode)
     cfg.decode.beam_size, cfg.decode.max_len = 3, 6
-    vocab = Vocabulary.build(["a dog is barking", "a man is playing a guitar", "a cat sleeps"])
-    torch.manual_seed(0)
-    model = S2VT(cfg.model, len(vocab), frame_dim=6, audio_dim=5)
-    dims = {"vocab_size": len(vocab), "frame_dim": 6, "audio_dim": 5}
-    save_checkpoint(sys.argv[1], 1, model, checkpoint_meta(cfg, vocab, dims), None, best={"metric": "loss", "value": 1.0})
+    save_random_run(Path(sys.argv[1]), cfg, ["a dog is barking", "a man is playing a guitar", "a cat sleeps"],
+                    frame_dim=6, audio_dim=5)
     run = load_run(sys.argv[1])
     rng = np.random.default_rng(0)
     records = [FeatureRecord(id=str(i), frames=rng.normal(size=(4, 6)).astype(np.float32), audio=None,
@@ -97,11 +92,15 @@ def test_an_added_scorer_reaches_config_cli_decoder_ablation_and_page(tmp_path: 
 
 
 def test_builtin_order_and_names() -> None:
-    # the order of the fused sum and of every breakdown: captions depend on it
-    assert [spec.name for spec in SCORERS] == ["caption", "lm", "audio", "length"]
-    assert [spec.name for spec in sliders()] == ["lm", "audio"]
-    assert {name: spec.name for name, spec in ablations().items()} == {"lm_off": "lm", "verifier_off": "audio"}
-    with pytest.raises(ConfigError, match="unknown scorer 'nope'; scorers are caption, lm, audio, length"):
+    # the order of the fused sum and of every breakdown: captions depend on it (later scorers come after these)
+    names = [spec.name for spec in SCORERS]
+    assert names[:4] == ["caption", "lm", "audio", "length"] and len(set(names)) == len(names)
+    assert [spec.name for spec in sliders()] == [s.name for s in SCORERS if s.slider and s.weight is not None]
+    assert [s.name for s in sliders()][:2] == ["lm", "audio"]
+    assert {name: spec.name for name, spec in ablations().items()} == {
+        s.ablation: s.name for s in SCORERS if s.ablation is not None}
+    assert {"lm_off": "lm", "verifier_off": "audio"}.items() <= {n: s.name for n, s in ablations().items()}.items()
+    with pytest.raises(ConfigError, match=f"unknown scorer 'nope'; scorers are {', '.join(names)}"):
         scorer_spec("nope")
 
 

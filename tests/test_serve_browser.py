@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING
 import pytest
 
 from fusion.paths import data_dir
+from tests.builders import ablation_interval, make_serve_run
 from tests.mediafactory import make_video
-from tests.test_serve import ablation_interval, make_tiny_run
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
@@ -60,7 +60,7 @@ def _status(url: str) -> int:
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     """``fusion serve`` on a free port with a tiny run; yields its URL, folders and log."""
     root = tmp_path_factory.mktemp("serve_browser")
-    tiny = make_tiny_run(root)
+    tiny = make_serve_run(root)
     port = _free_port()
     log = open(root / "server.log", "w")  # noqa: SIM115 - closed below
     env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"}
@@ -153,6 +153,11 @@ def test_broken_and_oversized_uploads_get_one_message_then_an_example_works(serv
     error.wait_for()
     text = error.inner_text()
     assert "broken.mp4:" in text and "\n" not in text.strip() and "Traceback" not in page.content()
+    # the previous clip's results are gone: only the error stands beside the broken file's name
+    page.wait_for_function("document.querySelector('#fusion-caption textarea').value === ''")
+    assert page.locator("#fusion-strip img").count() == 0 and page.locator("#fusion-explain").inner_text().strip() == ""
+    assert page.locator("#fusion-nbest [role=row]").count() <= 1  # the header alone
+    assert page.locator("#fusion-audio-tags .fusion-bar").count() == 0
     page.screenshot(path=str(tmp_path / "broken.png"))
     big = tmp_path / "huge.mp4"
     big.write_bytes(os.urandom((MAX_UPLOAD_MB + 1) * 2**20))

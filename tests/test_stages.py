@@ -13,7 +13,7 @@ import pytest
 import torch
 import yaml
 
-from fusion.checkpoint import checkpoint_meta, load_run, save_checkpoint
+from fusion.checkpoint import load_run
 from fusion.cli import main as cli_main
 from fusion.config import to_dict
 from fusion.data import CaptionDataset, default_store_path, open_features
@@ -24,7 +24,7 @@ from fusion.features import ExtractConfig, FeatureRecord, FeatureStore
 from fusion.manifest import ManifestEntry, load_manifest, write_manifest
 from fusion.text import Vocabulary
 from tests.mediafactory import make_video
-from tests.test_training import make_toy, toy_config
+from tests.builders import make_toy, save_random_run, tiny_model, toy_config
 
 EXTRACT = ExtractConfig(frames_per_clip=2, random_weights=True, decode_workers=0)
 CAPTIONS = ["a red ball rolls", "a dog barks", "rain falls on a roof"]
@@ -44,20 +44,11 @@ def _clips(root: Path, splits: tuple[str, ...]) -> Path:
 
 def _random_run(root: Path, manifest: Path | None = None, **decode: object) -> Path:
     """A checkpoint of a tiny random S2VT (real encoders' widths) in ``root/run``; no config.yaml."""
-    from fusion.models.s2vt import S2VT
-
-    cfg = ExperimentConfig()
+    cfg = tiny_model(ExperimentConfig(), hidden=8)
     cfg.data.manifest = str(manifest) if manifest else None
     cfg.extract = EXTRACT
-    cfg.model.hidden_size, cfg.model.frame_embed_size, cfg.model.word_embed_size = 8, 8, 8
-    cfg.model.audio_embed_size, cfg.model.audio_mode = 4, "early"
     cfg.decode = DecodeConfig(**{"beam_size": 2, "max_len": 6, **decode})  # type: ignore[arg-type]
-    vocab = Vocabulary.build(CAPTIONS)
-    torch.manual_seed(0)
-    model = S2VT(cfg.model, len(vocab), frame_dim=1280, audio_dim=256)
-    dims = {"vocab_size": len(vocab), "frame_dim": 1280, "audio_dim": 256}
-    save_checkpoint(root / "run", 1, model, checkpoint_meta(cfg, vocab, dims), None, best={"metric": "loss", "value": 1.0})
-    return root / "run"
+    return save_random_run(root / "run", cfg, CAPTIONS)
 
 
 def test_reading_a_store_with_missing_records_names_the_extraction_command(tmp_path: Path) -> None:
@@ -182,6 +173,7 @@ def test_a_run_older_than_a_decode_field_decodes_as_it_did(tmp_path: Path) -> No
 
 
 
+@pytest.mark.slow  # torchrun
 def test_the_extraction_stage_under_torchrun_shares_the_videos_and_reports_an_unreadable_one(tmp_path: Path) -> None:
     """Every rank runs the stage: the readable videos land in one store, an unreadable one fails the
     job with rank 0's one line (rank 0 alone used to run the ranks' collectives: a hang)."""

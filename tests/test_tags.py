@@ -105,3 +105,30 @@ def test_cli_real_video_with_real_sound(data_dir: Path, tmp_path: Path) -> None:
     assert result["frames"]["imagenet"][0]["label"] == "giant_panda"
     assert result["audio"]["places2"][0]["label"] == "railroad_track"
     assert {p["label"] for p in result["audio"]["places2"][:3]} >= {"railroad_track", "train_station_platform"}
+
+
+def test_default_encoders_add_yamnet_where_its_weights_are(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from fusion.tags import default_audio_encoders
+
+    monkeypatch.setenv("FUSION_DATA_DIR", str(tmp_path))
+    assert default_audio_encoders() == {"soundnet8": None}
+    (tmp_path / "yamnet").mkdir()
+    (tmp_path / "yamnet" / "yamnet.tflite").write_bytes(b"TFL3")  # found (read only when a file is tagged)
+    assert default_audio_encoders() == {"soundnet8": None, "yamnet": None}
+
+
+@needs_weights
+@pytest.mark.real_weights
+@pytest.mark.real_data
+def test_cli_names_audioset_classes_of_real_clips(data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Plain `fusion tags` on real MSR-VTT clips: SoundNet's spaces and YAMNet's AudioSet classes side by side."""
+    clips = [data_dir / "msrvtt" / "clips" / name for name in ("video176.mp4", "video24.mp4")]
+    if not all(p.is_file() for p in clips) or not (data_dir / "yamnet" / "yamnet.tflite").is_file():
+        pytest.skip("msrvtt/clips or yamnet/yamnet.tflite not in the shared data")
+    assert main(["tags", "--json", "--top", "3", "--frames", "2", *map(str, clips)]) == 0
+    lecture, music = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert set(lecture["audio"]) == {"places2", "imagenet", "audioset"}
+    assert lecture["audio"]["audioset"][0]["label"] == "Speech" and lecture["audio"]["audioset"][0]["score"] > 0.9
+    assert music["audio"]["audioset"][0]["label"] == "Music"
+    assert main(["tags", "--top", "2", "--frames", "2", str(clips[0])]) == 0
+    assert "sound: AudioSet" in capsys.readouterr().out

@@ -14,55 +14,13 @@ from fusion.checkpoint import load_run, resolve_checkpoint
 from fusion.cli import main as cli_main
 from fusion.data import CaptionDataset, EpochSampler, collate
 from fusion.errors import CheckpointError, ConfigError
-from fusion.experiment import ExperimentConfig
-from fusion.features import ExtractConfig, FeatureRecord, FeatureStore
-from fusion.manifest import ManifestEntry, load_manifest, write_manifest
+from fusion.features import FeatureRecord, FeatureStore
+from fusion.manifest import load_manifest
 from fusion.text import Vocabulary
 from fusion.training import train
 from fusion.training.metrics_log import MetricsLog
 from fusion.training.validation import predict_captions
-
-COLORS, SOUNDS = ("red", "green", "blue"), ("dog", "rain", "clock")
-DV, DA, T = 12, 6, 4
-EXTRACT = ExtractConfig(frames_per_clip=T, random_weights=True)
-
-
-def make_toy(root: Path, n_train: int = 36, n_val: int = 9, seed: int = 0) -> Path:
-    """A manifest + feature store where the colour is in the frames and the sound in the audio."""
-    rng = np.random.default_rng(seed)
-    store = FeatureStore(root / "store", EXTRACT)
-    entries = []
-    for i in range(n_train + n_val):
-        color, sound = i % 3, (i // 3) % 4  # sound 3 = no audio stream
-        frames = rng.normal(0, 0.3, (T, DV)).astype(np.float32)
-        frames[:, color] += 2.0
-        audio = None
-        if sound < 3:
-            audio = rng.normal(0, 0.3, (5 + i % 3, DA)).astype(np.float32)
-            audio[:, sound] += 2.0
-        vid = f"toy{i:03d}"
-        store.write(FeatureRecord(id=vid, frames=frames, audio=audio))
-        tail = f" and a {SOUNDS[sound]}" if sound < 3 else ""
-        captions = [f"a {COLORS[color]} ball{tail}", f"the {COLORS[color]} ball{tail}"]
-        entries.append(ManifestEntry(vid, f"{vid}.mp4", "train" if i < n_train else "val", captions,
-                                     {"sound": SOUNDS[sound] if sound < 3 else None}))
-    write_manifest(entries, root / "manifest.jsonl")
-    return root / "manifest.jsonl"
-
-
-def toy_config(root: Path, **train_over) -> ExperimentConfig:
-    cfg = ExperimentConfig()
-    cfg.data.manifest = str(root / "manifest.jsonl")
-    cfg.data.features = str(root / "store")
-    cfg.extract = EXTRACT
-    cfg.model.hidden_size, cfg.model.frame_embed_size, cfg.model.word_embed_size = 16, 8, 8
-    cfg.model.audio_embed_size, cfg.model.dropout = 4, 0.2
-    cfg.model.audio_mode, cfg.model.modality_dropout = "early", 0.2
-    cfg.train.batch_size, cfg.train.max_epochs, cfg.train.val_metric = 8, 3, "loss"
-    cfg.train.checkpoint_every_steps, cfg.train.num_threads, cfg.train.device = 4, 1, "cpu"
-    for k, v in train_over.items():
-        setattr(cfg.train, k, v)
-    return cfg
+from tests.builders import DA, DV, SOUNDS, T, make_toy, toy_config
 
 
 @pytest.fixture()
@@ -267,6 +225,7 @@ def test_cli_train_with_overrides_and_errors(toy: Path, capsys: pytest.CaptureFi
     assert cli_main(["train", str(cfg_path), "--set", "model.hiden_size=3"]) == 2
     err = capsys.readouterr().err
     assert "model.hiden_size" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert "error: --set model.hiden_size=3: unknown key" in err and str(cfg_path) not in err  # not the file's fault
     assert cli_main(["train", str(cfg_path), "--out", str(toy / "x")]) == 2
     assert "data.manifest is not set" in capsys.readouterr().err
 

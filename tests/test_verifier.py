@@ -17,6 +17,7 @@ from fusion.features import ExtractConfig, FeatureRecord, FeatureStore
 from fusion.manifest import ManifestEntry
 from fusion.verifier import (AudioNounVerifier, NounEntry, NounTable, explain, fit_classifier, format_explanation,
                              train_verifier)
+from tests.builders import BigramScorer
 
 WORDS = ["<pad>", "<bos>", "<eos>", "<unk>", "a", "dog", "dogs", "man", "barks", "table", "clock", "ticks"]
 DOG, DOGS, MAN, CLOCK = 5, 6, 7, 10
@@ -28,23 +29,6 @@ def table() -> NounTable:
                NounEntry("man", ("man", "men"), links={"imagenet": (2,)}),
                NounEntry("clock", ("clock", "clocks"), links={"imagenet": (3,)}, esc10=("Clock tick",))]
     return NounTable(entries, {"table": ["tables"]}, spaces={"imagenet": 6, "places2": 3})
-
-
-class BigramScorer:
-    """A tiny random caption model: log-softmax of a fixed (V, V) bigram table."""
-
-    def __init__(self, vocab_size: int, seed: int = 0) -> None:
-        gen = torch.Generator().manual_seed(seed)
-        self.table = torch.log_softmax(torch.randn(vocab_size, vocab_size, generator=gen) * 2, dim=-1)
-
-    def init_state(self, ctx: DecodeContext) -> None:
-        return None
-
-    def score(self, tokens: torch.Tensor, state: None) -> tuple[torch.Tensor, None]:
-        return self.table[tokens[:, -1]], None  # (N, V)
-
-    def select_state(self, state: None, idx: torch.Tensor) -> None:
-        return None
 
 
 def _search(scorers: dict, weights: dict, evidence: list, beam: int = 3) -> list:

@@ -25,8 +25,7 @@ from fusion.features import ExtractConfig, FeatureRecord, FeatureStore
 from fusion.manifest import ManifestEntry, write_manifest
 from fusion.tuning import format_grid, tune_lm_weight
 from fusion.verifier import AudioNounVerifier, NounEntry, NounTable
-from tests.test_lm_scorer import BigramScorer
-from tests.test_lm_tuning import save_random_run_and_lm
+from tests.builders import BigramScorer, save_random_run_and_lm
 
 DV, DA, T = 12, 6, 4
 EXTRACT = ExtractConfig(frames_per_clip=T, random_weights=True)

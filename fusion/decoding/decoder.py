@@ -114,11 +114,11 @@ class CaptionDecoder:
 
     def decode(self, records: Sequence[FeatureRecord], progress: bool = False) -> list[list[Hypothesis]]:
         """Decode any number of records in batches of ``config.batch_size`` (tqdm if ``progress``)."""
-        from tqdm import tqdm
+        from fusion.progress import progress_bar
 
         out: list[list[Hypothesis]] = []
         size = self.config.batch_size
         starts = range(0, len(records), size)
-        for start in tqdm(starts, desc="decoding", unit="batch", disable=not progress or len(starts) < 2):
+        for start in progress_bar(starts, desc="decoding", unit="batch", disable=not progress or len(starts) < 2):
             out.extend(self.decode_batch(records[start : start + size]))
         return out

@@ -116,9 +116,9 @@ class NoRepeatNGramProcessor:
 class NoImmediateRepeatProcessor:
     """Ban the word just generated: no caption says a word twice in a row ("wails wails").
 
-    Captions of the benchmark and of MSVD practically never do (0 of the benchmark's
-    captions, 0.1% of MSVD's), while a captioner given a clip unlike its training data
-    otherwise loops on one word to the length limit.
+    Real captions practically never do (the README, "Where the defaults come from", has the
+    counts), while a captioner given a clip unlike its training data otherwise loops on one
+    word to the length limit.
     """
 
     def __call__(self, tokens: Tensor, scores: Tensor) -> Tensor:

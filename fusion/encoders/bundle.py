@@ -33,7 +33,7 @@ from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 import numpy as np
 from torch import nn
 
-from fusion.errors import WeightsError
+from fusion.errors import DataError, WeightsError
 
 logger = logging.getLogger(__name__)
 SPACE_NAME = re.compile(r"^[a-z][a-z0-9_]*$")  # label-space names are keys of files: no dots or slashes
@@ -128,6 +128,18 @@ def check_label_spaces(owner: str, spaces: Mapping[str, tuple[str, ...]]) -> Non
     for name, labels in spaces.items():
         if not SPACE_NAME.match(name) or not labels:
             raise ValueError(f"{owner}: label space {name!r} needs a lower-case name and at least one label")
+
+
+def mono_waveform(waveform: np.ndarray, encoder: str) -> np.ndarray:
+    """``waveform`` as float32 ``(S,)``, ``S >= 1``.
+
+    Raises:
+        DataError: empty or not 1-D (the message names ``encoder``).
+    """
+    wave = np.asarray(waveform, dtype=np.float32)
+    if wave.ndim != 1 or wave.size == 0:
+        raise DataError(f"{encoder} needs a non-empty mono waveform (S,), got shape {wave.shape}")
+    return wave
 
 
 def resample(waveform: np.ndarray, from_hz: int, to_hz: int) -> np.ndarray:

@@ -72,9 +72,10 @@ def dynamic_int8_linear(x: Tensor, weight: Tensor, weight_scale: Tensor, bias: T
         raise ValueError(f"dynamic_int8_linear is exact for at most {MAX_EXACT_INPUTS} inputs, got {x.shape[-1]}")
     q, zero_point, scale = quantize_rows(x)
     weight_int = torch.round(weight / weight_scale[:, None])  # (O, K) the stored int8 values
-    # int32 accumulator: sum(q * w) - zero_point * sum(w), each exact in float32, their difference in float64
-    accumulator = (q @ weight_int.T).double() - zero_point.double() * weight_int.sum(dim=1).double()  # (..., O)
-    rescaled = accumulator.float() * scale  # (..., O) float(acc) * input scale
+    # the int32 accumulator sum(q * w) - zero_point * sum(w): both terms are exact in float32 and the
+    # subtraction rounds once, to the float32 nearest the exact integer, as XNNPACK's int32 -> float does
+    accumulator = q @ weight_int.T - zero_point * weight_int.sum(dim=1)  # (..., O)
+    rescaled = accumulator * scale  # (..., O) float(acc) * input scale
     if bias is None:
         return rescaled * weight_scale
     # * weight scale + bias as one fused multiply-add (XNNPACK's epilogue): exact product in float64, one rounding

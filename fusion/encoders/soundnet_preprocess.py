@@ -37,8 +37,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from fusion.encoders.bundle import mono_waveform
 from fusion.encoders.soundnet_spec import SOUNDNET_HOP_SAMPLES, SOUNDNET_LAYERS, output_lengths, receptive_field
-from fusion.errors import ConfigError, DataError
+from fusion.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
@@ -124,9 +125,7 @@ class SoundNetPreprocess:
         Raises:
             DataError: empty or non-1-D waveform.
         """
-        wave = np.asarray(waveform, dtype=np.float32)
-        if wave.ndim != 1 or wave.size == 0:
-            raise DataError(f"SoundNet needs a non-empty mono waveform (S,), got shape {wave.shape}")
+        wave = mono_waveform(waveform, "SoundNet")
         num_real = int(wave.size)
         covering = {layer: _covering_steps(num_real, layer) for layer in SOUNDNET_LAYERS}
         if num_real < self.pad_to_samples:  # tile: the heads only ever see the real sound

@@ -3,7 +3,7 @@
 Model: YAMNet (Plakal & Ellis, tensorflow/models ``research/audioset/yamnet``, 2020), the
 MobileNet-v1 of Howard et al. (2017) on 0.96 s log-mel patches ``(96, 64)``: a 3x3 conv
 (32, stride 2) and 13 depthwise-separable blocks (3x3 depthwise + 1x1 pointwise, each with
-batch norm and ReLU; :data:`YAMNET_LAYER_DEFS` is the original ``_YAMNET_LAYER_DEFS``),
+batch norm and ReLU; :mod:`fusion.encoders.yamnet_spec` holds the original ``_YAMNET_LAYER_DEFS``),
 TensorFlow "same" padding, global average pooling to a 1024-d embedding, then a dense layer
 and a sigmoid to 521 AudioSet class scores (multi-label: the scores do not sum to 1).
 Trained on AudioSet (Gemmeke et al., ICASSP 2017).
@@ -41,60 +41,14 @@ from fusion.encoders.dynamic_int8 import dynamic_int8_linear, symmetric_scales
 from fusion.encoders.labels import AudioSetLabel, audioset_labels
 from fusion.encoders.tflite_reader import TFLiteModel, TFLiteOperator, TFLiteTensor, read_tflite
 from fusion.encoders.yamnet_preprocess import ACTIVATION_MODES, YAMNET_PREPROCESS, LogMelFrontEnd, YAMNetPreprocess
+from fusion.encoders.yamnet_spec import EMBEDDING_DIM, YAMNET_CONVS, ConvSpec, tf_same_pad
 from fusion.errors import ConfigError, WeightsError
 from fusion.paths import data_dir
 
 logger = logging.getLogger(__name__)
 
 WEIGHTS_SUBPATH = "yamnet/yamnet.tflite"  # under FUSION_DATA_DIR, where `data_prep.fetch yamnet` puts it
-EMBEDDING_DIM = 1024
 PATCHES_PER_BATCH = 64  # patches (0.48 s each) through the network at once
-YAMNET_LAYER_DEFS: tuple[tuple[str, int, int], ...] = (  # (kind, stride, out channels); 3x3 kernels
-    ("conv", 2, 32), ("separable", 1, 64), ("separable", 2, 128), ("separable", 1, 128),
-    ("separable", 2, 256), ("separable", 1, 256), ("separable", 2, 512), ("separable", 1, 512),
-    ("separable", 1, 512), ("separable", 1, 512), ("separable", 1, 512), ("separable", 1, 512),
-    ("separable", 2, 1024), ("separable", 1, 1024),
-)
-
-
-@dataclass(frozen=True)
-class ConvSpec:
-    """One convolution of YAMNet (batch norm folded in), followed by ReLU."""
-
-    name: str  # "layer1_conv", "layer2_depthwise", "layer2_pointwise", ...
-    kind: str  # "conv", "depthwise" or "pointwise"
-    in_channels: int
-    out_channels: int
-    kernel: int
-    stride: int
-
-
-def conv_specs() -> tuple[ConvSpec, ...]:
-    """The 27 convolutions of :data:`YAMNET_LAYER_DEFS`, input to output."""
-    specs, channels = [], 1
-    for number, (kind, stride, out) in enumerate(YAMNET_LAYER_DEFS, start=1):
-        if kind == "conv":
-            specs.append(ConvSpec(f"layer{number}_conv", "conv", channels, out, 3, stride))
-        else:
-            specs.append(ConvSpec(f"layer{number}_depthwise", "depthwise", channels, channels, 3, stride))
-            specs.append(ConvSpec(f"layer{number}_pointwise", "pointwise", channels, out, 1, 1))
-        channels = out
-    return tuple(specs)
-
-
-YAMNET_CONVS = conv_specs()
-
-
-def tf_same_pad(x: Tensor, kernel: int, stride: int) -> Tensor:
-    """Pad ``(B, C, H, W)`` as TensorFlow's ``padding="same"`` (the extra row/column at the end)."""
-    pads = []
-    for size in (x.shape[-1], x.shape[-2]):  # F.pad order: last dim first
-        out = -(-size // stride)
-        total = max((out - 1) * stride + kernel - size, 0)
-        pads += [total // 2, total - total // 2]
-    return nn.functional.pad(x, pads)
-
-
 class YAMNet(nn.Module):
     """YAMNet: log-mel front end, MobileNet-v1, 521 sigmoid scores.
 
@@ -136,11 +90,14 @@ class YAMNet(nn.Module):
         """Args: patches float32 ``(N, 96, 64)`` log-mel. Returns: float32 ``(N, 1024)`` embeddings."""
         x = patches.unsqueeze(1)  # (N, 1, frames, mel)
         for spec in YAMNET_CONVS:
-            if self.quantize and spec.kind == "pointwise":  # the file's int8 1x1 kernels
-                x = torch.relu(self._pointwise(spec.name, x))  # (N, C, H, W)
-            else:
-                x = torch.relu(self.convs[spec.name](tf_same_pad(x, spec.kernel, spec.stride)))  # (N, C, H, W)
+            x = self.layer(spec, x)  # (N, C, H, W)
         return x.mean(dim=(2, 3))  # (N, 1024)
+
+    def layer(self, spec: ConvSpec, x: Tensor) -> Tensor:
+        """One convolution and its ReLU: float32 ``(N, C_in, H, W)`` -> ``(N, C_out, H', W')``."""
+        if self.quantize and spec.kind == "pointwise":  # the file's int8 1x1 kernels
+            return torch.relu(self._pointwise(spec.name, x))
+        return torch.relu(self.convs[spec.name](tf_same_pad(x, spec.kernel, spec.stride)))
 
     def classify(self, patches: Tensor) -> tuple[Tensor, Tensor]:
         """Args: patches float32 ``(N, 96, 64)``. Returns: ``(scores (N, 521), embeddings (N, 1024))``."""

@@ -23,8 +23,8 @@ frame's loudest bin become 0, so quiet bands of a frame fall to ``log(0.001)``. 
 keeps float32 activations, as the original TensorFlow model computed.
 
 The project's audio is 22,050 Hz (:mod:`fusion.media`); :meth:`YAMNetPreprocess.prepare`
-resamples it to 16 kHz (``torchaudio.functional.resample``, windowed sinc; the original
-inference code used resampy).
+resamples it to 16 kHz (:func:`fusion.encoders.bundle.resample`, torchaudio's windowed sinc;
+the original inference code used resampy).
 """
 
 from __future__ import annotations
@@ -35,11 +35,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torchaudio.functional as AF
 from torch import Tensor, nn
 
+from fusion.encoders.bundle import mono_waveform, resample
 from fusion.encoders.dynamic_int8 import dynamic_int8_linear, symmetric_scales
-from fusion.errors import DataError
 
 logger = logging.getLogger(__name__)
 
@@ -121,14 +120,6 @@ class YAMNetPreprocess:
                 f"{self.mel_max_hz:g} Hz (HTK), log(mel + {self.log_offset:g}); patches of {self.patch_frames} "
                 f"frames ({self.patch_seconds:g} s) hopped by {self.patch_hop_frames} ({self.patch_hop_seconds:g} s)")
 
-    def resample(self, waveform: np.ndarray, sample_rate_hz: int) -> np.ndarray:
-        """float32 ``(S,)`` at ``sample_rate_hz`` -> float32 ``(S16,)`` at :attr:`sample_rate_hz`."""
-        wave = np.asarray(waveform, dtype=np.float32)
-        if sample_rate_hz == self.sample_rate_hz:
-            return wave
-        out = AF.resample(torch.from_numpy(wave), sample_rate_hz, self.sample_rate_hz)  # (S16,)
-        return out.numpy().astype(np.float32, copy=False)
-
     def pad(self, waveform: np.ndarray) -> np.ndarray:
         """Zero-pad a 16 kHz waveform as ``features.pad_waveform``: one patch, then whole hops."""
         size = max(int(waveform.size), self.patch_samples)
@@ -149,10 +140,7 @@ class YAMNetPreprocess:
         Raises:
             DataError: empty or non-1-D waveform.
         """
-        wave = np.asarray(waveform, dtype=np.float32)
-        if wave.ndim != 1 or wave.size == 0:
-            raise DataError(f"YAMNet needs a non-empty mono waveform (S,), got shape {wave.shape}")
-        wave = self.resample(wave, sample_rate_hz)
+        wave = resample(mono_waveform(waveform, "YAMNet"), sample_rate_hz, self.sample_rate_hz)
         padded = self.pad(wave)
         patches = 1 + (padded.size - self.patch_samples) // self.patch_hop_samples
         return PreparedWaveform(samples=np.ascontiguousarray(padded), num_real=int(wave.size), num_patches=patches)

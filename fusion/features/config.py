@@ -23,6 +23,9 @@ from fusion.config import renamed_to_current, to_dict
 # decode_processes: decode worker processes (the same prefetch, off the main process's GIL).
 RUNTIME_KEYS: frozenset[str] = frozenset({"batch_size", "decode_workers", "decode_processes"})
 
+# An encoder name of features computed outside fusion (``fusion import-features``): ``imported:<name>``.
+IMPORTED_PREFIX = "imported:"
+
 # Keys added after stores existed, with the value every older store was made with. At that
 # value they are left out of the fingerprint, so older stores and checkpoints still match.
 LEGACY_DEFAULTS: dict[str, Any] = {"frame_grid": 1, "precision": "fp32", "extra_audio_encoders": {},
@@ -65,8 +68,8 @@ class ExtractConfig:
             ``{yamnet: null}``; their features are not stored.
         posteriors_per_step: also store every encoder's posteriors per output step (per frame
             for the frame CNN), not only their time average.
-        batch_size: frames per CNN forward pass (runtime only). 4 measured fastest for
-            EfficientNet-Lite0 on 2 CPU cores (see :class:`fusion.encoders.frames.FrameRunner`).
+        batch_size: frames per CNN forward pass (runtime only; ``results/bench_extract.md``
+            compares batch sizes, see :class:`fusion.encoders.frames.FrameRunner`).
         decode_workers: background threads decoding the next clips while the CNN runs on the
             current one; 0 decodes inline (runtime only).
         decode_processes: when > 0, decode (av + frame preprocessing) in this many worker
@@ -118,6 +121,11 @@ class ExtractConfig:
         """Every audio encoder is registered, the layer is the main one's, and no label space is named twice."""
         from fusion.encoders.registry import AUDIO_ENCODERS
 
+        if not self.audio_encoder or self.audio_encoder.startswith(IMPORTED_PREFIX):
+            names = ", ".join(AUDIO_ENCODERS.names())
+            if self.extra_audio_encoders:
+                raise ValueError(f"extra_audio_encoders need a main audio_encoder ({names}); drop them")
+            return  # no audio, or audio features computed outside fusion (fusion.features.imported)
         for name in (self.audio_encoder, *self.extra_audio_encoders):
             if name not in AUDIO_ENCODERS:
                 raise ValueError(f"audio encoder {name!r} is unknown; use one of {', '.join(AUDIO_ENCODERS.names())}")

@@ -20,14 +20,13 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
-
 from fusion import distributed as dist
 from fusion.errors import DataError, FusionError, error_text
 from fusion.features.config import ExtractConfig, ExtractSummary, config_difference
 from fusion.features.extractor import DecodedClip, FeatureExtractor
 from fusion.features.inputs import select_shard
 from fusion.features.store import FeatureStore
+from fusion.progress import progress_bar
 
 logger = logging.getLogger(__name__)
 
@@ -127,7 +126,7 @@ def extract_to_store(
         prefetch = ProcessPrefetcher(config, todo, config.decode_processes)
     else:
         prefetch = _Prefetcher(extractor, todo, config.decode_workers)
-    bar = tqdm(total=len(todo), unit="clip", desc=f"extract {shard[0]}/{shard[1]}", disable=None if progress else True)
+    bar = progress_bar(total=len(todo), unit="clip", desc=f"extract {shard[0]}/{shard[1]}", disable=None if progress else True)
     try:
         for video_id, path, clip in prefetch:
             try:

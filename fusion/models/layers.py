@@ -1,4 +1,4 @@
-"""Input layers of the S2VT captioner: per-dimension standardisation and audio-to-frame resampling."""
+"""Input layers of the S2VT captioner: per-dimension standardisation, audio-to-frame resampling, step pooling."""
 
 from __future__ import annotations
 
@@ -42,6 +42,31 @@ def resample_steps(audio: Tensor, audio_lengths: Tensor, frame_lengths: Tensor, 
     return a_lo * (1 - w) + a_hi * w
 
 
+def pool_steps(steps: Tensor, mask: Tensor, size: int) -> tuple[Tensor, Tensor]:
+    """Average each run of ``size`` consecutive valid steps (the last run may be shorter).
+
+    Args:
+        steps: float32 (B, T, D) step features, padded at the end.
+        mask: bool (B, T) valid steps (a prefix per video).
+        size: steps per pooled step (>= 1).
+
+    Returns:
+        float32 (B, ceil(T / size), D) pooled steps (zero where a run has no valid step) and
+        their bool (B, ceil(T / size)) mask, again a prefix.
+    """
+    b, t, d = steps.shape
+    n = -(-t // size)  # pooled steps
+    pad = n * size - t
+    w = mask.to(steps.dtype)  # (B, T)
+    if pad:
+        steps = torch.cat([steps, steps.new_zeros(b, pad, d)], 1)  # (B, n * size, D)
+        w = torch.cat([w, w.new_zeros(b, pad)], 1)  # (B, n * size)
+    w = w.view(b, n, size)  # (B, n, size)
+    total = (steps.view(b, n, size, d) * w[..., None]).sum(2)  # (B, n, D)
+    count = w.sum(2)  # (B, n)
+    return total / count.clamp(min=1)[..., None], count > 0
+
+
 class Standardize(nn.Module):
     """Per-dimension ``(x - mean) / std`` with statistics of the training features.
 
@@ -52,14 +77,14 @@ class Standardize(nn.Module):
 
     A standardised step whose root mean square exceeds ``OUTLIER_FACTOR`` times that of every
     training step (``max_rms``, recorded at training) is scaled to the norm of a typical
-    training step (``typical_rms``, their median); every other step is left as it is, so the
-    benchmark's clips decode as before (a few of their frames exceed ``max_rms``, by up to 2x).
-    A clip unlike the training data (a real video for a model trained on the benchmark's
-    shapes) otherwise turns dimensions that hardly vary in training into inputs a hundred
-    standard deviations out (a root mean square of ~110 where training steps reach 4-6), which
-    saturate the LSTMs and send the decoder into repeating one word; scaled, it reads as an
-    ordinary input and the decoder writes a fluent sentence of its training world. Checkpoints saved before these buffers existed load without them (``has_bounds``
-    False) until :meth:`set_max_rms`.
+    training step (``typical_rms``, their median); every other step is left as it is, so
+    in-distribution clips decode as before. A clip unlike the training data (a real video for
+    a model trained on the benchmark's shapes) otherwise turns dimensions that hardly vary in
+    training into inputs far out of range, which saturate the LSTMs and send the decoder into
+    repeating one word; scaled, it reads as an ordinary input and the decoder writes a fluent
+    sentence of its training world (the README, "Where the defaults come from", has the
+    measured norms). Checkpoints saved before these buffers existed load without them
+    (``has_bounds`` False) until :meth:`set_max_rms`.
     """
 
     def __init__(self, dim: int) -> None:

@@ -43,7 +43,7 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from fusion.models.captioner import CaptionDecoder
-from fusion.models.layers import Standardize, resample_steps
+from fusion.models.layers import Standardize, pool_steps, resample_steps
 
 if TYPE_CHECKING:
     from fusion.data import Batch
@@ -72,11 +72,16 @@ class S2VTConfig:
     frame_deltas: bool = False  # also feed x_t - x_(t-1): a cheap motion cue (S2VT used optical flow)
     frame_summary_size: int = 0  # > 0: a clip-level picture summary of this width joins the second LSTM
     audio_pooled_size: int = 0  # "stream" only, > 0: a linear summary of the audio steps' mean and std beside the LSTM's
+    # > 1: the first LSTM reads the mean of each run of this many frame steps (S2VT read every 10th
+    # frame); a value >= the frames per clip reads one mean-pooled vector (Venugopalan et al., NAACL 2015)
+    frame_pool: int = 1
 
     def __post_init__(self) -> None:
         for name in ("hidden_size", "frame_embed_size", "word_embed_size", "audio_embed_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"model.{name} must be >= 1, got {getattr(self, name)}")
+        if self.frame_pool < 1:
+            raise ValueError(f"model.frame_pool must be >= 1 (1 = every frame step), got {self.frame_pool}")
         for name in ("frame_summary_size", "audio_pooled_size"):
             if getattr(self, name) < 0:
                 raise ValueError(f"model.{name} must be >= 0 (0 = off), got {getattr(self, name)}")
@@ -205,9 +210,12 @@ class S2VT(CaptionDecoder):
         if self.config.frame_deltas:
             delta = torch.cat([torch.zeros_like(f[:, :1]), f[:, 1:] - f[:, :-1]], 1)  # (B, T, Dv)
             f = torch.cat([f, delta], -1)  # (B, T, 2 Dv)
-        x = self.drop(self.frame_proj(f))  # (B, T, E)
-        x = x * batch.frame_mask[..., None]
-        lengths = batch.frame_mask.sum(1)  # (B,)
+        mask = batch.frame_mask  # (B, T)
+        if self.config.frame_pool > 1:
+            f, mask = pool_steps(f, mask, self.config.frame_pool)  # (B, T', Dv'), (B, T')
+        x = self.drop(self.frame_proj(f))  # (B, T', E)
+        x = x * mask[..., None]
+        lengths = mask.sum(1)  # (B,)
         no_frames = ~batch.frame_present  # (B,)
         if no_frames.any():
             x = x.clone()

@@ -20,9 +20,10 @@ INTRO = ("Upload a video or audio file (or pick an example) to caption it with a
 
 
 def _nbest_widths(columns: int) -> list[str]:
-    """Column widths of the n-best table: rank, caption, score, total, then the scorers' shares alike."""
-    share = 42.0 / max(1, columns - 4)
-    return ["4%", "36%", "9%", "9%", *[f"{share:.1f}%"] * (columns - 4)]
+    """Column widths of the n-best table: rank, caption, score, total, then the scorers' shares alike
+    (wide enough for "-26.81" and the headers on one line; the caption column wraps)."""
+    share = 49.0 / max(1, columns - 4)
+    return ["4%", "28%", "9%", "10%", *[f"{share:.1f}%"] * (columns - 4)]
 
 
 def _caption_tab(page: Page, default_run: str) -> None:
@@ -54,7 +55,7 @@ def _caption_tab(page: Page, default_run: str) -> None:
             audio_tags = gr.HTML("", elem_id="fusion-audio-tags")
             frame_tags = gr.HTML("", elem_id="fusion-frame-tags")
             nbest = gr.Dataframe(headers=NBEST_HEADERS, label="n-best captions: ranking score (total per word), total, and each "
-                                 "scorer's weighted share of the total (empty = scorer off)", interactive=False, elem_id="fusion-nbest",
+                                 "scorer's weighted share of the total (S2VT: the captioner; empty = scorer off)", interactive=False, elem_id="fusion-nbest",
                                  column_widths=_nbest_widths(len(NBEST_HEADERS)), wrap=True)
             explain = gr.Markdown("", elem_id="fusion-explain")
     key = gr.State(None)

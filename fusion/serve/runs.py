@@ -158,9 +158,10 @@ def ablation_table(report: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
 
     conditions = report["conditions"]
     shown = [m for m in HEADLINE_METRICS if any(c.get("metrics", {}).get(m) is not None for c in conditions)]
-    headers = ["condition", *shown, *(f"Δ{m} per video [95% CI]" for m in PAIRED_METRICS)]
+    paired = [m for m in PAIRED_METRICS if any(paired_cell(c, m) for c in conditions)]  # no empty columns
+    headers = ["condition", *shown, *(f"Δ{m} per video [95% CI]" for m in paired)]
     rows = [[cond["name"], *[_cell(cond.get("metrics", {}).get(m)) for m in shown],
-             *[paired_cell(cond, m) for m in PAIRED_METRICS]] for cond in conditions]
+             *[paired_cell(cond, m) for m in paired]] for cond in conditions]
     return headers, rows
 
 

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from fusion.errors import FusionError, MediaError
+from fusion.errors import DataError, FusionError, MediaError
 from fusion.serve.clipview import AudioStatus, audio_status, frame_strip
 from fusion.serve.settings import DecodeSettings, WeightSlider, weight_sliders
 
@@ -236,7 +236,10 @@ class CaptionService:
         name = name or Path(path).name
         check_upload(path, self.max_upload_bytes, name)
         loaded = self.load(run)
-        extractor = loaded.pipeline.extractor
+        try:
+            extractor = loaded.pipeline.extractor
+        except DataError as err:  # a run on imported features: nothing can be computed from an upload
+            raise UploadError(str(err)) from None
         key = f"{content_hash(path)}-{extractor.config.fingerprint()}-{run}"  # the run: its own familiarity annotation
         with self._lock:
             if key in self._analyses:

@@ -80,8 +80,9 @@ def nbest_rows(hypotheses: Sequence[Any]) -> list[list[Any]]:
     rows = []
     for rank, hyp in enumerate(hypotheses, start=1):
         shares = hyp.weighted_scores()
-        row: list[Any] = [rank, hyp.words, round(float(hyp.score), 3), round(float(hyp.total), 3)]
-        row += [round(float(shares[spec.name]), 3) if spec.name in shares else None for spec in SCORERS]
+        # totals and shares with 2 decimals: the columns stay one line wide (the score ranks, 3 decimals)
+        row: list[Any] = [rank, hyp.words, round(float(hyp.score), 3), round(float(hyp.total), 2)]
+        row += [round(float(shares[spec.name]), 2) if spec.name in shares else None for spec in SCORERS]
         rows.append(row)
     return rows
 
@@ -165,6 +166,6 @@ CSS = """
 .fusion-bar-value { flex: 0 0 3.5em; text-align: right; font-variant-numeric: tabular-nums; }
 #fusion-caption textarea, #fusion-caption input { font-size: 1.25em; font-weight: 600; }
 #fusion-error, #fusion-unfamiliar { color: #b03a2e; font-weight: 600; }
-#fusion-nbest th, #fusion-nbest th *, #fusion-nbest td:not(:nth-child(2)), #fusion-nbest td:not(:nth-child(2)) * {
+#fusion-nbest th .cell-wrap, #fusion-nbest th .header, #fusion-nbest td:not(:nth-child(2)) .cell-wrap {
   white-space: nowrap; font-variant-numeric: tabular-nums; }
 """

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import torch
 from torch import Tensor, nn
-from tqdm import tqdm
 
 from fusion.errors import DataError
 from fusion.models.lm import LMConfig, LSTMLanguageModel, WordLM
+from fusion.progress import progress_bar
 from fusion.text import Vocabulary, tokenize
 
 logger = logging.getLogger(__name__)
@@ -190,7 +190,7 @@ def _train_epoch(model: LSTMLanguageModel, optimizer: torch.optim.Optimizer, seq
     batches = [order[s : s + config.batch_size] for s in range(0, len(order), config.batch_size)]
     rng.shuffle(batches)
     total, count = 0.0, 0
-    bar = tqdm(batches, desc=f"lm epoch {epoch}", disable=not progress, leave=False)
+    bar = progress_bar(batches, desc=f"lm epoch {epoch}", disable=not progress, leave=False)
     for idx in bar:
         nll = _token_nll(model, [seqs[i] for i in idx], pad_id)  # (n,)
         optimizer.zero_grad(set_to_none=True)
@@ -199,5 +199,5 @@ def _train_epoch(model: LSTMLanguageModel, optimizer: torch.optim.Optimizer, seq
             nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
         optimizer.step()
         total, count = total + float(nll.detach().sum()), count + nll.numel()
-        bar.set_postfix(ppl=f"{math.exp(total / count):.1f}")
+        bar.set_postfix(ppl=f"{math.exp(total / count):.1f}", refresh=False)
     return total / max(count, 1)

@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from tqdm.auto import tqdm
 
 from fusion import distributed as dist
 from fusion.checkpoint import (
@@ -41,6 +40,7 @@ from fusion.checkpoint import (
     save_checkpoint,
 )
 from fusion.errors import CheckpointError, DataError
+from fusion.progress import progress_bar
 from fusion.training.config import learning_rate
 from fusion.training.metrics_log import MetricsLog
 from fusion.training.setup import (
@@ -231,7 +231,7 @@ class Trainer:
             self.writer = SummaryWriter(str(self.run_dir / "tb"), purge_step=self.state["step"] + 1)
         sampler, tc = self.data.sampler, self.tc
         total = len(sampler) * tc.max_epochs if tc.max_steps is None else min(tc.max_steps, len(sampler) * tc.max_epochs)
-        bar = tqdm(total=total, initial=self.state["step"], desc=f"train {self.run_dir.name}", unit="step",
+        bar = progress_bar(total=total, initial=self.state["step"], desc=f"train {self.run_dir.name}", unit="step",
                    disable=not self.progress, dynamic_ncols=True)
         reason = self._stop_reason()
         try:
@@ -254,8 +254,9 @@ class Trainer:
                     if self.writer is not None:
                         self.writer.add_scalar("train/loss", loss, step)
                         self.writer.add_scalar("train/samples_per_s", speed, step)
+                    # the postfix shows at the next redraw (update's): forcing one per step would flood a log
+                    bar.set_postfix(epoch=self.state["epoch"], loss=f"{loss:.3f}", samples_s=f"{speed:.0f}", refresh=False)
                     bar.update(1)
-                    bar.set_postfix(epoch=self.state["epoch"], loss=f"{loss:.3f}", samples_s=f"{speed:.0f}")
                     if on_step is not None:
                         on_step(step, loss)
                     if tc.val_every_steps and step % tc.val_every_steps == 0:

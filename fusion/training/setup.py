@@ -27,7 +27,7 @@ RUNTIME_KEYS: frozenset[str] = frozenset(
 )
 # Keys added after runs existed, with the value every older run had: a run folder whose
 # config.yaml lacks one still resumes when the new config keeps that value.
-ADDED_KEYS: dict[str, Any] = {"extract.precision": "fp32"}
+ADDED_KEYS: dict[str, Any] = {"extract.precision": "fp32", "extract.posteriors_per_step": False}
 # Sections that never bind a run folder: decoding defaults change captions, not the trained weights.
 UNBOUND_SECTIONS: tuple[str, ...] = ("decode.",)
 

@@ -56,18 +56,15 @@ VERIFIER_FORMAT = "fusion.verifier/1"
 DEFAULT_CLIP = 3.0  # |evidence| cap: one noun can never outweigh a whole caption's log-prob
 ABSTAIN_CAP = 0.25  # |evidence| of an abstaining noun: below the "supported" line (0.5)
 SUPPORT = 0.5  # |learned evidence| that counts as a claim (about 1.6x odds)
-# |zero-shot evidence| that counts as SoundNet's contrary opinion. On the small benchmark's val +
-# test clips, zero-shot evidence is <= -1 for 2% of the true sounds the learned part supports
-# (<= -0.25 for 24%: a weaker margin would silence the verifier where it is right).
+# The three below: the measurements behind them are in the README ("Where the defaults come from").
+# |zero-shot evidence| that counts as SoundNet's contrary opinion (a weaker margin would silence
+# the verifier where it is right).
 DISAGREE_MARGIN = 1.0
 # Verifier files saved before the threshold was calibrated: RMS standardised distance of pooled
-# SoundNet pool5 features. The demo / default-size runs' verifiers: validation clips up to 1.73 /
-# 1.75 (q99 1.66 / 1.54), test clips up to 1.58 / 1.64, the 18 real MSR-VTT clips 1.41-2.80 /
-# 1.37-2.8 (15 / 14 of them beyond 1.7; the run's profile flags all of them, see UNFAMILIAR_RATIO).
+# SoundNet pool5 features.
 DEFAULT_OOD_THRESHOLD = 1.7
 # A clip the run's training profile flags abstains the verifier only this far beyond the threshold:
-# the 1% of benchmark clips the calibration lets fail lie just past it (the small benchmark's one
-# flagged test clip at 1.7x), real videos far beyond (frames 12x-44x on the shared real clips).
+# the clips the calibration lets fail lie just past it, real videos far beyond.
 UNFAMILIAR_RATIO = 2.0
 _EPS = 1e-6
 # Label spaces scored by one sigmoid per class (YAMNet's AudioSet head, as AudioSet is multi-label):
