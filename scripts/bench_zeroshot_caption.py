@@ -24,6 +24,14 @@ from fusion.paths import REPO_ROOT
 from scripts.bench_caption import bench_args, make_clip
 
 
+def stage_seconds(before: dict[str, float], after: dict[str, float], extract_s: float) -> dict[str, float]:
+    """Seconds of each extractor stage in one call (the difference of its summed timings), and
+    ``other`` (resampling, record assembly: the extract time no stage accounts for)."""
+    stages = {k: v - before.get(k, 0.0) for k, v in after.items() if v - before.get(k, 0.0) > 0}
+    stages["other"] = max(extract_s - sum(stages.values()), 0.0)
+    return stages
+
+
 def warm(model: Path, clip: Path, repeat: int) -> dict:
     """Load once; median seconds of extract + decode (fused), and of the blind LM's decode."""
     from fusion.zeroshot.pipeline import ZeroShotPipeline
@@ -35,10 +43,14 @@ def warm(model: Path, clip: Path, repeat: int) -> dict:
     caption = pipe.caption([clip])[0].caption  # first call: allocator and kernel warm-up
     pipe.decode([pipe.extractor.extract(clip)], blind)
     total, decode, decode_blind = [], [], []
+    stages: dict[str, list[float]] = {}
     for _ in range(repeat):
+        before = dict(pipe.extractor.timings)
         t0 = time.perf_counter()
         record = pipe.extractor.extract(clip)
         t1 = time.perf_counter()
+        for stage, seconds in stage_seconds(before, pipe.extractor.timings, t1 - t0).items():
+            stages.setdefault(stage, []).append(seconds)
         pipe.decode([record])
         t2 = time.perf_counter()
         pipe.decode([record], blind)
@@ -51,6 +63,7 @@ def warm(model: Path, clip: Path, repeat: int) -> dict:
             "warm_min_s": round(min(total), 3), "extract_s": round(med(total) - med(decode), 3),
             "decode_s": round(med(decode), 4), "decode_blind_lm_s": round(med(decode_blind), 4),
             "decode_ratio_vs_blind": round(med(decode) / max(med(decode_blind), 1e-9), 2),
+            "stages_s": {k: round(med(v), 3) for k, v in stages.items()},
             "beam_size": pipe.options.beam_size, "frames_per_clip": pipe.extractor.config.frames_per_clip}
 
 
@@ -84,6 +97,13 @@ def main(argv: list[str] | None = None) -> int:
              "|---|---|---|---|---|---|---|"]
     lines += [f"| {r['threads']} | {r['warm_s']:.2f} | {r['extract_s']:.2f} | {r['decode_s']:.3f} | "
               f"{r['decode_blind_lm_s']:.3f} | {r['decode_ratio_vs_blind']:.2f} | {r['load_s']:.1f} |" for r in rows]
+    names = sorted({k for r in rows for k in r["stages_s"]})
+    lines += ["", "Per stage (median seconds of one warm caption; `decode` = reading the file and sampling frames, "
+              "`preprocess` = resizing them, `frame_cnn` / `soundnet8` / `yamnet` = the networks, `other` = "
+              "resampling and the rest; then the fused beam search):", "",
+              "| threads | " + " | ".join(names) + " | beam search |", "|---" * (len(names) + 2) + "|"]
+    lines += [f"| {r['threads']} | " + " | ".join(f"{r['stages_s'].get(k, 0.0):.3f}" for k in names)
+              + f" | {r['decode_s']:.3f} |" for r in rows]
     atomic_write_text(out / "bench_zeroshot_caption.md", "\n".join(lines) + "\n")
     return 0
 

@@ -21,6 +21,7 @@ before a bundle is asked for)::
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.util
 import logging
@@ -142,15 +143,26 @@ def mono_waveform(waveform: np.ndarray, encoder: str) -> np.ndarray:
     return wave
 
 
+@functools.lru_cache(maxsize=8)
+def _resampler(from_hz: int, to_hz: int) -> Any:
+    """torchaudio's ``Resample`` with its windowed-sinc kernel built once per rate pair (float32, as
+    ``torchaudio.functional.resample`` builds it for float32 audio, so the output is the same)."""
+    import torch
+    import torchaudio.transforms as tat
+
+    return tat.Resample(from_hz, to_hz, dtype=torch.float32)
+
+
 def resample(waveform: np.ndarray, from_hz: int, to_hz: int) -> np.ndarray:
     """float32 ``(S,)`` mono audio at ``from_hz`` -> ``(S * to_hz / from_hz,)`` at ``to_hz``
-    (torchaudio's windowed-sinc resampler); the same array when the rates agree."""
+    (torchaudio's windowed-sinc resampler, its kernel cached per rate pair); the same array when
+    the rates agree."""
     if from_hz == to_hz:
         return waveform
     import torch
-    import torchaudio.functional as taf
 
-    return taf.resample(torch.from_numpy(np.ascontiguousarray(waveform, dtype=np.float32)), from_hz, to_hz).numpy()
+    with torch.inference_mode():
+        return _resampler(int(from_hz), int(to_hz))(torch.from_numpy(np.ascontiguousarray(waveform, dtype=np.float32))).numpy()
 
 
 @dataclass

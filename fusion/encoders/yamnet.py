@@ -37,7 +37,7 @@ import torch
 from torch import Tensor, nn
 
 from fusion.encoders.bundle import AudioAnalysis, WeightsSource, load_frozen
-from fusion.encoders.dynamic_int8 import dynamic_int8_linear, symmetric_scales
+from fusion.encoders.dynamic_int8 import DerivedTensors, dynamic_int8_linear, integer_weight, symmetric_scales
 from fusion.encoders.labels import AudioSetLabel, audioset_labels
 from fusion.encoders.tflite_reader import TFLiteModel, TFLiteOperator, TFLiteTensor, read_tflite
 from fusion.encoders.yamnet_preprocess import ACTIVATION_MODES, YAMNET_PREPROCESS, LogMelFrontEnd, YAMNetPreprocess
@@ -78,12 +78,18 @@ class YAMNet(nn.Module):
         for name in [s.name for s in YAMNET_CONVS if s.kind == "pointwise"]:
             self.weight_scales.register_buffer(name, symmetric_scales(self.convs[name].weight))
         self.weight_scales.register_buffer("classifier", symmetric_scales(self.classifier.weight))
+        self.derived = DerivedTensors()  # the int8 layers' integer weights, built once
+
+    def _integer_weight(self, name: str, weight: Tensor, scale: Tensor) -> tuple[Tensor, Tensor]:
+        """``integer_weight`` of one int8 layer ``(O, K)``, ``(O,)``, built once."""
+        return self.derived.get(name, (weight, scale), lambda: integer_weight(weight, scale))
 
     def _pointwise(self, name: str, x: Tensor) -> Tensor:
         """A 1x1 convolution as the interpreter's dynamic int8 kernel: ``(N, C, H, W)`` -> ``(N, O, H, W)``."""
         conv = self.convs[name]
-        weight = conv.weight.flatten(1)  # (O, C)
-        out = dynamic_int8_linear(x.permute(0, 2, 3, 1), weight, self.weight_scales.get_buffer(name), conv.bias)
+        weight, scale = conv.weight.flatten(1), self.weight_scales.get_buffer(name)  # (O, C), (O,)
+        integers = self._integer_weight(name, weight, scale)
+        out = dynamic_int8_linear(x.permute(0, 2, 3, 1), weight, scale, conv.bias, integers)
         return out.permute(0, 3, 1, 2)  # (N, O, H, W)
 
     def embed(self, patches: Tensor) -> Tensor:
@@ -103,8 +109,9 @@ class YAMNet(nn.Module):
         """Args: patches float32 ``(N, 96, 64)``. Returns: ``(scores (N, 521), embeddings (N, 1024))``."""
         embeddings = self.embed(patches)
         if self.quantize:
-            logits = dynamic_int8_linear(embeddings, self.classifier.weight, self.weight_scales.classifier,
-                                         self.classifier.bias)
+            weight, scale = self.classifier.weight, self.weight_scales.classifier
+            logits = dynamic_int8_linear(embeddings, weight, scale, self.classifier.bias,
+                                         self._integer_weight("classifier", weight, scale))
         else:
             logits = self.classifier(embeddings)
         return torch.sigmoid(logits), embeddings

@@ -38,7 +38,7 @@ import torch
 from torch import Tensor, nn
 
 from fusion.encoders.bundle import mono_waveform, resample
-from fusion.encoders.dynamic_int8 import dynamic_int8_linear, symmetric_scales
+from fusion.encoders.dynamic_int8 import DerivedTensors, dynamic_int8_linear, integer_weight, symmetric_scales
 
 logger = logging.getLogger(__name__)
 
@@ -203,6 +203,17 @@ class LogMelFrontEnd(nn.Module):
         self.register_buffer("dft_real_scale", symmetric_scales(self.dft_real))  # (K,)
         self.register_buffer("dft_imag_scale", symmetric_scales(self.dft_imag))  # (K,)
         self.register_buffer("mel_scale", symmetric_scales(self.mel))  # (M,)
+        self.derived = DerivedTensors()  # the int8 matrices' integers, built once
+
+    def _dft_int8(self) -> tuple[Tensor, Tensor, tuple[Tensor, Tensor]]:
+        """The cosine and sine matrices stacked ``(2K, N)``, their scales ``(2K,)`` and integer weights."""
+        def build() -> tuple[Tensor, Tensor, tuple[Tensor, Tensor]]:
+            dft = torch.cat([self.dft_real, self.dft_imag])
+            scale = torch.cat([self.dft_real_scale, self.dft_imag_scale])
+            return dft, scale, integer_weight(dft, scale)
+
+        sources = (self.dft_real, self.dft_imag, self.dft_real_scale, self.dft_imag_scale)
+        return self.derived.get("dft", sources, build)
 
     def forward(self, waveform: Tensor) -> Tensor:
         """Args: waveform float32 ``(B, S)``, ``S >= window``. Returns: float32 ``(B, F, M)`` log-mel frames."""
@@ -211,14 +222,15 @@ class LogMelFrontEnd(nn.Module):
         half = (p.fft_length - p.window_samples) // 2  # centred, as features._tflite_stft_magnitude pads
         frames = nn.functional.pad(frames, (half, p.fft_length - p.window_samples - half))  # (B, F, N)
         if self.quantize:
-            dft = torch.cat([self.dft_real, self.dft_imag])  # (2K, N): one rounding of each frame for both
-            spectrum = dynamic_int8_linear(frames, dft, torch.cat([self.dft_real_scale, self.dft_imag_scale]))
+            dft, scale, integers = self._dft_int8()  # (2K, N), (2K,): one rounding of each frame for both
+            spectrum = dynamic_int8_linear(frames, dft, scale, None, integers)
             real, imag = spectrum.chunk(2, dim=-1)  # (B, F, K) each
         else:
             real, imag = frames @ self.dft_real.T, frames @ self.dft_imag.T  # (B, F, K) each
         magnitude = torch.sqrt(real * real + imag * imag)
         if self.quantize:
-            return torch.log(dynamic_int8_linear(magnitude, self.mel, self.mel_scale, self.mel_offset))  # (B, F, M)
+            integers = self.derived.get("mel", (self.mel, self.mel_scale), lambda: integer_weight(self.mel, self.mel_scale))
+            return torch.log(dynamic_int8_linear(magnitude, self.mel, self.mel_scale, self.mel_offset, integers))
         return torch.log(magnitude @ self.mel.T + self.mel_offset)  # (B, F, M)
 
     def patches(self, waveform: Tensor) -> Tensor:
