@@ -190,3 +190,14 @@ def test_model_and_prediction_arguments_fail_in_one_line(tmp_path: Path) -> None
         read_predictions(str(bad), ["clip_a", "clip_b"])
     with pytest.raises(DataError, match="cannot read"):
         read_predictions(str(tmp_path / "absent.json"), ["clip_a"])
+
+
+def test_retrieval_weight_can_be_chosen_on_noun_precision() -> None:
+    from fusion.realeval.metrics import ClipScores
+    from scripts.zeroshot_real_clips import per_clip_criterion
+
+    rows = {"clip_a": {"CIDEr": 0.5, "noun_precision": 1.0}, "clip_b": {"CIDEr": 0.2, "noun_precision": None}}
+    scores = ClipScores(predictions={"clip_a": "a dog", "clip_b": "it is"}, per_clip=rows, corpus={})
+    ids = ["clip_a", "clip_b"]
+    assert per_clip_criterion(scores, "CIDEr", ids) == {"clip_a": 0.5, "clip_b": 0.2}
+    assert per_clip_criterion(scores, "noun_precision", ids) == {"clip_a": 1.0, "clip_b": 0.0}  # no nouns: 0
