@@ -8,6 +8,9 @@ evidence off): the ratio is what the concept scorers cost.
 
     python -m scripts.bench_zeroshot_caption [--model runs/zeroshot] [--repeat 5] [--threads 1 2] [--out results]
 
+Also prints and writes the per-stage breakdown of the warm extraction (file decoding, frame
+preprocessing, frame CNN, each audio encoder, the rest) from the extractor's stage timings.
+
 Writes ``results/bench_zeroshot_caption.json`` and ``.md``.
 """
 
