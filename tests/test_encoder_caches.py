@@ -46,3 +46,20 @@ def test_derived_tensors_rebuild_when_a_source_changes() -> None:
     source.mul_(2.0)  # edited in place: its version changes
     assert derived.get("s", (source,), build).item() == 6.0
     assert len(builds) == 2
+
+
+def test_inference_tensors_are_built_on_every_call() -> None:
+    """Weights made under ``torch.inference_mode`` keep no version counter: nothing stale is reused."""
+    with torch.inference_mode():
+        source = torch.ones(3)
+    derived, builds = DerivedTensors(), []
+
+    def build() -> torch.Tensor:
+        builds.append(1)
+        return source.sum()
+
+    assert derived.get("s", (source,), build).item() == 3.0
+    with torch.inference_mode():
+        source.mul_(2.0)
+    assert derived.get("s", (source,), build).item() == 6.0
+    assert len(builds) == 2

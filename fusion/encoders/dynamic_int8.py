@@ -104,7 +104,8 @@ class DerivedTensors:
     """Tensors derived from a module's weights (integer weights, concatenations), built once.
 
     An entry is rebuilt when any of its source tensors changed: loaded, moved to another device
-    or edited in place (the key is each source's storage address and version counter).
+    or edited in place (the key is each source's storage address and version counter). Inference
+    tensors have no version counter: their derived tensors are built on every call.
     """
 
     def __init__(self) -> None:
@@ -112,6 +113,11 @@ class DerivedTensors:
 
     def get(self, name: str, sources: tuple[Tensor, ...], build: Callable[[], object]) -> object:
         """``build()`` the first time, or when a tensor of ``sources`` changed; else the stored value."""
+        if any(t.is_inference() for t in sources):
+            # inference tensors (made under torch.inference_mode) keep no version counter, so an
+            # in-place edit could not be seen: build every time rather than risk a stale entry
+            with torch.no_grad():
+                return build()
         key = tuple(x for t in sources for x in (t.data_ptr(), t._version))
         entry = self._entries.get(name)
         if entry is None or entry[0] != key:
