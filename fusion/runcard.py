@@ -98,7 +98,9 @@ def describe_training(card: dict[str, Any] | None, short: bool = False) -> str:
     if not card:
         return "an unknown dataset (the run has no run card)"
     clips = f"{card.get('train_clips', '?')} training clips"
-    if card.get("description"):
+    if card.get("summary"):  # a model trained on no clips says what it learned from instead
+        clips = str(card["summary"])
+    elif card.get("description"):
         clips += f" of {card['description']}"
     parts = [clips]
     if not short:

@@ -200,3 +200,10 @@ def test_run_knowledge_caps_an_older_captioner_from_its_profile(tmp_path: Path) 
     knowledge = run_knowledge(run, compute=False)
     assert knowledge.profile is not None and knowledge.note is None
     assert old.frame_norm.has_bounds and old.audio_norm.has_bounds
+
+
+def test_a_card_without_training_clips_says_what_the_model_learned_from() -> None:
+    card = {"dataset": "zero-shot", "train_clips": 0, "vocab_size": 3199,
+            "summary": "no training video; it learned from 30000 real captions"}
+    assert describe_training(card) == ("zero-shot: no training video; it learned from 30000 real captions; "
+                                       "a vocabulary of 3199 words")

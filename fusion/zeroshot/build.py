@@ -116,8 +116,8 @@ def calibrate(out: Path, records: Sequence[Any], provenance: dict[str, Any]) -> 
     profile, held_out = real_clip_profile(records)
     profile.save(out / PROFILE_FILE)
     card = {"format": CARD_FORMAT, "dataset": "zero-shot",
-            "description": f"video: it learned from {provenance['lm']['train_sentences']} real captions (MSVD + "
-                           "MSR-VTT) and the ImageNet / SoundNet / AudioSet classes of pretrained encoders instead",
+            "summary": f"no training video; it learned from {provenance['lm']['train_sentences']} real captions "
+                       "(MSVD + MSR-VTT) and the ImageNet / SoundNet / AudioSet classes of pretrained encoders",
             "train_clips": 0, "val_clips": len(records), "calibration_clips": len(records),
             "train_clips_with_audio": 0, "vocab_size": provenance["lm"]["vocab_size"], "sound_classes": [],
             "encoders": provenance.get("encoders", {})}
