@@ -171,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
         manifest = write_corpus(build_corpus(args.data), args.out)
     except FusionError as err:
         print(f"data_prep.caption_corpus: error: {err}", file=sys.stderr)
-        return 2
+        return err.exit_code
     print(f"wrote {args.out}: {manifest['total']['train']} train + {manifest['total']['val']} val captions; "
           f"excluded {sum(len(v) for v in manifest['excluded_clips'].values())} development clips "
           f"({', '.join(f'{k} {v}' for k, v in manifest['dropped_captions'].items())} captions dropped)")

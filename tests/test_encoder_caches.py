@@ -32,14 +32,18 @@ def test_precomputed_integers_give_the_same_products() -> None:
     assert torch.equal(dynamic_int8_linear(x, weight, scale, bias, integer_weight(weight, scale)), expected)
 
 
-def test_derived_tensors_rebuild_when_a_source_changes() -> None:
-    source = torch.ones(3)
-    derived, builds = DerivedTensors(), []
-
+def _counted_sum(source: torch.Tensor, builds: list[int]):
+    """A build function: the sum of ``source``, counting its calls in ``builds``."""
     def build() -> torch.Tensor:
         builds.append(1)
         return source.sum()
+    return build
 
+
+def test_derived_tensors_rebuild_when_a_source_changes() -> None:
+    source = torch.ones(3)
+    derived, builds = DerivedTensors(), []
+    build = _counted_sum(source, builds)
     assert derived.get("s", (source,), build).item() == 3.0
     assert derived.get("s", (source,), build).item() == 3.0
     assert len(builds) == 1  # built once
@@ -53,11 +57,7 @@ def test_inference_tensors_are_built_on_every_call() -> None:
     with torch.inference_mode():
         source = torch.ones(3)
     derived, builds = DerivedTensors(), []
-
-    def build() -> torch.Tensor:
-        builds.append(1)
-        return source.sum()
-
+    build = _counted_sum(source, builds)
     assert derived.get("s", (source,), build).item() == 3.0
     with torch.inference_mode():
         source.mul_(2.0)

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
-from fusion.decoding.processors import NEG_INF, Processor
+from fusion.decoding.processors import NEG_INF, Processor, ban_pairs
 
 if TYPE_CHECKING:
     from fusion.text import Vocabulary
@@ -95,11 +95,7 @@ class NoRepeatBigramProcessor:
                 if seq[i] == last and not (last in self.function_ids and nxt in self.function_ids):
                     rows.append(r)
                     cols.append(nxt)
-        if not rows:
-            return scores
-        scores = scores.clone()
-        scores[rows, cols] = NEG_INF
-        return scores
+        return ban_pairs(scores, rows, cols)
 
 
 class NoDanglingEndProcessor:

@@ -21,6 +21,15 @@ from fusion.errors import ConfigError
 NEG_INF = float("-inf")
 
 
+def ban_pairs(scores: Tensor, rows: Sequence[int], ids: Sequence[int]) -> Tensor:
+    """``scores`` (N, V) with each (row, id) pair set to -inf: a copy, or ``scores`` itself when none."""
+    if not rows:
+        return scores
+    scores = scores.clone()
+    scores[list(rows), list(ids)] = NEG_INF
+    return scores
+
+
 class Processor(Protocol):
     """A pure next-token constraint: returns ``scores`` with banned tokens at ``-inf``."""
 
@@ -106,11 +115,7 @@ class NoRepeatNGramProcessor:
                 if tuple(seq[i : i + size - 1]) == prefix:
                     banned_rows.append(r)
                     banned_ids.append(seq[i + size - 1])
-        if not banned_rows:
-            return scores
-        scores = scores.clone()
-        scores[banned_rows, banned_ids] = NEG_INF
-        return scores
+        return ban_pairs(scores, banned_rows, banned_ids)
 
 
 class NoImmediateRepeatProcessor:
