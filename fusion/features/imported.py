@@ -97,6 +97,9 @@ def not_computable_message(config: ExtractConfig, what: str) -> str:
             "stored record instead: `fusion caption --features STORE --id ID --model RUN`")
 
 
+_NAME_WARNINGS_SAID: set[tuple[str, str, str]] = set()  # one "other name" warning per store and names
+
+
 def store_config_for(path: str | Path, wanted: ExtractConfig) -> ExtractConfig:
     """The config to open the store at ``path`` with, for a run whose features are ``wanted``.
 
@@ -121,7 +124,9 @@ def store_config_for(path: str | Path, wanted: ExtractConfig) -> ExtractConfig:
                         f"was trained on imported {imported_modality(wanted)} features {imported_name(wanted)!r}; "
                         f"fill a store with `{import_command(store_path, wanted)}`")
     diff = config_difference(have.feature_dict(), wanted)
-    if diff is not None:
+    said = (str(store_path.resolve()), imported_name(have), imported_name(wanted))
+    if diff is not None and said not in _NAME_WARNINGS_SAID:  # the stages and the loader both open the store
+        _NAME_WARNINGS_SAID.add(said)
         logger.warning("%s holds imported features %r, the run was trained on %r (%s: %r vs %r); using them: "
                        "their width must match the run's", store_path, imported_name(have), imported_name(wanted),
                        *diff)
