@@ -111,24 +111,43 @@ def retrieval_candidates(corpus: Path, dev: Any) -> tuple[dict[float, dict[str, 
     return cands, system
 
 
-def open_model(path: str) -> tuple[Any, Any, str]:
+def open_model(spec: str) -> tuple[Any, Any, str]:
     """(caption function, extraction config, note) of a model folder, as ``fusion caption --model`` loads it.
 
-    A zero-shot folder whose weights were chosen on the development clips (``RUN/tune/leave_one_out.json``)
-    captions each clip with the weights its leave-one-out fold chose without that clip.
+    ``spec`` is ``PATH`` or, for a zero-shot folder, ``PATH@MODE`` (``consensus`` / ``fused``): that mode only.
+    A zero-shot folder whose settings were chosen on the development clips (``RUN/tune/leave_one_out.json``)
+    captions each clip with the point its leave-one-out fold chose without that clip (with ``@MODE``,
+    leave-one-out again over that mode's points only).
     """
     import json
 
+    from fusion.realeval import loo_select
     from fusion.realeval.systems import open_run, run_extract_config, run_system
+    from fusion.zeroshot.tune import cider_per_clip
 
+    path, _, mode = spec.partition("@")
     pipeline = open_run(path)
     tune = Path(path) / "tune" / "leave_one_out.json"
-    note = f"`fusion caption --model {path}`"
+    note = f"`fusion caption --model {path}`" + (f" in its {mode} mode" if mode else "")
     if not tune.is_file():
-        return run_system(pipeline), run_extract_config(pipeline), note
-    held_out = json.loads(tune.read_text(encoding="utf-8"))["held_out"]
-    options = {clip: pipeline.options.replace(**row["point"]) for clip, row in held_out.items()}
-    note += "; each clip decoded with the weights its leave-one-out fold chose on the other clips"
+        options = pipeline.options.replace(mode=mode or None) if mode else None
+        return run_system(pipeline, options), run_extract_config(pipeline), note
+    saved = json.loads(tune.read_text(encoding="utf-8"))
+    held_out = {clip: row["point"] for clip, row in saved["held_out"].items()}
+    if mode:
+        keep = [str(i) for i, point in enumerate(saved["points"]) if point.get("mode", "fused") == mode]
+        if not keep:
+            raise DataError(f"{tune}: no {mode!r} point was tried; rebuild the model with `fusion zeroshot build`")
+        refs = {e["id"]: e["captions"] for e in map(json.loads, (Path(path) / "devclips.jsonl").read_text().splitlines())} \
+            if (Path(path) / "devclips.jsonl").is_file() else None
+        ids = list(held_out)
+        if refs is None:
+            raise DataError(f"{path}/devclips.jsonl not found: cannot redo the leave-one-out choice for {mode!r}")
+        scores = {p: cider_per_clip({i: saved["captions"][p][i] for i in ids}, refs) for p in keep}
+        choice = loo_select(scores, {p: saved["captions"][p] for p in keep}, ids)
+        held_out = {clip: saved["points"][int(p)] for clip, p in choice.chosen.items()}
+    options = {clip: pipeline.options.replace(**point) for clip, point in held_out.items()}
+    note += "; each clip captioned with the settings its leave-one-out fold chose on the other clips"
     return run_system(pipeline, options), run_extract_config(pipeline), note
 
 

@@ -38,7 +38,7 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> ZeroShotModel:
     out = tmp_path_factory.mktemp("zeroshot")
     train_lm(SENTENCES, TINY_LM, val_sentences=SENTENCES[:10], out_dir=out / LM_DIR, progress=False)
     shutil.copyfile(DEFAULT_LINKS_PATH, out / LINKS_FILE)
-    ZeroShotFolder(ZeroShotConfig(visual_weight=3.0, audio_weight=1.0, min_len=2), to_dict(ExtractConfig())).save(out)
+    ZeroShotFolder(ZeroShotConfig(mode="fused", visual_weight=3.0, audio_weight=1.0, min_len=2), to_dict(ExtractConfig())).save(out)
     return ZeroShotModel(out)
 
 

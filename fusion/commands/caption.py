@@ -44,6 +44,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object per video (JSON Lines)")
     parser.add_argument("--explain", action="store_true",
                    help="show the per-scorer scores of the runner-up captions and the audio evidence for nouns")
+    parser.add_argument("--mode", choices=("consensus", "fused"), default=None,
+                        help="zero-shot model only: pick the consensus caption of the nearest corpus clips "
+                             "(consensus) or compose one word by word with the caption LM (fused); default the model's")
+    parser.add_argument("--neighbours", type=int, default=None, metavar="K",
+                        help="zero-shot model, consensus mode: how many corpus clips vote (default the model's)")
     add_decode_arguments(parser)
     parser.set_defaults(func=run)
 
@@ -105,14 +110,19 @@ def stored_or_files(pipeline: Any, args: argparse.Namespace, options: Any) -> li
 
 def run(args: argparse.Namespace) -> int:
     """Caption every file; one error line per unreadable file; exit 1 if any failed."""
+    from fusion.errors import ConfigError
     from fusion.runcard import describe_training
+    from fusion.zeroshot.config import is_zeroshot_folder
     from fusion.zeroshot.pipeline import open_pipeline
 
     apply_threads(args)
     if not getattr(args, "verbose", 0):  # FFmpeg's own log lines would repeat the one error line per file
         logging.getLogger("libav").setLevel(logging.CRITICAL)
     check_inputs(args)
-    pipeline = open_pipeline(args.model, device=args.device, **decode_overrides(args))
+    zeroshot_only = {k: v for k in ("mode", "neighbours") if (v := getattr(args, k, None)) is not None}
+    if zeroshot_only and args.model is not None and not is_zeroshot_folder(args.model):
+        raise ConfigError(f"--{next(iter(zeroshot_only))} applies to a zero-shot model only; {args.model} is a trained run")
+    pipeline = open_pipeline(args.model, device=args.device, **decode_overrides(args), **zeroshot_only)
     options = pipeline.options
     if args.explain and args.nbest is None:  # runner-ups to compare with, as many as the beam holds
         options = dataclasses.replace(options, nbest=min(3, options.beam_size))
@@ -137,5 +147,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             _print_text(result, args.explain, explanation)
     if not args.json and pipeline.knowledge.card is not None and captioned:  # not when every file failed
-        print(f"(the model was trained on {describe_training(pipeline.knowledge.card)})")
+        card = pipeline.knowledge.card
+        lead = "" if (card or {}).get("summary") else "the model was trained on "  # a zero-shot card says what it learned from
+        print(f"({lead}{describe_training(card)})")
     return 1 if failed else 0

@@ -4,11 +4,13 @@
 
 1. the caption LM, trained on the corpus's train captions (a seeded sample of ``sentences``),
    validated on its val captions (perplexity recorded);
-2. the committed concept-link table, copied in, so the folder is self-contained;
+2. the committed concept-link table, copied in, so the folder is self-contained, and the caption
+   index of the consensus mode: every corpus caption (train + val) by clip, with its linked words
+   (:mod:`fusion.zeroshot.neighbours`);
 3. where development clips are given (real clips with references; none of them is in the
    corpus): their features, the unfamiliarity profile calibrated on them (leave-one-out,
    :mod:`fusion.zeroshot.calibrate`), and the weights chosen on them with leave-one-out
-   cross-validation (:mod:`fusion.zeroshot.tune`); without clips the default weights stay.
+   cross-validation (:mod:`fusion.zeroshot.tune`: the mode too); without clips the defaults stay.
 """
 
 from __future__ import annotations
@@ -69,6 +71,25 @@ def train_caption_lm(corpus_dir: Path, out: Path, config: LMConfig, sentences: i
             "config": to_dict(config)}
 
 
+def build_index(corpus_dir: Path, out: Path) -> dict[str, Any]:
+    """Index the corpus's train + val captions by clip for the consensus mode; returns its provenance."""
+    from fusion.concepts.links import ConceptLinks
+    from fusion.zeroshot.neighbours import CaptionIndex
+
+    start = time.perf_counter()
+    links = ConceptLinks.load(out / LINKS_FILE)
+    pairs = []
+    for split in ("train", "val"):
+        for line in (corpus_dir / f"{split}.txt").read_text(encoding="utf-8").splitlines():
+            key, sep, caption = line.partition("\t")
+            if sep:
+                pairs.append((key, caption))
+    index = CaptionIndex.build(pairs, links.key_of, list(links.entries))
+    index.save(out)
+    return {"clips": len(index.clips), "captions": sum(len(c) for c in index.captions),
+            "seconds": round(time.perf_counter() - start, 1)}
+
+
 def audioset_encoders() -> dict[str, str | None]:
     """``{"yamnet": None}`` (AudioSet posteriors of the sound) where YAMNet's weights are found, else ``{}``."""
     from fusion.encoders.yamnet import default_weights_file
@@ -116,8 +137,10 @@ def calibrate(out: Path, records: Sequence[Any], provenance: dict[str, Any]) -> 
     profile, held_out = real_clip_profile(records)
     profile.save(out / PROFILE_FILE)
     card = {"format": CARD_FORMAT, "dataset": "zero-shot",
-            "summary": f"no training video; it learned from {provenance['lm']['train_sentences']} real captions "
-                       "(MSVD + MSR-VTT) and the ImageNet / SoundNet / AudioSet classes of pretrained encoders",
+            "summary": f"no training video; it picks among {provenance['index']['captions']:,} real captions of "
+                       f"{provenance['index']['clips']:,} MSVD + MSR-VTT clips (its LM learned from "
+                       f"{provenance['lm']['train_sentences']:,}) by what the ImageNet / SoundNet / AudioSet classes "
+                       "of pretrained encoders see and hear",
             "train_clips": 0, "val_clips": len(records), "calibration_clips": len(records),
             "train_clips_with_audio": 0, "vocab_size": provenance["lm"]["vocab_size"], "sound_classes": [],
             "encoders": provenance.get("encoders", {})}
@@ -144,6 +167,7 @@ def build_zeroshot(out: str | Path, corpus_dir: str | Path, dev: Sequence[DevCli
     else:
         provenance["lm"] = {**train_caption_lm(corpus_dir, out, lm_config, sentences, progress), "sentences_asked": sentences}
     shutil.copyfile(DEFAULT_LINKS_PATH, out / LINKS_FILE)
+    provenance["index"] = build_index(corpus_dir, out)
     folder = ZeroShotFolder(ZeroShotConfig(), to_dict(extract), provenance)
     folder.save(out)
     summary: dict[str, Any] = {"lm": provenance["lm"], "dev_clips": len(dev)}

@@ -4,6 +4,7 @@ A zero-shot model folder::
 
     RUN/zeroshot.json                format, the ZeroShotConfig, the extraction settings, provenance
     RUN/lm/                          the LSTM caption LM trained on the real caption corpus (fusion.models.lm)
+    RUN/neighbours.npz, .json.gz     the corpus clips indexed by their captions' linked words (fusion.zeroshot.neighbours)
     RUN/concept_links.json           the concept-link table it decodes with (a copy of the committed one)
     RUN/training_profile.safetensors unfamiliarity profile calibrated on real clips (fusion.ood)
     RUN/run_card.json                what the model knows (fusion.runcard)
@@ -23,6 +24,7 @@ from fusion.errors import CheckpointError, ConfigError
 from fusion.io import atomic_write_text
 
 ZEROSHOT_FORMAT = "fusion.zeroshot/1"
+MODES = ("consensus", "fused")
 CONFIG_FILE = "zeroshot.json"
 LM_DIR = "lm"
 LINKS_FILE = "concept_links.json"
@@ -30,14 +32,23 @@ LINKS_FILE = "concept_links.json"
 
 @dataclass
 class ZeroShotConfig:
-    """How the zero-shot captioner decodes: the caption LM (weight 1) fused with concept evidence.
+    """How the zero-shot captioner captions a clip.
+
+    Two modes. ``"consensus"`` (the default): the caption of the corpus clips whose captions'
+    linked words the clip's evidence supports best, chosen by the consensus of their captions
+    (:mod:`fusion.zeroshot.neighbours`). ``"fused"``: beam search with the caption LM (weight 1)
+    fused with the concept evidence of each word (:mod:`fusion.zeroshot.model`).
 
     Attributes:
-        visual_weight: weight of ``"visual"``, the frame CNN's ImageNet evidence for linked words.
+        mode: ``"consensus"`` or ``"fused"``.
+        neighbours: consensus mode: how many corpus clips vote.
+        visual_weight: weight of ``"visual"``, the frame CNN's ImageNet evidence for linked words
+            (consensus mode: its weight in the evidence that picks the neighbours).
         visual_negative_scale: share of the visual evidence against a word that is kept (0 = support only).
-        audio_weight: weight of ``"audio"``, SoundNet (ImageNet, Places2) and AudioSet evidence of the sound.
+        audio_weight: weight of ``"audio"``, SoundNet (ImageNet, Places2) and AudioSet evidence of the sound
+            (consensus mode: as ``visual_weight``).
         audio_negative_scale: the same share for the audio evidence.
-        length_weight: weight of ``"length"`` (a bonus per token).
+        length_weight: weight of ``"length"`` (a bonus per token; fused mode).
         beam_size: beams per clip.
         nbest: captions kept per clip.
         max_len: the most words per caption.
@@ -46,9 +57,11 @@ class ZeroShotConfig:
         batch_size: clips decoded together.
     """
 
+    mode: str = "consensus"
+    neighbours: int = 20
     visual_weight: float = 1.0
     visual_negative_scale: float = 0.5
-    audio_weight: float = 0.5
+    audio_weight: float = 1.0
     audio_negative_scale: float = 0.0
     length_weight: float = 0.0
     beam_size: int = 5
@@ -59,6 +72,10 @@ class ZeroShotConfig:
     batch_size: int = 16
 
     def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ConfigError(f"zeroshot.mode={self.mode!r} is invalid: use one of {', '.join(MODES)}")
+        if self.neighbours < 2:
+            raise ConfigError(f"zeroshot.neighbours={self.neighbours} is invalid: give 2 or more (a consensus needs other clips)")
         for name in ("visual_weight", "visual_negative_scale", "audio_weight", "audio_negative_scale"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"zeroshot.{name}={getattr(self, name)} is invalid: give a value >= 0")
@@ -102,7 +119,9 @@ class ZeroShotFolder:
                                   f"`fusion zeroshot build --out {folder}`") from None
         if not isinstance(data, dict) or data.get("format") != ZEROSHOT_FORMAT:
             raise CheckpointError(f"{path}: not a zero-shot model file; rebuild it with `fusion zeroshot build --out {folder}`")
-        return cls(from_dict(ZeroShotConfig, data.get("config") or {}), data.get("extract") or {},
+        config = dict(data.get("config") or {})
+        config.setdefault("mode", "fused")  # folders built before the consensus mode decode as they did
+        return cls(from_dict(ZeroShotConfig, config), data.get("extract") or {},
                    data.get("provenance") or {})
 
 

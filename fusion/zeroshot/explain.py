@@ -19,13 +19,28 @@ def _top(probs: np.ndarray | None, names: tuple[str, ...], k: int = TOP_CLASSES)
              round(float(probs[i]), 4)] for i in order]
 
 
-def explain_caption(model: Any, record: Any, hypothesis: Any) -> dict[str, Any]:
+NEIGHBOURS_SHOWN = 5
+
+
+def consensus_report(model: Any, record: Any, config: Any) -> dict[str, Any]:
+    """The consensus mode's reasons: the linked words whose evidence chose the neighbour clips, and the
+    nearest corpus clips with their best caption."""
+    found = model.consensus(record, config.replace(nbest=1))
+    index = model.index
+    neighbours = [{"clip": clip, "score": round(score, 3), "caption": index.captions[index.row_of[clip]][0]}
+                  for clip, score in found.neighbours[:NEIGHBOURS_SHOWN]]
+    return {"neighbours_used": len(found.neighbours), "drivers": [[k, round(v, 3)] for k, v in found.drivers],
+            "neighbours": neighbours, "from_clip": found.candidates[0].clip if found.candidates else None}
+
+
+def explain_caption(model: Any, record: Any, hypothesis: Any, config: Any = None) -> dict[str, Any]:
     """Per word of the caption, its concept's visual and audio evidence and the classes behind it.
 
     Returns:
         ``{"caption", "scores": weighted per scorer, "words": [{"word", "concept", "seen", "seen_from",
         "heard", "heard_from", "implied_by"}], "seen": top frame classes, "heard": top sound classes per
-        space (None: no audio stream)}``.
+        space (None: no audio stream)}``, and with ``config`` in the consensus mode ``"consensus"``
+        (:func:`consensus_report`).
     """
     seen_ev = model.visual.evidence(record) or {}
     heard_ev = model.audio.evidence(record)
@@ -50,8 +65,11 @@ def explain_caption(model: Any, record: Any, hypothesis: Any) -> dict[str, Any]:
     if record.audio is not None:
         heard = {f"{m}/{s}": _top(p, spaces[s]) for (m, s), p in posteriors.items()
                  if m == "audio" and p is not None and s in spaces}
-    return {"caption": hypothesis.words, "scores": hypothesis.weighted_scores(), "words": words,
-            "seen": _top(posteriors.get(("frames", "imagenet")), spaces["imagenet"]), "heard": heard}
+    report = {"caption": hypothesis.words, "scores": hypothesis.weighted_scores(), "words": words,
+              "seen": _top(posteriors.get(("frames", "imagenet")), spaces["imagenet"]), "heard": heard}
+    if config is not None and config.mode == "consensus":
+        report["consensus"] = consensus_report(model, record, config)
+    return report
 
 
 def _value(v: float | None) -> str:
@@ -61,6 +79,14 @@ def _value(v: float | None) -> str:
 def format_explanation(report: dict[str, Any]) -> str:
     """Readable lines of :func:`explain_caption`'s report."""
     lines = ["scores: " + ", ".join(f"{k} {v:+.2f}" for k, v in report["scores"].items())]
+    found = report.get("consensus")
+    if found:
+        drivers = ", ".join(f"{k} {v:+.2f}" for k, v in found["drivers"]) or "nothing in particular (no positive evidence)"
+        lines.append(f"a real caption of corpus clip {found['from_clip']}, the one most of the captions of the "
+                     f"{found['neighbours_used']} corpus clips nearest in what they name agree with")
+        lines.append(f"  the evidence that chose those clips: {drivers}")
+        for item in found["neighbours"]:
+            lines.append(f"  near: {item['clip']} ({item['score']:+.2f}) {item['caption']!r}")
     for item in report["words"]:
         parts = [f"seen {_value(item['seen'])}"]
         if item.get("seen_from"):
@@ -72,7 +98,8 @@ def format_explanation(report: dict[str, Any]) -> str:
             parts.append("a verb implied by " + ", ".join(item["implied_by"]))
         lines.append(f"  {item['word']!r} [{item['concept']}]: " + "; ".join(parts))
     if not report["words"]:
-        lines.append("  no word of this caption is linked to a seen or heard concept: it is the language model's guess")
+        lines.append("  no word of this caption is linked to a seen or heard concept: "
+                     + ("the neighbours' captions agree on it" if found else "it is the language model's guess"))
     if report["seen"]:
         lines.append("the frames show: " + ", ".join(f"{c} {p:.2f}" for c, p in report["seen"]))
     if report["heard"] is None:

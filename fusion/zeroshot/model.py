@@ -1,6 +1,9 @@
-"""The zero-shot captioner: a caption LM fused with what the frames show and the sound says.
+"""The zero-shot captioner: real captions chosen or composed by what the frames show and the sound says.
 
-No video-caption pair trains it. The language model (an LSTM trained on ~190,000 real
+No video-caption pair trains it. It has two modes (:class:`fusion.zeroshot.config.ZeroShotConfig`):
+``"consensus"``, the default, picks the consensus caption of the corpus clips whose captions the
+clip's evidence supports (:mod:`fusion.zeroshot.neighbours`); ``"fused"`` composes a caption word
+by word. In the fused mode the language model (an LSTM trained on ~190,000 real
 captions) proposes words; the visual-noun verifier (``"visual"``: the frame CNN's ImageNet
 posteriors on each word's linked classes) and the zero-shot audio verifier (``"audio"``:
 SoundNet's ImageNet / Places2 and, where present, AudioSet posteriors of the sound) add
@@ -30,6 +33,7 @@ from fusion.decoding.scorer import BatchInputs, DecodeContext, Scorer, bind_inpu
 from fusion.decoding.scorers import LengthScorer
 from fusion.models.lm import WordLM
 from fusion.zeroshot.config import LINKS_FILE, LM_DIR, ZeroShotConfig, ZeroShotFolder
+from fusion.zeroshot.neighbours import CaptionIndex, Consensus, caption_filter
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +61,14 @@ class ZeroShotModel:
         self.audio = ConceptEvidence(self.links, AUDIO_SOURCES)
         self._lm_scorer = LMScorer(self.lm, self.vocab)
         self._concept_scorers: dict[tuple[str, float], ConceptScorer] = {}
+        self._index: CaptionIndex | None = None
+
+    @property
+    def index(self) -> CaptionIndex:
+        """The corpus caption index of the consensus mode (read from the folder on first use)."""
+        if self._index is None:
+            self._index = CaptionIndex.load(self.folder)
+        return self._index
 
     def _concepts(self, name: str, negative_scale: float) -> ConceptScorer:
         """The ``"visual"`` / ``"audio"`` scorer at a negative scale (built once per scale)."""
@@ -79,10 +91,28 @@ class ZeroShotModel:
             scorers["length"], weights["length"] = LengthScorer(len(self.vocab)), float(config.length_weight)
         return scorers, weights
 
+    def consensus(self, record: Any, config: ZeroShotConfig | None = None) -> Consensus:
+        """The consensus mode's candidates, neighbours and driving words for one record."""
+        from fusion.decoding.guards import FUNCTION_WORDS
+
+        config = config or self.config
+        evidence = self.index.evidence_vector((self.visual.evidence(record), config.visual_weight),
+                                              (self.audio.evidence(record), config.audio_weight))
+        allowed = caption_filter(record is not None and record.audio is not None, FUNCTION_WORDS)
+        return self.index.caption(evidence, config.neighbours, config.nbest, allowed)
+
+    def _consensus_hypotheses(self, record: Any, config: ZeroShotConfig) -> list[Hypothesis]:
+        found = self.consensus(record, config)
+        return [Hypothesis(tokens=self.vocab.encode(c.caption, bos=False, eos=False), words=c.caption, score=c.score,
+                           scores={"consensus": c.score}, total=c.score, weights={"consensus": 1.0})
+                for c in found.candidates]
+
     @torch.no_grad()
     def decode_batch(self, records: Sequence[Any], config: ZeroShotConfig | None = None) -> list[list[Hypothesis]]:
-        """N-best hypotheses of up to ``batch_size`` records in one beam search."""
+        """N-best hypotheses of up to ``batch_size`` records (fused mode: in one beam search)."""
         config = config or self.config
+        if config.mode == "consensus":
+            return [self._consensus_hypotheses(r, config) for r in records]
         scorers, weights = self.scorers(config)
         inputs = BatchInputs(records=list(records))
         scorers = {name: bind_inputs(scorer, inputs) for name, scorer in scorers.items()}

@@ -140,7 +140,7 @@ class ZeroShotPipeline:
         """Which seen and heard concepts drove which words of the best caption."""
         if result.record is None or not result.hypotheses:
             raise DataError(f"{result.path}: nothing to explain ({result.error or 'not captioned'})")
-        return {"kind": "zeroshot", **explain_caption(self.model, result.record, result.hypotheses[0])}
+        return {"kind": "zeroshot", **explain_caption(self.model, result.record, result.hypotheses[0], self.options)}
 
 
 def open_pipeline(model_path: str | Path | None, device: str | torch.device = "cpu", compute_profile: bool = True,

@@ -1,7 +1,7 @@
-"""Choose the zero-shot model's weights on real clips, with leave-one-out cross-validation.
+"""Choose the zero-shot model's mode and weights on real clips, with leave-one-out cross-validation.
 
-Every point of a small grid (visual weight and negative scale, audio weight, length weight)
-decodes every development clip once; a clip's caption does not depend on the other clips, so
+Every point of a small grid (the consensus mode's neighbour count and evidence weights; the
+fused mode's visual weight and negative scale, audio weight, length weight) decodes every development clip once; a clip's caption does not depend on the other clips, so
 leave-one-out costs nothing more: for each held-out clip the point with the best mean CIDEr-D
 on the *other* clips is chosen and the held-out clip's caption under it is its held-out
 caption. The reported numbers are those held-out captions'; the model keeps the point that is
@@ -23,19 +23,30 @@ from fusion.zeroshot.config import ZeroShotConfig
 
 logger = logging.getLogger(__name__)
 
-# The grid: each weight off or at a few strengths; the language model's weight is 1.
-GRID: dict[str, tuple[float, ...]] = {
+# The grids, per mode. Consensus: how many corpus clips vote and how much the sound counts
+# beside the frames. Fused: each weight off or at a few strengths; the language model's weight is 1.
+CONSENSUS_GRID: dict[str, tuple[Any, ...]] = {
+    "mode": ("consensus",),
+    "neighbours": (10, 20, 40),
+    "audio_weight": (0.0, 0.5, 1.0),
+}
+FUSED_GRID: dict[str, tuple[Any, ...]] = {
+    "mode": ("fused",),
     "visual_weight": (0.0, 1.0, 2.0),
     "visual_negative_scale": (0.0, 0.5),
     "audio_weight": (0.0, 1.0),
     "length_weight": (0.0, 0.5, 1.0),
 }
+GRID: tuple[Mapping[str, Sequence[Any]], ...] = (CONSENSUS_GRID, FUSED_GRID)
 
 
-def grid_points(grid: Mapping[str, Sequence[float]] = GRID) -> list[dict[str, float]]:
-    """Every combination of the grid (a negative scale only where its weight is on)."""
-    names = list(grid)
-    points = [dict(zip(names, values)) for values in itertools.product(*(grid[n] for n in names))]
+def grid_points(grid: Mapping[str, Sequence[Any]] | Sequence[Mapping[str, Sequence[Any]]] = GRID) -> list[dict[str, Any]]:
+    """Every combination of each grid (a negative scale only where its weight is on), grids in order."""
+    grids = [grid] if isinstance(grid, Mapping) else list(grid)
+    points = []
+    for one in grids:
+        names = list(one)
+        points += [dict(zip(names, values)) for values in itertools.product(*(one[n] for n in names))]
     return [p for p in points if p.get("visual_weight", 1) or not p.get("visual_negative_scale", 0)]
 
 
@@ -49,7 +60,8 @@ def cider_per_clip(captions: Mapping[str, str], references: Mapping[str, Sequenc
 
 
 def tune_weights(model: Any, records: Sequence[Any], references: Mapping[str, Sequence[str]],
-                 base: ZeroShotConfig, grid: Mapping[str, Sequence[float]] = GRID, progress: bool = True) -> dict[str, Any]:
+                 base: ZeroShotConfig, grid: Mapping[str, Sequence[Any]] | Sequence[Mapping[str, Sequence[Any]]] = GRID,
+                 progress: bool = True) -> dict[str, Any]:
     """Decode the clips under every grid point and cross-validate the choice (module docstring).
 
     Returns:
