@@ -6,7 +6,8 @@
 * :func:`save_random_run`: the checkpoint of a tiny random S2VT (every tiny run below is one).
   :func:`make_store_run` (a feature store and manifest beside it), :func:`make_serve_run` (clips,
   a training log, an evaluation and an ablation beside it), :func:`save_random_run_and_lm` (an
-  LSTM LM beside it); ``tests/conftest.py`` holds the fixtures built from them.
+  LSTM LM beside it), :func:`make_zeroshot_run` (a zero-shot model folder in its consensus mode);
+  ``tests/conftest.py`` holds the fixtures built from them.
 * :class:`MarkovScorer` (a table per video) and :class:`BigramScorer` (one table): toy scorers for
   beam searches; :func:`bpe_tokenizer`: an offline GPT-2-style tokenizer;
   :func:`assert_same_records`: two feature stores agree; :func:`ablation_interval`: a paired
@@ -227,6 +228,47 @@ def make_serve_run(root: Path) -> dict[str, Path]:
     broken = root / "broken.mp4"
     broken.write_text("not a video\n")
     return {"root": root, "runs": root / "runs", "run": run, "broken": broken, "ablation": root / "runs" / "ablation"}
+
+
+# A tiny caption corpus for a zero-shot model's consensus mode: clips whose captions name linked
+# words, and one sound-claiming caption most clips share (the consensus of any neighbours, unless
+# the clip has no audio stream). Every clip has it but the last two: its n-grams keep an IDF above 0.
+ZEROSHOT_SOUND_CAPTION = "a dog barking is heard in the park"
+ZEROSHOT_CORPUS = [
+    ["a dog is running on the grass", "a brown dog runs in a field"],
+    ["a man is playing a guitar on a stage", "a person plays the guitar"],
+    ["a car is driving down the road", "a red car drives on a highway"],
+    ["a woman is cooking food in a kitchen", "someone cooks vegetables in a pan"],
+    ["a cat is sitting on a table", "a small cat sits on a wooden table"],
+    ["a boy is swimming in a pool", "a child swims in the water"],
+    ["a horse is running on a beach", "a horse runs along the sea"],
+    ["a man is riding a bicycle on a street", "a person rides a bike in the city"],
+]
+
+
+def make_zeroshot_run(folder: Path, extract: ExtractConfig, neighbours: int = 4) -> Path:
+    """A zero-shot model folder in its consensus mode: a tiny caption LM, the committed concept links,
+    the caption index of :data:`ZEROSHOT_CORPUS` and ``extract`` (random encoders for a fast test)."""
+    import shutil
+
+    from fusion.concepts import ConceptLinks
+    from fusion.concepts.links import DEFAULT_LINKS_PATH
+    from fusion.models.lm import LMConfig
+    from fusion.training.lm import train_lm
+    from fusion.zeroshot.config import LINKS_FILE, LM_DIR, ZeroShotConfig, ZeroShotFolder
+    from fusion.zeroshot.neighbours import CaptionIndex
+
+    folder.mkdir(parents=True, exist_ok=True)
+    pairs = [(f"k{i}", c) for i, captions in enumerate(ZEROSHOT_CORPUS) for c in captions]
+    pairs += [(f"k{i}", ZEROSHOT_SOUND_CAPTION) for i in range(len(ZEROSHOT_CORPUS) - 2)]
+    lm = LMConfig(embed_size=16, hidden_size=16, dropout=0.0, min_word_count=1, max_epochs=2, batch_size=16, lr=0.02)
+    sentences = [c for _, c in pairs]
+    train_lm(sentences * 4, lm, val_sentences=sentences[:4], out_dir=folder / LM_DIR, progress=False)
+    shutil.copyfile(DEFAULT_LINKS_PATH, folder / LINKS_FILE)
+    links = ConceptLinks.load(folder / LINKS_FILE)
+    CaptionIndex.build(pairs, links.key_of, list(links.entries)).save(folder)
+    ZeroShotFolder(ZeroShotConfig(mode="consensus", neighbours=neighbours, beam_size=3), to_dict(extract)).save(folder)
+    return folder
 
 
 def ablation_interval(folder: Path, metric: str) -> str:

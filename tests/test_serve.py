@@ -15,12 +15,14 @@ from pathlib import Path
 import pytest
 import torch
 
+from fusion.decoding.guards import SOUND_CLAIM_WORDS
 from fusion.errors import ConfigError
+from fusion.features import ExtractConfig
 from fusion.serve import CaptionService, DecodeSettings, UploadError
 from fusion.serve import runs as runs_mod
 from fusion.serve import views
 from fusion.serve.clipview import audio_status, frame_strip
-from tests.builders import ablation_interval, make_serve_run
+from tests.builders import ablation_interval, make_serve_run, make_zeroshot_run
 from tests.mediafactory import make_audio
 
 
@@ -181,3 +183,35 @@ def test_explanation_says_each_verdict_once() -> None:
     assert text.count("supported by the sound") == 1 and text.count("not heard") == 1
     assert "4. *a red ball*: no audible noun" in text
     assert text.splitlines()[-1] == "5. *a dog and a dog*: **dog**"
+
+
+def test_zeroshot_consensus_mode_neighbours_bars_and_reason(tiny: dict[str, Path], tmp_path: Path) -> None:
+    from fusion.zeroshot.explain import consensus_report
+
+    folder = make_zeroshot_run(tmp_path / "zs", ExtractConfig(frames_per_clip=4, random_weights=True, decode_workers=0))
+    service = CaptionService({"zs": folder, "tiny": tiny["run"]})
+    settings = service.defaults("zs")
+    assert settings.neighbours == 4 and service.defaults("tiny").neighbours is None
+    silent = service.analyse("zs", tiny["root"] / "c4.mp4")  # no audio stream
+    view = service.decode("zs", silent.key, settings)
+    model = service.load("zs").pipeline.model
+    assert view.caption == model.decode([silent.record])[0][0].words  # what `fusion caption` prints
+    assert view.consensus == consensus_report(model, silent.record, model.config)  # one search: caption and reason
+    assert not {w for h in view.hypotheses for w in h.words.split()} & SOUND_CLAIM_WORDS
+    headers, rows = views.nbest_table(view.hypotheses)
+    assert headers == ["#", "caption", "score", "total", "consensus"] and len(rows) == 3 and rows[0][4] == rows[0][2]
+    bars = views.concept_bars(view.nouns[0], view.evidence_available, True, view.evidence_scale)
+    assert 'data-source="seen"' in bars and 'data-source="heard"' not in bars and "no audio stream" in bars
+    text = views.explanation_markdown(view.hypotheses, view.nouns, view.evidence_available, view.consensus)
+    assert "consensus of the nearest corpus clips" in text and f"`{view.consensus['from_clip']}`" in text
+    # the neighbours re-decode from the cache; the beam size is the captions listed
+    narrow = service.decode("zs", silent.key, DecodeSettings(1, settings.weights, 2))
+    assert narrow.consensus is not None and narrow.consensus["neighbours_used"] == 2 and len(narrow.hypotheses) == 1
+    assert narrow.settings.describe().startswith("2 neighbours, 1 caption listed")
+    with pytest.raises(ConfigError, match="neighbours=1"):
+        service.decode("zs", silent.key, DecodeSettings(1, settings.weights, 1))
+    # a trained run takes no neighbours: a stray value is dropped, its table keeps the registry's columns
+    trained = service.analyse("tiny", tiny["root"] / "c3.mp4")
+    plain = service.decode("tiny", trained.key, DecodeSettings(2, service.defaults("tiny").weights, 7))
+    assert plain.settings.neighbours is None and plain.consensus is None
+    assert views.nbest_table(plain.hypotheses)[0] == views.NBEST_HEADERS

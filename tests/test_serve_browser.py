@@ -1,7 +1,8 @@
 """``fusion serve`` driven in headless Chromium with Playwright: one server for the module.
 
 The server is started as a new user would (``python -m fusion serve``) on a free loopback
-port with a tiny random run. Screenshots go to the test's temporary folder.
+port with a tiny random run and a tiny zero-shot model in its consensus mode. Screenshots go
+to the test's temporary folder.
 Needs Debian's ``chromium`` (Playwright cannot download its own browser here) and the
 ``serve`` extra (gradio, playwright); skipped with the install command where absent.
 """
@@ -22,8 +23,10 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from fusion.decoding.guards import SOUND_CLAIM_WORDS
+from fusion.features import ExtractConfig
 from fusion.paths import data_dir
-from tests.builders import ablation_interval, make_serve_run
+from tests.builders import ZEROSHOT_SOUND_CAPTION, ablation_interval, make_serve_run, make_zeroshot_run
 from tests.mediafactory import make_video
 
 if TYPE_CHECKING:
@@ -58,9 +61,11 @@ def _status(url: str) -> int:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
-    """``fusion serve`` on a free port with a tiny run; yields its URL, folders and log."""
+    """``fusion serve`` on a free port with a tiny run and a tiny zero-shot model; yields its URL, folders and log."""
     root = tmp_path_factory.mktemp("serve_browser")
     tiny = make_serve_run(root)
+    tiny["zeroshot"] = make_zeroshot_run(tiny["runs"] / "zeroshot",
+                                         ExtractConfig(frames_per_clip=4, random_weights=True, decode_workers=0))
     port = _free_port()
     log = open(root / "server.log", "w")  # noqa: SIM115 - closed below
     env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"}
@@ -191,3 +196,75 @@ def test_serves_no_file_outside_its_folders(server: dict) -> None:
     for path in outside:
         assert _status(f"{server['url']}gradio_api/file={path}") in (403, 404), path
     assert _status(f"{server['url']}gradio_api/file={server['ablation'] / 'ablation.json'}") == 200
+
+
+def _wait_status(page: Page, text: str) -> None:
+    page.wait_for_function("(t) => document.querySelector('#fusion-status').innerText.includes(t)", arg=text)
+
+
+def _concept_rows(page: Page) -> list[tuple[str, str]]:
+    rows = page.locator("#fusion-concepts .fusion-concept-row")
+    return [(rows.nth(i).get_attribute("data-word") or "", rows.nth(i).get_attribute("data-source") or "")
+            for i in range(rows.count())]
+
+
+def test_zeroshot_consensus_caption_bars_and_sliders(server: dict, page: Page, tmp_path: Path) -> None:
+    """Last in the module: it leaves the zero-shot model picked."""
+    from fusion.zeroshot.explain import explain_caption
+    from fusion.zeroshot.pipeline import ZeroShotPipeline
+
+    pipe = ZeroShotPipeline(server["zeroshot"])  # what `fusion caption CLIP --model FOLDER` runs
+    page.get_by_role("tab", name="Caption").click()
+    page.locator("#fusion-run input").click()
+    page.get_by_role("option", name="zeroshot").click()
+    page.locator("#fusion-neighbours").wait_for(state="visible")
+    assert "captions listed" in page.locator("#fusion-beam").inner_text()
+    assert page.locator("#fusion-neighbours input[type=number]").input_value() == "4"
+
+    # a clip with sound: the consensus caption, its linked words' seen and heard bars, the neighbours
+    sound = _clip_with_sound(tmp_path)
+    _upload(page, sound)
+    _wait_status(page, sound.name)
+    assert "consensus of 4 corpus clips" in page.locator("#fusion-status").inner_text()
+    expected = pipe.caption([sound])[0]
+    caption = page.locator("#fusion-caption textarea").input_value()
+    assert caption == expected.hypotheses[0].words == ZEROSHOT_SOUND_CAPTION  # the shared caption: sound allowed
+    linked = {w["word"] for w in explain_caption(pipe.model, expected.record, expected.hypotheses[0])["words"]}
+    rows = _concept_rows(page)
+    assert linked and {w for w, _ in rows} == linked and {src for _, src in rows} == {"seen", "heard"}
+    values = page.locator("#fusion-concepts .fusion-concept-row .fusion-bar-value").all_inner_texts()
+    measured = [v for v in values if v != "n/a"]  # n/a: a word the frames (or the sound) have no class for
+    assert measured and page.locator("#fusion-concepts .fusion-concept-bar").count() == len(measured) == len(
+        [v for v in values if v[:1] in "+-"])
+    explain = page.locator("#fusion-explain").inner_text()
+    assert "consensus of the nearest corpus clips" in explain and "of the 4 corpus clips" in explain
+    assert "consensus" in page.locator("#fusion-nbest").inner_text()
+    assert page.locator("#fusion-nbest [role=row]").count() == 1 + 3  # header + the 3 captions listed
+    page.screenshot(path=str(tmp_path / "zeroshot_sound.png"), full_page=True)
+
+    # no audio stream: never a sound claim, no heard bars
+    silent = server["root"] / "c4.mp4"
+    _upload(page, silent)
+    _wait_status(page, silent.name)
+    expected = pipe.caption([silent])[0]
+    assert page.locator("#fusion-caption textarea").input_value() == expected.hypotheses[0].words
+    assert not set(page.locator("#fusion-nbest").inner_text().split()) & SOUND_CLAIM_WORDS
+    assert "absent" in page.locator("#fusion-audio-status").inner_text()
+    assert all(src == "seen" for _, src in _concept_rows(page))
+    assert "no audio stream" in page.locator("#fusion-concepts").inner_text()
+
+    # the neighbours and captions-listed sliders re-decode from the cached features
+    neighbours = page.locator("#fusion-neighbours input[type=number]")
+    neighbours.fill("2")
+    neighbours.press("Enter")
+    _wait_status(page, "2 neighbours")
+    page.wait_for_function("document.querySelector('#fusion-explain').innerText.includes('of the 2 corpus clips')")
+    two = pipe.decode([expected.record], pipe.options.replace(neighbours=2))[0][0].words
+    assert page.locator("#fusion-caption textarea").input_value() == two
+    listed = page.locator("#fusion-beam input[type=number]")
+    listed.fill("1")
+    listed.press("Enter")
+    _wait_status(page, "1 caption listed")
+    assert page.locator("#fusion-nbest [role=row]").count() == 1 + 1
+    assert page.locator("#fusion-error").count() == 0
+    page.screenshot(path=str(tmp_path / "zeroshot_silent.png"), full_page=True)

@@ -26,6 +26,11 @@ logger = logging.getLogger(__name__)
 
 BROWSER_VIDEO = {".mp4", ".webm", ".ogg", ".ogv", ".m4v", ".mov"}  # containers a browser can play
 MAX_BEAM = 10
+MAX_NEIGHBOURS = 100  # the neighbours slider's top (a zero-shot model in the consensus mode)
+BEAM_LABEL = "beam size"
+LISTED_LABEL = "captions listed (the consensus mode searches no beam)"
+CAPTION_OUTPUTS = 13  # what caption() fills; redecode() fills REDECODE_OUTPUTS of them
+REDECODE_OUTPUTS = 5
 
 
 def guarded(fn: Callable[..., tuple[Any, ...]], n_outputs: int, status_index: int,
@@ -69,19 +74,35 @@ class Page:
             return {}
         return runs_mod.example_clips(self.service.runs[run])
 
-    def settings(self, run: str, beam: float, weights: Sequence[float]) -> DecodeSettings:
-        """The controls' values as settings: the beam, then one weight per slider of the run (in order)."""
+    def settings(self, run: str, beam: float, neighbours: float, weights: Sequence[float]) -> DecodeSettings:
+        """The controls' values as settings: the beam, the neighbours (a consensus-mode run's only), then one
+        weight per slider of the run (in order)."""
         names = [slider.scorer for slider in self.service.sliders(run)]
-        return DecodeSettings(int(beam), tuple((n, float(w)) for n, w in zip(names, weights)))
+        voting = self.service.defaults(run).neighbours is not None
+        return DecodeSettings(int(beam), tuple((n, float(w)) for n, w in zip(names, weights)),
+                              int(neighbours) if voting else None)
 
-    def caption(self, path: str | None, name: str | None, run: str, beam: float, *weights: float) -> tuple[Any, ...]:
+    @staticmethod
+    def _decoded(view: Any, zeroshot: bool) -> tuple[Any, ...]:
+        """What a decoding fills: the caption, its concept bars, the n-best table and the explanation."""
+        import gradio as gr
+
+        headers, rows = views.nbest_table(view.hypotheses)
+        nbest = gr.Dataframe(value=rows, headers=headers, column_widths=views.nbest_widths(len(headers)))
+        bars = views.concept_bars(view.nouns[0] if view.nouns else None, view.evidence_available, zeroshot,
+                                  view.evidence_scale)
+        return (view.caption, bars, nbest,
+                views.explanation_markdown(view.hypotheses, view.nouns, view.evidence_available, view.consensus))
+
+    def caption(self, path: str | None, name: str | None, run: str, beam: float, neighbours: float,
+                *weights: float) -> tuple[Any, ...]:
         """Analyse a file (cached by content) and decode it: every output of the caption tab."""
         import gradio as gr
 
         if not path:
-            return (gr.skip(),) * 12
+            return (gr.skip(),) * CAPTION_OUTPUTS
         analysis = self.service.analyse(run, path, name=name or Path(path).name)
-        view = self.service.decode(run, analysis.key, self.settings(run, beam, weights))
+        view = self.service.decode(run, analysis.key, self.settings(run, beam, neighbours, weights))
         suffix = Path(analysis.name).suffix.lower()
         playable = analysis.has_video and suffix in BROWSER_VIDEO
         video = gr.Video(value=path if playable else None, visible=playable)
@@ -89,12 +110,13 @@ class Page:
                          visible=not analysis.has_video)
         note = "" if playable or not analysis.has_video else f" (the browser cannot play {suffix} files; the strip shows the sampled frames)"
         familiarity = views.familiarity_markdown(analysis.familiarity)  # beside the caption, not the run's panel
+        mode = (f" (zero-shot: the consensus of {view.settings.neighbours} corpus clips)"
+                if view.settings.neighbours is not None else "")
         status = (f"Captioned <b>{html.escape(analysis.name)}</b> ({analysis.duration_s:.1f} s) with run "
-                  f"<b>{html.escape(run)}</b>{html.escape(note)}.")
-        return (status, view.caption, video, audio, analysis.strip, views.AUDIO_TEXT[analysis.audio],
-                views.audio_charts(analysis.tags), views.frame_chart(analysis.tags),
-                views.nbest_rows(view.hypotheses),
-                views.explanation_markdown(view.hypotheses, view.nouns, view.evidence_available), familiarity,
+                  f"<b>{html.escape(run)}</b>{html.escape(mode)}{html.escape(note)}.")
+        caption, bars, nbest, explain = self._decoded(view, self.service.load(run).zeroshot)
+        return (status, caption, bars, video, audio, analysis.strip, views.AUDIO_TEXT[analysis.audio],
+                views.audio_charts(analysis.tags), views.frame_chart(analysis.tags), nbest, explain, familiarity,
                 analysis.key)
 
     @staticmethod
@@ -102,38 +124,52 @@ class Page:
         """The caption tab's outputs with no clip: what a failed upload leaves (then the error line)."""
         import gradio as gr
 
-        return ("", "", gr.Video(value=None, visible=True), gr.Audio(value=None, visible=False), None, "", "", "",
+        return ("", "", "", gr.Video(value=None, visible=True), gr.Audio(value=None, visible=False), None, "", "", "",
                 [], "", "", None)
 
-    def caption_upload(self, file: str | None, run: str, beam: float, *weights: float) -> tuple[Any, ...]:
+    def caption_upload(self, file: str | None, run: str, beam: float, neighbours: float,
+                       *weights: float) -> tuple[Any, ...]:
         """The upload box's handler."""
         name = Path(file).name if file else None
-        return self.caption(file, name, run, beam, *weights)
+        return self.caption(file, name, run, beam, neighbours, *weights)
 
-    def caption_example(self, example: str | None, run: str, beam: float, *weights: float) -> tuple[Any, ...]:
+    def caption_example(self, example: str | None, run: str, beam: float, neighbours: float,
+                        *weights: float) -> tuple[Any, ...]:
         """Caption a picked example: copied into the server's temp folder first, which alone is served."""
         import gradio as gr
 
         clips = self.examples(run)
         if not example or example not in clips:
-            return (gr.skip(),) * 12
+            return (gr.skip(),) * CAPTION_OUTPUTS
         source = clips[example]
         target = self.workdir / "examples" / str(abs(hash(str(source)))) / source.name
         if not target.is_file():
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(source, target)
-        return self.caption(str(target), source.name, run, beam, *weights)
+        return self.caption(str(target), source.name, run, beam, neighbours, *weights)
 
-    def redecode(self, key: str | None, run: str, beam: float, *weights: float) -> tuple[Any, ...]:
+    def redecode(self, key: str | None, run: str, beam: float, neighbours: float, *weights: float) -> tuple[Any, ...]:
         """A slider moved: decode the cached features again (no extraction)."""
         import gradio as gr
 
         if not key:
-            return (gr.skip(),) * 4
-        view = self.service.decode(run, key, self.settings(run, beam, weights))
-        status = f"Re-decoded from cached features in {view.decode_s * 1000:.0f} ms: {view.settings.describe()}."
-        return (status, view.caption, views.nbest_rows(view.hypotheses),
-                views.explanation_markdown(view.hypotheses, view.nouns, view.evidence_available))
+            return (gr.skip(),) * REDECODE_OUTPUTS
+        view = self.service.decode(run, key, self.settings(run, beam, neighbours, weights))
+        what = " (the neighbour search and vote)" if view.settings.neighbours is not None else ""
+        status = f"Re-decoded from cached features in {view.decode_s * 1000:.0f} ms{what}: {view.settings.describe()}."
+        return (status, *self._decoded(view, self.service.load(run).zeroshot))
+
+    def beam_and_neighbours(self, run: str) -> tuple[Any, Any]:
+        """The beam slider (a consensus-mode run: the captions listed) and the neighbours slider (shown for
+        such a run alone), at the run's own settings."""
+        import gradio as gr
+
+        defaults = self.service.defaults(run)
+        voting = defaults.neighbours is not None
+        beam = gr.Slider(value=defaults.beam_size, label=LISTED_LABEL if voting else BEAM_LABEL)
+        neighbours = gr.Slider(value=defaults.neighbours or 2, maximum=max(MAX_NEIGHBOURS, defaults.neighbours or 0),
+                               visible=voting)
+        return beam, neighbours
 
     def pick_run(self, run: str) -> tuple[Any, ...]:
         """A run was chosen: its own decode settings on the sliders, its examples in the list."""
@@ -141,7 +177,7 @@ class Page:
 
         weights = [gr.Slider(value=s.value, minimum=s.minimum, maximum=s.maximum, step=s.step, interactive=s.available,
                              info=s.info) for s in self.service.sliders(run)]
-        return (gr.Slider(value=self.service.defaults(run).beam_size), *weights,
+        return (*self.beam_and_neighbours(run), *weights,
                 gr.Dropdown(choices=list(self.examples(run)), value=None), self.run_info(run), None)
 
     def run_info(self, run: str) -> str:

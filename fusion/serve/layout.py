@@ -8,22 +8,16 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from fusion.serve.app import MAX_BEAM, Page, guarded
+from fusion.serve.app import BEAM_LABEL, CAPTION_OUTPUTS, LISTED_LABEL, MAX_BEAM, MAX_NEIGHBOURS, REDECODE_OUTPUTS, Page, guarded
 from fusion.serve.runs import discover_ablations, discover_runs
-from fusion.serve.views import NBEST_HEADERS
+from fusion.serve.views import NBEST_HEADERS, nbest_widths
 
 logger = logging.getLogger(__name__)
 
-INTRO = ("Upload a video or audio file (or pick an example) to caption it with a trained run, and see why the "
-         "caption won: what SoundNet hears, what the frame CNN sees, each scorer's share of every n-best "
-         "caption and the verifier's word-by-word evidence. The sliders re-decode from the cached features.")
-
-
-def _nbest_widths(columns: int) -> list[str]:
-    """Column widths of the n-best table: rank, caption, score, total, then the scorers' shares alike
-    (wide enough for "-26.81" and the headers on one line; the caption column wraps)."""
-    share = 49.0 / max(1, columns - 4)
-    return ["4%", "28%", "9%", "10%", *[f"{share:.1f}%"] * (columns - 4)]
+INTRO = ("Upload a video or audio file (or pick an example) to caption it with a trained run or a zero-shot "
+         "model, and see why the caption won: what SoundNet hears, what the frame CNN sees, each scorer's share "
+         "of every n-best caption and the evidence word by word (a zero-shot model in its consensus mode: the "
+         "nearest corpus clips that voted). The sliders re-decode from the cached features.")
 
 
 def _caption_tab(page: Page, default_run: str) -> None:
@@ -32,13 +26,18 @@ def _caption_tab(page: Page, default_run: str) -> None:
 
     service = page.service
     settings = service.defaults(default_run)
+    voting = settings.neighbours is not None
     with gr.Row():
         with gr.Column(scale=1, min_width=320):
             run = gr.Dropdown(service.run_names(), value=default_run, label="run", elem_id="fusion-run")
             upload = gr.File(label="upload a video or audio file", type="filepath", elem_id="fusion-upload")
             example = gr.Dropdown(list(page.examples(default_run)), value=None, label="or pick an example clip",
                                   elem_id="fusion-example")
-            beam = gr.Slider(1, MAX_BEAM, value=settings.beam_size, step=1, label="beam size", elem_id="fusion-beam")
+            beam = gr.Slider(1, MAX_BEAM, value=settings.beam_size, step=1, label=LISTED_LABEL if voting else BEAM_LABEL,
+                             elem_id="fusion-beam")
+            neighbours = gr.Slider(2, max(MAX_NEIGHBOURS, settings.neighbours or 0), value=settings.neighbours or 2, step=1,
+                                   label="neighbours", info="corpus clips that vote on the caption (consensus mode)",
+                                   visible=voting, elem_id="fusion-neighbours")
             weights = [gr.Slider(s.minimum, s.maximum, value=s.value, step=s.step, label=s.label, interactive=s.available,
                                  info=s.info, elem_id=f"fusion-{s.scorer}-weight") for s in service.sliders(default_run)]
             info = gr.Markdown(page.run_info(default_run), elem_id="fusion-model-info")
@@ -46,6 +45,7 @@ def _caption_tab(page: Page, default_run: str) -> None:
             status = gr.HTML("", elem_id="fusion-status")
             caption = gr.Textbox(label="caption", interactive=False, elem_id="fusion-caption")
             familiarity = gr.Markdown("", elem_id="fusion-familiarity")
+            concepts = gr.HTML("", elem_id="fusion-concepts")
             with gr.Row():
                 video = gr.Video(label="video", interactive=False, elem_id="fusion-video", height=240)
                 audio = gr.Audio(label="audio", interactive=False, visible=False, elem_id="fusion-audio")
@@ -55,20 +55,23 @@ def _caption_tab(page: Page, default_run: str) -> None:
             audio_tags = gr.HTML("", elem_id="fusion-audio-tags")
             frame_tags = gr.HTML("", elem_id="fusion-frame-tags")
             nbest = gr.Dataframe(headers=NBEST_HEADERS, label="n-best captions: ranking score (total per word), total, and each "
-                                 "scorer's weighted share of the total (S2VT: the captioner; empty = scorer off)", interactive=False, elem_id="fusion-nbest",
-                                 column_widths=_nbest_widths(len(NBEST_HEADERS)), wrap=True)
+                                 "scorer's weighted share of the total (S2VT: the captioner; consensus: a zero-shot caption's agreement "
+                                 "with the nearest corpus clips' captions; empty = scorer off)", interactive=False, elem_id="fusion-nbest",
+                                 column_widths=nbest_widths(len(NBEST_HEADERS)), wrap=True)
             explain = gr.Markdown("", elem_id="fusion-explain")
     key = gr.State(None)
-    sliders = [beam, *weights]
-    outputs = [status, caption, video, audio, strip, audio_state, audio_tags, frame_tags, nbest, explain,
+    sliders = [beam, neighbours, *weights]
+    outputs = [status, caption, concepts, video, audio, strip, audio_state, audio_tags, frame_tags, nbest, explain,
                familiarity, key]
+    redecoded = [status, caption, concepts, nbest, explain]
+    assert len(outputs) == CAPTION_OUTPUTS and len(redecoded) == REDECODE_OUTPUTS
     upload.upload(guarded(page.caption_upload, len(outputs), 0, page.cleared), [upload, run, *sliders], outputs,
                   concurrency_id="model", show_progress="minimal")
     example.input(guarded(page.caption_example, len(outputs), 0, page.cleared), [example, run, *sliders], outputs,
                   concurrency_id="model", show_progress="minimal")
-    redecode = guarded(page.redecode, 4, 0)
+    redecode = guarded(page.redecode, len(redecoded), 0)
     for slider in sliders:
-        slider.change(redecode, [key, run, *sliders], [status, caption, nbest, explain], concurrency_id="model",
+        slider.change(redecode, [key, run, *sliders], redecoded, concurrency_id="model",
                        trigger_mode="always_last", show_progress="hidden")
     run.input(guarded(page.pick_run, len(sliders) + 3, len(sliders) + 1), [run], [*sliders, example, info, key],
               concurrency_id="model")

@@ -79,7 +79,12 @@ class CaptionView:
         hypotheses: n-best ``Hypothesis`` list, best first.
         nouns: per hypothesis, the verifier's report on each audible noun (``noun_evidence``).
         evidence_available: False when the clip has no audio (nothing to verify against).
-        decode_s: seconds the beam search took.
+        decode_s: seconds the beam search (consensus mode: the neighbour search and vote) took.
+        consensus: for a zero-shot model in the consensus mode, why its caption won
+            (``fusion.zeroshot.explain.consensus_summary``: the nearest corpus clips, the words whose
+            evidence chose them); else None.
+        evidence_scale: the largest evidence a word can get (the bars' full width); None: the
+            largest shown.
     """
 
     settings: DecodeSettings
@@ -87,6 +92,8 @@ class CaptionView:
     nouns: list[list[dict[str, Any]]] = field(default_factory=list)
     evidence_available: bool = False
     decode_s: float = 0.0
+    consensus: dict[str, Any] | None = None
+    evidence_scale: float | None = None
 
     @property
     def caption(self) -> str:
@@ -144,6 +151,10 @@ class _LoadedRun:
         self.pipeline = open_pipeline(path, device=device, compute_profile=False)
         self.zeroshot = isinstance(self.pipeline, ZeroShotPipeline)  # no caption model: its sliders are its weights
         self.base = self.pipeline.decode_config_view() if self.zeroshot else self.pipeline.options
+        # the consensus mode votes among corpus clips: its index is read now, so the first request is warm
+        self.neighbours = self.pipeline.options.neighbours if self.zeroshot and self.pipeline.options.mode == "consensus" else None
+        if self.neighbours is not None:
+            _ = self.pipeline.model.index
         self.decoders: OrderedDict[DecodeSettings, Any] = OrderedDict()
         knowledge = self.pipeline.knowledge  # the card and training profile as the run folder has them
         self.card, self.profile, self.note = knowledge.card, knowledge.profile, _shorter_paths(knowledge.note)
@@ -162,12 +173,11 @@ class _LoadedRun:
             return self.decoders[settings]
         beam = settings.beam_size
         if self.zeroshot:
-            decoder = self.pipeline.decoder_with(beam, dict(settings.weights))
-            self.decoders[settings] = decoder
-            return decoder
-        options = resolve_decode_config(self.pipeline.run, {"beam_size": beam, "nbest": beam, "batch_size": 1},
-                                        weights=dict(settings.weights))
-        decoder = self.pipeline.decoder_for(options)
+            decoder = self.pipeline.decoder_with(beam, dict(settings.weights), settings.neighbours)
+        else:
+            options = resolve_decode_config(self.pipeline.run, {"beam_size": beam, "nbest": beam, "batch_size": 1},
+                                            weights=dict(settings.weights))
+            decoder = self.pipeline.decoder_for(options)
         self.decoders[settings] = decoder
         while len(self.decoders) > 16:
             self.decoders.popitem(last=False)
@@ -209,9 +219,12 @@ class CaptionService:
             return self._loaded[run]
 
     def defaults(self, run: str) -> DecodeSettings:
-        """The run's own beam size and slider weights."""
-        base = self.load(run).base
-        return DecodeSettings(int(base.beam_size), tuple((s.scorer, s.value) for s in weight_sliders(base)))
+        """The run's own beam size and slider weights (and, for a zero-shot model in the consensus mode, its
+        number of neighbours)."""
+        loaded = self.load(run)
+        base = loaded.base
+        return DecodeSettings(int(base.beam_size), tuple((s.scorer, s.value) for s in weight_sliders(base)),
+                              loaded.neighbours)
 
     def sliders(self, run: str) -> list[WeightSlider]:
         """The run's weight sliders: values, ranges (the decode configuration's bounds), availability."""
@@ -287,17 +300,23 @@ class CaptionService:
         if analysis is None or not key.endswith(f"-{run}"):  # gone, or analysed for another run's encoders
             raise UploadError("this clip is no longer in the server's cache for this run; upload it again")
         loaded = self.load(run)
+        if (settings.neighbours is None) != (loaded.neighbours is None):
+            settings = dataclasses.replace(settings, neighbours=loaded.neighbours)  # only the consensus mode has them
         with self._lock:
             decoder = loaded.decoder(settings)
             start = time.perf_counter()
-            hyps = decoder.decode([analysis.record])[0]
+            if loaded.zeroshot:
+                hyps, consensus = decoder.decode_explained(analysis.record)
+            else:
+                hyps, consensus = decoder.decode([analysis.record])[0], None
             elapsed = time.perf_counter() - start
             evidence = decoder.audio_evidence(analysis.record)
             if loaded.zeroshot:  # per linked word, the seen and heard evidence behind it
                 nouns = [decoder.concept_report(h, analysis.record) for h in hyps]
             else:
                 nouns = [noun_evidence(h.words, evidence, decoder.verifier.table) for h in hyps]
-        return CaptionView(settings, hyps, nouns, evidence is not None, elapsed)
+        return CaptionView(settings, hyps, nouns, evidence is not None, elapsed, consensus,
+                           decoder.evidence_scale if loaded.zeroshot else None)
 
     @staticmethod
     def _tags(extractor: Any, record: Any) -> dict[str, Any]:

@@ -24,13 +24,17 @@ class DecodeSettings:
     < the weights), so the configuration's checks are the page's.
 
     Attributes:
-        beam_size: beams per video (the n-best table shows them all).
+        beam_size: beams per video (the n-best table shows them all); for a zero-shot model in the
+            consensus mode, which searches no beam, the captions listed.
         weights: (scorer name, weight) per slider (``fusion.decoding.registry.sliders``); 0 turns
             the scorer off.
+        neighbours: for a zero-shot model in the consensus mode, how many corpus clips vote; None
+            for every other run.
     """
 
     beam_size: int
     weights: tuple[tuple[str, float], ...] = ()
+    neighbours: int | None = None
 
     @classmethod
     def of(cls, beam_size: int, **weights: float) -> DecodeSettings:
@@ -42,8 +46,11 @@ class DecodeSettings:
         return dict(self.weights).get(scorer, 0.0)
 
     def describe(self) -> str:
-        """One line for the page's status: ``beam 5, LM weight 0, audio weight 1``."""
-        return ", ".join([f"beam {self.beam_size}", *(f"{scorer_spec(n).label} weight {w:g}" for n, w in self.weights)])
+        """One line for the page's status: ``beam 5, LM weight 0, audio weight 1`` (consensus mode:
+        ``40 neighbours, 5 captions listed, ...``)."""
+        head = ([f"beam {self.beam_size}"] if self.neighbours is None
+                else [f"{self.neighbours} neighbours", f"{self.beam_size} caption{'s' * (self.beam_size != 1)} listed"])
+        return ", ".join([*head, *(f"{scorer_spec(n).label} weight {w:g}" for n, w in self.weights)])
 
 
 @dataclass(frozen=True)

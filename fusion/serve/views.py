@@ -71,6 +71,13 @@ def frame_chart(tags: dict[str, Any]) -> str:
     return _space_charts(tags.get("frames"), "The frame CNN sees", "no video stream: nothing to see", _COLOURS["frames"])
 
 
+def nbest_widths(columns: int) -> list[str]:
+    """Column widths of the n-best table: rank, caption, score, total, then the scorers' shares alike
+    (wide enough for "-26.81" and the headers on one line; the caption column wraps)."""
+    share = 49.0 / max(1, columns - 4)
+    return ["4%", "28%", "9%", "10%", *[f"{share:.1f}%"] * (columns - 4)]
+
+
 def nbest_rows(hypotheses: Sequence[Any]) -> list[list[Any]]:
     """The n-best table: rank, caption, ranking score, total, each scorer's weighted share.
 
@@ -87,6 +94,87 @@ def nbest_rows(hypotheses: Sequence[Any]) -> list[list[Any]]:
     return rows
 
 
+def nbest_table(hypotheses: Sequence[Any]) -> tuple[list[str], list[list[Any]]]:
+    """The n-best table's headers and rows (:func:`nbest_rows`).
+
+    The registered scorers' columns are shown when any caption was scored by one (an empty cell:
+    a scorer that is off); a scorer outside the registry (``"consensus"``: a zero-shot model's
+    consensus mode) gets a column of its own after them.
+    """
+    rows = nbest_rows(hypotheses)
+    known = {spec.name for spec in SCORERS}
+    shares = [hyp.weighted_scores() for hyp in hypotheses]
+    extra = list(dict.fromkeys(name for s in shares for name in s if name not in known))
+    if not extra:
+        return list(NBEST_HEADERS), rows
+    registry = any(name in known for s in shares for name in s)
+    keep = len(NBEST_HEADERS) if registry else 4
+    headers = NBEST_HEADERS[:keep] + extra
+    return headers, [row[:keep] + [round(float(s[n]), 3) if n in s else None for n in extra]
+                     for row, s in zip(rows, shares)]
+
+
+def _signed_bar(value: float, scale: float) -> str:
+    """A bar from the middle of its track: right and green for evidence for, left and red against."""
+    width = min(100.0, 100.0 * abs(value) / scale)
+    bar = f'<span class="fusion-concept-bar" style="width:{width:.1f}%"></span>'
+    return ('<span class="fusion-concept-track"><span class="fusion-concept-neg">' + (bar if value < 0 else "")
+            + '</span><span class="fusion-concept-pos">' + (bar if value >= 0 else "") + "</span></span>")
+
+
+def concept_bars(items: Sequence[dict[str, Any]] | None, evidence_available: bool, zeroshot: bool,
+                 scale: float | None = None) -> str:
+    """The evidence behind the winning caption's words, a signed bar each (HTML).
+
+    Args:
+        items: the best caption's report: a zero-shot model's linked words (``seen`` and ``heard``
+            evidence, either None) or a trained run's audible nouns (the verifier's ``evidence``).
+        evidence_available: False when the clip has no audio stream (nothing is heard).
+        zeroshot: whether ``items`` are a zero-shot model's.
+        scale: the evidence of a full bar; None: the largest shown.
+    """
+    items = list(items or [])
+    rows: list[tuple[str, str, str, float | None]] = []  # (word, concept, source, value)
+    for item in items:
+        sources = [("seen", item.get("seen")), ("heard", item.get("heard"))] if zeroshot else [("heard", item.get("evidence"))]
+        for source, value in sources:
+            if source == "heard" and not evidence_available:
+                continue
+            rows.append((str(item["word"]), str(item["noun"]), source, value))
+    title = ("The evidence for each linked word of the caption (log-odds; seen: the frames, heard: the sound)"
+             if zeroshot else "The verifier's evidence for each audible noun of the caption (log-odds)")
+    out = [f'<div class="fusion-chart fusion-concepts"><div class="fusion-chart-title">{html.escape(title)}</div>']
+    if not items:
+        empty = "no word of the caption is linked to a seen or heard concept" if zeroshot else "the caption names no audible noun"
+        out.append(f'<div class="fusion-chart-empty">{empty}</div>')
+    top = scale or max((abs(v) for *_, v in rows if v is not None), default=1.0) or 1.0
+    for word, concept, source, value in rows:
+        label = html.escape(word if word == concept else f"{word} ({concept})")
+        shown = "n/a" if value is None else f"{value:+.2f}"
+        bar = '<span class="fusion-bar-track"></span>' if value is None else _signed_bar(value, top)
+        out.append(f'<div class="fusion-bar-row fusion-concept-row" data-word="{html.escape(word)}" data-source="{source}">'
+                   f'<span class="fusion-bar-label">{label}: {source}</span>{bar}'
+                   f'<span class="fusion-bar-value">{shown}</span></div>')
+    if items and not evidence_available:
+        out.append('<div class="fusion-chart-empty">no audio stream: nothing is heard, and no caption claims a sound</div>')
+    out.append("</div>")
+    return "".join(out)
+
+
+def consensus_markdown(found: dict[str, Any] | None) -> str:
+    """Why a zero-shot model's consensus caption won: the nearest corpus clips and the words whose evidence
+    chose them (``fusion.zeroshot.explain.consensus_summary``); "" for every other model."""
+    if not found:
+        return ""
+    drivers = ", ".join(f"**{html.escape(k)}** {v:+.2f}" for k, v in found["drivers"]) or "nothing in particular (no positive evidence)"
+    lines = ["**Why this caption: the consensus of the nearest corpus clips**", "",
+             f"A real caption of corpus clip `{html.escape(str(found['from_clip']))}`: of the captions of the "
+             f"{found['neighbours_used']} corpus clips nearest in what their captions name, the one the others agree "
+             "with most.", "", f"The evidence that chose those clips: {drivers}.", "", "The nearest clips:", ""]
+    lines += [f"- `{html.escape(n['clip'])}` ({n['score']:+.2f}): *{html.escape(n['caption'])}*" for n in found["neighbours"]]
+    return "\n".join(lines)
+
+
 def _verdict_text(item: dict[str, Any]) -> str:
     value = item.get("evidence")
     shown = "n/a" if value is None else f"{value:+.2f}"
@@ -96,14 +184,23 @@ def _verdict_text(item: dict[str, Any]) -> str:
 
 
 def explanation_markdown(hypotheses: Sequence[Any], nouns: Sequence[Sequence[dict[str, Any]]],
-                         evidence_available: bool) -> str:
-    """The verifier's report on the audible nouns the n-best captions name: each noun's verdict
-    once (n-best captions mostly share their nouns), then which nouns each caption names."""
+                         evidence_available: bool, consensus: dict[str, Any] | None = None) -> str:
+    """The verifier's report on the audible nouns the n-best captions name (a zero-shot model: the seen and
+    heard evidence of their linked words): each noun's verdict once (n-best captions mostly share their
+    nouns), then which nouns each caption names. A zero-shot model's consensus caption is explained
+    first (:func:`consensus_markdown`)."""
     if not hypotheses:
         return "No caption was found."
-    lines = ["**Why these captions: the verifier on each audible noun**", ""]
-    if not evidence_available:
-        lines += ["The clip has no audio stream, so the verifier has no evidence for any noun.", ""]
+    zeroshot = any("seen" in item for items in nouns for item in items) or consensus is not None
+    lines = [consensus_markdown(consensus), ""] if consensus else []
+    if zeroshot:
+        lines += ["**Why these words: the seen and heard evidence of each linked word**", ""]
+        if not evidence_available:
+            lines += ["The clip has no audio stream: nothing is heard, and no caption claims a sound.", ""]
+    else:
+        lines += ["**Why these captions: the verifier on each audible noun**", ""]
+        if not evidence_available:
+            lines += ["The clip has no audio stream, so the verifier has no evidence for any noun.", ""]
     verdicts: dict[str, str] = {}  # verdict line -> first, in order of appearance
     named: list[list[str]] = []
     for items in nouns:
@@ -112,10 +209,10 @@ def explanation_markdown(hypotheses: Sequence[Any], nouns: Sequence[Sequence[dic
             verdicts.setdefault(_verdict_text(item), "")
             if item["word"] not in named[-1]:
                 named[-1].append(item["word"])
-    lines += [f"- {text}" for text in verdicts] or ["- no caption names an audible noun"]
+    lines += [f"- {text}" for text in verdicts] or [f"- no caption names {'a linked word' if zeroshot else 'an audible noun'}"]
     lines.append("")
     for rank, (hyp, words) in enumerate(zip(hypotheses, named), start=1):
-        said = ", ".join(f"**{html.escape(w)}**" for w in words) if words else "no audible noun"
+        said = ", ".join(f"**{html.escape(w)}**" for w in words) if words else ("no linked word" if zeroshot else "no audible noun")
         lines.append(f"{rank}. *{html.escape(hyp.words)}*: {said}")
     return "\n".join(lines)
 
@@ -164,6 +261,12 @@ CSS = """
 .fusion-bar-track { flex: 1 1 auto; background: #eee; height: 14px; border-radius: 3px; }
 .fusion-bar { display: block; height: 14px; border-radius: 3px; }
 .fusion-bar-value { flex: 0 0 3.5em; text-align: right; font-variant-numeric: tabular-nums; }
+.fusion-concept-track { flex: 1 1 auto; display: flex; background: #eee; height: 14px; border-radius: 3px; }
+.fusion-concept-neg, .fusion-concept-pos { flex: 1 1 50%; display: flex; height: 14px; }
+.fusion-concept-neg { justify-content: flex-end; border-right: 1px solid #888; }
+.fusion-concept-bar { display: block; height: 14px; }
+.fusion-concept-pos .fusion-concept-bar { background: #27ae60; border-radius: 0 3px 3px 0; }
+.fusion-concept-neg .fusion-concept-bar { background: #c0392b; border-radius: 3px 0 0 3px; }
 #fusion-caption textarea, #fusion-caption input { font-size: 1.25em; font-weight: 600; }
 #fusion-error, #fusion-unfamiliar { color: #b03a2e; font-weight: 600; }
 #fusion-nbest th .cell-wrap, #fusion-nbest th .header, #fusion-nbest td:not(:nth-child(2)) .cell-wrap {

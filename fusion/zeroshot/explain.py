@@ -25,8 +25,16 @@ NEIGHBOURS_SHOWN = 5
 def consensus_report(model: Any, record: Any, config: Any) -> dict[str, Any]:
     """The consensus mode's reasons: the linked words whose evidence chose the neighbour clips, and the
     nearest corpus clips with their best caption."""
-    found = model.consensus(record, config.replace(nbest=1))
-    index = model.index
+    return consensus_summary(model.index, model.consensus(record, config.replace(nbest=1)))
+
+
+def consensus_summary(index: Any, found: Any) -> dict[str, Any]:
+    """:func:`consensus_report` of an already found :class:`fusion.zeroshot.neighbours.Consensus`.
+
+    Returns:
+        ``{"neighbours_used", "drivers": [[linked word, contribution]], "neighbours": [{"clip", "score",
+        "caption"}] (the nearest few), "from_clip": the corpus clip of the best candidate}``.
+    """
     neighbours = [{"clip": clip, "score": round(score, 3), "caption": index.captions[index.row_of[clip]][0]}
                   for clip, score in found.neighbours[:NEIGHBOURS_SHOWN]]
     return {"neighbours_used": len(found.neighbours), "drivers": [[k, round(v, 3)] for k, v in found.drivers],

@@ -101,8 +101,8 @@ class ZeroShotModel:
         allowed = caption_filter(record is not None and record.audio is not None, FUNCTION_WORDS)
         return self.index.caption(evidence, config.neighbours, config.nbest, allowed)
 
-    def _consensus_hypotheses(self, record: Any, config: ZeroShotConfig) -> list[Hypothesis]:
-        found = self.consensus(record, config)
+    def consensus_hypotheses(self, found: Consensus) -> list[Hypothesis]:
+        """The candidates of :meth:`consensus` as n-best hypotheses (scored by ``"consensus"`` alone)."""
         return [Hypothesis(tokens=self.vocab.encode(c.caption, bos=False, eos=False), words=c.caption, score=c.score,
                            scores={"consensus": c.score}, total=c.score, weights={"consensus": 1.0})
                 for c in found.candidates]
@@ -112,7 +112,7 @@ class ZeroShotModel:
         """N-best hypotheses of up to ``batch_size`` records (fused mode: in one beam search)."""
         config = config or self.config
         if config.mode == "consensus":
-            return [self._consensus_hypotheses(r, config) for r in records]
+            return [self.consensus_hypotheses(self.consensus(r, config)) for r in records]
         scorers, weights = self.scorers(config)
         inputs = BatchInputs(records=list(records))
         scorers = {name: bind_inputs(scorer, inputs) for name, scorer in scorers.items()}

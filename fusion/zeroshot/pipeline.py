@@ -19,7 +19,7 @@ from fusion.ood import PROFILE_FILE, TrainingProfile, annotate
 from fusion.pipeline import CaptionPipeline, CaptionResult
 from fusion.runcard import RunKnowledge, read_run_card, warning_line
 from fusion.zeroshot.config import ZeroShotConfig, is_zeroshot_folder
-from fusion.zeroshot.explain import explain_caption
+from fusion.zeroshot.explain import consensus_summary, explain_caption
 from fusion.zeroshot.model import ZeroShotModel
 
 logger = logging.getLogger(__name__)
@@ -50,21 +50,47 @@ class ZeroShotDecoder:
         """N-best hypotheses of the records."""
         return self.model.decode(records, self.options)
 
+    @property
+    def consensus_mode(self) -> bool:
+        """True when it captions by the consensus of the nearest corpus clips (no beam search)."""
+        return self.options.mode == "consensus"
+
+    def decode_explained(self, record: Any) -> tuple[list[Any], dict[str, Any] | None]:
+        """One record's n-best hypotheses and, in the consensus mode, why (``explain.consensus_summary``:
+        the nearest corpus clips and the words whose evidence chose them), found in one search; None
+        in the fused mode."""
+        if not self.consensus_mode:
+            return self.decode([record])[0], None
+        found = self.model.consensus(record, self.options)
+        return self.model.consensus_hypotheses(found), consensus_summary(self.model.index, found)
+
     def audio_evidence(self, record: Any) -> dict[str, float] | None:
         """What the sound says of each linked concept (None: no audio stream)."""
         return self.model.audio.evidence(record)
 
+    @property
+    def evidence_scale(self) -> float:
+        """The largest evidence a linked word can get, seen or heard (its clip)."""
+        return max(self.model.visual.clip, self.model.audio.clip)
+
     def concept_report(self, hypothesis: Any, record: Any) -> list[dict[str, Any]]:
-        """Per linked word of a caption: its concept, the stronger of its seen / heard evidence, and both."""
+        """Per linked word of a caption: its concept, the stronger of its seen / heard evidence (``evidence``),
+        each of them (``seen``, ``heard``: None where the frames have no class for it, or nothing is heard),
+        and the most probable classes behind them (``reason``)."""
         out = []
         for item in explain_caption(self.model, record, hypothesis)["words"]:
             seen, heard = item["seen"], item["heard"]
             parts = [f"seen {seen:+.2f}" if seen is not None else "not linked to what the frames show",
                      f"heard {heard:+.2f}" if heard is not None else "nothing heard"]
-            sources = [f"{c} {p:.2f}" for _, c, p in item.get("seen_from", []) + item.get("heard_from", [])]
+            sources = []
+            for label, found in (("seen", item.get("seen_from", [])), ("heard", item.get("heard_from", []))):
+                names = list(dict.fromkeys(f"{c} {p:.2f}" for _, c, p in found))  # a class named twice, once
+                if names:
+                    sources.append(f"{label}: {', '.join(names)}")
             values = [v for v in (seen, heard) if v is not None]
             out.append({"word": item["word"], "noun": item["concept"], "evidence": max(values, key=abs) if values else None,
-                        "verdict": "; ".join(parts), "reason": ", ".join(sources) or None, "esc10": []})
+                        "seen": seen, "heard": heard, "verdict": "; ".join(parts),
+                        "reason": "; ".join(sources) or None, "esc10": []})
         return out
 
 
@@ -130,11 +156,18 @@ class ZeroShotPipeline:
                             visual_weight=o.visual_weight, visual_negative_scale=o.visual_negative_scale,
                             length_weight=o.length_weight)
 
-    def decoder_with(self, beam_size: int, weights: dict[str, float]) -> ZeroShotDecoder:
-        """A decoder with the page's beam size and scorer weights (``visual``, ``audio``, ``length``; others ignored)."""
+    def decoder_with(self, beam_size: int, weights: dict[str, float], neighbours: int | None = None) -> ZeroShotDecoder:
+        """A decoder with the page's settings: the beam size (the captions listed: ``nbest`` too; in the
+        consensus mode, which searches no beam, only that), scorer weights (``visual``, ``audio``,
+        ``length``; others ignored) and, for the consensus mode, how many corpus clips vote (None: the folder's).
+
+        Raises:
+            ConfigError: a value the configuration refuses (fewer than 2 neighbours).
+        """
         fields = {"visual": "visual_weight", "audio": "audio_weight", "length": "length_weight"}
         changes = {fields[name]: float(w) for name, w in weights.items() if name in fields}
-        return self.decoder_for(self.options.replace(beam_size=beam_size, nbest=beam_size, **changes))
+        return self.decoder_for(self.options.replace(beam_size=beam_size, nbest=beam_size, neighbours=neighbours,
+                                                     **changes))
 
     def explain(self, result: CaptionResult, max_runners_up: int = 4) -> dict[str, Any]:  # noqa: ARG002
         """Which seen and heard concepts drove which words of the best caption."""
