@@ -24,7 +24,7 @@ NEIGHBOURS_SHOWN = 5
 
 def consensus_report(model: Any, record: Any, config: Any) -> dict[str, Any]:
     """The consensus mode's reasons: the linked words whose evidence chose the neighbour clips, and the
-    nearest corpus clips with their best caption."""
+    nearest corpus clips with the first of their captions."""
     found = model.consensus(record, config.replace(nbest=1))
     index = model.index
     neighbours = [{"clip": clip, "score": round(score, 3), "caption": index.captions[index.row_of[clip]][0]}
