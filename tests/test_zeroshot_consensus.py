@@ -20,7 +20,7 @@ from fusion.zeroshot.config import CONFIG_FILE, ZeroShotConfig
 from fusion.zeroshot.explain import explain_caption, format_explanation
 from fusion.zeroshot.model import ZeroShotModel
 from fusion.zeroshot.neighbours import MATRIX_FILE, TEXT_FILE, CaptionIndex, caption_filter
-from fusion.zeroshot.tune import GRID, grid_points
+from fusion.zeroshot.tune import CONSENSUS_GRID, GRID, grid_points
 from tests.builders import CAPTION_CAPTIONS, REPO, SUBPROCESS_ENV, concept_record, make_zeroshot_folder, save_random_run
 from tests.builders import tiny_model as tiny_s2vt
 
@@ -268,7 +268,7 @@ def test_grid_points_consensus_first_then_fused() -> None:
     first_fused = modes.index("fused")
     consensus, fused = points[:first_fused], points[first_fused:]
     assert {p["mode"] for p in consensus} == {"consensus"} and {p["mode"] for p in fused} == {"fused"}
-    assert len(consensus) == 3 * 3 and len(fused) == 3 * 2 * 2 * 3 - 1 * 1 * 2 * 3  # no off-weight with a scale
+    assert len(consensus) == len(CONSENSUS_GRID["neighbours"]) * len(CONSENSUS_GRID["audio_weight"]) and len(fused) == 3 * 2 * 2 * 3 - 1 * 1 * 2 * 3  # no off-weight with a scale
     assert not any(p["visual_weight"] == 0 and p["visual_negative_scale"] > 0 for p in fused)
     assert all(set(p) == {"mode", "neighbours", "audio_weight"} for p in consensus)
     assert len({json.dumps(p, sort_keys=True) for p in points}) == len(points)
