@@ -88,11 +88,12 @@ def zeroshot_demo(out: Path, sentences: int) -> dict:
     from fusion.paths import data_dir
     from fusion.zeroshot.config import is_zeroshot_folder
     from fusion.zeroshot.model import ZeroShotModel
+    from fusion.zeroshot.neighbours import MATRIX_FILE
 
     if not (data_dir() / "msvd" / "captions").is_dir():
         print(f"zero-shot: skipped, no caption data at {data_dir()} (set FUSION_DATA_DIR)")
         return {"skipped": f"no data at {data_dir()}"}
-    if is_zeroshot_folder(out) and (out / "build.json").is_file():
+    if is_zeroshot_folder(out) and (out / "build.json").is_file() and (out / MATRIX_FILE).is_file():
         print(f"zero-shot: reusing {out}")
     else:
         code = fusion_main(["zeroshot", "build", "--out", str(out), "--sentences", str(sentences)])
@@ -101,10 +102,10 @@ def zeroshot_demo(out: Path, sentences: int) -> dict:
     model = ZeroShotModel(out)
     store = FeatureStore(dev_features_dir(out, from_dict(ExtractConfig, model.saved.extract)))
     records = [store[i] for i in sorted(store.ids())]
-    blind = model.decode(records, model.config.replace(visual_weight=0.0, audio_weight=0.0))
-    fused = model.decode(records)
+    blind = model.decode(records, model.config.replace(mode="fused", visual_weight=0.0, audio_weight=0.0, length_weight=0.0))
+    captions = model.decode(records)
     rows = [{"clip": r.id, "audio": r.audio is not None, "blind_lm": b[0].words, "zeroshot": f[0].words}
-            for r, b, f in zip(records, blind, fused)]
+            for r, b, f in zip(records, blind, captions)]
     print(f"\n{'clip':22s} {'sound':5s} {'blind LM':42s} zero-shot")
     for row in rows:
         print(f"{row['clip'][:22]:22s} {'yes' if row['audio'] else 'no':5s} {row['blind_lm'][:42]:42s} {row['zeroshot']}")

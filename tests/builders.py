@@ -12,6 +12,8 @@
   beam searches; :func:`bpe_tokenizer`: an offline GPT-2-style tokenizer;
   :func:`assert_same_records`: two feature stores agree; :func:`ablation_interval`: a paired
   interval as ``fusion ablate`` wrote it.
+* :func:`make_zeroshot_folder` (a zero-shot model folder with a tiny caption LM, and a caption index of
+  a hand-made corpus), :func:`concept_record` (a record whose frames show given ImageNet classes).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from fusion.decoding.spec import BatchInputs
 from fusion.experiment import ExperimentConfig
 from fusion.features import ExtractConfig, FeatureRecord, FeatureStore
 from fusion.manifest import ManifestEntry, write_manifest
+from fusion.models.lm import LMConfig
 from fusion.text import Vocabulary
 
 REPO = Path(__file__).resolve().parent.parent
@@ -283,7 +286,6 @@ def save_random_run_and_lm(root: Path, cfg: ExperimentConfig, captions: list[str
                            lm_epochs: int) -> dict:
     """A random S2VT checkpoint of ``cfg`` in ``root/run`` (close to uniform over the words) and a tiny
     LSTM LM trained on ``captions`` in ``root/lm``."""
-    from fusion.models.lm import LMConfig
     from fusion.training.lm import train_lm
 
     save_random_run(root / "run", cfg, captions, frame_dim, audio_dim)
@@ -362,3 +364,45 @@ def assert_same_records(store: FeatureStore, reference: FeatureStore) -> None:
             if a is not None:
                 np.testing.assert_array_equal(a, b, err_msg=f"{video_id}.{name}")
         assert got.meta == want.meta
+
+
+# The zero-shot captioner's tiny folders: the tiny LM over these captions (a few seconds on 2 cores).
+ZS_SENTENCES = (["a man is playing a guitar"] * 30 + ["a dog is running on the grass"] * 30 + ["a man is talking"] * 40
+                + ["a music is heard"] * 20)
+
+
+TINY_LM = LMConfig(embed_size=16, hidden_size=16, dropout=0.0, min_word_count=1, max_epochs=3, batch_size=16, lr=0.02)
+
+
+def concept_record(seen: list[int], audio: bool, id: str = "clip") -> FeatureRecord:
+    """A record whose frames' ImageNet posteriors put 0.98 on the classes ``seen``; with ``audio``, uninformative
+    (uniform) SoundNet posteriors of a sound, else no audio stream."""
+    frames = np.full(1000, 0.02 / 990, np.float32)
+    frames[seen] = 0.98 / len(seen)
+    posteriors = {"frames/imagenet": frames}
+    if audio:
+        posteriors.update({"audio/imagenet": np.full(1000, 1e-3, np.float32),
+                           "audio/places2": np.full(401, 1 / 401, np.float32)})
+    return FeatureRecord(id=id, frames=np.zeros((2, 4), np.float32),
+                         audio=np.zeros((3, 2), np.float32) if audio else None, posteriors=posteriors)
+
+
+def make_zeroshot_folder(out: Path, config: Any, corpus: dict[str, list[str]] | None = None) -> Path:
+    """A zero-shot model folder in ``out``: the tiny LM over :data:`ZS_SENTENCES`, the committed concept links,
+    ``config`` (a ZeroShotConfig) and, given ``corpus`` (clip key -> its captions), its caption index."""
+    import shutil
+
+    from fusion.concepts.links import DEFAULT_LINKS_PATH, ConceptLinks
+    from fusion.training.lm import train_lm
+    from fusion.zeroshot.config import LINKS_FILE, LM_DIR, ZeroShotFolder
+    from fusion.zeroshot.neighbours import CaptionIndex
+
+    train_lm(list(ZS_SENTENCES), TINY_LM, val_sentences=list(ZS_SENTENCES[:10]), out_dir=out / LM_DIR,
+             progress=False)
+    shutil.copyfile(DEFAULT_LINKS_PATH, out / LINKS_FILE)
+    if corpus is not None:
+        links = ConceptLinks.load(out / LINKS_FILE)
+        pairs = [(clip, caption) for clip, captions in corpus.items() for caption in captions]
+        CaptionIndex.build(pairs, links.key_of, list(links.entries)).save(out)
+    ZeroShotFolder(config, to_dict(ExtractConfig())).save(out)
+    return out

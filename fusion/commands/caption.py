@@ -121,7 +121,8 @@ def run(args: argparse.Namespace) -> int:
     check_inputs(args)
     zeroshot_only = {k: v for k in ("mode", "neighbours") if (v := getattr(args, k, None)) is not None}
     if zeroshot_only and args.model is not None and not is_zeroshot_folder(args.model):
-        raise ConfigError(f"--{next(iter(zeroshot_only))} applies to a zero-shot model only; {args.model} is a trained run")
+        raise ConfigError(f"--{next(iter(zeroshot_only))} applies to a zero-shot model only; {args.model} is not one "
+                          "(no zeroshot.json): drop the option, or give --model a `fusion zeroshot build` folder")
     pipeline = open_pipeline(args.model, device=args.device, **decode_overrides(args), **zeroshot_only)
     options = pipeline.options
     if args.explain and args.nbest is None:  # runner-ups to compare with, as many as the beam holds

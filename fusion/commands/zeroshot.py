@@ -12,10 +12,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "zeroshot",
         help="build the zero-shot captioner (real caption text + ImageNet / SoundNet / AudioSet, no video training)",
-        description="Build a captioner for real video without paired training data: an LSTM caption LM on the "
-        "MSVD + MSR-VTT train/val captions (minus the development clips), fused in the beam search with what the "
-        "frame CNN sees and the sound says, through the concept links. The real clips in the data folder "
-        "calibrate its unfamiliarity warnings and choose its weights (leave-one-out).",
+        description="Build a captioner for real video without paired training data, from the MSVD + MSR-VTT "
+        "train/val captions (minus the development clips) and what the frame CNN sees and the sound says, through "
+        "the concept links. Default mode: the consensus caption of the corpus clips whose captions name what the "
+        "clip shows and sounds like; fused mode: an LSTM caption LM fused in the beam search with that evidence. "
+        "The real clips in the data folder calibrate its unfamiliarity warnings and choose its mode and weights "
+        "(leave-one-out).",
     )
     sub = parser.add_subparsers(dest="action", required=True)
     build = sub.add_parser("build", help="build a zero-shot model folder")
@@ -27,8 +29,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     build.add_argument("--sentences", type=int, default=40000,
                        help="train the LM on a seeded sample of this many captions (default 40000; 0 = all)")
     build.add_argument("--no-dev", action="store_true",
-                       help="skip the development clips (no calibration, no weight tuning: default weights)")
-    build.add_argument("--no-tune", action="store_true", help="calibrate on the development clips but keep default weights")
+                       help="skip the development clips (no calibration, no tuning: the default mode and weights)")
+    build.add_argument("--no-tune", action="store_true", help="calibrate on the development clips but keep the default mode and weights")
     build.add_argument("--device", default="cpu", help="torch device (default cpu)")
     build.add_argument("--json", action="store_true", help="print the build summary as JSON")
     parser.set_defaults(func=run)

@@ -58,7 +58,7 @@ class ZeroShotConfig:
     """
 
     mode: str = "consensus"
-    neighbours: int = 20
+    neighbours: int = 160
     visual_weight: float = 1.0
     visual_negative_scale: float = 0.5
     audio_weight: float = 1.0

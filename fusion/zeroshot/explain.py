@@ -24,7 +24,7 @@ NEIGHBOURS_SHOWN = 5
 
 def consensus_report(model: Any, record: Any, config: Any) -> dict[str, Any]:
     """The consensus mode's reasons: the linked words whose evidence chose the neighbour clips, and the
-    nearest corpus clips with their best caption."""
+    nearest corpus clips with the first of their captions."""
     return consensus_summary(model.index, model.consensus(record, config.replace(nbest=1)))
 
 
@@ -33,7 +33,8 @@ def consensus_summary(index: Any, found: Any) -> dict[str, Any]:
 
     Returns:
         ``{"neighbours_used", "drivers": [[linked word, contribution]], "neighbours": [{"clip", "score",
-        "caption"}] (the nearest few), "from_clip": the corpus clip of the best candidate}``.
+        "caption"}] (the nearest few, each with the first of its captions), "from_clip": the corpus clip
+        of the best candidate}``.
     """
     neighbours = [{"clip": clip, "score": round(score, 3), "caption": index.captions[index.row_of[clip]][0]}
                   for clip, score in found.neighbours[:NEIGHBOURS_SHOWN]]

@@ -20,7 +20,10 @@ posteriors say*, both over the same linked caption words (the concept-link table
   drops one annotator's details.
 
 Candidates that would claim a sound for a clip without an audio stream
-(:data:`fusion.decoding.guards.SOUND_CLAIM_WORDS`), or repeat a content word, are never chosen.
+(:data:`fusion.decoding.guards.SOUND_CLAIM_WORDS`), or repeat a content word, are never chosen;
+they still vote (a silent clip's neighbours' ``a dog is barking`` still supports ``a dog is sitting``).
+Where no caption of the neighbours passes, the candidates are those of the nearest corpus clip
+beyond them with one that does, and the neighbours vote on them.
 
 The index (:class:`CaptionIndex`) is built once from the caption corpus by ``fusion zeroshot
 build`` and saved in the model folder as ``neighbours.npz`` + ``neighbours.json.gz``.
@@ -164,17 +167,24 @@ class CaptionIndex:
     @classmethod
     def load(cls, folder: str | Path) -> CaptionIndex:
         """Read an index :meth:`save` wrote; CheckpointError naming the file if missing or damaged."""
+        import zipfile
+
         import scipy.sparse as sp
 
         folder = Path(folder)
         fix = f"rebuild the model with `fusion zeroshot build --out {folder}`"
         try:
             text = json.loads(gzip.decompress((folder / TEXT_FILE).read_bytes()).decode("utf-8"))
+        except (OSError, ValueError, EOFError) as err:
+            raise CheckpointError(f"{folder / TEXT_FILE}: unreadable caption index ({err}); {fix}") from None
+        try:
             with np.load(folder / MATRIX_FILE) as z:
                 matrix = sp.csr_matrix((z["data"], z["indices"], z["indptr"]), shape=tuple(z["shape"]))
-        except (OSError, ValueError, EOFError, KeyError) as err:
-            raise CheckpointError(f"{folder / TEXT_FILE}: unreadable caption index ({err}); {fix}") from None
-        if not isinstance(text, dict) or text.get("format") != INDEX_FORMAT or matrix.shape != (len(text["clips"]), len(text["keys"])):
+        except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as err:
+            raise CheckpointError(f"{folder / MATRIX_FILE}: unreadable caption index ({err}); {fix}") from None
+        fields = ("clips", "captions", "keys", "doc_counts")
+        if (not isinstance(text, dict) or text.get("format") != INDEX_FORMAT or any(f not in text for f in fields)
+                or matrix.shape != (len(text["clips"]), len(text["keys"]))):
             raise CheckpointError(f"{folder / TEXT_FILE}: not a caption index matching {MATRIX_FILE}; {fix}")
         return cls(text["clips"], text["captions"], text["keys"], matrix, text["doc_counts"])
 
@@ -194,21 +204,25 @@ class CaptionIndex:
     def nearest(self, evidence: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Row ids and scores of the ``k`` corpus clips the evidence supports best (best first)."""
         scores = (self.matrix @ evidence) / self._norm  # (N,)
-        k = min(k, len(scores))
-        top = np.argpartition(-scores, k - 1)[:k]
-        top = top[np.lexsort((top, -scores[top]))]  # by score, ties by row: deterministic
+        top = np.lexsort((np.arange(len(scores)), -scores))[:k]  # by score, ties by row: deterministic
         return top, scores[top]
 
     def _idf(self, n: int, gram: str) -> float:
         return math.log(self.n_docs / self.doc_counts[n].get(gram, 1))
 
     def consensus_scores(self, pool: Sequence[tuple[int, str]]) -> np.ndarray:
-        """(P,) each candidate's mean TF-IDF n-gram cosine (mean over n = 1..4) with the candidates of other clips."""
+        """(P,) each caption's mean TF-IDF n-gram cosine (mean over n = 1..4) with the captions of the other clips.
+
+        Cosine is linear in the other vector, so the mean over the others is one dot product with
+        (sum of all unit vectors - sum of the candidate's own clip's): O(P) per n, not O(P^2).
+        """
         import scipy.sparse as sp
 
-        owner = np.array([j for j, _ in pool])
-        sims = np.zeros((len(pool), len(pool)), dtype=np.float64)  # (P, P)
+        owner = np.unique(np.array([j for j, _ in pool]), return_inverse=True)[1]  # (P,) clip of each candidate
+        members = sp.csr_matrix((np.ones(len(pool)), (np.arange(len(pool)), owner)))  # (P, clips)
+        others = len(pool) - np.asarray(members.sum(0)).ravel()[owner]  # (P,) candidates of other clips
         words = [caption.split() for _, caption in pool]
+        votes = np.zeros(len(pool), dtype=np.float64)  # (P,)
         for n in range(MAX_N):
             columns: dict[str, int] = {}
             rows, cols, vals = [], [], []
@@ -220,9 +234,10 @@ class CaptionIndex:
             x = sp.csr_matrix((vals, (rows, cols)), shape=(len(pool), max(1, len(columns))))
             norms = np.sqrt(np.asarray(x.multiply(x).sum(1)).ravel())  # (P,)
             x = sp.diags(1.0 / np.where(norms > 0, norms, 1.0)) @ x
-            sims += (x @ x.T).toarray() / MAX_N
-        other = owner[:, None] != owner[None, :]  # (P, P)
-        return (sims * other).sum(1) / np.maximum(other.sum(1), 1)
+            total = np.asarray(x.sum(0)).ravel()  # (G,)
+            own = members @ (members.T @ x)  # (P, G): each candidate's clip's sum
+            votes += (x @ total - np.asarray(x.multiply(own).sum(1)).ravel()) / MAX_N
+        return votes / np.maximum(others, 1)
 
     def caption(self, evidence: np.ndarray, neighbours: int, nbest: int = 1,
                 allowed: Callable[[str], bool] | None = None) -> Consensus:
@@ -232,16 +247,24 @@ class CaptionIndex:
             evidence: (K,) from :meth:`evidence_vector`.
             neighbours: how many corpus clips vote.
             nbest: candidates returned.
-            allowed: a candidate filter (the caption guards); a rejected caption is never returned.
+            allowed: a candidate filter (the caption guards); a rejected caption is never returned, but it votes.
         """
         top, scores = self.nearest(evidence, neighbours)
-        pool = [(int(j), c) for j in top for c in self.captions[j] if allowed is None or allowed(c)]
-        if not pool:
-            raise DataError("no candidate caption passes the caption guards; widen --neighbours")
-        votes = self.consensus_scores(pool)
+        pool = [(int(j), c) for j in top for c in self.captions[j]]
+        passes = [allowed is None or allowed(c) for _, c in pool]
+        if allowed is not None and not any(passes):  # candidates from the nearest clip beyond with one that passes
+            further = self.nearest(evidence, self.n_docs)[0][len(top):]
+            extra = next(([(int(j), c) for c in self.captions[j] if allowed(c)] for j in further
+                          if any(allowed(c) for c in self.captions[j])), [])
+            if not extra:
+                raise DataError(f"no caption of the {self.n_docs} corpus clips passes the caption guards (no sound "
+                                "claimed for a clip without an audio stream, no content word twice); rebuild the "
+                                "model from a caption corpus with such captions")
+            pool, passes = pool + extra, passes + [True] * len(extra)
+        votes = self.consensus_scores(pool)  # every caption of the neighbours votes; only those that pass may win
         chosen: dict[str, Candidate] = {}  # the same caption of two clips is one candidate
         for i in np.lexsort((np.arange(len(pool)), -votes)):
-            if pool[i][1] not in chosen:
+            if passes[i] and pool[i][1] not in chosen:
                 chosen[pool[i][1]] = Candidate(pool[i][1], float(votes[i]), self.clips[pool[i][0]])
                 if len(chosen) == nbest:
                     break

@@ -24,8 +24,8 @@ from fusion.zeroshot.model import ZeroShotModel
 
 logger = logging.getLogger(__name__)
 
-NO_MODEL = ("no model given: build the zero-shot captioner (real caption text + ImageNet/SoundNet, no video "
-            "training; about 10 min on 2 CPU cores) with `fusion zeroshot build --out runs/zeroshot`, then run "
+NO_MODEL = ("no model given: build the zero-shot captioner (real caption text + ImageNet/SoundNet/AudioSet, no "
+            "video training; a few minutes on 2 CPU cores) with `fusion zeroshot build --out runs/zeroshot`, then run "
             "`fusion caption VIDEO --model runs/zeroshot`; or train one with `fusion train CONFIG --out RUN`")
 
 

@@ -27,8 +27,8 @@ logger = logging.getLogger(__name__)
 # beside the frames. Fused: each weight off or at a few strengths; the language model's weight is 1.
 CONSENSUS_GRID: dict[str, tuple[Any, ...]] = {
     "mode": ("consensus",),
-    "neighbours": (10, 20, 40),
-    "audio_weight": (0.0, 0.5, 1.0),
+    "neighbours": (20, 40, 80, 160, 320),
+    "audio_weight": (0.0, 1.0, 2.0),
 }
 FUSED_GRID: dict[str, tuple[Any, ...]] = {
     "mode": ("fused",),
