@@ -6,14 +6,14 @@
 * :func:`save_random_run`: the checkpoint of a tiny random S2VT (every tiny run below is one).
   :func:`make_store_run` (a feature store and manifest beside it), :func:`make_serve_run` (clips,
   a training log, an evaluation and an ablation beside it), :func:`save_random_run_and_lm` (an
-  LSTM LM beside it), :func:`make_zeroshot_run` (a zero-shot model folder in its consensus mode);
-  ``tests/conftest.py`` holds the fixtures built from them.
+  LSTM LM beside it); ``tests/conftest.py`` holds the fixtures built from them.
 * :class:`MarkovScorer` (a table per video) and :class:`BigramScorer` (one table): toy scorers for
   beam searches; :func:`bpe_tokenizer`: an offline GPT-2-style tokenizer;
   :func:`assert_same_records`: two feature stores agree; :func:`ablation_interval`: a paired
   interval as ``fusion ablate`` wrote it.
 * :func:`make_zeroshot_folder` (a zero-shot model folder with a tiny caption LM, and a caption index of
-  a hand-made corpus), :func:`concept_record` (a record whose frames show given ImageNet classes).
+  a hand-made corpus; :func:`make_serve_zeroshot`: the web page's, with random encoders),
+  :func:`concept_record` (a record whose frames show given ImageNet classes).
 """
 
 from __future__ import annotations
@@ -233,11 +233,11 @@ def make_serve_run(root: Path) -> dict[str, Path]:
     return {"root": root, "runs": root / "runs", "run": run, "broken": broken, "ablation": root / "runs" / "ablation"}
 
 
-# A tiny caption corpus for a zero-shot model's consensus mode: clips whose captions name linked
-# words, and one sound-claiming caption most clips share (the consensus of any neighbours, unless
-# the clip has no audio stream). Every clip has it but the last two: its n-grams keep an IDF above 0.
+# The web page's tiny zero-shot model (consensus mode): corpus clips whose captions name linked words,
+# and one sound-claiming caption most clips share (the consensus of any neighbours, unless the clip has
+# no audio stream). Every clip has it but the last two: its n-grams keep an IDF above 0.
 ZEROSHOT_SOUND_CAPTION = "a dog barking is heard in the park"
-ZEROSHOT_CORPUS = [
+_SERVE_ZEROSHOT = [
     ["a dog is running on the grass", "a brown dog runs in a field"],
     ["a man is playing a guitar on a stage", "a person plays the guitar"],
     ["a car is driving down the road", "a red car drives on a highway"],
@@ -247,31 +247,18 @@ ZEROSHOT_CORPUS = [
     ["a horse is running on a beach", "a horse runs along the sea"],
     ["a man is riding a bicycle on a street", "a person rides a bike in the city"],
 ]
+SERVE_ZEROSHOT_CORPUS = {f"k{i}": captions + ([ZEROSHOT_SOUND_CAPTION] if i < len(_SERVE_ZEROSHOT) - 2 else [])
+                         for i, captions in enumerate(_SERVE_ZEROSHOT)}
 
 
-def make_zeroshot_run(folder: Path, extract: ExtractConfig, neighbours: int = 4) -> Path:
-    """A zero-shot model folder in its consensus mode: a tiny caption LM, the committed concept links,
-    the caption index of :data:`ZEROSHOT_CORPUS` and ``extract`` (random encoders for a fast test)."""
-    import shutil
-
-    from fusion.concepts import ConceptLinks
-    from fusion.concepts.links import DEFAULT_LINKS_PATH
-    from fusion.models.lm import LMConfig
-    from fusion.training.lm import train_lm
-    from fusion.zeroshot.config import LINKS_FILE, LM_DIR, ZeroShotConfig, ZeroShotFolder
-    from fusion.zeroshot.neighbours import CaptionIndex
+def make_serve_zeroshot(folder: Path) -> Path:
+    """The web page's tiny zero-shot model in ``folder``: consensus of 4 neighbours over
+    :data:`SERVE_ZEROSHOT_CORPUS`, 3 captions listed, random encoders (4 frames)."""
+    from fusion.zeroshot.config import ZeroShotConfig
 
     folder.mkdir(parents=True, exist_ok=True)
-    pairs = [(f"k{i}", c) for i, captions in enumerate(ZEROSHOT_CORPUS) for c in captions]
-    pairs += [(f"k{i}", ZEROSHOT_SOUND_CAPTION) for i in range(len(ZEROSHOT_CORPUS) - 2)]
-    lm = LMConfig(embed_size=16, hidden_size=16, dropout=0.0, min_word_count=1, max_epochs=2, batch_size=16, lr=0.02)
-    sentences = [c for _, c in pairs]
-    train_lm(sentences * 4, lm, val_sentences=sentences[:4], out_dir=folder / LM_DIR, progress=False)
-    shutil.copyfile(DEFAULT_LINKS_PATH, folder / LINKS_FILE)
-    links = ConceptLinks.load(folder / LINKS_FILE)
-    CaptionIndex.build(pairs, links.key_of, list(links.entries)).save(folder)
-    ZeroShotFolder(ZeroShotConfig(mode="consensus", neighbours=neighbours, beam_size=3), to_dict(extract)).save(folder)
-    return folder
+    return make_zeroshot_folder(folder, ZeroShotConfig(mode="consensus", neighbours=4, beam_size=3),
+                                SERVE_ZEROSHOT_CORPUS, ExtractConfig(frames_per_clip=4, random_weights=True, decode_workers=0))
 
 
 def ablation_interval(folder: Path, metric: str) -> str:
@@ -387,9 +374,11 @@ def concept_record(seen: list[int], audio: bool, id: str = "clip") -> FeatureRec
                          audio=np.zeros((3, 2), np.float32) if audio else None, posteriors=posteriors)
 
 
-def make_zeroshot_folder(out: Path, config: Any, corpus: dict[str, list[str]] | None = None) -> Path:
+def make_zeroshot_folder(out: Path, config: Any, corpus: dict[str, list[str]] | None = None,
+                         extract: ExtractConfig | None = None) -> Path:
     """A zero-shot model folder in ``out``: the tiny LM over :data:`ZS_SENTENCES`, the committed concept links,
-    ``config`` (a ZeroShotConfig) and, given ``corpus`` (clip key -> its captions), its caption index."""
+    ``config`` (a ZeroShotConfig), given ``corpus`` (clip key -> its captions) its caption index, and
+    ``extract`` (default: ``ExtractConfig()``; random encoders make a page test fast)."""
     import shutil
 
     from fusion.concepts.links import DEFAULT_LINKS_PATH, ConceptLinks
@@ -404,5 +393,5 @@ def make_zeroshot_folder(out: Path, config: Any, corpus: dict[str, list[str]] | 
         links = ConceptLinks.load(out / LINKS_FILE)
         pairs = [(clip, caption) for clip, captions in corpus.items() for caption in captions]
         CaptionIndex.build(pairs, links.key_of, list(links.entries)).save(out)
-    ZeroShotFolder(config, to_dict(ExtractConfig())).save(out)
+    ZeroShotFolder(config, to_dict(extract or ExtractConfig())).save(out)
     return out

@@ -17,12 +17,11 @@ import torch
 
 from fusion.decoding.guards import SOUND_CLAIM_WORDS
 from fusion.errors import ConfigError
-from fusion.features import ExtractConfig
 from fusion.serve import CaptionService, DecodeSettings, UploadError
 from fusion.serve import runs as runs_mod
 from fusion.serve import views
 from fusion.serve.clipview import audio_status, frame_strip
-from tests.builders import ablation_interval, make_serve_run, make_zeroshot_run
+from tests.builders import ablation_interval, make_serve_run, make_serve_zeroshot
 from tests.mediafactory import make_audio
 
 
@@ -188,7 +187,7 @@ def test_explanation_says_each_verdict_once() -> None:
 def test_zeroshot_consensus_mode_neighbours_bars_and_reason(tiny: dict[str, Path], tmp_path: Path) -> None:
     from fusion.zeroshot.explain import consensus_report
 
-    folder = make_zeroshot_run(tmp_path / "zs", ExtractConfig(frames_per_clip=4, random_weights=True, decode_workers=0))
+    folder = make_serve_zeroshot(tmp_path / "zs")
     service = CaptionService({"zs": folder, "tiny": tiny["run"]})
     settings = service.defaults("zs")
     assert settings.neighbours == 4 and service.defaults("tiny").neighbours is None

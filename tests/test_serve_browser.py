@@ -24,9 +24,8 @@ from typing import TYPE_CHECKING
 import pytest
 
 from fusion.decoding.guards import SOUND_CLAIM_WORDS
-from fusion.features import ExtractConfig
 from fusion.paths import data_dir
-from tests.builders import ZEROSHOT_SOUND_CAPTION, ablation_interval, make_serve_run, make_zeroshot_run
+from tests.builders import ZEROSHOT_SOUND_CAPTION, ablation_interval, make_serve_run, make_serve_zeroshot
 from tests.mediafactory import make_video
 
 if TYPE_CHECKING:
@@ -64,8 +63,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     """``fusion serve`` on a free port with a tiny run and a tiny zero-shot model; yields its URL, folders and log."""
     root = tmp_path_factory.mktemp("serve_browser")
     tiny = make_serve_run(root)
-    tiny["zeroshot"] = make_zeroshot_run(tiny["runs"] / "zeroshot",
-                                         ExtractConfig(frames_per_clip=4, random_weights=True, decode_workers=0))
+    tiny["zeroshot"] = make_serve_zeroshot(tiny["runs"] / "zeroshot")
     port = _free_port()
     log = open(root / "server.log", "w")  # noqa: SIM115 - closed below
     env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"}

@@ -26,7 +26,7 @@ logger = logging.getLogger(__name__)
 
 BROWSER_VIDEO = {".mp4", ".webm", ".ogg", ".ogv", ".m4v", ".mov"}  # containers a browser can play
 MAX_BEAM = 10
-MAX_NEIGHBOURS = 100  # the neighbours slider's top (a zero-shot model in the consensus mode)
+MAX_NEIGHBOURS = 400  # the neighbours slider's top (a zero-shot model in the consensus mode; at least its own)
 BEAM_LABEL = "beam size"
 LISTED_LABEL = "captions listed (the consensus mode searches no beam)"
 CAPTION_OUTPUTS = 13  # what caption() fills; redecode() fills REDECODE_OUTPUTS of them
