@@ -10,6 +10,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from fusion.concepts import default_links
@@ -149,6 +150,14 @@ def test_evidence_picks_the_clips_and_their_consensus(model: ZeroShotModel) -> N
     assert (every.candidates[-1].caption, every.candidates[-1].clip) == (OUTLIER, "msvd:guitar1")
     scores = [c.score for c in every.candidates]
     assert scores == sorted(scores, reverse=True) and scores[0] > scores[-1]
+
+
+def test_no_evidence_votes_an_even_sample_of_the_corpus(model: ZeroShotModel) -> None:
+    index = model.index
+    blind = index.caption(np.zeros(len(index.keys), np.float32), neighbours=3)
+    rows = [index.row_of[clip] for clip, _ in blind.neighbours]
+    assert rows == sorted(set(rows)) and rows[0] == 0 and rows[-1] == len(index.clips) - 1  # spread, not rows 0..2
+    assert blind.drivers == [] and blind.candidates
 
 
 def test_nbest_captions_are_distinct(model: ZeroShotModel) -> None:

@@ -204,6 +204,9 @@ class CaptionIndex:
     def nearest(self, evidence: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Row ids and scores of the ``k`` corpus clips the evidence supports best (best first)."""
         scores = (self.matrix @ evidence) / self._norm  # (N,)
+        if not np.any(evidence):  # no evidence at all (weights 0, or a silent clip with the frames' weight 0):
+            top = np.unique(np.linspace(0, len(scores) - 1, min(k, len(scores))).astype(int))  # an even sample of
+            return top, scores[top]  # the corpus, whose consensus is its most agreed-on caption, not row order's
         top = np.lexsort((np.arange(len(scores)), -scores))[:k]  # by score, ties by row: deterministic
         return top, scores[top]
 
