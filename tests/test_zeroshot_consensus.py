@@ -283,3 +283,10 @@ def test_grid_points_consensus_first_then_fused() -> None:
     assert len({json.dumps(p, sort_keys=True) for p in points}) == len(points)
     for point in points:  # every point is a valid config
         assert ZeroShotConfig().replace(**point).mode == point["mode"]
+
+
+def test_silent_clip_filter_bans_heard_words_too() -> None:
+    silent, heard = caption_filter(False, FUNCTION_WORDS), caption_filter(True, FUNCTION_WORDS)
+    for caption in ("a song plays over a slideshow", "music is playing in the background", "a dog is barking"):
+        assert not silent(caption) and heard(caption)
+    assert silent("a man is playing a guitar") and not heard("a man and a man")

@@ -20,7 +20,7 @@ posteriors say*, both over the same linked caption words (the concept-link table
   drops one annotator's details.
 
 Candidates that would claim a sound for a clip without an audio stream
-(:data:`fusion.decoding.guards.SOUND_CLAIM_WORDS`), or repeat a content word, are never chosen;
+(:data:`fusion.decoding.guards.SOUND_CLAIM_WORDS`, :data:`HEARD_WORDS`), or repeat a content word, are never chosen;
 they still vote (a silent clip's neighbours' ``a dog is barking`` still supports ``a dog is sitting``).
 Where no caption of the neighbours passes, the candidates are those of the nearest corpus clip
 beyond them with one that does, and the neighbours vote on them.
@@ -277,13 +277,26 @@ class CaptionIndex:
                          [(self.clips[j], float(s)) for j, s in zip(top, scores)], drivers)
 
 
+# Words a human caption uses for what is heard rather than seen. A whole corpus caption is picked or
+# not, so for a clip without an audio stream the consensus mode can afford to be stricter than the
+# word-by-word guard (fusion.decoding.guards.SOUND_CLAIM_WORDS): "a song plays over a slideshow",
+# "music is playing" are never said of a silent clip.
+HEARD_WORDS = frozenset(
+    "music musical song songs tune tunes melody voice voices voiceover audio soundtrack narrator narrates "
+    "narrating narration".split()
+)
+
+
 def caption_filter(audio_present: bool, function_words: frozenset[str]) -> Callable[[str], bool]:
-    """The caption guards as a candidate filter: no sound claim without audio, no repeated content word."""
+    """The caption guards as a candidate filter: no sound claim without audio (the guard's words and
+    :data:`HEARD_WORDS`), no repeated content word."""
     from fusion.decoding.guards import SOUND_CLAIM_WORDS
+
+    silent_banned = SOUND_CLAIM_WORDS | HEARD_WORDS
 
     def allowed(caption: str) -> bool:
         words = caption.split()
-        if not audio_present and any(w in SOUND_CLAIM_WORDS for w in words):
+        if not audio_present and any(w in silent_banned for w in words):
             return False
         content = [w for w in words if w not in function_words]
         return len(content) == len(set(content))
