@@ -290,3 +290,36 @@ def test_silent_clip_filter_bans_heard_words_too() -> None:
     for caption in ("a song plays over a slideshow", "music is playing in the background", "a dog is barking"):
         assert not silent(caption) and heard(caption)
     assert silent("a man is playing a guitar") and not heard("a man and a man")
+
+
+def test_tune_folder_chooses_mode_and_weights_by_leave_one_out(consensus_folder: Path, tmp_path: Path) -> None:
+    from fusion.zeroshot.build import TUNE_FILE, DevClip, tune_folder
+    from fusion.zeroshot.config import ZeroShotFolder
+
+    out = tmp_path / "zs"
+    shutil.copytree(consensus_folder, out)
+    refs = {"guitar-clip": ["a man is playing a guitar", "a man plays the guitar"],
+            "dog-clip": ["a dog is running on the grass", "a dog runs"],
+            "piano-clip": ["a man is playing a guitar"]}
+    dev = [DevClip(i, tmp_path / f"{i}.mp4", r) for i, r in refs.items()]
+    records = [_shows("guitar"), _shows("dog"), concept_record(list(LINKS.entries["piano"].links["imagenet"]), False,
+                                                                id="piano-clip")]
+    grid = [{"mode": ("consensus",), "neighbours": (2, 4)}, {"mode": ("fused",), "visual_weight": (0.0, 3.0)}]
+    tuned = tune_folder(out, dev, records, grid=grid, progress=False)  # a small grid: 2 points per mode
+    table = json.loads((out / TUNE_FILE).read_text())
+    assert len(table["points"]) == 4 and set(table["held_out"]) == set(refs) and tuned["clips"] == 3
+    folder = ZeroShotFolder.load(out)
+    assert folder.provenance["tuned"]["chosen"] == tuned["chosen"] == table["chosen"]
+    assert all(getattr(folder.config, k) == v for k, v in tuned["chosen"].items())
+    with pytest.raises(DataError, match="at least 2"):
+        tune_folder(out, dev[:1], records[:1], grid=grid, progress=False)
+
+
+def test_tune_commands_point_to_each_other(consensus_folder: Path, tmp_path: Path) -> None:
+    res = subprocess.run([sys.executable, "-m", "fusion", "tune", str(consensus_folder), "--lm", "x"],
+                         capture_output=True, text=True, cwd=REPO, env=SUBPROCESS_ENV, timeout=300)
+    assert res.returncode == 2 and res.stderr.count("\n") == 1 and "Traceback" not in res.stderr
+    assert f"fusion zeroshot tune {consensus_folder}" in res.stderr
+    res = subprocess.run([sys.executable, "-m", "fusion", "zeroshot", "tune", str(tmp_path)],
+                         capture_output=True, text=True, cwd=REPO, env=SUBPROCESS_ENV, timeout=300)
+    assert res.returncode == 2 and res.stderr.count("\n") == 1 and "fusion zeroshot build --out" in res.stderr

@@ -52,7 +52,13 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Tune and print the choice."""
+    from fusion.errors import ConfigError
     from fusion.tuning import tune_lm_weight
+    from fusion.zeroshot.config import is_zeroshot_folder
+
+    if is_zeroshot_folder(args.run_path):
+        raise ConfigError(f"{args.run_path} is a zero-shot model: choose its mode and weights with "
+                          f"`fusion zeroshot tune {args.run_path}` (leave-one-out on real clips with captions)")
 
     result = tune_lm_weight(args.run_path, args.lm, args.alphas, mode=args.mode, manifest=args.manifest,
                             split=args.split, metric=args.metric, features=args.features, out=args.out,

@@ -33,11 +33,58 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     build.add_argument("--no-tune", action="store_true", help="calibrate on the development clips but keep the default mode and weights")
     build.add_argument("--device", default="cpu", help="torch device (default cpu)")
     build.add_argument("--json", action="store_true", help="print the build summary as JSON")
+    tune = sub.add_parser("tune", help="choose a model folder's mode and weights again, on real clips with references",
+                          description="Decode real clips with reference captions under the grid of both modes "
+                          "(fusion.zeroshot.tune.GRID), choose by leave-one-out CIDEr-D and write the choice into "
+                          "the folder (RUN/zeroshot.json, RUN/tune/leave_one_out.json). Default clips: the development "
+                          "clips the build used (RUN/devclips.jsonl); --manifest tunes on your own.")
+    tune.add_argument("run", metavar="RUN", help="a zero-shot model folder (fusion zeroshot build --out RUN)")
+    tune.add_argument("--manifest", default=None,
+                      help="JSON Lines manifest of real clips with captions (id, video, captions); default RUN/devclips.jsonl")
+    tune.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    tune.add_argument("--json", action="store_true", help="print the choice as JSON")
     parser.set_defaults(func=run)
 
 
+def run_tune(args: argparse.Namespace) -> int:
+    """``fusion zeroshot tune RUN``: re-choose the folder's mode and weights by leave-one-out."""
+    import hashlib
+
+    from fusion.config import from_dict
+    from fusion.errors import ConfigError, DataError
+    from fusion.features import ExtractConfig
+    from fusion.manifest import load_manifest
+    from fusion.zeroshot.build import DevClip, dev_features_dir, extract_dev, tune_folder
+    from fusion.zeroshot.config import ZeroShotFolder, is_zeroshot_folder
+
+    out = Path(args.run)
+    if not is_zeroshot_folder(out):
+        raise ConfigError(f"{out}: not a zero-shot model folder (no zeroshot.json); build one with "
+                          f"`fusion zeroshot build --out {out}`")
+    manifest = Path(args.manifest) if args.manifest else out / "devclips.jsonl"
+    if not manifest.is_file():
+        raise DataError(f"{manifest}: manifest not found; give --manifest with real clips and their captions")
+    clips = [DevClip(e.id, Path(e.video), list(e.captions)) for e in load_manifest(manifest) if e.captions]
+    extract = ZeroShotFolder.load(out).extract
+    store = None
+    if args.manifest:  # the user's own clips: their own store, so an id shared with a development clip cannot mix
+        tag = hashlib.sha1(str(manifest.resolve()).encode()).hexdigest()[:8]
+        store = dev_features_dir(out, from_dict(ExtractConfig, extract)).with_name(
+            f"{dev_features_dir(out, from_dict(ExtractConfig, extract)).name}-{tag}")
+    records = extract_dev(clips, out, extract, progress=True, store_dir=store)
+    tuned = tune_folder(out, clips, records, device=args.device)
+    if args.json:
+        print(json.dumps(tuned))
+    else:
+        print(f"chosen on {tuned['clips']} clips of {manifest} (leave-one-out CIDEr-D {tuned['held_out_cider']:.3f}): "
+              f"{tuned['chosen']}; written to {out / 'zeroshot.json'}")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
-    """Build the corpus (unless given), then the model folder; print a summary."""
+    """Build the corpus (unless given), then the model folder; print a summary (``tune``: :func:`run_tune`)."""
+    if args.action == "tune":
+        return run_tune(args)
     from data_prep.caption_corpus import build_corpus, write_corpus
     from data_prep.devclips import build_devclips
     from fusion.config import load_config

@@ -117,13 +117,15 @@ def dev_features_dir(out: Path, config: Any) -> Path:
     return out / "features" / config.fingerprint()[:16]
 
 
-def extract_dev(clips: Sequence[DevClip], out: Path, extract: dict[str, Any], progress: bool) -> list[Any]:
-    """Feature records of the development clips (cached in :func:`dev_features_dir`); unreadable clips are skipped."""
+def extract_dev(clips: Sequence[DevClip], out: Path, extract: dict[str, Any], progress: bool,
+                store_dir: Path | None = None) -> list[Any]:
+    """Feature records of the clips (cached in ``store_dir``, default :func:`dev_features_dir`); unreadable
+    clips are skipped."""
     from fusion.features import ExtractConfig, FeatureStore
     from fusion.features.runner import extract_to_store
 
     config = from_dict(ExtractConfig, extract)
-    store = FeatureStore(dev_features_dir(out, config), config)
+    store = FeatureStore(store_dir or dev_features_dir(out, config), config)
     extract_to_store([(c.id, str(c.path)) for c in clips], store, config, progress=progress)
     return [store[c.id] for c in clips if c.id in store]
 
@@ -146,6 +148,39 @@ def calibrate(out: Path, records: Sequence[Any], provenance: dict[str, Any]) -> 
             "encoders": provenance.get("encoders", {})}
     atomic_write_json(out / CARD_FILE, card)
     return held_out
+
+
+def tune_folder(out: str | Path, dev: Sequence[DevClip], records: Sequence[Any] | None = None, *,
+                grid: Sequence[dict[str, Sequence[Any]]] | None = None, device: str = "cpu",
+                progress: bool = True) -> dict[str, Any]:
+    """Choose the folder's mode and weights on real clips with references, by leave-one-out
+    (:mod:`fusion.zeroshot.tune`): writes ``out/tune/leave_one_out.json`` and the chosen settings into
+    ``out/zeroshot.json``. ``records``: the clips' feature records (default: extracted, cached in the folder);
+    ``grid``: the points tried (default :data:`fusion.zeroshot.tune.GRID`).
+
+    Returns:
+        ``{"file", "chosen", "held_out_cider", "clips"}`` (also kept as the folder's ``provenance["tuned"]``).
+    """
+    from fusion.errors import DataError
+    from fusion.zeroshot.model import ZeroShotModel
+    from fusion.zeroshot.tune import GRID, tune_weights
+
+    out = Path(out)
+    folder = ZeroShotFolder.load(out)
+    if records is None:
+        records = extract_dev(dev, out, folder.extract, progress)
+    refs = {c.id: c.references for c in dev}
+    records = [r for r in records if refs.get(r.id)]
+    if len(records) < 2:
+        raise DataError(f"{len(records)} readable clip(s) with reference captions: leave-one-out needs at least 2")
+    base = ZeroShotConfig(beam_size=folder.config.beam_size, max_len=folder.config.max_len, min_len=folder.config.min_len)
+    result = tune_weights(ZeroShotModel(out, device=device), records, refs, base, grid or GRID, progress=progress)
+    atomic_write_json(out / TUNE_FILE, result)
+    folder.config = base.replace(**result["chosen"])
+    folder.provenance["tuned"] = {"file": TUNE_FILE, "chosen": result["chosen"],
+                                  "held_out_cider": result["held_out_cider"], "clips": len(records)}
+    folder.save(out)
+    return folder.provenance["tuned"]
 
 
 def build_zeroshot(out: str | Path, corpus_dir: str | Path, dev: Sequence[DevClip] = (), *,
@@ -175,17 +210,7 @@ def build_zeroshot(out: str | Path, corpus_dir: str | Path, dev: Sequence[DevCli
         records = extract_dev(dev, out, folder.extract, progress)
         summary["calibration_held_out_distances"] = calibrate(out, records, provenance)
         if tune:
-            from fusion.zeroshot.model import ZeroShotModel
-            from fusion.zeroshot.tune import tune_weights
-
-            refs = {c.id: c.references for c in dev}
-            result = tune_weights(ZeroShotModel(out, device=device), records, refs, folder.config, progress=progress)
-            atomic_write_json(out / TUNE_FILE, result)
-            folder.config = folder.config.replace(**result["chosen"])
-            folder.provenance["tuned"] = {"file": TUNE_FILE, "chosen": result["chosen"],
-                                          "held_out_cider": result["held_out_cider"]}
-            folder.save(out)
-            summary["tuned"] = folder.provenance["tuned"]
+            summary["tuned"] = tune_folder(out, dev, records, device=device, progress=progress)
     summary["seconds"] = round(time.perf_counter() - started, 1)
     atomic_write_json(out / "build.json", summary)
     return summary
