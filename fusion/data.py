@@ -339,8 +339,9 @@ def readable_entries(
     missing = [e for e in entries if e.id not in store]
     if not missing:
         return list(entries), []
-    reasons = {f.get("id"): f.get("error", "") for f in store.failures()}
-    skipped = [{"id": e.id, "video": str(e.video), "error": reasons.get(e.id) or "no features"} for e in missing]
+    failures = {f.get("id"): f for f in store.failures()}  # the failing file: the video, or an imported feature file
+    skipped = [{"id": e.id, "video": str(failures.get(e.id, {}).get("file") or e.video),
+                "error": failures.get(e.id, {}).get("error") or "no features"} for e in missing]
     first = skipped[0]["error"] if skipped[0]["error"].startswith(skipped[0]["video"]) else \
         f"{skipped[0]['video']}: {skipped[0]['error']}"
     text = (f"{len(missing)} of {len(entries)} {split} videos could not be read (first: {first}); "

@@ -254,3 +254,18 @@ def test_web_page_lists_the_run_and_refuses_uploads_in_one_message(imported_run:
     assert service.defaults("run").beam_size == 2
     with pytest.raises(UploadError, match="cannot be computed from a file"):
         service.analyse("run", imported_run["root"] / "clip.mp4")
+
+
+def test_skipped_imported_record_names_its_feature_file(tmp_path: Path) -> None:
+    from fusion.data import readable_entries
+
+    src = tmp_path / "feats"
+    _good_folder(src, n=2)
+    _bad_files(src)
+    store_dir = tmp_path / "store"
+    import_features(src, store_dir, progress=False)
+    store = FeatureStore(store_dir)
+    entries = [ManifestEntry("v0", "videos/v0.mp4", "test", []), ManifestEntry("nan", "videos/nan.mp4", "test", [])]
+    kept, skipped = readable_entries(entries, store, "test")
+    assert [e.id for e in kept] == ["v0"] and len(skipped) == 1
+    assert skipped[0]["video"].endswith("nan.npy") and "NaN" in skipped[0]["error"]  # not the manifest's video path
