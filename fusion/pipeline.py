@@ -56,6 +56,8 @@ class CaptionResult:
         record: the feature record (for explanations), None when unread.
         ood: how far the clip lies from the run's training data (``OODReport.to_dict()``, plus
             ``"warning"``: the one warning line, or None), None without a training profile.
+        reasons: what the decoding itself found on why the best caption won, where it has that to
+            say (a zero-shot model's consensus mode: the nearest corpus clips), for ``--explain``.
     """
 
     path: str
@@ -65,6 +67,7 @@ class CaptionResult:
     audio_present: bool | None = None
     record: FeatureRecord | None = None
     ood: dict[str, Any] | None = None
+    reasons: dict[str, Any] | None = None
 
     @property
     def caption(self) -> str | None:

@@ -66,11 +66,9 @@ def run_tune(args: argparse.Namespace) -> int:
         raise DataError(f"{manifest}: manifest not found; give --manifest with real clips and their captions")
     clips = [DevClip(e.id, Path(e.video), list(e.captions)) for e in load_manifest(manifest) if e.captions]
     extract = ZeroShotFolder.load(out).extract
-    store = None
+    store = dev_features_dir(out, from_dict(ExtractConfig, extract))
     if args.manifest:  # the user's own clips: their own store, so an id shared with a development clip cannot mix
-        tag = hashlib.sha1(str(manifest.resolve()).encode()).hexdigest()[:8]
-        store = dev_features_dir(out, from_dict(ExtractConfig, extract)).with_name(
-            f"{dev_features_dir(out, from_dict(ExtractConfig, extract)).name}-{tag}")
+        store = store.with_name(f"{store.name}-{hashlib.sha1(str(manifest.resolve()).encode()).hexdigest()[:8]}")
     records = extract_dev(clips, out, extract, progress=True, store_dir=store)
     tuned = tune_folder(out, clips, records, device=args.device)
     if args.json:

@@ -138,7 +138,12 @@ class ZeroShotPipeline:
         """Caption each file; unreadable files get ``error`` and the rest go on."""
         results = [self.read(p) for p in paths]
         readable = [r for r in results if r.record is not None]
-        for res, nbest in zip(readable, self.decode([r.record for r in readable], options)):
+        decoder = self.decoder_for(options or self.options)
+        if decoder.consensus_mode:  # one search per clip gives the caption and why (explain reuses it)
+            for res in readable:
+                res.hypotheses, res.reasons = decoder.decode_explained(res.record)
+            return results
+        for res, nbest in zip(readable, decoder.decode([r.record for r in readable])):
             res.hypotheses = nbest
         return results
 
@@ -173,7 +178,11 @@ class ZeroShotPipeline:
         """Which seen and heard concepts drove which words of the best caption."""
         if result.record is None or not result.hypotheses:
             raise DataError(f"{result.path}: nothing to explain ({result.error or 'not captioned'})")
-        return {"kind": "zeroshot", **explain_caption(self.model, result.record, result.hypotheses[0], self.options)}
+        report = explain_caption(self.model, result.record, result.hypotheses[0],
+                                 None if result.reasons is not None else self.options)
+        if result.reasons is not None:  # the consensus the caption came from, found once while captioning
+            report["consensus"] = result.reasons
+        return {"kind": "zeroshot", **report}
 
 
 def open_pipeline(model_path: str | Path | None, device: str | torch.device = "cpu", compute_profile: bool = True,
