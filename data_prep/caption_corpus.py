@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fusion.errors import DataError, FusionError
+from fusion.errors import DataError, script_main
 from fusion.io import atomic_write_text
 from fusion.paths import data_dir
 from fusion.text import normalize
@@ -160,6 +160,7 @@ def write_corpus(corpus: Corpus, out: str | Path) -> dict[str, Any]:
     return manifest
 
 
+@script_main("data_prep.caption_corpus")
 def main(argv: list[str] | None = None) -> int:
     """``python -m data_prep.caption_corpus --out DIR [--data DIR]``."""
     parser = argparse.ArgumentParser(prog="python -m data_prep.caption_corpus", description=__doc__.split("\n")[0])
@@ -167,11 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", default=None, help="the real data folder (default $FUSION_DATA_DIR)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    try:
-        manifest = write_corpus(build_corpus(args.data), args.out)
-    except FusionError as err:
-        print(f"data_prep.caption_corpus: error: {err}", file=sys.stderr)
-        return err.exit_code
+    manifest = write_corpus(build_corpus(args.data), args.out)
     print(f"wrote {args.out}: {manifest['total']['train']} train + {manifest['total']['val']} val captions; "
           f"excluded {sum(len(v) for v in manifest['excluded_clips'].values())} development clips "
           f"({', '.join(f'{k} {v}' for k, v in manifest['dropped_captions'].items())} captions dropped)")

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from fusion.errors import DataError, FusionError
+from fusion.errors import DataError, script_main
 from fusion.manifest import SPLITS, ManifestEntry, write_manifest
 
 logger = logging.getLogger(__name__)
@@ -150,6 +150,7 @@ def build_custom(pairs: str | Path, out: str | Path, video_root: str | Path | No
     return entries
 
 
+@script_main("data_prep.custom")
 def main(argv: list[str] | None = None) -> int:
     """``python -m data_prep.custom``; returns the exit code."""
     p = argparse.ArgumentParser(prog="python -m data_prep.custom", description=__doc__.splitlines()[0])
@@ -162,12 +163,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0, help="seed of the random split")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        entries = build_custom(args.pairs, args.out, args.video_root, args.split, args.val_fraction,
-                               args.test_fraction, args.seed)
-    except FusionError as err:
-        print(f"data_prep.custom: error: {err}", file=sys.stderr)
-        return err.exit_code
+    entries = build_custom(args.pairs, args.out, args.video_root, args.split, args.val_fraction,
+                           args.test_fraction, args.seed)
     counts = " / ".join(f"{sum(e.split == s for e in entries)} {s}" for s in SPLITS)
     missing = sum(not Path(e.video).is_file() for e in entries)
     print(f"wrote {args.out}: {len(entries)} videos ({counts}), "

@@ -28,7 +28,7 @@ from typing import Any
 from data_prep.audible_nouns.wordnet import DEFAULT_WORDNET_DIR, FUNCTION_WORDS, WORD_RE, noun_lemma, open_wordnet
 from data_prep.msrvtt import read_msrvtt
 from data_prep.msvd import VIDEO_EXTENSIONS, index_clips, read_s2vt_release
-from fusion.errors import DataError, FusionError
+from fusion.errors import DataError, FusionError, script_main
 from fusion.manifest import ManifestEntry, write_manifest
 from fusion.paths import data_dir
 
@@ -157,6 +157,7 @@ def build_devclips(out: str | Path, source: str | Path | None = None) -> list[Ma
     return entries
 
 
+@script_main("data_prep.devclips")
 def main(argv: list[str] | None = None) -> int:
     """``python -m data_prep.devclips``; returns the exit code."""
     p = argparse.ArgumentParser(prog="python -m data_prep.devclips", description=__doc__.splitlines()[0])
@@ -164,11 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--source", default=None, help="the shared data folder (default $FUSION_DATA_DIR)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        entries = build_devclips(args.out, args.source)
-    except FusionError as err:
-        print(f"data_prep.devclips: error: {err}", file=sys.stderr)
-        return err.exit_code
+    entries = build_devclips(args.out, args.source)
     with_audio = sum(e.meta["has_audio"] for e in entries)
     print(f"wrote {args.out}: {len(entries)} clips ({with_audio} with audio), "
           f"{sum(len(e.captions) for e in entries)} reference captions")

@@ -49,7 +49,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from fusion.errors import DataError, FusionError
+from fusion.errors import DataError, script_main
 
 logger = logging.getLogger(__name__)
 
@@ -336,6 +336,7 @@ def _urls(dataset: Dataset, remote: Remote, mirror: str | None) -> tuple[str, ..
     return (f"{mirror.rstrip('/')}/{dataset.name}/{remote.name}",) if mirror else remote.urls
 
 
+@script_main("data_prep.fetch")
 def main(argv: list[str] | None = None) -> int:
     """``python -m data_prep.fetch NAME [NAME ...] --out DIR [--from DIR] [--mirror URL] [--json]``."""
     p = argparse.ArgumentParser(
@@ -352,16 +353,12 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     names = list(DATASETS) if "all" in args.names else list(dict.fromkeys(args.names))
     done: dict[str, dict[str, str]] = {}
-    try:
-        for name in names:
-            action = fetch(DATASETS[name], args.out, mirror=args.mirror, source=args.source)
-            path = str(Path(args.out) / DATASETS[name].subdir)
-            done[name] = {"path": path, "action": action}
-            if not args.json:
-                print(f"{name}: {action}, checksums match: {path}")
-    except FusionError as err:
-        print(f"data_prep.fetch: error: {err}", file=sys.stderr)
-        return err.exit_code
+    for name in names:
+        action = fetch(DATASETS[name], args.out, mirror=args.mirror, source=args.source)
+        path = str(Path(args.out) / DATASETS[name].subdir)
+        done[name] = {"path": path, "action": action}
+        if not args.json:
+            print(f"{name}: {action}, checksums match: {path}")
     if args.json:
         print(json.dumps(done, indent=2))
     else:

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from data_prep._common import PrepSummary, write_with_missing
-from fusion.errors import DataError, FusionError
+from fusion.errors import DataError, FusionError, script_main
 from fusion.manifest import SPLITS, ManifestEntry
 
 logger = logging.getLogger(__name__)
@@ -238,6 +238,7 @@ def summary_dict(summary: PrepSummary) -> dict[str, Any]:
     return data
 
 
+@script_main("data_prep.msrvtt")
 def main(argv: list[str] | None = None) -> int:
     """``python -m data_prep.msrvtt``; returns the exit code."""
     p = argparse.ArgumentParser(prog="python -m data_prep.msrvtt", description=__doc__.splitlines()[0])
@@ -250,11 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING if args.json else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s")
-    try:
-        s = build_msrvtt(args.source, args.out, args.videos, args.missing_list, probe_audio=not args.no_probe)
-    except FusionError as err:
-        print(f"data_prep.msrvtt: error: {err}", file=sys.stderr)
-        return err.exit_code
+    s = build_msrvtt(args.source, args.out, args.videos, args.missing_list, probe_audio=not args.no_probe)
     if args.json:
         print(json.dumps(summary_dict(s)))
         return 0

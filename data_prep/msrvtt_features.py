@@ -28,7 +28,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from data_prep.msrvtt import read_msrvtt
-from fusion.errors import DataError, FusionError
+from fusion.errors import DataError, script_main
 from fusion.io import atomic_write_text
 from fusion.manifest import ManifestEntry, load_manifest, write_manifest
 
@@ -117,6 +117,7 @@ def build(source: str | Path, features: str | Path, out: str | Path, *, lm_out: 
     return report
 
 
+@script_main("data_prep.msrvtt_features")
 def main(argv: list[str] | None = None) -> int:
     """``python -m data_prep.msrvtt_features``; returns the exit code."""
     p = argparse.ArgumentParser(prog="python -m data_prep.msrvtt_features", description=__doc__.splitlines()[0])
@@ -132,12 +133,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="manifests whose clips' captions stay out of the LM corpus too")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        r = build(args.source, args.features, args.out, lm_out=args.lm_corpus, test_percent=args.test_percent,
-                  val_percent=args.val_percent, exclude=args.exclude, lm_per_clip=args.lm_captions_per_clip)
-    except FusionError as err:
-        print(f"data_prep.msrvtt_features: error: {err}", file=sys.stderr)
-        return err.exit_code
+    r = build(args.source, args.features, args.out, lm_out=args.lm_corpus, test_percent=args.test_percent,
+              val_percent=args.val_percent, exclude=args.exclude, lm_per_clip=args.lm_captions_per_clip)
     splits = " / ".join(f"{r['clips'].get(s, 0)} {s}" for s in ("train", "val", "test"))
     print(f"wrote {r['manifest']}: {sum(r['clips'].values())} clips ({splits}), {r['captions']} captions"
           + (f"; {len(r['unknown_ids'])} ids not in MSR-VTT (e.g. {r['unknown_ids'][0]})" if r["unknown_ids"] else ""))

@@ -27,7 +27,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from data_prep._common import PrepSummary, write_with_missing
-from fusion.errors import DataError, FusionError
+from fusion.errors import DataError, script_main
 from fusion.manifest import SPLITS, ManifestEntry
 from fusion.paths import data_dir
 from fusion.text import normalize
@@ -200,6 +200,7 @@ def build_msvd(out: str | Path, source: str | Path | None = None, clips_dir: str
     return summary
 
 
+@script_main("data_prep.msvd")
 def main(argv: list[str] | None = None) -> int:
     """``python -m data_prep.msvd``; returns the exit code."""
     p = argparse.ArgumentParser(prog="python -m data_prep.msvd", description=__doc__.splitlines()[0])
@@ -212,12 +213,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--keep-raw", action="store_true", help="CSV captions as written (default: S2VT-normalised)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        s = build_msvd(args.out, args.source, args.clips, args.captions_csv, args.splits, args.missing_list,
-                       args.keep_raw)
-    except FusionError as err:
-        print(f"data_prep.msvd: error: {err}", file=sys.stderr)
-        return err.exit_code
+    s = build_msvd(args.out, args.source, args.clips, args.captions_csv, args.splits, args.missing_list,
+                   args.keep_raw)
     total = sum(s.videos.values())
     splits = " / ".join(f"{s.videos[k]} {k}" for k in SPLITS)
     print(f"wrote {s.manifest}: {total} videos ({splits}), {s.captions} captions; "

@@ -7,6 +7,13 @@ line; the CLI prints it to stderr and exits non-zero, never with a traceback.
 
 from __future__ import annotations
 
+import functools
+import sys
+from collections.abc import Callable
+from typing import ParamSpec
+
+P = ParamSpec("P")
+
 
 class FusionError(Exception):
     """Base class of all user-facing errors. ``str(err)`` is one line: what and the fix."""
@@ -52,3 +59,25 @@ def error_text(err: BaseException) -> str:
     if isinstance(err, FusionError):
         return str(err)
     return f"{type(err).__name__}: {err}".splitlines()[0]
+
+
+def script_main(prog: str) -> Callable[[Callable[P, int]], Callable[P, int]]:
+    """Decorate the ``main()`` of a ``python -m`` script: a :class:`FusionError` raised anywhere in it
+    becomes one line ``PROG: error: ...`` on stderr and the error's exit code, as ``fusion`` does.
+
+    Args:
+        prog: how the script is invoked (``data_prep.msvd``), the line's prefix.
+    """
+
+    def wrap(main: Callable[P, int]) -> Callable[P, int]:
+        @functools.wraps(main)
+        def guarded(*args: P.args, **kwargs: P.kwargs) -> int:
+            try:
+                return main(*args, **kwargs)
+            except FusionError as err:
+                print(f"{prog}: error: {err}", file=sys.stderr)
+                return err.exit_code
+
+        return guarded
+
+    return wrap

@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from fusion.errors import script_main
 from scripts.benchio import machine, write_report
 
 
@@ -98,6 +99,7 @@ def markdown(result: dict[str, Any]) -> str:
         "at the end (a shared machine: absolute times vary, the ratios less).", ""])
 
 
+@script_main("bench_import")
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m scripts.bench_import", description=__doc__.splitlines()[0])
     p.add_argument("--source", required=True, help="folder of <id>.npy feature files")
@@ -108,16 +110,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default="results/bench_import.json")
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
-    from fusion.errors import FusionError
-
-    try:
-        result = {"command": "python -m scripts.bench_import " + " ".join(sys.argv[1:] if argv is None else argv),
-                  "beam": args.beam, "repeats": args.repeats,
-                  "import": bench_import(Path(args.source), args.repeats),
-                  "evaluate": bench_evaluate(Path(args.source), Path(args.manifest), Path(args.run), args.beam)}
-    except FusionError as err:
-        print(f"bench_import: error: {err}", file=sys.stderr)
-        return err.exit_code
+    result = {"command": "python -m scripts.bench_import " + " ".join(sys.argv[1:] if argv is None else argv),
+              "beam": args.beam, "repeats": args.repeats,
+              "import": bench_import(Path(args.source), args.repeats),
+              "evaluate": bench_evaluate(Path(args.source), Path(args.manifest), Path(args.run), args.beam)}
     result["machine"] = machine()
     write_report(Path(args.out), result, markdown(result), args.json)
     return 0

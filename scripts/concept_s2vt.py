@@ -26,7 +26,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from fusion.errors import DataError, FusionError
+from fusion.errors import DataError, script_main
 from fusion.io import atomic_write_json
 
 logger = logging.getLogger(__name__)
@@ -174,6 +174,7 @@ def train_folds(args: argparse.Namespace, dev: Any, links: Any, vocab: Any, zero
     return {"predictions": preds, **info}
 
 
+@script_main("concept_s2vt")
 def main(argv: list[str] | None = None) -> int:
     """``python -m scripts.concept_s2vt``; returns the exit code."""
     p = argparse.ArgumentParser(prog="python -m scripts.concept_s2vt", description=__doc__.splitlines()[0])
@@ -195,19 +196,15 @@ def main(argv: list[str] | None = None) -> int:
     from fusion.text import Vocabulary
     from fusion.training.lm import read_corpus
 
-    try:
-        dev = load_devset(args.manifest)
-        zeroshot = None
-        if args.zeroshot:
-            from fusion.zeroshot.model import ZeroShotModel
+    dev = load_devset(args.manifest)
+    zeroshot = None
+    if args.zeroshot:
+        from fusion.zeroshot.model import ZeroShotModel
 
-            zeroshot = ZeroShotModel(args.zeroshot)
-        links = zeroshot.links if zeroshot is not None else default_links()
-        vocab = Vocabulary.build(read_corpus(Path(args.corpus) / "train.txt"), args.min_count)
-        result = train_folds(args, dev, links, vocab, zeroshot)
-    except FusionError as err:
-        print(f"concept_s2vt: error: {err}", file=sys.stderr)
-        return err.exit_code
+        zeroshot = ZeroShotModel(args.zeroshot)
+    links = zeroshot.links if zeroshot is not None else default_links()
+    vocab = Vocabulary.build(read_corpus(Path(args.corpus) / "train.txt"), args.min_count)
+    result = train_folds(args, dev, links, vocab, zeroshot)
     atomic_write_json(Path(args.out) / "predictions.json", result["predictions"])
     atomic_write_json(Path(args.out) / "report.json", {k: v for k, v in result.items() if k != "predictions"})
     for name, preds in result["predictions"].items():

@@ -28,7 +28,7 @@ import sys
 import time
 from pathlib import Path
 
-from fusion.errors import FusionError
+from fusion.errors import FusionError, script_main
 from fusion.io import atomic_write_json
 from fusion.paths import REPO_ROOT
 
@@ -87,6 +87,7 @@ def zeroshot_demo(out: Path, sentences: int) -> dict:
     from fusion.zeroshot.build import dev_features_dir
     from fusion.paths import data_dir
     from fusion.zeroshot.config import is_zeroshot_folder
+    from fusion.realeval.baselines import blind_lm_caption
     from fusion.zeroshot.model import ZeroShotModel
     from fusion.zeroshot.neighbours import MATRIX_FILE
 
@@ -102,10 +103,10 @@ def zeroshot_demo(out: Path, sentences: int) -> dict:
     model = ZeroShotModel(out)
     store = FeatureStore(dev_features_dir(out, from_dict(ExtractConfig, model.saved.extract)))
     records = [store[i] for i in sorted(store.ids())]
-    blind = model.decode(records, model.config.replace(mode="fused", visual_weight=0.0, audio_weight=0.0, length_weight=0.0))
+    blind = blind_lm_caption(model.lm)  # the LM without evidence: one caption for every clip
     captions = model.decode(records)
-    rows = [{"clip": r.id, "audio": r.audio is not None, "blind_lm": b[0].words, "zeroshot": f[0].words}
-            for r, b, f in zip(records, blind, captions)]
+    rows = [{"clip": r.id, "audio": r.audio is not None, "blind_lm": blind, "zeroshot": f[0].words}
+            for r, f in zip(records, captions)]
     print(f"\n{'clip':22s} {'sound':5s} {'blind LM':42s} zero-shot")
     for row in rows:
         print(f"{row['clip'][:22]:22s} {'yes' if row['audio'] else 'no':5s} {row['blind_lm'][:42]:42s} {row['zeroshot']}")
@@ -153,6 +154,7 @@ def run_demo(out: Path, data: Path, config: Path, seed: int, size: str, override
     }
 
 
+@script_main("demo")
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m scripts.demo", description=__doc__.splitlines()[0])
     p.add_argument("--out", default=str(REPO_ROOT / "runs" / "demo"), help="run folder (default runs/demo)")
@@ -171,18 +173,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("fusion.stages").setLevel(logging.INFO)  # the extraction stage says what it extracts, as in the CLI
     start = time.perf_counter()
     out = Path(args.out).resolve()
-    try:
-        summary = run_demo(out, Path(args.data).resolve(), Path(args.config), args.seed, args.size, args.overrides)
-    except FusionError as err:
-        print(f"demo: error: {err}", file=sys.stderr)
-        return err.exit_code
+    summary = run_demo(out, Path(args.data).resolve(), Path(args.config), args.seed, args.size, args.overrides)
     t = _stage("5/5 the zero-shot captioner on the real clips of FUSION_DATA_DIR (fusion zeroshot build)")
-    try:
-        summary["zeroshot"] = ({"skipped": "--no-zeroshot"} if args.no_zeroshot
-                               else zeroshot_demo(Path(args.zeroshot).resolve(), args.zeroshot_sentences))
-    except FusionError as err:
-        print(f"demo: error: {err}", file=sys.stderr)
-        return err.exit_code
+    summary["zeroshot"] = ({"skipped": "--no-zeroshot"} if args.no_zeroshot
+                           else zeroshot_demo(Path(args.zeroshot).resolve(), args.zeroshot_sentences))
     summary["timings_s"]["zeroshot_s"] = round(time.perf_counter() - t, 1)
     summary["total_s"] = round(time.perf_counter() - start, 1)
     atomic_write_json(out / "demo_summary.json", summary)

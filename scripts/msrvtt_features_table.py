@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from fusion.io import atomic_write_json, atomic_write_text
+from fusion.errors import script_main
 
 logger = logging.getLogger(__name__)
 
@@ -171,6 +172,7 @@ def markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+@script_main("msrvtt_features_table")
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m scripts.msrvtt_features_table", description=__doc__.splitlines()[0])
     p.add_argument("--manifest", required=True, help="manifest of data_prep.msrvtt_features")
@@ -189,29 +191,24 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--results", default="results/msrvtt_vgg16_ae128", help="writes RESULTS.json and RESULTS.md")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    from fusion.errors import FusionError
     from fusion.manifest import load_manifest, split_entries
 
     start = time.perf_counter()
-    try:
-        entries = load_manifest(args.manifest)
-        test = split_entries(entries, "test")
-        train_caps = [c for e in split_entries(entries, "train") for c in e.captions]
-        constant, _ = best_constant(train_caps, {e.id: e.captions for e in test}, args.candidates)
-        blind = blind_lm_caption(args.lm, args.s2vt, args.beam)
-        late = tune_alpha(args)
-        rows = {"best constant caption": score_constant(constant, test), "LM alone (blind)": score_constant(blind, test)}
-        if args.meanpool:
-            rows["mean-pooled features"] = evaluate(args.meanpool, args)
-        rows[BASE] = evaluate(args.s2vt, args)
-        # alpha 0 on val: the LM does not help there, and late fusion decodes as S2VT alone
-        rows["S2VT + LM late fusion"] = (evaluate(args.s2vt, args, lm=args.lm, lm_weight=late["alpha"])
-                                         if late["alpha"] > 0 else rows[BASE])
-        if args.deep:
-            rows["S2VT + LM deep fusion"] = evaluate(args.deep, args)
-    except FusionError as err:
-        print(f"msrvtt_features_table: error: {err}", file=sys.stderr)
-        return err.exit_code
+    entries = load_manifest(args.manifest)
+    test = split_entries(entries, "test")
+    train_caps = [c for e in split_entries(entries, "train") for c in e.captions]
+    constant, _ = best_constant(train_caps, {e.id: e.captions for e in test}, args.candidates)
+    blind = blind_lm_caption(args.lm, args.s2vt, args.beam)
+    late = tune_alpha(args)
+    rows = {"best constant caption": score_constant(constant, test), "LM alone (blind)": score_constant(blind, test)}
+    if args.meanpool:
+        rows["mean-pooled features"] = evaluate(args.meanpool, args)
+    rows[BASE] = evaluate(args.s2vt, args)
+    # alpha 0 on val: the LM does not help there, and late fusion decodes as S2VT alone
+    rows["S2VT + LM late fusion"] = (evaluate(args.s2vt, args, lm=args.lm, lm_weight=late["alpha"])
+                                     if late["alpha"] > 0 else rows[BASE])
+    if args.deep:
+        rows["S2VT + LM deep fusion"] = evaluate(args.deep, args)
     paired(rows, args.samples, args.seed)
     times = json.loads(Path(args.train_times).read_text()) if args.train_times else {}
     report = {"command": "python -m scripts.msrvtt_features_table " + " ".join(sys.argv[1:] if argv is None else argv),

@@ -39,7 +39,7 @@ from torch import nn
 from tqdm import tqdm
 
 from fusion.encoders.soundnet import SOUNDNET8, analyse_audio, pool_time
-from fusion.errors import DataError, FusionError
+from fusion.errors import DataError, script_main
 from fusion.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 from fusion.media import decode
 from fusion.paths import data_dir
@@ -254,6 +254,7 @@ def write_reports(out: Path, per_fold: dict[str, list[float]], choices: dict[str
     return results
 
 
+@script_main("soundnet_esc10")
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=data_dir() / "esc10", help="ESC-10 folder")
@@ -265,24 +266,20 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     torch.set_num_threads(args.threads)
     start = time.time()
-    try:
-        files, y, folds, classes = list_clips(args.data)
-        key = hashlib.sha1((FEATURE_VERSION + "\n".join(str(f.relative_to(args.data)) for f in files)).encode()
-                           ).hexdigest()
-        waves: list[np.ndarray] = []
+    files, y, folds, classes = list_clips(args.data)
+    key = hashlib.sha1((FEATURE_VERSION + "\n".join(str(f.relative_to(args.data)) for f in files)).encode()
+                       ).hexdigest()
+    waves: list[np.ndarray] = []
 
-        def load_waves() -> list[np.ndarray]:
-            if not waves:
-                waves.extend(decode(f, frames=False).audio for f in tqdm(files, desc="decode", disable=True))
-            return waves
+    def load_waves() -> list[np.ndarray]:
+        if not waves:
+            waves.extend(decode(f, frames=False).audio for f in tqdm(files, desc="decode", disable=True))
+        return waves
 
-        cache = args.out / "cache"
-        feats = {**_cached(cache, "soundnet", key, lambda: soundnet_features(load_waves())),
-                 **_cached(cache, "mfcc", key, lambda: mfcc_features(load_waves())),
-                 **_cached(cache, "logmel", key, lambda: logmel_features(load_waves()))}
-    except FusionError as err:
-        print(f"soundnet_esc10: error: {err}", file=sys.stderr)
-        return 2
+    cache = args.out / "cache"
+    feats = {**_cached(cache, "soundnet", key, lambda: soundnet_features(load_waves())),
+             **_cached(cache, "mfcc", key, lambda: mfcc_features(load_waves())),
+             **_cached(cache, "logmel", key, lambda: logmel_features(load_waves()))}
     logger.info("features ready after %.0f s", time.time() - start)
     per_fold, choices = cross_validate(feats, y, folds, args.cnn_epochs)
     meta = {"command": "python scripts/soundnet_esc10.py " + " ".join(argv if argv is not None else sys.argv[1:]),

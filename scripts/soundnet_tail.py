@@ -34,7 +34,7 @@ import torch
 from fusion.encoders.soundnet import SOUNDNET8, SoundNet8, analyse_audio, output_lengths, receptive_field
 from fusion.encoders.soundnet_preprocess import SAMPLE_RATE_HZ as SR
 from fusion.encoders.soundnet_preprocess import SoundNetPreprocess
-from fusion.errors import FusionError
+from fusion.errors import FusionError, script_main
 from fusion.io import atomic_write_json, atomic_write_text
 from fusion.media import decode
 from fusion.paths import data_dir
@@ -169,6 +169,7 @@ def write_report(out: Path, clips: dict[str, Any], checks: dict[str, Any], meta:
     return text
 
 
+@script_main("soundnet_tail")
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=data_dir(), help="the shared data folder (FUSION_DATA_DIR)")
@@ -181,27 +182,23 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     torch.set_num_threads(args.threads)
     start = time.time()
-    try:
-        paths = clip_paths(args.data)
-        if not paths:
-            raise FusionError(f"{args.data}: no msrvtt/clips/*.mp4 nor soundnet/railroad_audio.wav; pass --data")
-        model = SOUNDNET8.get_model()
-        clips: dict[str, Any] = {}
-        checks: dict[str, Any] = {}
-        for path in paths:
-            wave = decode(path, frames=False).audio
-            if wave is None or wave.size == 0:
-                logger.warning("%s: no audio; skipped", path)
-                continue
-            clips[path.stem] = tag_clip(model, wave)
-            if wave.size >= args.min_check_seconds * SR:
-                check = continuation_check(model, wave, args.step)
-                if check["cuts"]:
-                    checks[path.stem] = check
-            logger.info("%s done", path.stem)
-    except FusionError as err:
-        print(f"soundnet_tail: error: {err}", file=sys.stderr)
-        return 2
+    paths = clip_paths(args.data)
+    if not paths:
+        raise FusionError(f"{args.data}: no msrvtt/clips/*.mp4 nor soundnet/railroad_audio.wav; pass --data")
+    model = SOUNDNET8.get_model()
+    clips: dict[str, Any] = {}
+    checks: dict[str, Any] = {}
+    for path in paths:
+        wave = decode(path, frames=False).audio
+        if wave is None or wave.size == 0:
+            logger.warning("%s: no audio; skipped", path)
+            continue
+        clips[path.stem] = tag_clip(model, wave)
+        if wave.size >= args.min_check_seconds * SR:
+            check = continuation_check(model, wave, args.step)
+            if check["cuts"]:
+                checks[path.stem] = check
+        logger.info("%s done", path.stem)
     meta = {"command": "python scripts/soundnet_tail.py " + " ".join(argv if argv is not None else sys.argv[1:]),
             "seconds": time.time() - start, "threads": args.threads, "step_s": args.step,
             "load_avg_1min_at_end": round(os.getloadavg()[0], 1)}

@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from fusion.errors import FusionError
+from fusion.errors import script_main
 from fusion.io import atomic_write_json, atomic_write_text
 
 log = logging.getLogger("verifier_benchmark")
@@ -141,6 +141,7 @@ def markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+@script_main("verifier_benchmark")
 def main(argv: list[str] | None = None) -> int:
     """Entry point."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -158,11 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     args.betas = [float(b) for b in args.betas.split(",") if b.strip()]
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        report = evaluate(args)
-    except FusionError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return err.exit_code
+    report = evaluate(args)
     atomic_write_json(args.out.with_suffix(".json"), report)
     atomic_write_text(args.out.with_suffix(".md"), markdown(report))
     print(markdown(report))

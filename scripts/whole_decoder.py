@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 
 from fusion.io import atomic_write_json, atomic_write_text
+from fusion.errors import script_main
 
 logger = logging.getLogger(__name__)
 
@@ -114,6 +115,7 @@ def markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+@script_main("whole_decoder")
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m scripts.whole_decoder", description=__doc__.splitlines()[0])
     p.add_argument("--run", required=True, help="audio-stream run folder (its config.yaml receives the choice)")
@@ -135,33 +137,28 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     from fusion.checkpoint import load_run
     from fusion.decoding.decoder import CaptionDecoder
-    from fusion.errors import FusionError
     from fusion.evaluation import score_predictions
     from fusion.pipeline import prepare_split
     from fusion.tuning import format_grid, grid_point, tune_lm_weight
 
     start = time.time()
-    try:
-        recipe_beta = args.recipe_beta if args.recipe_beta is not None else load_run(args.run).config.decode.audio_weight
-        penalties = args.penalty is not None or args.absent_penalty is not None
-        guard = None if args.guard == "none" else args.guard
-        penalty, absent_penalty = args.penalty or 0.0, args.absent_penalty or 0.0
-        tuned = tune_lm_weight(args.run, args.lm, args.alphas, betas=args.betas, beam_size=args.beam,
-                               manifest=args.manifest, audio_penalty=0.0 if penalties else None,
-                               audio_absent_penalty=0.0 if penalties else None, guard=guard, apply=not penalties)
-        print(format_grid(tuned), flush=True)
-        penalised = None
-        if penalties:
-            betas = [b for b in args.betas if b > 0] or [1.0]
-            penalised = tune_lm_weight(args.run, args.lm, args.alphas, betas=betas, beam_size=args.beam,
-                                       manifest=args.manifest, audio_penalty=penalty,
-                                       audio_absent_penalty=absent_penalty, guard=guard,
-                                       out=Path(tuned.out).with_name(f"lm_{tuned.mode}_penalties.json"))
-            print(format_grid(penalised), flush=True)
-        prepared = prepare_split(args.run, "test", manifest=args.manifest, overrides={"beam_size": args.beam})
-    except FusionError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    recipe_beta = args.recipe_beta if args.recipe_beta is not None else load_run(args.run).config.decode.audio_weight
+    penalties = args.penalty is not None or args.absent_penalty is not None
+    guard = None if args.guard == "none" else args.guard
+    penalty, absent_penalty = args.penalty or 0.0, args.absent_penalty or 0.0
+    tuned = tune_lm_weight(args.run, args.lm, args.alphas, betas=args.betas, beam_size=args.beam,
+                           manifest=args.manifest, audio_penalty=0.0 if penalties else None,
+                           audio_absent_penalty=0.0 if penalties else None, guard=guard, apply=not penalties)
+    print(format_grid(tuned), flush=True)
+    penalised = None
+    if penalties:
+        betas = [b for b in args.betas if b > 0] or [1.0]
+        penalised = tune_lm_weight(args.run, args.lm, args.alphas, betas=betas, beam_size=args.beam,
+                                   manifest=args.manifest, audio_penalty=penalty,
+                                   audio_absent_penalty=absent_penalty, guard=guard,
+                                   out=Path(tuned.out).with_name(f"lm_{tuned.mode}_penalties.json"))
+        print(format_grid(penalised), flush=True)
+    prepared = prepare_split(args.run, "test", manifest=args.manifest, overrides={"beam_size": args.beam})
     metric = tuned.metric
     settings: dict[str, tuple[float, float, float, float]] = {  # name -> (alpha, beta, penalty, absent penalty)
         BASE: (0.0, 0.0, 0.0, 0.0),

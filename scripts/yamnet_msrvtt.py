@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from data_prep.msrvtt import read_msrvtt
 from fusion.encoders.yamnet import YAMNET, describe_yamnet
-from fusion.errors import FusionError
+from fusion.errors import script_main
 from scripts.benchio import machine, write_report
 from scripts.yamnet_vs_tflite import data_and_weights, decode_audio, script_arguments
 
@@ -131,24 +131,21 @@ def to_markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+@script_main("yamnet_msrvtt")
 def main(argv: list[str] | None = None) -> int:
     """Tag the clips, compare with the captions, write ``--out`` (.json and .md) and print the markdown."""
     args = script_arguments(__doc__.split("\n\n")[0], "yamnet_msrvtt.json").parse_args(argv)
     root, weights = data_and_weights(args)
-    try:
-        _, _, captions, meta = read_msrvtt(root / "msrvtt" / "annotations")
-        model = YAMNET.get_model(weights)
-        categories = category_names(root / "msrvtt" / "annotations")
-        clips = sorted((root / "msrvtt" / "clips").glob("*.mp4"), key=lambda p: int(p.stem[5:]))
-        rows = []
-        for path in tqdm(clips, desc="clips", file=sys.stderr):
-            category = meta.get(path.stem, {}).get("category")
-            row = clip_row(path, model, captions.get(path.stem, []), categories.get(category, str(category)))
-            if row is not None:
-                rows.append(row)
-    except FusionError as err:
-        print(f"yamnet_msrvtt: error: {err}", file=sys.stderr)
-        return err.exit_code
+    _, _, captions, meta = read_msrvtt(root / "msrvtt" / "annotations")
+    model = YAMNET.get_model(weights)
+    categories = category_names(root / "msrvtt" / "annotations")
+    clips = sorted((root / "msrvtt" / "clips").glob("*.mp4"), key=lambda p: int(p.stem[5:]))
+    rows = []
+    for path in tqdm(clips, desc="clips", file=sys.stderr):
+        category = meta.get(path.stem, {}).get("category")
+        row = clip_row(path, model, captions.get(path.stem, []), categories.get(category, str(category)))
+        if row is not None:
+            rows.append(row)
     result = {"command": "python scripts/yamnet_msrvtt.py", "clips": len(rows), "heard_at": HEARD_AT,
               "said_by": SAID_BY, "agreement": agreement(rows), "rows": rows, "machine": machine()}
     write_report(args.out, result, to_markdown(result), args.json)

@@ -32,7 +32,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from fusion.errors import DataError, FusionError
+from fusion.errors import DataError, script_main
 from fusion.io import atomic_write_json, atomic_write_text
 
 logger = logging.getLogger(__name__)
@@ -121,6 +121,7 @@ def open_model(spec: str) -> tuple[Any, Any, str]:
     """
     import json
 
+    from fusion.manifest import load_manifest
     from fusion.realeval import loo_select
     from fusion.realeval.systems import open_run, run_extract_config, run_system
     from fusion.zeroshot.tune import cider_per_clip
@@ -138,11 +139,11 @@ def open_model(spec: str) -> tuple[Any, Any, str]:
         keep = [str(i) for i, point in enumerate(saved["points"]) if point.get("mode", "fused") == mode]
         if not keep:
             raise DataError(f"{tune}: no {mode!r} point was tried; rebuild the model with `fusion zeroshot build`")
-        refs = {e["id"]: e["captions"] for e in map(json.loads, (Path(path) / "devclips.jsonl").read_text().splitlines())} \
-            if (Path(path) / "devclips.jsonl").is_file() else None
+        devclips = Path(path) / "devclips.jsonl"
+        if not devclips.is_file():
+            raise DataError(f"{devclips} not found: cannot redo the leave-one-out choice for {mode!r}")
+        refs = {e.id: list(e.captions) for e in load_manifest(devclips)}
         ids = list(held_out)
-        if refs is None:
-            raise DataError(f"{path}/devclips.jsonl not found: cannot redo the leave-one-out choice for {mode!r}")
         scores = {p: cider_per_clip({i: saved["captions"][p][i] for i in ids}, refs) for p in keep}
         choice = loo_select(scores, {p: saved["captions"][p] for p in keep}, ids)
         held_out = {clip: saved["points"][int(p)] for clip, p in choice.chosen.items()}
@@ -293,6 +294,7 @@ def ensure_inputs(args: argparse.Namespace) -> None:
         write_corpus(build_corpus(), args.corpus)
 
 
+@script_main("zeroshot_real_clips")
 def main(argv: list[str] | None = None) -> int:
     """``python -m scripts.zeroshot_real_clips``; returns the exit code."""
     p = argparse.ArgumentParser(prog="python -m scripts.zeroshot_real_clips", description=__doc__.splitlines()[0])
@@ -310,13 +312,9 @@ def main(argv: list[str] | None = None) -> int:
     from data_prep.devclips import wordnet_nouns
     from fusion.realeval.report import render_markdown
 
-    try:
-        ensure_inputs(args)
-        with wordnet_nouns() as lexicon:
-            report, references = build_report(args, lexicon)
-    except FusionError as err:
-        print(f"zeroshot_real_clips: error: {err}", file=sys.stderr)
-        return err.exit_code
+    ensure_inputs(args)
+    with wordnet_nouns() as lexicon:
+        report, references = build_report(args, lexicon)
     atomic_write_json(Path(f"{args.results}.json"), report)
     markdown = render_markdown(report, references)
     atomic_write_text(Path(f"{args.results}.md"), markdown)

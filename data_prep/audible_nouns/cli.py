@@ -13,7 +13,7 @@ from pathlib import Path
 from data_prep.audible_nouns.builder import Sources, build_table, dump_table
 from data_prep.audible_nouns.wordnet import DEFAULT_WORDNET_DIR, FUNCTION_WORDS, open_wordnet
 from fusion.encoders.labels import imagenet_labels, parse_imagenet, place_parts, places_parts
-from fusion.errors import DataError, FusionError
+from fusion.errors import DataError, script_main
 from fusion.io import atomic_write_text
 from fusion.paths import data_dir
 
@@ -118,6 +118,7 @@ def load_sources(imagenet: Path | None = None, places: Path | None = None,
     return Sources(tuple(label.wnid for label in objects), scenes, esc, classes), words
 
 
+@script_main("data_prep.audible_nouns")
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line entry point; returns the exit status."""
     parser = argparse.ArgumentParser(prog="python -m data_prep.audible_nouns",
@@ -140,24 +141,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--no-audioset", action="store_true", help="no AudioSet links")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        audioset = None if args.no_audioset else args.audioset or data_dir() / "yamnet" / "yamnet_class_map.csv"
-        sources, bench_words = load_sources(args.imagenet, args.places, not args.no_benchmark, audioset)
-        captions = args.captions or data_dir() / "msvd" / "captions" / "sents_train_lc_nopunc.txt"
-        words, in_use = read_caption_words(captions, args.min_count)
-        words += bench_words
-        if not args.no_msrvtt:
-            more, more_in_use = msrvtt_caption_words(args.msrvtt or data_dir() / "msrvtt" / "annotations",
-                                                     args.msrvtt_min_count)
-            words, in_use = words + more, in_use | more_in_use
-        for path in args.vocab:
-            words += read_vocab_file(path)
-        with open_wordnet(args.wordnet) as wn:
-            table = build_table(wn, words, sources, in_use | set(bench_words))
-        atomic_write_text(args.out, dump_table(table))
-    except FusionError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return err.exit_code
+    audioset = None if args.no_audioset else args.audioset or data_dir() / "yamnet" / "yamnet_class_map.csv"
+    sources, bench_words = load_sources(args.imagenet, args.places, not args.no_benchmark, audioset)
+    captions = args.captions or data_dir() / "msvd" / "captions" / "sents_train_lc_nopunc.txt"
+    words, in_use = read_caption_words(captions, args.min_count)
+    words += bench_words
+    if not args.no_msrvtt:
+        more, more_in_use = msrvtt_caption_words(args.msrvtt or data_dir() / "msrvtt" / "annotations",
+                                                 args.msrvtt_min_count)
+        words, in_use = words + more, in_use | more_in_use
+    for path in args.vocab:
+        words += read_vocab_file(path)
+    with open_wordnet(args.wordnet) as wn:
+        table = build_table(wn, words, sources, in_use | set(bench_words))
+    atomic_write_text(args.out, dump_table(table))
     logger.info("%d audible nouns, %d other nouns -> %s", len(table["nouns"]), len(table["not_audible"]), args.out)
     return 0
 

@@ -15,7 +15,7 @@ import logging
 import sys
 
 from data_prep.avsynth.build import SIZES, TEXT_CORPUS_SIZE, GenerationSummary, generate, plan_benchmark
-from fusion.errors import FusionError
+from fusion.errors import script_main
 
 __all__ = ["generate", "plan_benchmark", "main", "GenerationSummary", "SIZES"]
 
@@ -37,17 +37,14 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+@script_main("data_prep.avsynth")
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit code (2 with a one-line message on a user error)."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        summary = generate(args.out, args.seed, args.size, esc10_dir=args.esc10, text_corpus=args.text_corpus,
-                           text_corpus_size=args.text_corpus_size, workers=args.workers,
-                           progress=not args.no_progress)
-    except FusionError as err:
-        print(f"data_prep.avsynth: error: {err}", file=sys.stderr)
-        return err.exit_code
+    summary = generate(args.out, args.seed, args.size, esc10_dir=args.esc10, text_corpus=args.text_corpus,
+                       text_corpus_size=args.text_corpus_size, workers=args.workers,
+                       progress=not args.no_progress)
     clips = ", ".join(f"{k} {v}" for k, v in summary.clips.items())
     print(f"wrote {summary.manifest} ({clips}; sounds: {summary.sound_origin}) in {summary.elapsed_s:.1f} s")
     if summary.text_corpus:

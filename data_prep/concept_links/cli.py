@@ -14,7 +14,7 @@ from data_prep.concept_links.builder import LabelSpaces, build_links, caption_wo
 from data_prep.concept_links.coverage import coverage_report, write_coverage
 from data_prep.concept_links.rules import MIN_WORD_COUNT
 from fusion.encoders.labels import imagenet_labels, places_parts
-from fusion.errors import DataError, FusionError
+from fusion.errors import DataError, script_main
 from fusion.io import atomic_write_text
 from fusion.paths import data_dir
 from fusion.text import tokenize
@@ -67,6 +67,7 @@ def dev_sentences() -> list[list[str]]:
     return [tokenize(c) for e in entries for c in e.captions]
 
 
+@script_main("data_prep.concept_links")
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line entry point; returns the exit status."""
     parser = argparse.ArgumentParser(prog="python -m data_prep.concept_links",
@@ -81,26 +82,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--min-count", type=int, default=MIN_WORD_COUNT, help="rarer caption words are left out")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        audioset_path = args.audioset or data_dir() / AUDIOSET_CSV
-        spaces = LabelSpaces(tuple(label.wnid for label in imagenet_labels()), places_parts(),
-                             read_audioset_names(audioset_path), tuple(label.name for label in imagenet_labels()))
-        sentences = corpus_sentences(args.corpus)
-        sources = {"imagenet": "fusion/assets/categories_imagenet.txt",
-                   "places2": "fusion/assets/categories_places2.txt", "audioset": str(AUDIOSET_CSV)}
-        with open_wordnet(args.wordnet) as wn:
-            table = build_links(wn, sentences, spaces, sources, args.min_count)
-            atomic_write_text(args.out, dump_links(table))
-            texts = {"corpus (train + val)": sentences, "development clips' references": dev_sentences()}
-            counts, in_use = caption_words(sentences, 1)
-            counts.update(w for s in texts["development clips' references"] for w in s)
-            nouns, verbs = classify_words(wn, counts, in_use, 1)
-        report = coverage_report(table, texts, nouns, verbs)
-        write_coverage(report, args.report, "python -m data_prep.concept_links" + (
-            f" --corpus {args.corpus}" if args.corpus else ""))
-    except FusionError as err:
-        print(f"data_prep.concept_links: error: {err}", file=sys.stderr)
-        return err.exit_code
+    audioset_path = args.audioset or data_dir() / AUDIOSET_CSV
+    spaces = LabelSpaces(tuple(label.wnid for label in imagenet_labels()), places_parts(),
+                         read_audioset_names(audioset_path), tuple(label.name for label in imagenet_labels()))
+    sentences = corpus_sentences(args.corpus)
+    sources = {"imagenet": "fusion/assets/categories_imagenet.txt",
+               "places2": "fusion/assets/categories_places2.txt", "audioset": str(AUDIOSET_CSV)}
+    with open_wordnet(args.wordnet) as wn:
+        table = build_links(wn, sentences, spaces, sources, args.min_count)
+        atomic_write_text(args.out, dump_links(table))
+        texts = {"corpus (train + val)": sentences, "development clips' references": dev_sentences()}
+        counts, in_use = caption_words(sentences, 1)
+        counts.update(w for s in texts["development clips' references"] for w in s)
+        nouns, verbs = classify_words(wn, counts, in_use, 1)
+    report = coverage_report(table, texts, nouns, verbs)
+    write_coverage(report, args.report, "python -m data_prep.concept_links" + (
+        f" --corpus {args.corpus}" if args.corpus else ""))
     nouns = sum(e["pos"] == "n" for e in table["words"].values())
     print(f"{nouns} nouns and {len(table['words']) - nouns} verbs linked -> {args.out}; coverage -> {args.report}.md")
     return 0
